@@ -1,0 +1,347 @@
+"""The thin os-ken shell: decode OpenFlow events, ask the pure policy, send what it says.
+
+Decisions live in :mod:`controller.policy` (rules), :mod:`controller.liveness` (which exits are usable) and
+:mod:`controller.packets` (ND, RA, ICMPv6). This module only converts between those and OpenFlow messages,
+keeps what each switch holds, and writes one JSON event per line with a monotonic timestamp.
+
+Reconnects and restarts reconcile: the switch's own flow table (our cookie) and groups are read back, every
+desired rule is (re)added — an ADD with an existing match replaces it without a gap — and only entries that
+should not exist are deleted. Traffic keeps flowing through a controller restart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from controller import packets
+from controller.compat import (
+    CONFIG_DISPATCHER,
+    MAIN_DISPATCHER,
+    BaseApp,
+    hub,
+    ofp_event,
+    ofproto_v1_3,
+    set_ev_cls,
+)
+from controller.liveness import Liveness
+from controller.policy import COOKIE, OFPP_CONTROLLER, OFPP_IN_PORT, Group, Rule, RuleSet, SitePolicy, desired, diff
+from topologies import loader
+from topologies.addressing import GATEWAY_LL
+from topologies.topo import Plan, build
+
+# Filled by controller.launcher before the framework instantiates the app.
+SETTINGS: dict[str, Any] = {"topology": None, "events": None, "ra_interval": 3.0}
+ICMP_ERRORS_PER_SECOND = 100
+RA_VALID = 1800
+
+
+class SiteExitController(BaseApp):  # type: ignore[misc]
+    OFP_VERSIONS = (ofproto_v1_3.OFP_VERSION,)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.plan: Plan = build(loader.load(SETTINGS["topology"]))
+        self.sites = {sp.site.name: SitePolicy.of(sp) for sp in self.plan.sites}
+        self.lock = threading.RLock()
+        self.event_log = open(SETTINGS["events"], "a", buffering=1) if SETTINGS["events"] else None  # noqa: SIM115
+        self.liveness = Liveness(self.plan, time.monotonic())
+        self.datapaths: dict[int, Any] = {}
+        self.installed: dict[int, RuleSet] = {}
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.barriers: dict[int, float] = {}
+        self.hb_seq = 0
+        self.icmp_budget: dict[str, float] = defaultdict(float)
+        self.counters: dict[str, int] = defaultdict(int)
+        self.log("controller_start", topology=self.plan.topology.name)
+        hub.spawn(self._heartbeat_loop)
+        hub.spawn(self._ra_loop)
+
+    # -- events out -------------------------------------------------------------------------------------
+    def log(self, event: str, **fields: Any) -> None:
+        rec = {"t": fields.pop("t", time.monotonic()), "event": event, **fields}
+        line = json.dumps(rec, default=str)
+        if self.event_log:
+            self.event_log.write(line + "\n")
+        self.logger.info(line)
+
+    # -- connection and reconciliation ----------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def on_features(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        if self.plan.site_by_dpid(dp.id) is None:
+            self.log("unknown_switch", dpid=dp.id)
+            return
+        p, o = dp.ofproto_parser, dp.ofproto
+        with self.lock:
+            self.datapaths[dp.id] = dp
+            self.pending[dp.id] = {"rules": set(), "groups": set(), "waiting": {"flows", "groups"}}
+        self.log("switch_connected", dpid=dp.id, switch=self._name(dp.id))
+        dp.send_msg(p.OFPSetConfig(dp, o.OFPC_FRAG_NORMAL, 0xFFFF))
+        dp.send_msg(p.OFPPortDescStatsRequest(dp, 0))
+        dp.send_msg(p.OFPFlowStatsRequest(dp, 0, o.OFPTT_ALL, o.OFPP_ANY, o.OFPG_ANY, COOKIE, 0xFFFFFFFFFFFFFFFF))
+        dp.send_msg(p.OFPGroupDescStatsRequest(dp, 0))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def on_port_desc(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        for port in ev.msg.body:
+            self._port_state(dp, port)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def on_flow_stats(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        with self.lock:
+            st = self.pending.get(dp.id)
+            if st is None:
+                return
+            for s in ev.msg.body:
+                st["rules"].add((s.priority, tuple(sorted(s.match.items()))))
+            if not ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
+                st["waiting"].discard("flows")
+                self._maybe_reconcile(dp)
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def on_group_desc(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        with self.lock:
+            st = self.pending.get(dp.id)
+            if st is None:
+                return
+            st["groups"] |= {g.group_id for g in ev.msg.body}
+            if not ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
+                st["waiting"].discard("groups")
+                self._maybe_reconcile(dp)
+
+    def _maybe_reconcile(self, dp: Any) -> None:
+        st = self.pending[dp.id]
+        if st["waiting"]:
+            return
+        del self.pending[dp.id]
+        want = desired(self.plan, self.liveness.usable()).for_dpid(dp.id)
+        have_rules = {(r.priority, r.match) for r in want.rules}
+        stale = [(prio, m) for prio, m in st["rules"] if (prio, m) not in have_rules]
+        want_gids = {g.group_id for g in want.groups}
+        o = dp.ofproto
+        for g in sorted(want.groups):
+            self._send_group(dp, g, o.OFPGC_MODIFY if g.group_id in st["groups"] else o.OFPGC_ADD)
+        for r in sorted(want.rules):
+            self._send_rule(dp, r, o.OFPFC_ADD)
+        for prio, m in stale:
+            self._send_rule(dp, Rule(dp.id, prio, m), o.OFPFC_DELETE_STRICT)
+        for gid in st["groups"] - want_gids:
+            dp.send_msg(dp.ofproto_parser.OFPGroupMod(dp, o.OFPGC_DELETE, o.OFPGT_ALL, gid, []))
+        self.installed[dp.id] = want
+        self._barrier(dp, "reconcile", len(want.rules) + len(want.groups), stale=len(stale))
+        self._send_ras(dp.id)
+
+    # -- pushing changes ---------------------------------------------------------------------------------
+    def _push(self, cause: str) -> None:
+        """Send each connected switch the difference between what it holds and what the policy wants now."""
+        want = desired(self.plan, self.liveness.usable())
+        for dpid, dp in list(self.datapaths.items()):
+            if dpid not in self.installed:
+                continue  # still reconciling; it will get the current state
+            target = want.for_dpid(dpid)
+            ch = diff(self.installed[dpid], target)
+            if not len(ch):
+                continue
+            o = dp.ofproto
+            for g in ch.add_groups:
+                self._send_group(dp, g, o.OFPGC_ADD)
+            for g in ch.modify_groups:
+                self._send_group(dp, g, o.OFPGC_MODIFY)
+            for r in ch.add_rules:
+                self._send_rule(dp, r, o.OFPFC_ADD)
+            for r in ch.delete_rules:
+                self._send_rule(dp, r, o.OFPFC_DELETE_STRICT)
+            for g in ch.delete_groups:
+                dp.send_msg(dp.ofproto_parser.OFPGroupMod(dp, o.OFPGC_DELETE, o.OFPGT_ALL, g.group_id, []))
+            self.installed[dpid] = target
+            self._barrier(dp, cause, len(ch))
+
+    def _barrier(self, dp: Any, cause: str, n: int, **extra: Any) -> None:
+        req = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(req)
+        self.barriers[req.xid] = time.monotonic()
+        self.log("rules_sent", dpid=dp.id, switch=self._name(dp.id), cause=cause, changes=n, **extra)
+        dp.send_msg(req)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def on_barrier(self, ev: Any) -> None:
+        sent = self.barriers.pop(ev.msg.xid, None)
+        if sent is not None:
+            self.log("barrier_ok", dpid=ev.msg.datapath.id, rtt_ms=round((time.monotonic() - sent) * 1000, 3))
+
+    def _send_rule(self, dp: Any, r: Rule, command: int) -> None:
+        p, o = dp.ofproto_parser, dp.ofproto
+        inst = [p.OFPInstructionActions(o.OFPIT_APPLY_ACTIONS, self._actions(dp, r.actions))] if r.actions else []
+        dp.send_msg(p.OFPFlowMod(dp, cookie=COOKIE, command=command, priority=r.priority,
+                                 match=p.OFPMatch(**dict(r.match)), instructions=inst,
+                                 out_port=o.OFPP_ANY, out_group=o.OFPG_ANY))
+
+    def _send_group(self, dp: Any, g: Group, command: int) -> None:
+        p, o = dp.ofproto_parser, dp.ofproto
+        kind = {"ff": o.OFPGT_FF, "select": o.OFPGT_SELECT}[g.kind]
+        buckets = [p.OFPBucket(weight=b.weight, watch_port=b.watch_port if b.watch_port is not None else o.OFPP_ANY,
+                               watch_group=o.OFPG_ANY, actions=self._actions(dp, b.actions)) for b in g.buckets]
+        dp.send_msg(p.OFPGroupMod(dp, command, kind, g.group_id, buckets))
+
+    @staticmethod
+    def _actions(dp: Any, actions: tuple[tuple[Any, ...], ...]) -> list[Any]:
+        p, o = dp.ofproto_parser, dp.ofproto
+        out = []
+        for a in actions:
+            if a[0] == "output":
+                port = o.OFPP_IN_PORT if a[1] == OFPP_IN_PORT else a[1]
+                out.append(p.OFPActionOutput(port))
+            elif a[0] == "controller":
+                out.append(p.OFPActionOutput(OFPP_CONTROLLER, o.OFPCML_NO_BUFFER))
+            elif a[0] == "set_field":
+                out.append(p.OFPActionSetField(**{a[1]: a[2]}))
+            elif a[0] == "dec_ttl":
+                out.append(p.OFPActionDecNwTtl())
+            elif a[0] == "group":
+                out.append(p.OFPActionGroup(a[1]))
+            else:
+                raise ValueError(f"unknown action {a!r}")
+        return out
+
+    # -- port status (link trigger) -------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def on_port_status(self, ev: Any) -> None:
+        self._port_state(ev.msg.datapath, ev.msg.desc)
+
+    def _port_state(self, dp: Any, port: Any) -> None:
+        o = dp.ofproto
+        # OVS sends two PortStatus per event and the first has no down bits: decide on state/config only.
+        up = not (port.state & o.OFPPS_LINK_DOWN) and not (port.config & o.OFPPC_PORT_DOWN)
+        with self.lock:
+            events = self.liveness.port_status(dp.id, port.port_no, up, time.monotonic())
+            self._after(events)
+
+    def _after(self, events: list[dict[str, Any]]) -> None:
+        changed = any(e["event"] in ("path_dead", "path_alive") for e in events)
+        for e in events:
+            self.log(e.pop("event"), **e)
+        if changed:
+            self._push("liveness")
+            for dpid in list(self.datapaths):
+                self._send_ras(dpid)
+
+    # -- packet-in ------------------------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def on_packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        dp = msg.datapath
+        where = self.plan.site_by_dpid(dp.id)
+        if where is None:
+            return
+        sp, role = where
+        in_port = msg.match["in_port"]
+        pkt = packets.parse(msg.data)
+        if pkt.kind == "echo_reply" and role != "fabric":
+            with self.lock:
+                self._after(self.liveness.echo_reply(role, time.monotonic()))
+        elif pkt.kind == "ns" and pkt.src is not None:
+            self._answer_ns(dp, sp, role, in_port, pkt)
+        elif pkt.kind == "rs" and role == "fabric":
+            self._send_ra(dp, sp, in_port)
+        elif pkt.kind == "ipv6" and role == "fabric":
+            self._stale_source(dp, sp, in_port, pkt, msg.data)
+        else:
+            self.counters["dropped_packet_in"] += 1
+
+    def _answer_ns(self, dp: Any, sp: Any, role: str, in_port: int, pkt: packets.Parsed) -> None:
+        if role == "fabric" and pkt.target == GATEWAY_LL:
+            mac = sp.gateway_mac
+        elif role != "fabric" and pkt.target == sp.exit(role).address.ip:
+            mac = sp.exit(role).mac
+        else:
+            return
+        dst = pkt.src if pkt.src is not None and not pkt.src.is_unspecified else packets.ALL_NODES
+        self._packet_out(dp, in_port, packets.neighbor_advert(mac, pkt.target, pkt.eth_src, dst))
+
+    def _stale_source(self, dp: Any, sp: Any, in_port: int, pkt: packets.Parsed, data: bytes) -> None:
+        """source-routing: a packet from a prefix whose path is dead gets ICMPv6 1/5 (RFC 8678 section 5.3)."""
+        pol = self.sites[sp.site.name]
+        if pkt.src is None or not pol.owns_source(pkt.src):
+            self.counters["spoofed"] += 1
+            return
+        now = time.monotonic()
+        key = str(pkt.src)
+        if now < self.icmp_budget[key]:
+            return
+        self.icmp_budget[key] = now + 1.0 / ICMP_ERRORS_PER_SECOND
+        self._packet_out(dp, in_port, packets.source_policy_failed(sp.gateway_mac, GATEWAY_LL, pkt.eth_src, data))
+        self.log("icmp_source_policy", site=sp.site.name, src=key, dst=str(pkt.dst))
+
+    def _packet_out(self, dp: Any, port: int, data: bytes) -> None:
+        p, o = dp.ofproto_parser, dp.ofproto
+        dp.send_msg(p.OFPPacketOut(dp, buffer_id=o.OFP_NO_BUFFER, in_port=o.OFPP_CONTROLLER,
+                                   actions=[p.OFPActionOutput(port)], data=data))
+
+    # -- router advertisements -------------------------------------------------------------------------------
+    def _ra_prefixes(self, sp: Any) -> list[tuple[Any, int, int]]:
+        usable = self.liveness.usable()
+        out = []
+        for key, prefix in sp.prefixes.items():
+            preferred = RA_VALID if key == "identity" or usable.get(key, True) else 0
+            out.append((prefix, RA_VALID, preferred))
+        return out
+
+    def _send_ra(self, dp: Any, sp: Any, port: int) -> None:
+        self._packet_out(dp, port, packets.router_advert(sp.gateway_mac, GATEWAY_LL, self._ra_prefixes(sp)))
+
+    def _send_ras(self, dpid: int) -> None:
+        where = self.plan.site_by_dpid(dpid)
+        dp = self.datapaths.get(dpid)
+        if where is None or dp is None or where[1] != "fabric":
+            return
+        for h in where[0].hosts:
+            self._send_ra(dp, where[0], h.port)
+
+    def _ra_loop(self) -> None:
+        while True:
+            hub.sleep(SETTINGS["ra_interval"])
+            for dpid in list(self.datapaths):
+                try:
+                    self._send_ras(dpid)
+                except Exception as exc:  # a switch that went away mid-send
+                    self.log("ra_error", dpid=dpid, error=str(exc))
+
+    # -- heartbeats ------------------------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        paths = self.liveness.heartbeat_paths()
+        if not paths:
+            return
+        interval = min(p.interval for p in paths)
+        next_at = time.monotonic()
+        while True:
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                hub.sleep(delay)
+            else:
+                next_at = time.monotonic()  # fell behind: do not burst to catch up
+            self.hb_seq += 1
+            for p in paths:
+                dp = self.datapaths.get(p.dpid)
+                if dp is None or p.dpid not in self.installed:
+                    continue
+                sp, _ = self.plan.site_by_dpid(p.dpid) or (None, None)
+                e = sp.exit(p.exit)
+                data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, self.hb_seq)
+                try:
+                    self._packet_out(dp, e.outside_port, data)
+                except Exception as exc:
+                    self.log("heartbeat_error", exit=p.exit, error=str(exc))
+            with self.lock:
+                self._after(self.liveness.tick(time.monotonic()))
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _name(self, dpid: int) -> str:
+        return next((n.name for n in self.plan.switches if n.dpid == dpid), f"dpid {dpid}")

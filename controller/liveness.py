@@ -1,0 +1,107 @@
+"""Which site exits are usable, from the triggers a site enables (RFC 4177 6.3.1). Pure; time is passed in.
+
+* ``link``: the exit's uplink port status. (The data plane's fast-failover groups act on the same signal
+  before the controller hears of it; this state moves the fabric's choice too.)
+* ``heartbeat``: echo requests through each ISP to a beacon beyond it every ``interval``; a path is dead when
+  no reply came for ``interval x multiplier`` (as BFD's detection time), and alive again after
+  ``multiplier`` consecutive replies, so one lucky packet during a loss burst does not flap it back. As a BFD
+  session must come up before it can go down, a path is judged only after its first reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from topologies.topo import Plan
+
+Event = dict[str, Any]
+
+
+@dataclass
+class PathState:
+    site: str
+    exit: str
+    dpid: int
+    port: int
+    link: bool
+    heartbeat: bool
+    interval: float  # seconds
+    multiplier: int
+    link_up: bool = True
+    armed: bool = False  # like a BFD session: judged only after its first reply (network start-up)
+    hb_dead: bool = False
+    last_reply: float = 0.0
+    replies_since_dead: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return (self.link_up or not self.link) and not (self.heartbeat and self.hb_dead)
+
+    @property
+    def detect_time(self) -> float:
+        return self.interval * self.multiplier
+
+
+class Liveness:
+    def __init__(self, plan: Plan, now: float):
+        self.paths: dict[str, PathState] = {}
+        for sp in plan.sites:
+            s = sp.site
+            for e in sp.exits:
+                self.paths[e.name] = PathState(
+                    site=s.name, exit=e.name, dpid=e.dpid, port=e.outside_port, link="link" in s.triggers,
+                    heartbeat="heartbeat" in s.triggers, interval=s.heartbeat.interval_ms / 1000.0,
+                    multiplier=s.heartbeat.multiplier, last_reply=now)
+
+    def usable(self) -> dict[str, bool]:
+        return {name: p.usable for name, p in self.paths.items()}
+
+    def heartbeat_paths(self) -> list[PathState]:
+        return [p for p in self.paths.values() if p.heartbeat]
+
+    def _change(self, p: PathState, was: bool, cause: str, now: float) -> list[Event]:
+        if p.usable == was:
+            return []
+        return [{"event": "path_alive" if p.usable else "path_dead", "t": now, "site": p.site, "exit": p.exit,
+                 "cause": cause}]
+
+    def port_status(self, dpid: int, port: int, up: bool, now: float) -> list[Event]:
+        """An uplink's port status; OVS repeats events, so only a change of state says anything."""
+        for p in self.paths.values():
+            if p.dpid == dpid and p.port == port:
+                if p.link_up == up:
+                    return []
+                was = p.usable
+                p.link_up = up
+                ev: Event = {"event": "port_up" if up else "port_down", "t": now, "site": p.site, "exit": p.exit}
+                return [ev, *self._change(p, was, "link", now)]
+        return []
+
+    def echo_reply(self, exit_name: str, now: float) -> list[Event]:
+        p = self.paths.get(exit_name)
+        if p is None or not p.heartbeat:
+            return []
+        was = p.usable
+        p.last_reply = now
+        if not p.armed:
+            p.armed = True
+            return [{"event": "heartbeat_up", "t": now, "site": p.site, "exit": p.exit}]
+        if p.hb_dead:
+            p.replies_since_dead += 1
+            if p.replies_since_dead >= p.multiplier:
+                p.hb_dead = False
+        return self._change(p, was, "heartbeat", now)
+
+    def tick(self, now: float) -> list[Event]:
+        """Declare heartbeat paths dead whose last reply is older than the detection time."""
+        out: list[Event] = []
+        for p in self.heartbeat_paths():
+            if p.armed and not p.hb_dead and now - p.last_reply > p.detect_time:
+                was = p.usable
+                p.hb_dead = True
+                p.replies_since_dead = 0
+                out += [{"event": "heartbeat_timeout", "t": now, "site": p.site, "exit": p.exit,
+                         "silent_ms": round((now - p.last_reply) * 1000, 3)}]
+                out += self._change(p, was, "heartbeat", now)
+        return out

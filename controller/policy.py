@@ -1,0 +1,278 @@
+"""The controller's decisions, as pure data: (plan, which exits are usable) -> every rule and group.
+
+Nothing here talks OpenFlow; :mod:`controller.app` turns :class:`Rule` and :class:`Group` into FlowMods and
+GroupMods, and :func:`diff` says which to send, so a reconnect or restart converges on exactly the desired
+state with no stale or duplicate entries. Matches use os-ken's OFPMatch field names.
+
+The site fabric is the hosts' router (gateway MAC, fe80::1); exits rewrite MACs, decrement the hop limit
+and (nptv6) translate prefixes (RFC 6296). Approaches:
+
+* ``source-routing`` (RFC 8678): the fabric sends a packet to the exit of the ISP that owns its source
+  prefix. If that path is dead, packets still sourced from it go to the controller, which answers ICMPv6
+  1/5 and deprecates the prefix in RAs (RFC 8475), so new sessions leave from a live prefix.
+* ``nptv6`` (RFC 6296): hosts use identity addresses; the fabric sends them to the preferred live exit (or a
+  select group across live exits, ``load-share``); each exit has a fast-failover group per host whose first
+  bucket rewrites to that exit's locator and whose next buckets hand the packet back to the fabric, marked
+  for another exit, so the data plane moves traffic before the controller hears of a link failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+from controller.npt import Translator
+from topologies.addressing import GATEWAY_LL
+from topologies.topo import ExitPlan, HostPlan, Plan, SitePlan
+
+ETH_IPV6 = 0x86DD
+ICMPV6 = 58
+ICMP6_ECHO_REPLY = 129
+ICMP6_RS = 133
+ICMP6_NS = 135
+OFPP_IN_PORT = 0xFFFFFFF8
+OFPP_CONTROLLER = 0xFFFFFFFD
+MCAST = ("33:33:00:00:00:00", "ff:ff:00:00:00:00")
+COOKIE = 0x6D36  # "m6": every rule we install carries it
+
+# Priorities, highest first.
+P_CONTROL = 1000  # ND, RS, heartbeat replies to the controller
+P_ANTISPOOF = 950  # packets from outside claiming a site source
+P_MCAST = 900
+P_HANDOFF = 850  # a packet an exit handed back to the fabric for another exit
+P_FORWARD = 700
+P_DROP = 0  # table-miss: drop, counted in flow stats
+
+Value = Any
+Match = tuple[tuple[str, Value], ...]
+Action = tuple[Any, ...]
+
+
+def match(**fields: Value) -> Match:
+    return tuple(sorted(fields.items()))
+
+
+def ipv6(**fields: Value) -> Match:
+    return match(eth_type=ETH_IPV6, **fields)
+
+
+def icmp6(type_: int, **fields: Value) -> Match:
+    return match(eth_type=ETH_IPV6, ip_proto=ICMPV6, icmpv6_type=type_, **fields)
+
+
+def net(prefix: IPv6Network) -> tuple[str, str]:
+    return (str(prefix.network_address), str(prefix.netmask))
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    dpid: int
+    priority: int
+    match: Match
+    actions: tuple[Action, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, int, Match]:
+        """What identifies a flow entry to the switch (a strict modify/delete)."""
+        return (self.dpid, self.priority, self.match)
+
+
+@dataclass(frozen=True, order=True)
+class Bucket:
+    actions: tuple[Action, ...]
+    watch_port: int | None = None
+    weight: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    dpid: int
+    group_id: int
+    kind: str  # "ff" (fast failover) or "select"
+    buckets: tuple[Bucket, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: frozenset[Rule] = frozenset()
+    groups: frozenset[Group] = frozenset()
+
+    def for_dpid(self, dpid: int) -> RuleSet:
+        return RuleSet(frozenset(r for r in self.rules if r.dpid == dpid),
+                       frozenset(g for g in self.groups if g.dpid == dpid))
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What to send, in a safe order: groups before the flows that use them, deletions last."""
+
+    add_groups: tuple[Group, ...] = ()
+    modify_groups: tuple[Group, ...] = ()
+    add_rules: tuple[Rule, ...] = ()
+    delete_rules: tuple[Rule, ...] = ()
+    delete_groups: tuple[Group, ...] = ()
+
+    def __len__(self) -> int:
+        return sum(len(x) for x in (self.add_groups, self.modify_groups, self.add_rules,
+                                    self.delete_rules, self.delete_groups))
+
+
+def diff(installed: RuleSet, want: RuleSet) -> Changes:
+    """Minimal changes turning ``installed`` into ``want`` (an ADD with an existing key replaces it)."""
+    want_keys = {r.key for r in want.rules}
+    have_groups = {(g.dpid, g.group_id): g for g in installed.groups}
+    want_groups = {(g.dpid, g.group_id): g for g in want.groups}
+    return Changes(
+        add_groups=tuple(sorted(g for k, g in want_groups.items() if k not in have_groups)),
+        modify_groups=tuple(sorted(g for k, g in want_groups.items() if k in have_groups and have_groups[k] != g)),
+        add_rules=tuple(sorted(want.rules - installed.rules)),
+        delete_rules=tuple(sorted(r for r in installed.rules if r.key not in want_keys)),
+        delete_groups=tuple(sorted(g for k, g in have_groups.items() if k not in want_groups)),
+    )
+
+
+def apply(installed: RuleSet, changes: Changes) -> RuleSet:
+    """The state a switch holds after ``changes`` (what a fake flow table does)."""
+    rules = {r.key: r for r in installed.rules}
+    for r in changes.add_rules:
+        rules[r.key] = r
+    for r in changes.delete_rules:
+        rules.pop(r.key, None)
+    groups = {(g.dpid, g.group_id): g for g in installed.groups}
+    for g in (*changes.add_groups, *changes.modify_groups):
+        groups[(g.dpid, g.group_id)] = g
+    for g in changes.delete_groups:
+        groups.pop((g.dpid, g.group_id), None)
+    return RuleSet(frozenset(rules.values()), frozenset(groups.values()))
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """Derived facts about one site the rules and the controller both need."""
+
+    plan: SitePlan
+    translators: dict[str, Translator] = field(compare=False)  # exit -> identity<->locator (nptv6)
+
+    @classmethod
+    def of(cls, sp: SitePlan) -> SitePolicy:
+        tr = {}
+        if sp.site.approach == "nptv6" and sp.site.identity is not None:
+            tr = {e.name: Translator(sp.site.identity, e.delegation) for e in sp.exits}
+        return cls(sp, tr)
+
+    def locator(self, host: HostPlan, exit_name: str) -> IPv6Address:
+        """The host's address as the world sees it through ``exit_name``."""
+        if self.translators:
+            return self.translators[exit_name].to_outside(host.addresses["identity"])
+        return host.addresses[exit_name]
+
+    def owns_source(self, addr: IPv6Address) -> bool:
+        return any(addr == a for h in self.plan.hosts for a in h.addresses.values())
+
+    def site_prefixes(self) -> list[IPv6Network]:
+        out = [e.delegation for e in self.plan.exits]
+        if self.plan.site.identity is not None:
+            out.append(self.plan.site.identity)
+        return out
+
+
+def group_id(host_index: int, exit_index: int) -> int:
+    return (host_index + 1) * 256 + exit_index + 1
+
+
+def desired(plan: Plan, alive: Mapping[str, bool]) -> RuleSet:
+    """Every rule and group for every site switch, given which exits are usable (missing = usable)."""
+    rules: set[Rule] = set()
+    groups: set[Group] = set()
+    for sp in plan.sites:
+        pol = SitePolicy.of(sp)
+        live = [e for e in sp.exits if alive.get(e.name, True)]
+        rules |= set(_fabric_rules(pol, live))
+        for e in sp.exits:
+            r, g = _exit_rules(pol, e)
+            rules |= set(r)
+            groups |= set(g)
+        if sp.site.exit_policy == "load-share" and pol.translators and live:
+            groups.add(Group(sp.fabric_dpid, 1, "select",
+                             tuple(Bucket((("output", e.fabric_port),), weight=1) for e in live)))
+    return RuleSet(frozenset(rules), frozenset(groups))
+
+
+def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
+    sp = pol.plan
+    f = sp.fabric_dpid
+    gw = sp.gateway_mac
+    host_ports = [h.port for h in sp.hosts]
+    yield Rule(f, P_DROP, match())
+    yield Rule(f, P_CONTROL, icmp6(ICMP6_RS), (("controller",),))
+    yield Rule(f, P_CONTROL, icmp6(ICMP6_NS, ipv6_nd_target=str(GATEWAY_LL)), (("controller",),))
+    for h in sp.hosts:
+        others = tuple(("output", p) for p in host_ports if p != h.port)
+        yield Rule(f, P_MCAST, match(in_port=h.port, eth_dst=MCAST), others)
+        # Delivery to a host: from another host or from an exit, by MAC.
+        yield Rule(f, P_FORWARD, match(eth_dst=h.mac), (("output", h.port),))
+    # An exit handed a packet back (fast failover): forward it to the exit it is now marked for.
+    for src in sp.exits:
+        for dst in sp.exits:
+            if src is not dst:
+                yield Rule(f, P_HANDOFF, match(in_port=src.fabric_port, eth_dst=dst.mac),
+                           (("output", dst.fabric_port),))
+    for h in sp.hosts:
+        if pol.translators:
+            if not live:
+                continue  # no usable exit: the drop rule answers
+            if sp.site.exit_policy == "load-share":
+                act: tuple[Action, ...] = (("group", 1),)
+            else:
+                act = (("output", live[0].fabric_port),)
+            yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses["identity"])), act)
+        else:
+            for e in sp.exits:
+                act = (("output", e.fabric_port),) if e in live else (("controller",),)
+                yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses[e.name])), act)
+
+
+def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
+    sp = pol.plan
+    d = e.dpid
+    out = [("set_field", "eth_src", e.mac), ("set_field", "eth_dst", e.isp_mac), ("dec_ttl",)]
+    inward = [("set_field", "eth_src", sp.gateway_mac)]
+    rules = [
+        Rule(d, P_DROP, match()),
+        Rule(d, P_CONTROL, icmp6(ICMP6_NS, in_port=e.outside_port, ipv6_nd_target=str(e.address.ip)),
+             (("controller",),)),
+        Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REPLY, in_port=e.outside_port, ipv6_dst=str(e.address.ip)),
+             (("controller",),)),
+    ]
+    # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
+    rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]
+    groups = []
+    others = [x for x in sp.exits if x is not e]
+    for hi, h in enumerate(sp.hosts):
+        loc = pol.locator(h, e.name)
+        inbound = [*inward, ("set_field", "eth_dst", h.mac), ("dec_ttl",), ("output", e.inside_port)]
+        if pol.translators:
+            ident = h.addresses["identity"]
+            inbound = [("set_field", "ipv6_dst", str(ident)), *inbound]
+            rewrite = [("set_field", "ipv6_src", str(loc)), *out, ("output", e.outside_port)]
+            first: tuple[Action, ...] = tuple(rewrite)
+            if "link" in sp.site.triggers:
+                buckets = [Bucket(tuple(rewrite), watch_port=e.outside_port)]
+                buckets += [Bucket((("set_field", "eth_dst", x.mac), ("output", OFPP_IN_PORT)),
+                                   watch_port=e.inside_port) for x in others]
+                gid = group_id(hi, sp.exits.index(e))
+                groups.append(Group(d, gid, "ff", tuple(buckets)))
+                first = (("group", gid),)
+            rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(ident)),
+                              first))
+            # Handed over by another exit whose uplink failed: rewrite to this exit's locator, no further hand-off.
+            rules.append(Rule(d, P_HANDOFF, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=str(ident)),
+                              tuple(rewrite)))
+        else:
+            src = h.addresses[e.name]
+            rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
+                              (*out, ("output", e.outside_port))))
+        rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
+    return rules, groups

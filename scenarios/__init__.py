@@ -1,0 +1,1 @@
+"""Scenarios: YAML files describing faults, traffic and trials, and the runner that executes them."""

@@ -1,0 +1,185 @@
+"""The plumbing: a Plan becomes a running Mininet network, and goes away again, completely.
+
+Thin on purpose: every address, route and filter comes from :mod:`topologies.topo`. What this module adds is
+what only a real machine can do: root checks, the OVS datapath choice, impairments the kernel can or cannot
+honour, and a teardown that runs whatever happens (Ctrl-C, exception, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tools.runstate import RunRecord
+from topologies.topo import ROLE, LinkPlan, Plan, loss_commands
+
+
+class EnvError(Exception):
+    """The machine cannot do what was asked (not root, no Open vSwitch, an impairment it cannot honour)."""
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise EnvError(f"{what} needs root (it creates namespaces, links and OVS bridges); run it with sudo.")
+
+
+def ovs_running() -> bool:
+    try:
+        r = subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def datapath() -> str:
+    """'kernel' where the openvswitch module is loaded, else 'user' (OVS's netdev datapath). Never assumed."""
+    return "kernel" if Path("/sys/module/openvswitch").exists() else "user"
+
+
+def require_emulator(what: str) -> None:
+    require_root(what)
+    try:
+        import mininet.net  # noqa: F401
+    except ImportError:
+        raise EnvError("Mininet is not importable; run 'sudo make setup' (it installs Debian's mininet).") from None
+    if not ovs_running():
+        raise EnvError("Open vSwitch is not running; run 'sudo make setup' (it starts it).")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so that ``finally`` blocks tear down as on Ctrl-C."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class Emulation:
+    """A running network for one Plan. Use as a context manager; ``stop`` is idempotent."""
+
+    def __init__(self, plan: Plan, record: RunRecord, controller_port: int | None = None):
+        self.plan = plan
+        self.record = record
+        self.controller_port = controller_port
+        self.datapath = datapath()
+        self.net: Any = None
+
+    def __enter__(self) -> Emulation:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def node(self, name: str) -> Any:
+        return self.net[name]
+
+    def start(self) -> None:
+        from mininet.link import Link, TCLink
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import Host, OVSSwitch, RemoteController
+
+        setLogLevel("error")
+        net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False,
+                      waitConnected=False)
+        self.net = net
+        if self.controller_port is not None:
+            net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=self.controller_port)
+        for n in self.plan.nodes:
+            if n.role == "switch":
+                self.record.add_bridge(n.name)
+                net.addSwitch(n.name, cls=OVSSwitch, dpid=f"{n.dpid:016x}", datapath=self.datapath,
+                              protocols="OpenFlow13", failMode="secure", inband=False)
+            else:
+                net.addHost(n.name, cls=Host, ip=None)
+        for lp in self.plan.links:
+            params: dict[str, Any] = {}
+            cls = Link
+            if lp.bw:  # tbf: htb warns about its quantum at these rates and Mininet prints it as an error
+                cls, params = TCLink, {"bw": lp.bw, "use_tbf": True}
+            for i in (lp.a, lp.b):
+                if ROLE[self.plan.topology.kinds[i.node]] == "switch":
+                    self.record.add_intf(i.name)
+            net.addLink(lp.a.node, lp.b.node, port1=lp.a.port, port2=lp.b.port, intfName1=lp.a.name,
+                        intfName2=lp.b.name, addr1=lp.a.mac, addr2=lp.b.mac, cls=cls, **params)
+        net.build()
+        for n in self.plan.nodes:
+            if n.role != "switch":
+                self.record.add_proc(net[n.name].pid, f"mininet node {n.name}")
+        net.start()
+        for lp in self.plan.links:
+            self._impair(lp)
+        for n in self.plan.nodes:
+            for cmd in n.commands:
+                self.run(n.name, cmd)
+
+    def run(self, node: str, cmd: str) -> str:
+        """Run ``cmd`` in ``node``'s namespace; a non-zero exit raises with the node, command and output."""
+        out = self.net[node].cmd(f"{cmd}; echo __rc=$?")
+        m = re.search(r"__rc=(\d+)\s*$", out)
+        rc = int(m.group(1)) if m else -1
+        text = out[: m.start()].strip() if m else out.strip()
+        if rc != 0:
+            raise EnvError(f"{node}: '{cmd}' failed (exit {rc}): {text}")
+        return text
+
+    def _impair(self, lp: LinkPlan) -> None:
+        if not (lp.delay_ms or lp.loss_pct):
+            return
+        ends = [i for i in (lp.a, lp.b) if ROLE[self.plan.topology.kinds[i.node]] != "switch"]
+        probe = ends[0] if ends else lp.a
+        where = probe.node if ends else None
+        netem = self._netem_available(where, probe.name)
+        if netem:
+            spec = (f"delay {lp.delay_ms}ms " if lp.delay_ms else "") + (f"loss {lp.loss_pct}%" if lp.loss_pct else "")
+            for i in (lp.a, lp.b):
+                parent = "parent 5:1 handle 10:" if lp.bw else "root"  # below Mininet's tbf (handle 5:)
+                self._tc(i.node, f"tc qdisc add dev {i.name} {parent} netem {spec}")
+            return
+        link = f"{lp.a.node}:eth{lp.a.port}--{lp.b.node}:eth{lp.b.port}"
+        if lp.delay_ms:
+            raise EnvError(f"link {link}: delay_ms={lp.delay_ms} needs the netem qdisc, which this kernel lacks; "
+                           "remove the delay or run on a kernel with sch_netem.")
+        if not ends:
+            raise EnvError(f"link {link}: loss_pct between two switches needs netem, which this kernel lacks; "
+                           "put the loss on a link with a router or host end.")
+        for cmd in loss_commands(ends[0].name, float(lp.loss_pct or 0)):
+            self.run(ends[0].node, cmd)
+
+    def _tc(self, node: str, cmd: str) -> None:
+        if ROLE[self.plan.topology.kinds[node]] == "switch":
+            subprocess.run(cmd.split(), check=True, capture_output=True)
+        else:
+            self.run(node, cmd)
+
+    def _netem_available(self, node: str | None, intf: str) -> bool:
+        test = f"tc qdisc add dev {intf} root handle 999: netem delay 0ms && tc qdisc del dev {intf} root handle 999:"
+        if node is None:
+            return subprocess.run(test, shell=True, capture_output=True, check=False).returncode == 0
+        out = self.net[node].cmd(f"{test} >/dev/null 2>&1; echo __rc=$?")
+        return "__rc=0" in out
+
+    def stop(self) -> None:
+        """Stop the network; then remove whatever the record still lists (nothing, when Mininet succeeded)."""
+        net, self.net = self.net, None
+        if net is not None:
+            with contextlib.suppress(Exception):
+                net.stop()
+        self.record.remove_all()

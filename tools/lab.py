@@ -1,0 +1,187 @@
+"""A running lab: the controller process, the emulated network, and the record of both.
+
+Start order: record, controller (wait until it listens), network, then wait until every switch is reconciled
+and every host holds its addresses and a default route. Stop order is the reverse, and runs on Ctrl-C,
+exceptions and SIGTERM: daemons first, then the network, then whatever the record still lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from tools.emulation import Emulation, EnvError, require_emulator
+from tools.runstate import RunRecord, clean
+from topologies import loader
+from topologies.topo import Plan, build
+
+READY_TIMEOUT = 30.0
+
+
+def wait_for(what: str, cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
+    """Poll ``cond`` until true; raise EnvError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise EnvError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def controller_argv(topology: Path, port: int, events: Path) -> list[str]:
+    exe = Path(sys.executable).with_name("multi6lab")
+    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "tools.cli"]
+    return [*head, "controller", "--topology", str(topology), "--port", str(port), "--events", str(events)]
+
+
+class Lab:
+    def __init__(self, topology: str | Path, workdir: str | Path, progress: Callable[[str], None] | None = None):
+        self.topology_path = Path(topology)
+        self.plan: Plan = build(loader.load(self.topology_path))
+        self.workdir = Path(workdir)
+        self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.events_path = self.workdir / "controller-events.jsonl"
+        self.progress = progress or (lambda msg: None)
+        self.record: RunRecord | None = None
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.emulation: Emulation | None = None
+        self._log: IO[bytes] | None = None
+        self.port = 0
+
+    # -- life cycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        require_emulator("building a network")
+        clean()  # leftovers of runs whose owner died (killed with SIGKILL, machine trouble)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.record = RunRecord.create(self.run_id)
+        try:
+            self.start_controller()
+            self.progress(f"building {self.plan.topology.name}: {len(self.plan.nodes)} nodes, "
+                          f"{len(self.plan.links)} links")
+            self.emulation = Emulation(self.plan, self.record, self.port)
+            self.emulation.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start_controller(self) -> None:
+        assert self.record is not None
+        self.port = free_port()
+        self._log = open(self.workdir / "controller.log", "ab")  # noqa: SIM115
+        self.controller = subprocess.Popen(
+            controller_argv(self.topology_path, self.port, self.events_path),
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.record.add_proc(self.controller.pid, "multi6lab controller")
+        wait_for("the controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
+
+    def _controller_alive(self) -> bool:
+        if self.controller is not None and self.controller.poll() is not None:
+            tail = (self.workdir / "controller.log").read_text(errors="replace")[-2000:]
+            raise EnvError(f"the controller exited (code {self.controller.returncode}):\n{tail}")
+        return True
+
+    def stop_controller(self) -> None:
+        c, self.controller = self.controller, None
+        if c is not None and c.poll() is None:
+            c.terminate()
+            try:
+                c.wait(5)
+            except subprocess.TimeoutExpired:
+                c.kill()
+                c.wait(5)
+
+    def restart_controller(self) -> None:
+        """Kill the controller and start a new one on the same port (reconnect reconciliation)."""
+        assert self.record is not None
+        old = self.port
+        self.stop_controller()
+        self.controller = subprocess.Popen(
+            controller_argv(self.topology_path, old, self.events_path),
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.record.add_proc(self.controller.pid, "multi6lab controller")
+        wait_for("the restarted controller to listen", lambda: self._controller_alive() and listening(old), 15)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_controller()
+        if self.emulation is not None:
+            self.emulation.stop()
+            self.emulation = None
+        if self.record is not None:
+            self.record.remove_all()
+            self.record = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # -- readiness --------------------------------------------------------------------------------------
+    def events(self) -> list[dict[str, Any]]:
+        if not self.events_path.exists():
+            return []
+        out = []
+        for line in self.events_path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+    def reconciled_since(self, since: float) -> set[int]:
+        return {e["dpid"] for e in self.events()
+                if e["event"] == "rules_sent" and e.get("cause") == "reconcile" and e["t"] >= since}
+
+    def wait_ready(self, since: float = 0.0) -> None:
+        dpids = {n.dpid for n in self.plan.switches}
+        self.progress("waiting for switches to connect and hosts to autoconfigure")
+        wait_for("every switch to connect to the controller",
+                 lambda: self._controller_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
+        hb = {e.name for sp in self.plan.sites if "heartbeat" in sp.site.triggers for e in sp.exits}
+        if hb:
+            wait_for(f"heartbeats through {', '.join(sorted(hb))}",
+                     lambda: hb <= {e["exit"] for e in self.events()
+                                    if e["event"] == "heartbeat_up" and e["t"] >= since}, READY_TIMEOUT)
+        for sp in self.plan.sites:
+            for h in sp.hosts:
+                wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",
+                         lambda h=h: self._host_ready(h.name, [str(a) for a in h.addresses.values()]),
+                         READY_TIMEOUT)
+
+    def _host_ready(self, host: str, addrs: list[str]) -> bool:
+        out = self.cmd(host, "ip -6 addr show; ip -6 route show default")
+        return all(a in out for a in addrs) and "tentative" not in out and "default via" in out
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def node(self, name: str) -> Any:
+        assert self.emulation is not None
+        return self.emulation.node(name)
+
+    def cmd(self, node: str, command: str) -> str:
+        return str(self.node(node).cmd(command))
+
+    def popen(self, node: str, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        """Start a process in ``node``'s namespace, recorded so teardown ends it."""
+        assert self.record is not None
+        p: subprocess.Popen[bytes] = self.node(node).popen(argv, **kw)
+        self.record.add_proc(p.pid, f"{argv[0]} in {node}")
+        return p

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Idempotent set-up for multi6lab: Debian packages, the .venv, Open vSwitch running.
+# Called by every Make target that needs the emulator; safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "multi6lab: setup needs root (it installs packages and starts Open vSwitch); run it as 'sudo make setup'." >&2
+  exit 1
+fi
+
+PKGS="mininet openvswitch-switch iperf3 tcpdump iputils-ping ethtool iproute2 nftables iptables frr
+      python3 python3-venv python3-pip graphviz procps kmod"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "== installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends $missing
+fi
+
+# Debian's python3 (not a pyenv or other interpreter): Mininet's Debian module lives in its dist-packages.
+PY=/usr/bin/python3
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import mininet" 2>/dev/null; then
+  echo "== creating .venv from $PY with --system-site-packages"
+  rm -rf .venv
+  "$PY" -m venv --system-site-packages .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "== installing pinned Python dependencies"
+  quiet() { { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2; }
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | quiet
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | quiet
+  echo "$want" > "$stamp"
+fi
+
+# Open vSwitch: use the running service if there is one, otherwise start it ourselves (no systemd here).
+if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
+  echo "== starting Open vSwitch"
+  /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null
+fi
+# The kernel datapath is used only where the module exists; the emulator checks /sys/module/openvswitch.
+modprobe -q openvswitch 2>/dev/null || true
+if [ -d /sys/module/openvswitch ]; then dp=kernel; else dp="userspace (netdev)"; fi
+echo "== ready: Open vSwitch $(ovs-vsctl --version | head -1 | awk '{print $NF}'), datapath: $dp"

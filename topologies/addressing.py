@@ -1,0 +1,67 @@
+"""Address maths shared by the builder and the controller: MACs, SLAAC interface ids, per-site prefixes.
+
+Everything is derived deterministically from the model, so the controller can know a host's address and MAC
+without asking the network, and tests can predict them.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+
+from topologies.model import Site
+
+GATEWAY_LL = IPv6Address("fe80::1")  # the site router's link-local address, answered by the controller
+
+
+def mac(*octets: int) -> str:
+    """A locally administered unicast MAC from four values below 256: 02:6d:a:b:c:d."""
+    if len(octets) != 4 or any(not 0 <= o < 256 for o in octets):
+        raise ValueError(f"mac() takes four octets, got {octets}")
+    return "02:6d:" + ":".join(f"{o:02x}" for o in octets)
+
+
+def intf_mac(node_index: int, port: int) -> str:
+    return mac(0, node_index >> 8, node_index & 0xFF, port)
+
+
+def gateway_mac(site_index: int) -> str:
+    """The virtual MAC of a site's router (the fabric acting as the hosts' gateway)."""
+    return mac(0x67, 0x77, 0, site_index)
+
+
+def exit_mac(site_index: int, exit_index: int) -> str:
+    """The MAC an exit uses toward its ISP (the ISP resolves the exit's link address to it)."""
+    return mac(0x65, 0x78, site_index, exit_index)
+
+
+def eui64(prefix: IPv6Network, mac_address: str) -> IPv6Address:
+    """The SLAAC address a Linux host forms in ``prefix`` (addr_gen_mode eui64, RFC 4291 appendix A)."""
+    if prefix.prefixlen != 64:
+        raise ValueError(f"SLAAC needs a /64, got {prefix}")
+    b = bytes(int(x, 16) for x in mac_address.split(":"))
+    iid = bytes([b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE, b[3], b[4], b[5]])
+    return IPv6Address(prefix.network_address.packed[:8] + iid)
+
+
+def link_local(mac_address: str) -> IPv6Address:
+    return eui64(IPv6Network("fe80::/64"), mac_address)
+
+
+def first64(prefix: IPv6Network) -> IPv6Network:
+    """The /64 a site's hosts use inside a delegation or identity prefix (its subnet 0)."""
+    return next(prefix.subnets(new_prefix=64)) if prefix.prefixlen < 64 else prefix
+
+
+def host_prefixes(site: Site) -> dict[str, IPv6Network]:
+    """The /64s the site router advertises to hosts, keyed by what they stand for.
+
+    ``source-routing``: one per exit (key: exit name), so hosts hold a locator from every ISP (RFC 8678).
+    ``nptv6``: the identity /64 only (key: "identity"); exits rewrite it to each ISP's locator.
+    """
+    if site.approach == "nptv6" and site.identity is not None:
+        return {"identity": first64(site.identity)}
+    return {e.name: first64(e.delegation) for e in site.exits}
+
+
+def nth_address(net: IPv6Network, n: int) -> IPv6Interface:
+    return IPv6Interface(f"{net.network_address + n}/{net.prefixlen}")

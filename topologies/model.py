@@ -1,0 +1,137 @@
+"""The validated, frozen topology model: what every other part of multi6lab reads.
+
+Only the loader builds these objects; everything downstream (Topo description, controller policy, scenarios)
+takes them as facts. Prefixes are ``ipaddress`` objects, names are plain strings, order is declaration order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv6Network
+from typing import Literal
+
+Approach = Literal["routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility"]
+Trigger = Literal["link", "heartbeat", "icmp", "routing", "transport"]
+ExitPolicy = Literal["primary-backup", "load-share"]
+NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
+
+APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility")
+TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing", "transport")
+IMPLEMENTED_APPROACHES: tuple[Approach, ...] = ("source-routing", "nptv6")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str
+    intf: str  # "ethN"
+
+    @property
+    def port(self) -> int:
+        """The interface number, which is also the OpenFlow port number on a switch."""
+        return int(self.intf[3:])
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.intf}"
+
+
+@dataclass(frozen=True)
+class Link:
+    a: Endpoint
+    b: Endpoint
+    bw: float | None = None  # Mbit/s
+    delay_ms: float | None = None
+    loss_pct: float | None = None
+
+    def other(self, node: str) -> Endpoint:
+        return self.b if self.a.node == node else self.a
+
+    def end(self, node: str) -> Endpoint:
+        return self.a if self.a.node == node else self.b
+
+    def joins(self, x: str, y: str) -> bool:
+        return {self.a.node, self.b.node} == {x, y}
+
+
+@dataclass(frozen=True)
+class CoreRouter:
+    name: str
+    prefix: IPv6Network
+
+
+@dataclass(frozen=True)
+class Isp:
+    name: str
+    asn: int
+    prefix: IPv6Network  # PA prefix
+    infra: IPv6Network  # numbers the ISP's links (inside prefix)
+    ingress_filter: bool = True
+
+
+@dataclass(frozen=True)
+class Exit:
+    name: str
+    site: str
+    isp: str
+    delegation: IPv6Network
+    preference: int
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    interval_ms: float = 10.0
+    multiplier: int = 3
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    approach: Approach
+    triggers: tuple[Trigger, ...]
+    exit_policy: ExitPolicy
+    heartbeat: Heartbeat
+    fabric: str
+    exits: tuple[Exit, ...]  # in preference order
+    hosts: tuple[str, ...]
+    identity: IPv6Network | None = None
+    pi: IPv6Network | None = None
+
+    def exit(self, name: str) -> Exit:
+        return next(e for e in self.exits if e.name == name)
+
+
+@dataclass(frozen=True)
+class Remote:
+    name: str
+    prefix: IPv6Network
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    description: str
+    source: str
+    cores: tuple[CoreRouter, ...]
+    isps: tuple[Isp, ...]
+    sites: tuple[Site, ...]
+    remotes: tuple[Remote, ...]
+    links: tuple[Link, ...]
+    kinds: dict[str, NodeKind] = field(default_factory=dict, compare=False)
+
+    def isp(self, name: str) -> Isp:
+        return next(i for i in self.isps if i.name == name)
+
+    def site(self, name: str) -> Site:
+        return next(s for s in self.sites if s.name == name)
+
+    def site_of(self, node: str) -> Site | None:
+        """The site a fabric, exit or host belongs to."""
+        for s in self.sites:
+            if node == s.fabric or node in s.hosts or any(e.name == node for e in s.exits):
+                return s
+        return None
+
+    def links_of(self, node: str) -> list[Link]:
+        return [lk for lk in self.links if node in (lk.a.node, lk.b.node)]
+
+    def link_between(self, x: str, y: str) -> Link | None:
+        return next((lk for lk in self.links if lk.joins(x, y)), None)

@@ -1,0 +1,365 @@
+"""Model -> a pure description of the network to build (the Topo): nodes, links, addresses, commands.
+
+Like a Mininet ``Topo`` it is plain data, and like ipmininet it renders each node's configuration (addresses,
+static routes, sysctls, BCP 38 filters) as text, so all of it is tested without root. The emulator only runs
+what this module says; the controller reads the same plan to know ports, MACs and addresses.
+
+Routing is deliberately static and aggregated (RFC 4177 5.3): ISPs route their whole PA prefix, the core
+routes each ISP's PA toward it, and a customer's delegation points at the site exit's link address. When an
+exit link fails, nothing in the routing system repairs it; the site must rehome.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+from typing import Literal
+
+from topologies.addressing import (
+    GATEWAY_LL,
+    eui64,
+    exit_mac,
+    gateway_mac,
+    host_prefixes,
+    intf_mac,
+    nth_address,
+)
+from topologies.model import NodeKind, Site, Topology
+
+Role = Literal["host", "router", "switch"]
+ROLE: dict[NodeKind, Role] = {
+    "core": "router", "isp": "router", "remote": "host", "host": "host", "exit": "switch", "fabric": "switch",
+}
+
+
+@dataclass(frozen=True)
+class Intf:
+    node: str
+    name: str  # Linux name, node-ethN
+    port: int
+    mac: str
+    addrs: tuple[IPv6Interface, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    a: Intf
+    b: Intf
+    bw: float | None
+    delay_ms: float | None
+    loss_pct: float | None
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    kind: NodeKind
+    role: Role
+    dpid: int | None  # switches only
+    commands: tuple[str, ...] = ()  # run in the node's namespace once links are up
+
+
+@dataclass(frozen=True)
+class ExitPlan:
+    """What the controller needs to run one site exit."""
+
+    name: str
+    isp: str
+    delegation: IPv6Network
+    dpid: int
+    inside_port: int  # toward the fabric
+    outside_port: int  # toward the ISP
+    fabric_port: int  # the fabric's port toward this exit
+    mac: str  # the exit's MAC on the ISP link
+    address: IPv6Interface  # the exit's address on the ISP link (answered by the controller)
+    isp_mac: str
+    isp_address: IPv6Address
+    isp_intf: str  # the ISP router's interface toward this exit
+    beacon: IPv6Address  # heartbeat target beyond the ISP router
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    port: int  # on the fabric
+    mac: str
+    addresses: dict[str, IPv6Address] = field(compare=False)  # keyed like addressing.host_prefixes
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    site: Site
+    index: int
+    fabric_dpid: int
+    gateway_mac: str
+    prefixes: dict[str, IPv6Network] = field(compare=False)
+    exits: tuple[ExitPlan, ...] = ()
+    hosts: tuple[HostPlan, ...] = ()
+
+    def exit(self, name: str) -> ExitPlan:
+        return next(e for e in self.exits if e.name == name)
+
+
+@dataclass(frozen=True)
+class Plan:
+    topology: Topology
+    nodes: tuple[NodePlan, ...]
+    links: tuple[LinkPlan, ...]
+    sites: tuple[SitePlan, ...]
+
+    def node(self, name: str) -> NodePlan:
+        return next(n for n in self.nodes if n.name == name)
+
+    def intf(self, node: str, port: int) -> Intf:
+        for lk in self.links:
+            for i in (lk.a, lk.b):
+                if i.node == node and i.port == port:
+                    return i
+        raise KeyError(f"{node}:eth{port}")
+
+    def intfs(self, node: str) -> list[Intf]:
+        return [i for lk in self.links for i in (lk.a, lk.b) if i.node == node]
+
+    def peer(self, node: str, port: int) -> Intf:
+        for lk in self.links:
+            if lk.a.node == node and lk.a.port == port:
+                return lk.b
+            if lk.b.node == node and lk.b.port == port:
+                return lk.a
+        raise KeyError(f"{node}:eth{port}")
+
+    def address(self, node: str) -> IPv6Address:
+        """The first global address of a router or remote host (what probes and pings aim at)."""
+        return next(a.ip for i in self.intfs(node) for a in i.addrs)
+
+    def site_by_dpid(self, dpid: int) -> tuple[SitePlan, str] | None:
+        """The site a switch belongs to, and ``"fabric"`` or the exit's name."""
+        for sp in self.sites:
+            if sp.fabric_dpid == dpid:
+                return sp, "fabric"
+            for e in sp.exits:
+                if e.dpid == dpid:
+                    return sp, e.name
+        return None
+
+    @property
+    def switches(self) -> list[NodePlan]:
+        return [n for n in self.nodes if n.role == "switch"]
+
+
+def build(topo: Topology) -> Plan:
+    """The whole plan for ``topo``; pure and deterministic."""
+    index = {name: i + 1 for i, name in enumerate(topo.kinds)}
+    dpids = {n: i + 1 for i, n in enumerate(n for n in topo.kinds if ROLE[topo.kinds[n]] == "switch")}
+    addrs = _number_links(topo)
+    links = tuple(
+        LinkPlan(_intf(lk.a.node, lk.a.port, index, addrs), _intf(lk.b.node, lk.b.port, index, addrs),
+                 lk.bw, lk.delay_ms, lk.loss_pct)
+        for lk in topo.links)
+    partial = Plan(topo, (), links, ())
+    sites = tuple(_site_plan(topo, partial, s, i + 1, dpids) for i, s in enumerate(topo.sites))
+    partial = Plan(topo, (), links, sites)
+    routes = _routes(topo, partial)
+    nodes = tuple(
+        NodePlan(n, k, ROLE[k], dpids.get(n), _commands(partial, n, k, routes.get(n, [])))
+        for n, k in topo.kinds.items())
+    return Plan(topo, nodes, links, sites)
+
+
+def _intf(node: str, port: int, index: dict[str, int],
+          addrs: dict[tuple[str, int], tuple[IPv6Interface, ...]]) -> Intf:
+    return Intf(node, f"{node}-eth{port}", port, intf_mac(index[node], port), addrs.get((node, port), ()))
+
+
+def _number_links(topo: Topology) -> dict[tuple[str, int], tuple[IPv6Interface, ...]]:
+    """Addresses of router/remote interfaces: each link gets a /64 from whoever numbers it."""
+    pools: dict[str, deque[IPv6Network]] = {}
+
+    def pool(owner: str, prefix: IPv6Network) -> IPv6Network:
+        if owner not in pools:
+            pools[owner] = deque(prefix.subnets(new_prefix=64) if prefix.prefixlen < 64 else [prefix])
+        if not pools[owner]:
+            raise ValueError(f"{owner}: no /64 left in {prefix} to number another link")
+        return pools[owner].popleft()
+
+    isps = {i.name: i for i in topo.isps}
+    cores = {c.name: c for c in topo.cores}
+    remotes = {r.name: r for r in topo.remotes}
+    out: dict[tuple[str, int], tuple[IPv6Interface, ...]] = {}
+    for lk in topo.links:
+        ka, kb = topo.kinds[lk.a.node], topo.kinds[lk.b.node]
+        a, b = lk.a, lk.b
+        if "remote" in (ka, kb):
+            r, rtr = (a, b) if ka == "remote" else (b, a)
+            net = remotes[r.node].prefix
+            out[(rtr.node, rtr.port)] = (nth_address(net, 1),)
+            out[(r.node, r.port)] = (nth_address(net, 2),)
+        elif "isp" in (ka, kb):
+            first, second = (a, b) if ka == "isp" else (b, a)
+            net = pool(first.node, isps[first.node].infra)
+            out[(first.node, first.port)] = (nth_address(net, 1),)
+            out[(second.node, second.port)] = (nth_address(net, 2),)
+        elif ka == kb == "core":
+            net = pool(a.node, cores[a.node].prefix)
+            out[(a.node, a.port)] = (nth_address(net, 1),)
+            out[(b.node, b.port)] = (nth_address(net, 2),)
+    return out
+
+
+def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[str, int]) -> SitePlan:
+    prefixes = host_prefixes(site)
+    exits = []
+    for ei, e in enumerate(site.exits):
+        links = topo.links_of(e.name)
+        up = next(lk for lk in links if topo.kinds[lk.other(e.name).node] == "isp")
+        down = next(lk for lk in links if topo.kinds[lk.other(e.name).node] == "fabric")
+        isp_if = plan.intf(up.other(e.name).node, up.other(e.name).port)
+        own = plan.intf(e.name, up.end(e.name).port)
+        exits.append(ExitPlan(
+            name=e.name, isp=e.isp, delegation=e.delegation, dpid=dpids[e.name],
+            inside_port=down.end(e.name).port, outside_port=up.end(e.name).port,
+            fabric_port=down.other(e.name).port, mac=exit_mac(index, ei + 1), address=own.addrs[0],
+            isp_mac=isp_if.mac, isp_address=isp_if.addrs[0].ip, isp_intf=isp_if.name,
+            beacon=_beacon(topo, plan, e.isp)))
+    hosts = []
+    for h in site.hosts:
+        lk = topo.links_of(h)[0]
+        mac = plan.intf(h, lk.end(h).port).mac
+        hosts.append(HostPlan(h, lk.other(h).port, mac, {k: eui64(p, mac) for k, p in prefixes.items()}))
+    return SitePlan(site, index, dpids[site.fabric], gateway_mac(index), prefixes, tuple(exits), tuple(hosts))
+
+
+def _beacon(topo: Topology, plan: Plan, isp: str) -> IPv6Address:
+    """A heartbeat target one hop beyond the ISP router, so a silent failure inside the ISP is seen."""
+    for lk in topo.links_of(isp):
+        other = lk.other(isp)
+        if topo.kinds[other.node] in ("core", "isp", "remote"):
+            return plan.intf(other.node, other.port).addrs[0].ip
+    raise ValueError(f"ISP {isp} has no link beyond itself to aim heartbeats at")
+
+
+def _routes(topo: Topology, plan: Plan) -> dict[str, list[str]]:
+    """Static routes of every router and remote host, as ``ip -6 route`` arguments."""
+    routers = [n for n, k in topo.kinds.items() if k in ("core", "isp")]
+    originated: dict[str, list[IPv6Network]] = {n: [] for n in routers}
+    for i in topo.isps:
+        originated[i.name].append(i.prefix)
+    for c in topo.cores:
+        originated[c.name].append(c.prefix)
+    for r in topo.remotes:
+        rtr = topo.links_of(r.name)[0].other(r.name).node
+        originated[rtr].append(r.prefix)
+    # Router adjacency: neighbour -> (my interface, neighbour's address), in declaration order.
+    adj: dict[str, list[tuple[str, str, IPv6Address]]] = {n: [] for n in routers}
+    for lk in plan.links:
+        if lk.a.node in adj and lk.b.node in adj:
+            adj[lk.a.node].append((lk.b.node, lk.a.name, lk.b.addrs[0].ip))
+            adj[lk.b.node].append((lk.a.node, lk.b.name, lk.a.addrs[0].ip))
+    routes: dict[str, list[str]] = {n: [] for n in topo.kinds}
+    for src in routers:
+        first_hop = _first_hops(src, adj)
+        for dst, hop in sorted(first_hop.items()):
+            _peer, dev, via = hop
+            for p in originated[dst]:
+                routes[src].append(f"{p} via {via} dev {dev}")
+        for p in originated[src]:
+            if topo.kinds[src] == "isp" or p in [c.prefix for c in topo.cores]:
+                routes[src].append(f"unreachable {p}")
+    for sp in plan.sites:
+        for e in sp.exits:
+            routes[e.isp].append(f"{e.delegation} via {e.address.ip} dev {e.isp_intf}")
+    for r in topo.remotes:
+        dev = plan.intfs(r.name)[0].name
+        routes[r.name].append(f"default via {nth_address(r.prefix, 1).ip} dev {dev}")
+    return routes
+
+
+def _first_hops(src: str, adj: dict[str, list[tuple[str, str, IPv6Address]]]
+                ) -> dict[str, tuple[str, str, IPv6Address]]:
+    """Breadth-first shortest paths: for every other router, the first hop from ``src``."""
+    Hop = tuple[str, str, IPv6Address]
+    hops: dict[str, Hop] = {}
+    queue: deque[tuple[str, Hop | None]] = deque([(src, None)])
+    seen = {src}
+    while queue:
+        node, hop = queue.popleft()
+        for nb in adj[node]:
+            if nb[0] in seen:
+                continue
+            seen.add(nb[0])
+            h = hop or nb
+            hops[nb[0]] = h
+            queue.append((nb[0], h))
+    return hops
+
+
+def _commands(plan: Plan, name: str, kind: NodeKind, routes: list[str]) -> tuple[str, ...]:
+    """The shell commands that configure one node, in order."""
+    if ROLE[kind] == "switch":
+        return ()
+    intfs = plan.intfs(name)
+    cmds = []
+    if kind in ("core", "isp"):
+        cmds += ["sysctl -qw net.ipv6.conf.all.forwarding=1", "sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1"]
+    for i in intfs:
+        # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (DESIGN.md).
+        cmds.append(f"ethtool -K {i.name} tx off")
+        if kind == "host":
+            for knob, value in (("accept_dad", 0), ("use_tempaddr", 0), ("addr_gen_mode", 0),
+                                ("accept_ra", 1), ("autoconf", 1)):
+                cmds.append(f"sysctl -qw net.ipv6.conf.{i.name}.{knob}={value}")
+        cmds += [f"ip -6 addr add {a} dev {i.name} nodad" for a in i.addrs]
+    cmds += [f"ip -6 route add {r}" for r in routes]
+    if kind == "isp":
+        cmds += _bcp38(plan, name)
+    return tuple(cmds)
+
+
+BCP38_TABLE = "multi6lab"
+
+
+def bcp38_counter(intf_name: str) -> str:
+    return "bcp38_" + intf_name.replace("-", "_")
+
+
+def _bcp38(plan: Plan, isp_name: str) -> list[str]:
+    """nftables rules dropping (and counting) customer packets sourced outside the customer's prefixes."""
+    isp = plan.topology.isp(isp_name)
+    if not isp.ingress_filter:
+        return []
+    cmds = [f"nft add table ip6 {BCP38_TABLE}",
+            f"nft add chain ip6 {BCP38_TABLE} forward '{{ type filter hook forward priority 0; policy accept; }}'"]
+    for sp in plan.sites:
+        for e in sp.exits:
+            if e.isp != isp_name:
+                continue
+            allowed = ", ".join(str(p) for p in (e.delegation, e.address.network))
+            counter = bcp38_counter(e.isp_intf)
+            cmds += [f"nft add counter ip6 {BCP38_TABLE} {counter}",
+                     f"nft add rule ip6 {BCP38_TABLE} forward iifname {e.isp_intf} "
+                     f"ip6 saddr != {{ {allowed} }} counter name {counter} drop"]
+    return cmds
+
+
+__all__ = ["GATEWAY_LL", "ExitPlan", "HostPlan", "Intf", "LinkPlan", "NodePlan", "Plan", "SitePlan", "build"]
+
+
+IMPAIR_TABLE = "multi6lab_impair"
+
+
+def loss_commands(intf_name: str, loss_pct: float) -> list[str]:
+    """Random loss in both directions of a router/host interface, for kernels without netem.
+
+    ``numgen random mod 10000`` gives 0.01 % steps; the prerouting and postrouting hooks cover traffic that
+    arrives on and leaves through the interface, whether routed or local.
+    """
+    threshold = round(loss_pct * 100)
+    t = IMPAIR_TABLE
+    return [
+        f"nft add table inet {t}",
+        f"nft add chain inet {t} pre '{{ type filter hook prerouting priority -300; }}'",
+        f"nft add chain inet {t} post '{{ type filter hook postrouting priority 300; }}'",
+        f"nft add rule inet {t} pre iifname {intf_name} numgen random mod 10000 < {threshold} drop",
+        f"nft add rule inet {t} post oifname {intf_name} numgen random mod 10000 < {threshold} drop",
+    ]
