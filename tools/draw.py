@@ -27,7 +27,7 @@ def _q(text: str) -> str:
 
 def to_dot(plan: Plan) -> str:
     t = plan.topology
-    lines = [f"graph {_q(t.name)} {{", "  rankdir=TB; fontname=Helvetica; node [fontname=Helvetica fontsize=10];",
+    lines = [f"graph {_q(t.name)} {{", "  rankdir=BT; fontname=Helvetica; node [fontname=Helvetica fontsize=10];",
              "  edge [fontname=Helvetica fontsize=8];", f"  label={_q(t.description or t.name)}; labelloc=t;"]
     labels: dict[str, str] = {}
     for c in t.cores:
@@ -48,7 +48,7 @@ def to_dot(plan: Plan) -> str:
         s = sp.site
         nl = "\\n"
         triggers = "+".join(s.triggers)
-        title = f"site {s.name}: {s.approach}, triggers {triggers}"
+        title = f"{s.name} ({s.approach}; triggers {triggers})"
         if s.identity:
             title += f"{nl}identity {s.identity}"
         lines += [f"  subgraph {_q('cluster_' + s.name)} {{", f"    label={_q(title)};",

@@ -96,7 +96,7 @@ def schema_problems(src: Source, sch: dict[str, Any]) -> list[Problem]:
         if err.validator in ("additionalProperties", "unevaluatedProperties"):
             inner = err.message[err.message.find("(") + 1:]
             for key in re.findall(r"'([^']*)'", inner):
-                out.append(src.problem((*path, key), f"unknown key '{key}'"))
+                out.append(src.problem((*path, key), f"unknown key '{key}'", at_key=True))
             continue
         msg = err.message
         if err.validator == "pattern":

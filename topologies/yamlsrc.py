@@ -7,7 +7,7 @@ at the exact place in the user's file. Duplicate mapping keys, which PyYAML acce
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +53,20 @@ class Source:
 
     file: str
     data: Any
-    marks: dict[PathKey, tuple[int, int]]
+    marks: dict[PathKey, tuple[int, int]]  # where each value starts
+    key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)  # where each mapping key starts
 
-    def where(self, path: PathKey) -> tuple[int, int]:
-        """Line and column of ``path``, or of its nearest ancestor that has one."""
+    def where(self, path: PathKey, at_key: bool = False) -> tuple[int, int]:
+        """Line and column of ``path`` (its key with ``at_key``), or of its nearest ancestor that has one."""
         p = tuple(path)
+        if at_key and p in self.key_marks:
+            return self.key_marks[p]
         while p not in self.marks and p:
             p = p[:-1]
         return self.marks.get(p, (1, 1))
 
-    def problem(self, path: PathKey, message: str) -> Problem:
-        line, col = self.where(path)
+    def problem(self, path: PathKey, message: str, at_key: bool = False) -> Problem:
+        line, col = self.where(path, at_key)
         return Problem(self.file, line, col, dotted(path), message)
 
 
@@ -85,11 +88,12 @@ def parse(text: str, name: str = "<string>") -> Source:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return _raise([Problem(name, line, col, "", f"YAML syntax error: {exc.problem or exc.context}")])
     marks: dict[PathKey, tuple[int, int]] = {}
+    key_marks: dict[PathKey, tuple[int, int]] = {}
     problems: list[Problem] = []
-    data = _walk(node, (), marks, problems, name) if node is not None else None
+    data = _walk(node, (), marks, key_marks, problems, name) if node is not None else None
     if problems:
         _raise(problems)
-    return Source(name, data, marks)
+    return Source(name, data, marks, key_marks)
 
 
 def _raise(problems: list[Problem]) -> Source:
@@ -97,7 +101,7 @@ def _raise(problems: list[Problem]) -> Source:
 
 
 def _walk(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, int]],
-          problems: list[Problem], name: str) -> Any:
+          key_marks: dict[PathKey, tuple[int, int]], problems: list[Problem], name: str) -> Any:
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -107,11 +111,14 @@ def _walk(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, int]],
                 problems.append(Problem(name, knode.start_mark.line + 1, knode.start_mark.column + 1,
                                         dotted((*path, str(key))), "duplicate key"))
                 continue
-            out[key] = _walk(vnode, (*path, str(key)), marks, problems, name)
-            marks[(*path, str(key))] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            kpath = (*path, str(key))
+            key_marks[kpath] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            out[key] = _walk(vnode, kpath, marks, key_marks, problems, name)
+            if isinstance(vnode, yaml.MappingNode | yaml.SequenceNode):
+                marks[kpath] = key_marks[kpath]  # a whole object is best pointed at by its key
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(v, (*path, i), marks, problems, name) for i, v in enumerate(node.value)]
+        return [_walk(v, (*path, i), marks, key_marks, problems, name) for i, v in enumerate(node.value)]
     return _scalar(node)
 
 

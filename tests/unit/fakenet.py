@@ -1,0 +1,110 @@
+"""A fake data plane: walks one packet through a RuleSet the way OVS would (tests only).
+
+It answers the question the controller's policy must get right: "a packet from host h with source S to D
+leaves through exit X, rewritten to L" — or goes to the controller, or is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+from typing import Any
+
+from controller.policy import OFPP_IN_PORT, Rule, RuleSet
+from topologies.topo import Plan
+
+
+@dataclass
+class Outcome:
+    kind: str  # "delivered", "controller", "dropped", "lost" (output to a down port)
+    node: str = ""  # delivered to this node (router or host)
+    pkt: dict[str, Any] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)  # switches traversed
+    where: str = ""  # switch where it ended (controller/dropped/lost)
+
+
+def _matches(rule: Rule, pkt: dict[str, Any]) -> bool:
+    for k, v in rule.match:
+        have = pkt.get(k)
+        if have is None:
+            return False
+        if isinstance(v, tuple):
+            value, mask = v
+            if k.startswith("eth"):
+                a = int(str(have).replace(":", ""), 16)
+                b, m = int(value.replace(":", ""), 16), int(mask.replace(":", ""), 16)
+            else:
+                a, b, m = int(IPv6Address(have)), int(IPv6Address(value)), int(IPv6Address(mask))
+            if a & m != b & m:
+                return False
+        elif str(have) != str(v):
+            return False
+    return True
+
+
+class FakeNet:
+    def __init__(self, plan: Plan, rules: RuleSet, down: set[tuple[str, int]] | None = None):
+        self.plan = plan
+        self.rules = rules
+        self.down = down or set()  # (switch name, port) whose link is down
+        self.names = {n.dpid: n.name for n in plan.switches}
+        self.dpids = {n.name: n.dpid for n in plan.switches}
+
+    def send(self, host: str, src: str, dst: str, **extra: Any) -> Outcome:
+        """A packet from ``host`` to the site router (gateway MAC) with the given addresses."""
+        sp = next(s for s in self.plan.sites if host in s.site.hosts)
+        hp = next(h for h in sp.hosts if h.name == host)
+        pkt = {"eth_src": hp.mac, "eth_dst": sp.gateway_mac, "eth_type": 0x86DD, "ipv6_src": src,
+               "ipv6_dst": dst, "ip_proto": 17, "hop": 64, **extra}
+        return self.walk(sp.site.fabric, hp.port, pkt)
+
+    def inject(self, switch: str, port: int, **pkt: Any) -> Outcome:
+        base = {"eth_type": 0x86DD, "ip_proto": 17, "hop": 64}
+        return self.walk(switch, port, {**base, **pkt})
+
+    def walk(self, switch: str, in_port: int, pkt: dict[str, Any]) -> Outcome:
+        path: list[str] = []
+        for _ in range(16):
+            path.append(switch)
+            pkt = {**pkt, "in_port": in_port}
+            rule = self._lookup(switch, pkt)
+            if rule is None or not rule.actions:
+                return Outcome("dropped", pkt=pkt, path=path, where=switch)
+            result = self._apply(switch, in_port, pkt, rule.actions)
+            if isinstance(result, Outcome):
+                result.path = path
+                return result
+            pkt, out_port = result
+            if (switch, out_port) in self.down:
+                return Outcome("lost", pkt=pkt, path=path, where=switch)
+            peer = self.plan.peer(switch, out_port)
+            if peer.node in self.dpids:
+                switch, in_port = peer.node, peer.port
+                continue
+            return Outcome("delivered", node=peer.node, pkt=pkt, path=path)
+        raise AssertionError(f"forwarding loop: {path}")
+
+    def _lookup(self, switch: str, pkt: dict[str, Any]) -> Rule | None:
+        dpid = self.dpids[switch]
+        candidates = [r for r in self.rules.rules if r.dpid == dpid and _matches(r, pkt)]
+        return max(candidates, key=lambda r: r.priority, default=None)
+
+    def _apply(self, switch: str, in_port: int, pkt: dict[str, Any],
+               actions: tuple[tuple[Any, ...], ...]) -> Outcome | tuple[dict[str, Any], int]:
+        pkt = dict(pkt)
+        for a in actions:
+            if a[0] == "set_field":
+                pkt[a[1]] = a[2]
+            elif a[0] == "dec_ttl":
+                pkt["hop"] -= 1
+            elif a[0] == "controller":
+                return Outcome("controller", pkt=pkt, where=switch)
+            elif a[0] == "output":
+                return pkt, in_port if a[1] == OFPP_IN_PORT else a[1]
+            elif a[0] == "group":
+                g = next(g for g in self.rules.groups if g.dpid == self.dpids[switch] and g.group_id == a[1])
+                live = [b for b in g.buckets if b.watch_port is None or (switch, b.watch_port) not in self.down]
+                if not live:
+                    return Outcome("dropped", pkt=pkt, where=switch)
+                return self._apply(switch, in_port, pkt, live[0].actions)
+        return Outcome("dropped", pkt=pkt, where=switch)

@@ -1,0 +1,71 @@
+"""The multi6lab command: exit codes and messages users see (no root needed for these)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tools.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+FIG1 = str(ROOT / "topologies" / "figure1.yaml")
+
+
+def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", FIG1]) == 0
+    assert "ok: " in capsys.readouterr().out
+
+
+def test_validate_broken_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(Path(FIG1).read_text().replace('"core:eth3"', '"nowhere:eth3"'))
+    assert main(["validate", FIG1, str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err and "unknown node 'nowhere'" in err and "Traceback" not in err
+
+
+def test_nptv6_tool(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nptv6", "--inside", "fd01:203:405::/48", "--outside", "2001:db8:1::/48",
+                 "fd01:203:405:1::1234"]) == 0
+    assert capsys.readouterr().out.strip() == "fd01:203:405:1::1234 -> 2001:db8:1:d550::1234"
+    assert main(["nptv6", "--inside", "fd01:203:405::/48", "--outside", "2001:db8:1::/48", "--reverse",
+                 "2001:db8:1:d550::1234"]) == 0
+    assert "-> fd01:203:405:1::1234" in capsys.readouterr().out
+
+
+def test_nptv6_tool_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["nptv6", "--inside", "fd00::/48", "--outside", "3fff::/56", "fd00::1"]) == 2
+    assert "equal length" in capsys.readouterr().err
+    assert main(["nptv6", "--inside", "fd00::/48", "--outside", "3fff::/48",
+                 "not-an-address", "fd00:0:0:ffff::1"]) == 1
+    err = capsys.readouterr().err
+    assert "not-an-address" in err and "0xFFFF" in err
+
+
+def test_draw_dot(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draw", FIG1]) == 0
+    dot = capsys.readouterr().out
+    assert dot.startswith('graph "figure1"') and '"exa" -- "ispa"' in dot and "PA 3fff:a::/32" in dot
+
+
+def test_draw_png(tmp_path: Path) -> None:
+    pytest.importorskip("shutil").which("dot") or pytest.skip("graphviz not installed (sudo make setup)")
+    out = tmp_path / "f.png"
+    assert main(["draw", FIG1, "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="checks the message a non-root user gets")
+def test_up_without_root_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["up", FIG1, "-c", "h1:true"]) == 1
+    err = capsys.readouterr().err
+    assert "needs root" in err and "Traceback" not in err
+
+
+def test_up_with_broken_topology_reports_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "b.yaml"
+    bad.write_text("name: x\n")
+    assert main(["up", str(bad)]) == 1
+    assert "'isps' is required" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""Path liveness from link and heartbeat triggers, on a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.liveness import Liveness
+from topologies import loader
+from topologies.topo import Plan, build
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fig1(triggers: str = "[link, heartbeat]") -> Plan:
+    text = (ROOT / "topologies" / "figure1.yaml").read_text().replace("[link, heartbeat]", triggers)
+    return build(loader.loads(text))
+
+
+def names(events: list[dict[str, object]]) -> list[object]:
+    return [e["event"] for e in events]
+
+
+def test_link_down_and_up_once_each_despite_repeats() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    assert names(lv.port_status(2, 2, up=False, now=1.0)) == ["port_down", "path_dead"]
+    assert lv.port_status(2, 2, up=False, now=1.001) == []  # OVS repeats port status
+    assert lv.usable() == {"exa": False, "exb": True}
+    assert names(lv.port_status(2, 2, up=True, now=2.0)) == ["port_up", "path_alive"]
+    assert lv.port_status(2, 1, up=False, now=2.0) == []  # the inside port is not a path
+
+
+def test_port_status_ignored_without_link_trigger() -> None:
+    lv = Liveness(fig1("[heartbeat]"), now=0.0)
+    assert names(lv.port_status(2, 2, up=False, now=1.0)) == ["port_down"]
+    assert lv.usable()["exa"] is True
+
+
+def test_heartbeat_not_judged_before_first_reply() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    assert lv.tick(now=100.0) == []
+    assert names(lv.echo_reply("exa", now=100.0)) == ["heartbeat_up"]
+
+
+def test_heartbeat_detection_time_is_interval_times_multiplier() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    lv.echo_reply("exa", now=1.000)
+    assert lv.tick(now=1.0299) == []  # within 3 x 10 ms: not yet
+    ev = lv.tick(now=1.0301)
+    assert names(ev) == ["heartbeat_timeout", "path_dead"]
+    assert ev[0]["silent_ms"] == 30.1 and ev[1]["cause"] == "heartbeat"
+    assert lv.tick(now=1.5) == []  # reported once
+
+
+def test_heartbeat_recovers_after_multiplier_consecutive_replies() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    lv.echo_reply("exa", now=1.0)
+    lv.tick(now=1.05)
+    assert lv.echo_reply("exa", now=2.00) == []
+    assert lv.echo_reply("exa", now=2.01) == []
+    assert names(lv.echo_reply("exa", now=2.02)) == ["path_alive"]
+    assert lv.usable()["exa"]
+
+
+def test_unknown_exit_and_heartbeat_disabled_are_ignored() -> None:
+    lv = Liveness(fig1("[link]"), now=0.0)
+    assert lv.echo_reply("exa", now=1.0) == []
+    assert lv.echo_reply("nope", now=1.0) == []
+    assert lv.heartbeat_paths() == []

@@ -1,0 +1,60 @@
+"""Packets the controller builds and parses (ND, RA, ICMPv6 1/5, heartbeats)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address as A
+from ipaddress import IPv6Network as N
+
+import pytest
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, IPv6
+from scapy.layers.l2 import Ether
+
+from controller import packets as P
+
+GW = "02:6d:67:77:00:01"
+
+
+def test_ns_is_parsed_and_answered() -> None:
+    ns = bytes(Ether(src="02:00:00:00:00:09", dst="33:33:ff:00:00:01") / IPv6(src="fe80::9", dst="ff02::1:ff00:1")
+               / ICMPv6ND_NS(tgt="fe80::1"))
+    p = P.parse(ns)
+    assert (p.kind, p.target, p.src) == ("ns", A("fe80::1"), A("fe80::9"))
+    na = Ether(P.neighbor_advert(GW, A("fe80::1"), p.eth_src, p.src))
+    assert na[ICMPv6ND_NA].tgt == "fe80::1" and na[ICMPv6ND_NA].R == 1 and na[ICMPv6ND_NA].S == 1
+    assert na.dst == "02:00:00:00:00:09" and na[IPv6].hlim == 255
+
+
+def test_ra_carries_lifetimes_per_prefix() -> None:
+    ra = Ether(P.router_advert(GW, A("fe80::1"), [(N("3fff:a:5::/64"), 1800, 0), (N("3fff:b:5::/64"), 1800, 1800)]))
+    assert ra[ICMPv6ND_RA].routerlifetime == 1800 and ra.dst == "33:33:00:00:00:01"
+    pios = []
+    layer = ra[ICMPv6NDOptPrefixInfo]
+    while layer:
+        pios.append((layer.prefix, layer.preferredlifetime))
+        layer = layer.payload.getlayer(ICMPv6NDOptPrefixInfo)
+    assert pios == [("3fff:a:5::", 0), ("3fff:b:5::", 1800)]  # A deprecated (RFC 8475), B preferred
+
+
+def test_echo_reply_is_parsed() -> None:
+    req = Ether(P.echo_request(GW, "02:00:00:00:00:02", A("3fff:a::2"), A("3fff:a:0:1::2"), 7, 70000))
+    rep = bytes(Ether(src=req.dst, dst=req.src) / IPv6(src=req[IPv6].dst, dst=req[IPv6].src)
+                / __import__("scapy.layers.inet6", fromlist=["ICMPv6EchoReply"]).ICMPv6EchoReply(id=7, seq=4464))
+    p = P.parse(rep)
+    assert (p.kind, p.ident, p.seq) == ("echo_reply", 7, 70000 & 0xFFFF)
+
+
+def test_source_policy_failed_quotes_the_offending_packet() -> None:
+    bad = bytes(Ether(src="02:00:00:00:00:09", dst=GW) / IPv6(src="3fff:a:5::9", dst="3fff:ff:100::2")
+                / UDP(sport=4000, dport=5000) / (b"x" * 2000))
+    err = Ether(P.source_policy_failed(GW, A("fe80::1"), "02:00:00:00:00:09", bad))
+    assert err[ICMPv6DestUnreach].type == 1 and err[ICMPv6DestUnreach].code == 5
+    assert err[IPv6].dst == "3fff:a:5::9" and err.dst == "02:00:00:00:00:09"
+    assert len(bytes(err[IPv6])) <= 1280
+    with pytest.raises(ValueError):
+        P.source_policy_failed(GW, A("fe80::1"), "02:00:00:00:00:09", bytes(Ether() / b"junk"))
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00" * 5, bytes(Ether(type=0x86DD) / b"\x60\x00"), b"\xff" * 80])
+def test_garbage_never_raises(data: bytes) -> None:
+    assert P.parse(data).kind in ("other", "ipv6")

@@ -1,0 +1,163 @@
+"""The controller's decisions, checked by walking packets through a fake flow table."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address as A
+from pathlib import Path
+
+import pytest
+
+from controller.policy import RuleSet, SitePolicy, apply, desired, diff
+from tests.unit.fakenet import FakeNet
+from topologies import loader
+from topologies.topo import Plan, build
+
+ROOT = Path(__file__).resolve().parents[2]
+R = "3fff:ff:100::2"
+
+
+def plan(name: str, **replace: str) -> Plan:
+    text = (ROOT / "topologies" / f"{name}.yaml").read_text()
+    for old, new in replace.items():
+        text = text.replace(old.replace("_", " "), new)
+    return build(loader.loads(text))
+
+
+@pytest.fixture
+def fig1() -> Plan:
+    return plan("figure1")
+
+
+def h1_identity(p: Plan) -> str:
+    return str(p.sites[0].hosts[0].addresses["identity"])
+
+
+def locator(p: Plan, exit_name: str) -> str:
+    sp = p.sites[0]
+    return str(SitePolicy.of(sp).locator(sp.hosts[0], exit_name))
+
+
+def test_nptv6_leaves_through_primary_rewritten_to_its_locator(fig1: Plan) -> None:
+    out = FakeNet(fig1, desired(fig1, {})).send("h1", h1_identity(fig1), R)
+    assert out.kind == "delivered" and out.node == "ispa"
+    assert out.pkt["ipv6_src"] == locator(fig1, "exa")
+    assert A(out.pkt["ipv6_src"]) in fig1.sites[0].exits[0].delegation
+    assert out.pkt["eth_dst"] == fig1.sites[0].exits[0].isp_mac and out.pkt["hop"] == 63
+    assert out.path == ["sw", "exa"]
+
+
+def test_nptv6_inbound_is_translated_back_to_identity(fig1: Plan) -> None:
+    net = FakeNet(fig1, desired(fig1, {}))
+    out = net.inject("exa", 2, ipv6_src=R, ipv6_dst=locator(fig1, "exa"), eth_dst=fig1.sites[0].exits[0].mac)
+    assert out.kind == "delivered" and out.node == "h1"
+    assert out.pkt["ipv6_dst"] == h1_identity(fig1)
+    assert out.pkt["eth_dst"] == fig1.sites[0].hosts[0].mac
+
+
+def test_fast_failover_hands_traffic_to_the_other_exit_before_the_controller_acts(fig1: Plan) -> None:
+    # Uplink of exa down, controller not yet told: the rules are still the all-alive ones.
+    net = FakeNet(fig1, desired(fig1, {}), down={("exa", 2)})
+    out = net.send("h1", h1_identity(fig1), R)
+    assert out.kind == "delivered" and out.node == "ispb"
+    assert out.pkt["ipv6_src"] == locator(fig1, "exb")
+    assert out.path == ["sw", "exa", "sw", "exb"]
+
+
+def test_controller_moves_the_fabric_to_the_live_exit(fig1: Plan) -> None:
+    net = FakeNet(fig1, desired(fig1, {"exa": False}), down={("exa", 2)})
+    out = net.send("h1", h1_identity(fig1), R)
+    assert out.node == "ispb" and out.path == ["sw", "exb"]
+    assert out.pkt["ipv6_src"] == locator(fig1, "exb")
+
+
+def test_no_link_trigger_means_no_fast_failover_group() -> None:
+    p = plan("figure1", **{"triggers: [link, heartbeat]": "triggers: [heartbeat]"})
+    rules = desired(p, {})
+    assert not rules.groups
+    assert FakeNet(p, rules, down={("exa", 2)}).send("h1", h1_identity(p), R).kind == "lost"
+
+
+def test_all_exits_dead_drops(fig1: Plan) -> None:
+    out = FakeNet(fig1, desired(fig1, {"exa": False, "exb": False})).send("h1", h1_identity(fig1), R)
+    assert out.kind == "dropped" and out.where == "sw"
+
+
+def test_spoofed_sources_are_dropped_at_the_site(fig1: Plan) -> None:
+    net = FakeNet(fig1, desired(fig1, {}))
+    for src in ("3fff:b:5::99", "fd00:5::1", "2001:db8::1", locator(fig1, "exa")):
+        out = net.send("h1", src, R)
+        assert out.kind == "dropped", src
+
+
+def test_outside_packets_claiming_a_site_source_are_dropped(fig1: Plan) -> None:
+    net = FakeNet(fig1, desired(fig1, {}))
+    out = net.inject("exa", 2, ipv6_src=locator(fig1, "exb"), ipv6_dst=locator(fig1, "exa"))
+    assert out.kind == "dropped"
+
+
+def test_load_share_uses_a_select_group_over_live_exits() -> None:
+    p = plan("figure1", **{"triggers: [link, heartbeat]": "triggers: [link, heartbeat]\n    exit_policy: load-share"})
+    rules = desired(p, {})
+    select = [g for g in rules.groups if g.kind == "select"]
+    assert len(select) == 1 and len(select[0].buckets) == 2
+    one_dead = desired(p, {"exb": False})
+    assert len(next(g for g in one_dead.groups if g.kind == "select").buckets) == 1
+
+
+@pytest.fixture
+def three() -> Plan:
+    return plan("three-isps")
+
+
+def test_source_routing_picks_the_exit_of_the_source_prefix(three: Plan) -> None:
+    net = FakeNet(three, desired(three, {}))
+    for name in ("h1", "h2", "h3"):
+        h = next(h for h in three.sites[0].hosts if h.name == name)
+        for exit_name, isp in (("exa", "ispa"), ("exb", "ispb"), ("exc", "ispc")):
+            out = net.send(name, str(h.addresses[exit_name]), R)
+            assert out.kind == "delivered" and out.node == isp, (name, exit_name)
+            assert out.pkt["ipv6_src"] == str(h.addresses[exit_name])  # no rewriting
+
+
+def test_source_routing_dead_path_sends_stale_sources_to_the_controller(three: Plan) -> None:
+    h = three.sites[0].hosts[0]
+    net = FakeNet(three, desired(three, {"exa": False}))
+    assert net.send("h1", str(h.addresses["exa"]), R).kind == "controller"  # -> ICMPv6 1/5
+    assert net.send("h1", str(h.addresses["exb"]), R).node == "ispb"
+
+
+def test_source_routing_inbound_reaches_the_host(three: Plan) -> None:
+    h = three.sites[0].hosts[1]
+    out = FakeNet(three, desired(three, {})).inject("exb", 2, ipv6_src=R, ipv6_dst=str(h.addresses["exb"]))
+    assert out.kind == "delivered" and out.node == "h2"
+
+
+def test_two_sites_each_have_their_own_rules() -> None:
+    p = plan("two-sites")
+    net = FakeNet(p, desired(p, {}))
+    h2 = p.sites[1].hosts[0]
+    out = net.send("h2", str(h2.addresses["identity"]), "3fff:a:1::1")
+    assert out.node == "ispc" and A(out.pkt["ipv6_src"]) in p.sites[1].exits[0].delegation
+
+
+def test_diff_is_minimal_and_apply_reaches_the_target(fig1: Plan) -> None:
+    before = desired(fig1, {})
+    after = desired(fig1, {"exa": False})
+    ch = diff(before, after)
+    assert len(ch) == 1 and len(ch.add_rules) == 1  # one fabric rule replaced (same key, new action)
+    assert not ch.delete_rules
+    assert apply(before, ch) == after
+    assert len(diff(after, after)) == 0
+
+
+def test_reconnect_from_empty_and_from_stale_converges(fig1: Plan) -> None:
+    want = desired(fig1, {})
+    assert apply(RuleSet(), diff(RuleSet(), want)) == want
+    stale = desired(plan("figure1", **{"triggers: [link, heartbeat]": "triggers: [heartbeat]"}), {"exa": False})
+    ch = diff(stale, want)
+    assert apply(stale, ch) == want
+    assert ch.add_groups and not ch.delete_groups
+
+
+def test_rules_are_deterministic(fig1: Plan) -> None:
+    assert desired(fig1, {}) == desired(plan("figure1"), {})

@@ -1,0 +1,75 @@
+"""The JSON Schema shipped for editors agrees with the loader: same verdict on valid and on structurally
+invalid documents; semantic mistakes (which no schema can see) pass the schema and fail the loader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from topologies import loader
+from topologies.yamlsrc import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "topologies" / "schema.json").read_text())
+FIGURE1 = (ROOT / "topologies" / "figure1.yaml").read_text()
+
+STRUCTURAL = {
+    "unknown top-level key": FIGURE1 + "\ncolour: red\n",
+    "unknown site key": FIGURE1.replace("    fabric: sw", "    fabric: sw\n    colour: red"),
+    "unknown defaults key": FIGURE1.replace("  link:\n", "  linky: {}\n  link:\n"),
+    "asn as text": FIGURE1.replace("asn: 64501", "asn: lots"),
+    "bad trigger": FIGURE1.replace("triggers: [link, heartbeat]", "triggers: [gut-feeling]"),
+    "one endpoint": FIGURE1.replace('["r:eth0", "core:eth3"]', '["r:eth0"]'),
+    "endpoint without interface": FIGURE1.replace('"r:eth0"', '"r"'),
+    "negative loss": FIGURE1.replace("bw: 100 ", "loss_pct: -1 "),
+    "upper-case name": FIGURE1.replace("hosts: [h1]", "hosts: [H1]"),
+}
+SEMANTIC = {
+    "dangling link": FIGURE1.replace('"core:eth3"', '"nowhere:eth3"'),
+    "delegation outside PA": FIGURE1.replace('"3fff:a:5::/48"', '"3fff:b:9::/48"'),
+    "exit to foreign ISP": FIGURE1.replace('["exb:eth2", "ispb:eth1"]', '["exb:eth2", "ispa:eth7"]'),
+}
+
+
+def schema_ok(text: str) -> bool:
+    try:
+        jsonschema.validate(yaml.safe_load(text), SCHEMA, cls=jsonschema.Draft202012Validator)
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
+def loader_ok(text: str) -> bool:
+    try:
+        loader.loads(text)
+    except InputError:
+        return False
+    return True
+
+
+def test_schema_is_a_valid_draft_2020_12_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "topologies").glob("*.yaml")), ids=lambda p: p.name)
+def test_both_accept_shipped(path: Path) -> None:
+    text = path.read_text()
+    assert schema_ok(text) and loader_ok(text)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURAL))
+def test_both_reject_structural_mistakes(name: str) -> None:
+    assert STRUCTURAL[name] != FIGURE1, "fixture no longer changes figure1.yaml"
+    assert not schema_ok(STRUCTURAL[name])
+    assert not loader_ok(STRUCTURAL[name])
+
+
+@pytest.mark.parametrize("name", sorted(SEMANTIC))
+def test_semantic_mistakes_pass_schema_fail_loader(name: str) -> None:
+    assert SEMANTIC[name] != FIGURE1
+    assert schema_ok(SEMANTIC[name])
+    assert not loader_ok(SEMANTIC[name])

@@ -1,0 +1,114 @@
+"""The pure plan: addresses, MACs, routes, filters and the controller's view, for the shipped topologies."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address as A
+from pathlib import Path
+
+import pytest
+
+from topologies import loader
+from topologies.addressing import eui64, mac
+from topologies.topo import Plan, build, loss_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plan(name: str) -> Plan:
+    return build(loader.load(ROOT / "topologies" / f"{name}.yaml"))
+
+
+def test_eui64_matches_linux_slaac() -> None:
+    from ipaddress import IPv6Network as N
+    # Linux forms fd00:5::6d:ff:fe00:800 from 02:6d:00:00:08:00 (seen on a real host in figure1).
+    assert eui64(N("fd00:5::/64"), "02:6d:00:00:08:00") == A("fd00:5::6d:ff:fe00:800")
+    with pytest.raises(ValueError):
+        eui64(N("fd00:5::/48"), "02:6d:00:00:08:00")
+    with pytest.raises(ValueError):
+        mac(1, 2, 3)
+
+
+def test_figure1_addresses_and_controller_view() -> None:
+    p = plan("figure1")
+    sp = p.sites[0]
+    exa, exb = sp.exits
+    assert (exa.dpid, exa.inside_port, exa.outside_port, exa.fabric_port) == (2, 1, 2, 2)
+    assert exa.address.ip == A("3fff:a::2") and exa.isp_address == A("3fff:a::1")
+    assert exa.isp_intf == "ispa-eth1"
+    assert exa.beacon == A("3fff:a:0:1::2")  # the core's end of ispa's uplink: one hop beyond the ISP
+    assert exb.beacon == A("3fff:b:0:1::2")
+    h1 = sp.hosts[0]
+    assert h1.addresses == {"identity": eui64(next(iter(sp.prefixes.values())), h1.mac)}
+    assert p.address("r") == A("3fff:ff:100::2")
+    assert len({i.mac for lk in p.links for i in (lk.a, lk.b)}) == 2 * len(p.links)  # every MAC unique
+
+
+def test_source_routing_hosts_get_one_address_per_isp() -> None:
+    sp = plan("three-isps").sites[0]
+    assert set(sp.prefixes) == {"exa", "exb", "exc"}
+    for h in sp.hosts:
+        assert [a.exploded[:14] for a in h.addresses.values()] == ["3fff:000a:0005", "3fff:000b:0005",
+                                                                  "3fff:000c:0005"]
+
+
+def test_static_aggregated_routes() -> None:
+    p = plan("figure1")
+    core, ispa, r = p.node("core").commands, p.node("ispa").commands, p.node("r").commands
+    assert "ip -6 route add 3fff:a::/32 via 3fff:a:0:1::1 dev core-eth1" in core  # the core routes the PA
+    assert "ip -6 route add 3fff:a:5::/48 via 3fff:a::2 dev ispa-eth1" in ispa  # delegation to the exit
+    assert "ip -6 route add unreachable 3fff:a::/32" in ispa  # no loop when a customer link is down
+    assert "ip -6 route add 3fff:b::/32 via 3fff:a:0:1::2 dev ispa-eth0" in ispa
+    assert "ip -6 route add default via 3fff:ff:100::1 dev r-eth0" in r
+    assert not any("3fff:b:5" in c for c in ispa)  # ISP A knows nothing of B's customer
+
+
+def test_two_sites_route_each_other_through_the_core() -> None:
+    p = plan("two-sites")
+    ispa = p.node("ispa").commands
+    assert "ip -6 route add 3fff:c::/32 via 3fff:a:0:1::2 dev ispa-eth0" in ispa
+    assert [sp.site.name for sp in p.sites] == ["s1", "s2"]
+    assert {e.name for sp in p.sites for e in sp.exits} == {"s1ea", "s1eb", "s2ec", "s2ed"}
+
+
+def test_bcp38_filter_on_customer_interface() -> None:
+    cmds = plan("figure1").node("ispa").commands
+    rule = next(c for c in cmds if "saddr !=" in c)
+    assert rule == ("nft add rule ip6 multi6lab forward iifname ispa-eth1 ip6 saddr != "
+                    "{ 3fff:a:5::/48, 3fff:a::/64 } counter name bcp38_ispa_eth1 drop")
+
+
+def test_no_filter_when_disabled() -> None:
+    text = (ROOT / "topologies" / "figure1.yaml").read_text().replace(
+        'prefix: "3fff:a::/32"}', 'prefix: "3fff:a::/32", ingress_filter: false}')
+    p = build(loader.loads(text))
+    assert not any("nft" in c for c in p.node("ispa").commands)
+    assert any("nft" in c for c in p.node("ispb").commands)
+
+
+def test_hosts_autoconfigure_and_every_interface_drops_tx_offload() -> None:
+    p = plan("figure1")
+    h1 = p.node("h1").commands
+    assert "sysctl -qw net.ipv6.conf.h1-eth0.accept_ra=1" in h1
+    assert "sysctl -qw net.ipv6.conf.h1-eth0.use_tempaddr=0" in h1
+    for n in p.nodes:
+        for i in p.intfs(n.name):
+            if n.role != "switch":
+                assert f"ethtool -K {i.name} tx off" in n.commands
+
+
+def test_loss_commands_use_nft_numgen() -> None:
+    cmds = loss_commands("ispa-eth1", 2.5)
+    assert "nft add rule inet multi6lab_impair post oifname ispa-eth1 numgen random mod 10000 < 250 drop" in cmds
+    assert any("pre iifname ispa-eth1" in c for c in cmds)
+
+
+def test_plan_lookups() -> None:
+    p = plan("figure1")
+    assert p.peer("exa", 2).node == "ispa"
+    assert p.site_by_dpid(1) == (p.sites[0], "fabric")
+    assert p.site_by_dpid(3) == (p.sites[0], "exb")
+    assert p.site_by_dpid(99) is None
+    with pytest.raises(KeyError):
+        p.intf("exa", 9)
+    with pytest.raises(KeyError):
+        p.peer("exa", 9)
