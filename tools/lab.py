@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tools.emulation import Emulation, EnvError, require_emulator
-from tools.runstate import RunRecord, clean
+from tools.runstate import RunRecord, clean, records
 from topologies import loader
 from topologies.topo import Plan, build
 
@@ -70,6 +70,7 @@ class Lab:
     def __enter__(self) -> Lab:
         require_emulator("building a network")
         clean()  # leftovers of runs whose owner died (killed with SIGKILL, machine trouble)
+        self.check_names_free()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.record = RunRecord.create(self.run_id)
         try:
@@ -86,6 +87,20 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def check_names_free(self) -> None:
+        """Bridges and switch-side interfaces live in the root namespace: two runs cannot share names."""
+        bridges = set(subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True,
+                                     check=False).stdout.split())
+        taken = sorted(n.name for n in self.plan.switches if n.name in bridges)
+        intfs = [i.name for lk in self.plan.links for i in (lk.a, lk.b)]
+        taken += sorted(n for n in intfs if Path(f"/sys/class/net/{n}").exists())
+        if not taken:
+            return
+        owners = [f"{r.run_id} (pid {r.owner})" for r in records() if set(r.bridges + r.intfs) & set(taken)]
+        who = f"run {', '.join(owners)} is using" if owners else "something outside multi6lab is using"
+        raise EnvError(f"{who} {', '.join(taken[:4])}{' ...' if len(taken) > 4 else ''}; stop it first "
+                       "(or 'multi6lab clean --all' if it is one of ours).")
 
     def start_controller(self) -> None:
         assert self.record is not None

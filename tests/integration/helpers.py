@@ -1,0 +1,82 @@
+"""Helpers for integration tests: traffic through a real lab and checks that nothing is left behind."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.lab import Lab
+from topologies.topo import Plan
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def topology(name: str) -> Path:
+    return ROOT / "topologies" / f"{name}.yaml"
+
+
+def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int = 50, rate: float = 500,
+                 src: str | None = None, port: int = 5001, listen: float | None = None) -> list[dict[str, str]]:
+    """Send ``count`` probes from ``sender`` to ``dst``; return what ``receiver`` got (seq, times, source)."""
+    wd = lab.workdir
+    tag = f"{sender}-{receiver}-{port}-{time.monotonic_ns()}"
+    rout, sout = wd / f"recv-{tag}.csv", wd / f"send-{tag}.csv"
+    duration = count / rate
+    r = lab.popen(receiver, [PY, "-m", "tools.probe", "recv", "--port", str(port),
+                             "--duration", str(listen or duration + 1.0), "--out", str(rout)])
+    time.sleep(0.2)  # the receiver binds its socket; it has no other way to tell us it is ready
+    argv = [PY, "-m", "tools.probe", "send", "--dst", dst, "--port", str(port), "--rate", str(rate),
+            "--duration", str(duration), "--out", str(sout)]
+    if src:
+        argv += ["--src", src]
+    s = lab.popen(sender, argv)
+    s.wait(duration + 10)
+    r.wait(duration + 15)
+    with open(rout) as f:
+        return list(csv.DictReader(f))
+
+
+def craft(lab: Lab, node: str, iface: str, scapy_expr: str) -> str:
+    """Send one scapy-built frame from ``node`` (e.g. a spoofed source); ``scapy_expr`` builds the packet."""
+    code = f"from scapy.all import *; sendp({scapy_expr}, iface={iface!r}, verbose=False)"
+    return lab.cmd(node, f"{PY} -c {code!r}")
+
+
+def nft_counter(lab: Lab, node: str, name: str) -> int:
+    out = lab.cmd(node, f"nft list counter ip6 multi6lab {name}")
+    return int(out.split("packets")[1].split()[0])
+
+
+def ovs_flows(bridge: str) -> list[str]:
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge, "--no-stats"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line.strip() for line in out.splitlines() if "cookie=" in line or "priority=" in line]
+
+
+def leftovers(plan: Plan, pids: list[int]) -> list[str]:
+    """What of a finished run still exists: its bridges, its root-namespace interfaces, its processes."""
+    left = []
+    bridges = set(subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split())
+    left += [f"bridge {n.name}" for n in plan.switches if n.name in bridges]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    names = {i.name for lk in plan.links for i in (lk.a, lk.b)}
+    left += [f"interface {n}" for n in names if f" {n}@" in links or f" {n}:" in links]
+    for pid in pids:
+        if Path(f"/proc/{pid}").exists():
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if stat != "Z":
+                left.append(f"process {pid}")
+    return left
+
+
+def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

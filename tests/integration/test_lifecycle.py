@@ -1,0 +1,108 @@
+"""Issue 2: the other shipped topologies come up; teardown, Ctrl-C and SIGKILL + clean leave nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import PY, ROOT, leftovers, topology, udp_exchange, wait_until
+from tools.emulation import EnvError
+from tools.lab import Lab
+from tools.runstate import records
+from topologies import loader
+from topologies.topo import build
+
+pytestmark = pytest.mark.integration
+R = "3fff:ff:100::2"
+
+
+def test_three_isps_every_host_reaches_r_from_every_prefix(tmp_path: Path) -> None:
+    with Lab(topology("three-isps"), tmp_path) as lab:
+        for h in lab.plan.sites[0].hosts:
+            for name, addr in h.addresses.items():
+                got = udp_exchange(lab, h.name, "r", R, count=20, src=str(addr))
+                assert len(got) == 20 and {g["source"] for g in got} == {str(addr)}, (h.name, name)
+
+
+def test_two_multihomed_sites_reach_each_other(tmp_path: Path) -> None:
+    from controller.policy import SitePolicy
+
+    with Lab(topology("two-sites"), tmp_path) as lab:
+        s1, s2 = lab.plan.sites
+        h2_locator = str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+        got = udp_exchange(lab, "h1", "h2", h2_locator, count=20)
+        assert len(got) == 20
+        assert got[0]["source"] == str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+
+
+def test_a_second_run_with_the_same_names_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    with Lab(topology("figure1"), tmp_path / "a") as first:
+        with pytest.raises(EnvError, match=f"run {first.run_id} .* is using"):
+            Lab(topology("figure1"), tmp_path / "b").__enter__()
+        assert len(udp_exchange(first, "h1", "r", R, count=10)) == 10  # the first run is untouched
+
+
+def test_teardown_leaves_nothing(tmp_path: Path) -> None:
+    with Lab(topology("figure1"), tmp_path) as lab:
+        assert lab.record is not None
+        pids = [p.pid for p in lab.record.procs]
+        run_id = lab.run_id
+        plan = lab.plan
+        assert leftovers(plan, []) != []  # while up, its bridges and interfaces exist (the check can see them)
+    assert leftovers(plan, pids) == []
+    assert run_id not in {r.run_id for r in records()}
+
+
+def _up(extra: list[str]) -> subprocess.Popen[str]:
+    exe = Path(PY).with_name("multi6lab")
+    return subprocess.Popen([str(exe), "up", str(topology("figure1")), *extra], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_up(p: subprocess.Popen[str]) -> list[str]:
+    lines: list[str] = []
+    assert p.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        lines.append(line)
+        if " up: " in line:
+            return lines
+        if not line and p.poll() is not None:
+            break
+    raise AssertionError("multi6lab up did not come up:\n" + "".join(lines))
+
+
+def _pids_of_newest_record() -> list[int]:
+    rec = max(records(), key=lambda r: r.run_id)
+    return [p.pid for p in rec.procs]
+
+
+def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"])
+    _wait_up(p)
+    pids = _pids_of_newest_record()
+    os.killpg(p.pid, signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, out
+    assert "interrupted" in out and "Traceback" not in out
+    assert leftovers(build(loader.load(topology("figure1"))), pids) == []
+
+
+def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path) -> None:
+    plan = build(loader.load(topology("figure1")))
+    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"])
+    _wait_up(p)
+    pids = _pids_of_newest_record()
+    p.kill()  # only the multi6lab process: its controller, node shells and bridges are orphaned
+    p.wait(10)
+    assert leftovers(plan, pids) != []
+    exe = Path(PY).with_name("multi6lab")
+    out = subprocess.run([str(exe), "clean"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "removed" in out.stdout
+    wait_until(lambda: leftovers(plan, pids) == [], 10, "clean to finish")
