@@ -22,6 +22,7 @@ from controller.compat import (
     CONFIG_DISPATCHER,
     MAIN_DISPATCHER,
     BaseApp,
+    event,
     hub,
     ofp_event,
     ofproto_v1_3,
@@ -39,6 +40,10 @@ ICMP_ERRORS_PER_SECOND = 100
 RA_VALID = 1800
 
 
+class EventHeartbeatTick(event.EventBase):  # type: ignore[misc]
+    """Judge heartbeats in the app's own event queue, after every reply that arrived before it."""
+
+
 class SiteExitController(BaseApp):  # type: ignore[misc]
     OFP_VERSIONS = (ofproto_v1_3.OFP_VERSION,)
 
@@ -53,7 +58,6 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.installed: dict[int, RuleSet] = {}
         self.pending: dict[int, dict[str, Any]] = {}
         self.barriers: dict[int, float] = {}
-        self.hb_seq = 0
         self.icmp_budget: dict[str, float] = defaultdict(float)
         self.counters: dict[str, int] = defaultdict(int)
         self.log("controller_start", topology=self.plan.topology.name)
@@ -242,11 +246,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             return
         sp, role = where
         in_port = msg.match["in_port"]
-        pkt = packets.parse(msg.data)
-        if pkt.kind == "echo_reply" and role != "fabric":
+        if role != "fabric" and packets.is_echo_reply(msg.data):
             with self.lock:
                 self._after(self.liveness.echo_reply(role, time.monotonic()))
-        elif pkt.kind == "ns" and pkt.src is not None:
+            return
+        pkt = packets.parse(msg.data)
+        if pkt.kind == "ns" and pkt.src is not None:
             self._answer_ns(dp, sp, role, in_port, pkt)
         elif pkt.kind == "rs" and role == "fabric":
             self._send_ra(dp, sp, in_port)
@@ -315,9 +320,18 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     # -- heartbeats ------------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
+        """Send one echo request per heartbeat path every interval; judging happens in the event queue."""
         paths = self.liveness.heartbeat_paths()
         if not paths:
             return
+        # Replies are not matched to requests (any reply proves the path), so each request is built once.
+        probes = []
+        for p in paths:
+            where = self.plan.site_by_dpid(p.dpid)
+            assert where is not None
+            e = where[0].exit(p.exit)
+            data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, 1)
+            probes.append((p, e.outside_port, data))
         interval = min(p.interval for p in paths)
         next_at = time.monotonic()
         while True:
@@ -327,20 +341,20 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 hub.sleep(delay)
             else:
                 next_at = time.monotonic()  # fell behind: do not burst to catch up
-            self.hb_seq += 1
-            for p in paths:
+            for p, port, data in probes:
                 dp = self.datapaths.get(p.dpid)
                 if dp is None or p.dpid not in self.installed:
                     continue
-                sp, _ = self.plan.site_by_dpid(p.dpid) or (None, None)
-                e = sp.exit(p.exit)
-                data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, self.hb_seq)
                 try:
-                    self._packet_out(dp, e.outside_port, data)
+                    self._packet_out(dp, port, data)
                 except Exception as exc:
                     self.log("heartbeat_error", exit=p.exit, error=str(exc))
-            with self.lock:
-                self._after(self.liveness.tick(time.monotonic()))
+            self.send_event(self.name, EventHeartbeatTick())
+
+    @set_ev_cls(EventHeartbeatTick)
+    def on_heartbeat_tick(self, ev: EventHeartbeatTick) -> None:
+        with self.lock:
+            self._after(self.liveness.tick(time.monotonic()))
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _name(self, dpid: int) -> str:

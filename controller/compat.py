@@ -11,7 +11,7 @@ from typing import Any
 try:
     from os_ken import cfg
     from os_ken.base import app_manager
-    from os_ken.controller import ofp_event
+    from os_ken.controller import event, ofp_event
     from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
     from os_ken.lib import hub
     from os_ken.ofproto import ofproto_v1_3
@@ -20,7 +20,7 @@ try:
 except ImportError:  # classic Ryu, where it still installs
     from ryu import cfg  # type: ignore[no-redef]
     from ryu.base import app_manager  # type: ignore[no-redef]
-    from ryu.controller import ofp_event  # type: ignore[no-redef]
+    from ryu.controller import event, ofp_event  # type: ignore[no-redef]
     from ryu.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls  # type: ignore[no-redef]
     from ryu.lib import hub  # type: ignore[no-redef]
     from ryu.ofproto import ofproto_v1_3  # type: ignore[no-redef]
@@ -37,5 +37,5 @@ def run(app_module: str, listen_host: str, listen_port: int) -> None:
     app_manager.AppManager.run_apps([app_module])
 
 
-__all__ = ["CONFIG_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "BaseApp", "hub", "ofp_event",
+__all__ = ["CONFIG_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "BaseApp", "event", "hub", "ofp_event",
            "ofproto_v1_3", "run", "set_ev_cls"]

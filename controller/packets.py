@@ -45,6 +45,11 @@ class Parsed:
     seq: int = 0  # echo sequence
 
 
+def is_echo_reply(data: bytes) -> bool:
+    """Fast path for heartbeat replies (hundreds a second): Ethernet/IPv6/ICMPv6 type 129, no scapy."""
+    return len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 129
+
+
 def parse(data: bytes) -> Parsed:
     """Decode a packet-in; anything malformed or unexpected is ``other`` (dropped and counted, never raised)."""
     try:

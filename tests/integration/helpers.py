@@ -80,3 +80,43 @@ def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.05) -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+class Capture:
+    """tcpdump on one node's interface (offloads off, so checksums on the wire are real), as a context."""
+
+    def __init__(self, lab: Lab, node: str, intf: str, bpf: str, name: str):
+        self.lab, self.node, self.intf, self.bpf = lab, node, intf, bpf
+        self.pcap = lab.workdir / f"{name}.pcap"
+        self.err = lab.workdir / f"{name}.tcpdump.log"
+        self.proc: Any = None
+
+    def __enter__(self) -> Capture:
+        self.lab.cmd(self.node, f"ethtool -K {self.intf} rx off tx off >/dev/null 2>&1")
+        with open(self.err, "wb") as err:
+            self.proc = self.lab.popen(self.node, ["tcpdump", "-n", "-U", "-i", self.intf, "-w", str(self.pcap),
+                                                   self.bpf], stderr=err)
+        wait_until(lambda: "listening on" in self.err.read_text(errors="replace"), 10, "tcpdump to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def packets(self) -> list[Any]:
+        from scapy.utils import rdpcap
+
+        return list(rdpcap(str(self.pcap)))
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> None:
+        """tcpdump writes what it has read; wait until ``n`` packets are on disk before stopping it."""
+        wait_until(lambda: len(self.packets()) >= n, timeout, f"{n} packets in {self.pcap.name}")
+
+
+def events(lab: Lab, name: str, since: float = 0.0, **fields: Any) -> list[dict[str, Any]]:
+    return [e for e in lab.events() if e["event"] == name and e["t"] >= since
+            and all(e.get(k) == v for k, v in fields.items())]
+
+
+def monotonic() -> float:
+    return time.monotonic()

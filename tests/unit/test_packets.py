@@ -42,6 +42,7 @@ def test_echo_reply_is_parsed() -> None:
                 / __import__("scapy.layers.inet6", fromlist=["ICMPv6EchoReply"]).ICMPv6EchoReply(id=7, seq=4464))
     p = P.parse(rep)
     assert (p.kind, p.ident, p.seq) == ("echo_reply", 7, 70000 & 0xFFFF)
+    assert P.is_echo_reply(rep) and not P.is_echo_reply(bytes(req)) and not P.is_echo_reply(b"\x00" * 10)
 
 
 def test_source_policy_failed_quotes_the_offending_packet() -> None:

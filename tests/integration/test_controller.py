@@ -1,0 +1,168 @@
+"""Issue 3 on RFC 4177 Figure 1 with nptv6: rewriting, checksums, failover, security, controller restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from ipaddress import IPv6Address, IPv6Network
+
+import pytest
+
+from controller.npt import Translator
+from controller.policy import SitePolicy, desired
+from tests.integration.helpers import (
+    PY,
+    Capture,
+    craft,
+    events,
+    nft_counter,
+    ovs_flows,
+    topology,
+    udp_exchange,
+    wait_until,
+)
+from tools.lab import Lab
+
+pytestmark = pytest.mark.integration
+R = "3fff:ff:100::2"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with Lab(topology("figure1"), tmp_path_factory.mktemp("nptv6")) as lab:
+        yield lab
+
+
+def locator(lab: Lab, exit_name: str) -> str:
+    sp = lab.plan.sites[0]
+    return str(SitePolicy.of(sp).locator(sp.hosts[0], exit_name))
+
+
+def test_r_sees_the_primary_locator_with_correct_checksums(lab: Lab) -> None:
+    from scapy.layers.inet import TCP, UDP
+    from scapy.layers.inet6 import IPv6
+
+    with Capture(lab, "r", "r-eth0", "ip6 and (udp port 5001 or tcp port 5002)", "nptv6-checksums") as cap:
+        got = udp_exchange(lab, "h1", "r", R, count=20)
+        server = lab.popen("r", [PY, "-c", "import socket; s=socket.create_server(('::', 5002),"
+                                           " family=socket.AF_INET6); c,_=s.accept(); c.sendall(c.recv(100))"])
+        time.sleep(0.2)  # the server binds; nothing to wait on from outside
+        reply = lab.cmd("h1", f"{PY} -c \"import socket; c=socket.create_connection(('{R}', 5002), timeout=5);"
+                              " c.sendall(b'ping'); print(c.recv(100))\"")
+        server.wait(10)
+        cap.wait_for(20 + 6)  # 20 datagrams, and the TCP session's handshake, data and close
+    assert {g["source"] for g in got} == {locator(lab, "exa")} and len(got) == 20
+    assert "b'ping'" in reply  # a TCP session through the rewrite: both checksums accepted by the kernels
+    pkts = [p for p in cap.packets() if p.haslayer(IPv6) and p[IPv6].src == locator(lab, "exa")]
+    assert len(pkts) >= 23 and any(p.haslayer(TCP) for p in pkts)
+    for p in pkts:
+        layer = p[UDP] if p.haslayer(UDP) else p[TCP]
+        wire = layer.chksum
+        del layer.chksum
+        assert p.__class__(bytes(p))[layer.__class__].chksum == wire  # recomputed by scapy == on the wire
+
+
+def test_locator_agrees_with_linux_snpt(lab: Lab) -> None:
+    """Our RFC 6296 mapping and ip6tables SNPT give the same locator, for /48, /56 and /64 prefixes."""
+    cases = [("fd01:1:1::/48", "2001:db8:100::/48", ["fd01:1:1:1::10", "fd01:1:1:abcd::1", "fd01:1:1:0:ffff::9"]),
+             ("fd02:0:0:1200::/56", "3fff:e:0:3400::/56", ["fd02:0:0:1201::5", "fd02:0:0:12ff:1::1"]),
+             ("fd03:0:0:7::/64", "3fff:f:0:9::/64", ["fd03:0:0:7:ffff:1:2:3", "fd03:0:0:7::42"])]
+    for inside, outside, addrs in cases:
+        lab.cmd("r", f"ip6tables -t mangle -A POSTROUTING -o r-eth0 -s {inside} -j SNPT "
+                     f"--src-pfx {inside} --dst-pfx {outside}")
+        for a in addrs:
+            lab.cmd("r", f"ip -6 addr add {a}/128 dev r-eth0 nodad")
+    try:
+        with Capture(lab, "r", "r-eth0", "ip6 and udp dst port 7777", "snpt") as cap:
+            for _, _, addrs in cases:
+                for a in addrs:
+                    lab.cmd("r", f"{PY} -c \"import socket; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM);"
+                                 f" s.bind(('{a}', 0)); s.sendto(b'x', ('3fff:ff:100::1', 7777))\"")
+            cap.wait_for(7)
+        from scapy.layers.inet6 import IPv6
+
+        seen = [IPv6Address(p[IPv6].src) for p in cap.packets()]
+        ours = [Translator(IPv6Network(i), IPv6Network(o)).to_outside(IPv6Address(a)) for i, o, addrs in cases
+                for a in addrs]
+        assert seen == ours
+    finally:
+        lab.cmd("r", "ip6tables -t mangle -F POSTROUTING")
+        for _, _, addrs in cases:
+            for a in addrs:
+                lab.cmd("r", f"ip -6 addr del {a}/128 dev r-eth0")
+
+
+def test_failing_exit_a_moves_to_b_locator_and_back(lab: Lab) -> None:
+    t0 = time.monotonic()
+    lab.cmd("ispa", "ip link set ispa-eth1 down")
+    try:
+        wait_until(lambda: events(lab, "path_dead", t0, exit="exa"), 5, "the controller to see exa dead")
+        got = udp_exchange(lab, "h1", "r", R, count=20)
+        assert {g["source"] for g in got} == {locator(lab, "exb")} and len(got) == 20
+    finally:
+        lab.cmd("ispa", "ip link set ispa-eth1 up")
+    wait_until(lambda: events(lab, "path_alive", t0, exit="exa"), 10, "exa to come back")
+    got = udp_exchange(lab, "h1", "r", R, count=10)
+    assert {g["source"] for g in got} == {locator(lab, "exa")}
+
+
+def test_silent_failure_in_the_isp_is_found_by_heartbeats(lab: Lab) -> None:
+    t0 = time.monotonic()
+    out = lab.cmd("ispa", "nft add table ip6 silent && "
+                          "nft add chain ip6 silent blackhole '{ type filter hook forward priority -10; }' && "
+                          "nft add rule ip6 silent blackhole drop && echo installed")
+    assert "installed" in out, out
+    try:
+        wait_until(lambda: events(lab, "path_dead", t0, exit="exa", cause="heartbeat"), 5, "heartbeat detection")
+        dead = events(lab, "path_dead", t0, exit="exa")[0]
+        timeout = events(lab, "heartbeat_timeout", t0, exit="exa")[0]
+        assert 30 <= timeout["silent_ms"] <= 60  # 10 ms x 3, plus one interval of scheduling
+        assert dead["t"] - t0 < 1.0
+        got = udp_exchange(lab, "h1", "r", R, count=20)
+        assert {g["source"] for g in got} == {locator(lab, "exb")}
+    finally:
+        lab.cmd("ispa", "nft delete table ip6 silent")
+    wait_until(lambda: events(lab, "path_alive", t0, exit="exa"), 10, "exa to recover")
+
+
+def test_isp_filters_never_drop_rewritten_traffic(lab: Lab) -> None:
+    udp_exchange(lab, "h1", "r", R, count=50)
+    assert nft_counter(lab, "ispa", "bcp38_ispa_eth1") == 0
+    assert nft_counter(lab, "ispb", "bcp38_ispb_eth1") == 0
+
+
+def test_a_spoofed_source_from_a_host_is_dropped_at_the_site(lab: Lab) -> None:
+    sp = lab.plan.sites[0]
+    before_b = nft_counter(lab, "ispb", "bcp38_ispb_eth1")
+    drop_rule = [f for f in ovs_flows("sw") if "priority=0" in f]
+    assert drop_rule
+    rcv = lab.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5998", "--duration", "2",
+                          "--out", str(lab.workdir / "spoof.csv")])
+    time.sleep(0.2)
+    for src in ("3fff:b:5::99", "3fff:a:5::1", "fd00:5::99"):
+        craft(lab, "h1", "h1-eth0", f"Ether(dst={sp.gateway_mac!r})/IPv6(src={src!r}, dst={R!r})"
+                                    "/UDP(sport=5998, dport=5998)/(b'x'*64)")
+    rcv.wait(10)
+    assert (lab.workdir / "spoof.csv").read_text().splitlines()[1:] == []
+    assert nft_counter(lab, "ispb", "bcp38_ispb_eth1") == before_b  # never reached an ISP
+
+
+def test_controller_restart_keeps_traffic_flowing_and_reconciles(lab: Lab) -> None:
+    t0 = time.monotonic()
+    out = lab.workdir / "restart.csv"
+    rcv = lab.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5997", "--duration", "5", "--out", str(out)])
+    time.sleep(0.2)
+    snd = lab.popen("h1", [PY, "-m", "tools.probe", "send", "--dst", R, "--port", "5997", "--rate", "1000",
+                           "--duration", "4", "--out", str(lab.workdir / "restart-send.csv")])
+    time.sleep(1.0)  # let the stream run before the restart: the point is a restart mid-stream
+    lab.restart_controller()
+    lab.wait_ready(since=t0)
+    snd.wait(10)
+    rcv.wait(10)
+    seqs = [int(line.split(",")[0]) for line in out.read_text().splitlines()[1:]]
+    assert len(seqs) >= 3990, f"lost {4000 - len(seqs)} of 4000 packets across the restart"
+    recon = events(lab, "rules_sent", t0, cause="reconcile")
+    assert {e["dpid"] for e in recon} == {1, 2, 3} and all(e["stale"] == 0 for e in recon)
+    want = desired(lab.plan, {})
+    for sw in lab.plan.switches:
+        assert len(ovs_flows(sw.name)) == len(want.for_dpid(sw.dpid or 0).rules)  # no duplicates, no stale
