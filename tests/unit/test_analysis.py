@@ -1,0 +1,121 @@
+"""Metrics from synthetic probe logs with known gaps, losses, duplicates and reordering."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools import analysis as A
+
+P = 0.001  # 1 kHz
+
+
+def stream(n: int, t0: float = 100.0, drop: range | set[int] = range(0), delay: float = 0.0005,
+           source: str = "a", seq0: int = 0) -> list[A.Arrival]:
+    return [A.Arrival(seq0 + s, t0 + s * P, t0 + s * P + delay, source) for s in range(n) if s not in drop]
+
+
+def test_known_gap_gives_exact_outage_and_loss() -> None:
+    arr = stream(3000, drop=range(1000, 1009))  # 9 probes lost right at the fault
+    r = A.stream(arr, sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.lost == 9
+    assert r.outage_ms == pytest.approx(9.0, abs=1e-6)  # gap of 10 periods minus one period
+    assert r.gap == pytest.approx((100.9995, 101.0095))  # seq 999 and seq 1009, 10 periods apart
+    assert r.reason is None
+
+
+def test_unaffected_stream_scores_zero() -> None:
+    r = A.stream(stream(3000), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == pytest.approx(0.0, abs=1e-6) and r.lost == 0
+
+
+def test_duplicates_and_reordering_are_neither_loss_nor_gap() -> None:
+    arr = stream(3000)
+    arr[1500], arr[1501] = arr[1501], arr[1500]  # reordered in the log
+    arr += [arr[10], arr[2000]]  # duplicated
+    r = A.stream(arr, sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.lost == 0 and r.received == 3000
+    assert r.outage_ms == pytest.approx(0.0, abs=1e-6)
+
+
+def test_longest_gap_in_the_window_wins() -> None:
+    lost = set(range(1000, 1005)) | set(range(1400, 1430)) | set(range(2500, 2600))  # last gap is after restore
+    r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == pytest.approx(30.0, abs=1e-6)
+    assert r.lost == 135
+
+
+def test_recovered_only_by_the_restore_is_not_a_rehoming() -> None:
+    r = A.stream(stream(3000, drop=range(1000, 2000)), sent=3000, period=P, t_fault=101.0, t_restore=102.0,
+                 t_end=103.0)
+    assert r.outage_ms is None and r.reason == "not recovered before the restore at +1000 ms"
+    assert r.lost == 1000
+
+
+def test_never_recovered_and_never_up() -> None:
+    r = A.stream(stream(1000), sent=3000, period=P, t_fault=101.0, t_restore=103.0, t_end=103.0)
+    assert r.outage_ms is None and r.reason == "no probe arrived after the fault"
+    r = A.stream([], sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.reason == "no probe arrived before the fault (the path was not up)"
+
+
+def test_sources_seen_in_order() -> None:
+    arr = stream(1000, source="A") + stream(1000, t0=101.0, source="B", seq0=1000)
+    r = A.stream(arr, sent=2000, period=P, t_fault=100.5, t_restore=102.0, t_end=102.0)
+    assert r.sources == ("A", "B")
+
+
+def test_detection_and_false_rehomings() -> None:
+    ev = [{"event": "heartbeat_timeout", "t": 101.031, "exit": "exa"},
+          {"event": "path_dead", "t": 101.031, "exit": "exa"},
+          {"event": "path_dead", "t": 100.5, "exit": "exa"},
+          {"event": "path_dead", "t": 101.2, "exit": "exb"}]
+    assert A.detection_ms(ev, 101.0, {"exa"}) == pytest.approx(31.0)
+    assert A.detection_ms(ev, 101.0, {"exc"}) is None
+    assert A.false_rehomings(ev, 101.0, 103.0, {"exa"}, loss_burst=False) == 1
+    assert A.false_rehomings(ev, 101.0, 103.0, {"exa"}, loss_burst=True) == 2
+
+
+def test_tcp_sessions() -> None:
+    recs = [(i, 100 + i * 0.01) for i in range(100) if not 40 <= i < 60]
+    s = A.tcp_session(recs, last_seq=99, error=None)
+    assert s.survived and s.stall_ms == pytest.approx(210.0)
+    reset = A.tcp_session(recs[:30], last_seq=None, error="ECONNRESET")
+    assert not reset.survived and reset.error == "ECONNRESET"
+    short = A.tcp_session(recs[:30], last_seq=99, error=None)
+    assert not short.survived and short.error == "the last record never arrived"
+
+
+def test_new_sessions() -> None:
+    att = [A.Attempt(100.9, 100.901, True), A.Attempt(101.05, 101.25, False), A.Attempt(101.3, 101.302, True)]
+    ms, why = A.new_session_ms(att, 101.0, 102.0)
+    assert ms == pytest.approx(302.0) and why is None
+    ms, why = A.new_session_ms([A.Attempt(101.1, 101.3, False), A.Attempt(102.1, 102.101, True)], 101.0, 102.0)
+    assert ms is None and why == "new connections failed until the restore at +1000 ms"
+    assert A.new_session_ms([], 101.0, 102.0) == (None, "no new connection succeeded after the fault")
+
+
+def test_percentile_matches_numpy_linear() -> None:
+    xs = [9.0, 1.0, 7.0, 3.0, 5.0]
+    assert A.percentile(xs, 50) == 5.0
+    assert A.percentile(xs, 95) == pytest.approx(8.6)
+    assert A.percentile([4.0], 95) == 4.0
+    with pytest.raises(ValueError):
+        A.percentile([], 50)
+
+
+def test_aggregate_reports_null_with_reason() -> None:
+    ok = A.StreamResult(3000, 2991, 9, 9.0)
+    bad = A.StreamResult(3000, 2000, 1000, None, "not recovered before the restore at +1000 ms")
+    trials = [A.Trial(i, ok, bad, 30.0 + i, [A.TcpSession(i % 2 == 0, 12.0)], 40.0) for i in range(4)]
+    m = A.aggregate(trials)
+    assert m["outbound"]["outage_ms"] == {"p50": 9.0, "p95": 9.0, "max": 9.0}
+    assert m["inbound"]["outage_ms"] is None
+    assert m["inbound"]["reason"] == "not recovered before the restore at +1000 ms"
+    assert m["inbound"]["lost_packets"] == {"p50": 1000.0, "max": 1000.0}
+    assert m["detection_ms"]["p50"] == 31.5 and m["detection_ms"]["max"] == 33.0
+    assert m["tcp_sessions"]["survived"] == 2 and m["tcp_sessions"]["total"] == 4
+    assert m["new_session_ms"]["p95"] == 40.0
+    partly = A.aggregate([A.Trial(0, ok, ok, None), A.Trial(1, bad, ok, None)])
+    assert partly["outbound"]["outage_ms"]["not_recovered"] == 1
+    assert partly["tcp_sessions"] is None and partly["detection_ms"] is None
+    assert A.Trial(0, ok, bad, None).row()["inbound_reason"].startswith("not recovered")

@@ -1,0 +1,214 @@
+"""From probe logs and controller events to rehoming metrics. Pure: lists in, numbers out.
+
+Definitions (all times on the host's monotonic clock, shared by every namespace):
+
+* **outage_ms** of a UDP stream: the longest gap between consecutive arrivals that opens before the last
+  restore and closes after the first fault, minus one probe period (so an unaffected stream scores 0). If
+  the stream only resumes after the restore, the site did not rehome that direction: ``None`` with a reason.
+* **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
+* **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead).
+* **tcp**: a session survived if the client saw no error and the server got its last record; the stall is
+  the longest gap between records at the server.
+* **new_session_ms**: from the fault to the first successful new connection (remote to site, locators in
+  RFC 6724 order) among attempts started after the fault.
+* **false_rehomings**: path_dead events for exits the scenario did not fault (or any, during a loss burst).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    seq: int
+    t_sent: float
+    t_recv: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    sent: int
+    received: int
+    lost: int
+    outage_ms: float | None
+    reason: str | None = None
+    gap: tuple[float, float] | None = None  # (last arrival before, first arrival after), absolute
+    sources: tuple[str, ...] = ()  # distinct sources seen, in order of first arrival
+
+
+def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float, t_restore: float,
+           t_end: float) -> StreamResult:
+    """Outage and loss of one probe stream around a fault window [t_fault, t_restore]."""
+    seen: dict[int, Arrival] = {}
+    for a in arrivals:
+        seen.setdefault(a.seq, a)
+    times = sorted(a.t_recv for a in seen.values())
+    sources: list[str] = []
+    for a in sorted(seen.values(), key=lambda x: x.t_recv):
+        if a.source and a.source not in sources:
+            sources.append(a.source)
+    lost = max(0, sent - len(seen))
+    base = StreamResult(sent, len(seen), lost, None, sources=tuple(sources))
+    before = [t for t in times if t <= t_fault]
+    after = [t for t in times if t > t_fault]
+    if not before:
+        return _with(base, reason="no probe arrived before the fault (the path was not up)")
+    if not after:
+        return _with(base, reason="no probe arrived after the fault")
+    longest, gap = 0.0, (before[-1], after[0])
+    prev = before[-1]
+    for t in after:
+        if prev < t_restore and t - prev > longest:
+            longest, gap = t - prev, (prev, t)
+        prev = t
+    restored_before_end = t_restore < t_end
+    if gap[1] >= t_restore and restored_before_end and gap[0] < t_restore:
+        return _with(base, reason=f"not recovered before the restore at +{(t_restore - t_fault) * 1000:.0f} ms",
+                     gap=gap)
+    return _with(base, outage_ms=max(0.0, (gap[1] - gap[0] - period) * 1000), gap=gap)
+
+
+def _with(r: StreamResult, **kw: Any) -> StreamResult:
+    fields = {**r.__dict__, **kw}
+    return StreamResult(**fields)
+
+
+def detection_ms(events: Iterable[Event], t_fault: float, exits: set[str]) -> float | None:
+    hits = [e["t"] for e in events
+            if e.get("event") in DETECTION_EVENTS and e.get("exit") in exits and e["t"] >= t_fault]
+    return (min(hits) - t_fault) * 1000 if hits else None
+
+
+def false_rehomings(events: Iterable[Event], t_start: float, t_end: float, faulted: set[str],
+                    loss_burst: bool) -> int:
+    return sum(1 for e in events if e.get("event") == "path_dead" and t_start <= e["t"] <= t_end
+               and (loss_burst or e.get("exit") not in faulted))
+
+
+@dataclass(frozen=True)
+class TcpSession:
+    survived: bool
+    stall_ms: float | None
+    error: str | None = None
+
+
+def tcp_session(records: Sequence[tuple[int, float]], last_seq: int | None, error: str | None) -> TcpSession:
+    """``records``: (seq, t_recv) at the server; ``last_seq``: the client's final record (None if it failed)."""
+    times = sorted(t for _, t in records)
+    stall = max((b - a for a, b in itertools.pairwise(times)), default=None)
+    got_last = last_seq is not None and any(s == last_seq for s, _ in records)
+    return TcpSession(survived=error is None and got_last, stall_ms=None if stall is None else stall * 1000,
+                      error=error or (None if got_last else "the last record never arrived"))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    t_start: float
+    t_end: float
+    ok: bool
+    address: str = ""
+
+
+def new_session_ms(attempts: Sequence[Attempt], t_fault: float, t_restore: float) -> tuple[float | None, str | None]:
+    ok = [a for a in attempts if a.ok and a.t_start >= t_fault]
+    if not ok:
+        return None, "no new connection succeeded after the fault"
+    first = min(ok, key=lambda a: a.t_end)
+    if first.t_start >= t_restore and any(not a.ok for a in attempts if t_fault <= a.t_start < t_restore):
+        return None, f"new connections failed until the restore at +{(t_restore - t_fault) * 1000:.0f} ms"
+    return (first.t_end - t_fault) * 1000, None
+
+
+# -- aggregation -----------------------------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    if not values:
+        raise ValueError("percentile of nothing")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def summary(values: Sequence[float | None], reasons: Sequence[str | None] = (),
+            keys: Sequence[str] = ("p50", "p95", "max"), digits: int = 2) -> dict[str, Any] | None:
+    """p50/p95/max over trials that have a value; None (with the commonest reason) when none has."""
+    xs = [v for v in values if v is not None]
+    missing = len(values) - len(xs)
+    if not xs:
+        return None
+    out: dict[str, Any] = {}
+    for k in keys:
+        out[k] = round(max(xs) if k == "max" else percentile(xs, float(k[1:])), digits)
+    if missing:
+        out["not_recovered"] = missing
+        reason = commonest(reasons)
+        if reason:
+            out["reason"] = reason
+    return out
+
+
+@dataclass
+class Trial:
+    """Everything measured in one trial (what trials.csv holds a row of)."""
+
+    index: int
+    outbound: StreamResult
+    inbound: StreamResult
+    detection_ms: float | None
+    tcp: list[TcpSession] = field(default_factory=list)
+    new_session_ms: float | None = None
+    new_session_reason: str | None = None
+    false_rehomings: int = 0
+
+    def row(self) -> dict[str, Any]:
+        def num(x: float | None) -> str:
+            return "" if x is None else f"{x:.3f}"
+        return {
+            "trial": self.index, "outbound_outage_ms": num(self.outbound.outage_ms),
+            "outbound_lost": self.outbound.lost,
+            "outbound_reason": self.outbound.reason or "", "inbound_outage_ms": num(self.inbound.outage_ms),
+            "inbound_lost": self.inbound.lost, "inbound_reason": self.inbound.reason or "",
+            "detection_ms": num(self.detection_ms), "tcp_survived": sum(t.survived for t in self.tcp),
+            "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
+            "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
+            "false_rehomings": self.false_rehomings,
+            "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
+        }
+
+
+def commonest(reasons: Iterable[str | None]) -> str | None:
+    found = Counter(r for r in reasons if r).most_common(1)
+    return found[0][0] if found else None
+
+
+def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
+    def direction(pick: str) -> dict[str, Any]:
+        rs: list[StreamResult] = [getattr(t, pick) for t in trials]
+        out = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs]),
+               "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1)}
+        if out["outage_ms"] is None:
+            out["reason"] = commonest(r.reason for r in rs)
+        return out
+
+    out: dict[str, Any] = {"outbound": direction("outbound"), "inbound": direction("inbound"),
+                           "detection_ms": summary([t.detection_ms for t in trials])}
+    sessions = [s for t in trials for s in t.tcp]
+    out["tcp_sessions"] = ({"survived": sum(s.survived for s in sessions), "total": len(sessions),
+                            "max_stall_ms": summary([s.stall_ms for s in sessions], keys=("max",))}
+                           if sessions else None)
+    out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials])
+    if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):
+        out["new_session_reason"] = commonest(t.new_session_reason for t in trials)
+    out["false_rehomings"] = sum(t.false_rehomings for t in trials)
+    return out
