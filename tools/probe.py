@@ -1,8 +1,15 @@
-"""UDP sequence probes, run inside Mininet nodes: ``python -m tools.probe send|recv ...``.
+"""Traffic probes, run inside Mininet nodes: ``python -m tools.probe send|recv|tcp-server|tcp-client|connect``.
 
 Plain sockets and pre-packed payloads (scapy is far too slow for 1 kHz here). Every node shares the host's
-CLOCK_MONOTONIC, so send and receive timestamps from different namespaces compare directly. The receiver logs
-``seq,t_sent,t_recv,source`` per datagram; the sender logs ``seq,t_sent,error`` for sends the kernel refused.
+CLOCK_MONOTONIC, so timestamps from different namespaces compare directly, and ``--start-at`` lets every
+stream of a trial begin at the same instant.
+
+* ``send``/``recv``: a UDP sequence stream; the receiver logs ``seq,t_sent,t_recv,source`` per datagram,
+  the sender ``seq,t_sent,error`` for sends the kernel refused.
+* ``tcp-server``/``tcp-client``: long-lived TCP sessions carrying timestamped records; the server logs
+  ``conn,seq,t_sent,t_recv``, the client ``event,t,detail`` (connected, error, done).
+* ``connect``: new connections tried against the site's addresses in order (RFC 6724 order, as a resolver
+  would return them); logs ``t_start,t_end,ok,address`` per attempt.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -30,14 +38,23 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stop
 
 
-def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str | None) -> int:
+def wait_until(t: float | None) -> None:
+    if t is not None:
+        delay = t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str | None,
+         start_at: float | None = None) -> int:
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     if src:
         sock.bind((src, 0))
     period = 1.0 / rate
     count = int(duration * rate)
     errors = []
-    t0 = time.monotonic() + 0.01
+    wait_until(start_at)
+    t0 = time.monotonic()
     try:
         for seq in range(count):
             due = t0 + seq * period
@@ -79,6 +96,105 @@ def recv(port: int, duration: float, out: Path) -> int:
     return 0
 
 
+RECORD = struct.Struct("!Qd")  # TCP record: sequence, send time
+RECORD_SIZE = 32
+
+
+def tcp_server(port: int, duration: float, out: Path) -> int:
+    """Accept sessions and log every record's arrival; also serves as the target of ``connect``."""
+    srv = socket.create_server(("::", port), family=socket.AF_INET6, reuse_port=True)
+    srv.settimeout(0.2)
+    rows: list[str] = []
+    lock = threading.Lock()
+    end = time.monotonic() + duration
+
+    def serve(conn: socket.socket, n: int) -> None:
+        conn.settimeout(0.2)
+        buf = b""
+        while time.monotonic() < end:
+            try:
+                data = conn.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            buf += data
+            t = time.monotonic()
+            while len(buf) >= RECORD_SIZE:
+                seq, sent = RECORD.unpack_from(buf)
+                buf = buf[RECORD_SIZE:]
+                with lock:
+                    rows.append(f"{n},{seq},{sent:.6f},{t:.6f}")
+        conn.close()
+
+    n = 0
+    try:
+        while time.monotonic() < end:
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            n += 1
+            threading.Thread(target=serve, args=(conn, n), daemon=True).start()
+    except Stop:
+        pass
+    finally:
+        time.sleep(0.25)  # let session threads log what they already received
+        with lock:
+            out.write_text("conn,seq,t_sent,t_recv\n" + "\n".join(rows) + ("\n" if rows else ""))
+    return 0
+
+
+def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path, start_at: float | None) -> int:
+    log = ["event,t,detail"]
+    wait_until(start_at)
+    seq = -1
+    try:
+        conn = socket.create_connection((dst, port), timeout=2.0)
+        log.append(f"connected,{time.monotonic():.6f},{conn.getsockname()[0]}")
+        t0 = time.monotonic()
+        for seq in range(int(duration / interval)):
+            wait_until(t0 + seq * interval)
+            conn.sendall(RECORD.pack(seq, time.monotonic()) + b"\0" * (RECORD_SIZE - RECORD.size))
+        conn.shutdown(socket.SHUT_WR)
+        log.append(f"done,{time.monotonic():.6f},{seq}")
+        conn.close()
+    except Stop:
+        log.append(f"stopped,{time.monotonic():.6f},{seq}")
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        log.append(f"error,{time.monotonic():.6f},{name} after record {seq}")
+    out.write_text("\n".join(log) + "\n")
+    return 0
+
+
+def connect_loop(targets: list[str], port: int, interval: float, timeout: float, duration: float, out: Path,
+                 start_at: float | None) -> int:
+    rows = ["t_start,t_end,ok,address"]
+    wait_until(start_at)
+    end = time.monotonic() + duration
+    try:
+        while time.monotonic() < end:
+            t_start = time.monotonic()
+            ok, used = 0, ""
+            for addr in targets:
+                try:
+                    with socket.create_connection((addr, port), timeout=timeout):
+                        ok, used = 1, addr
+                        break
+                except OSError:
+                    continue
+            t_end = time.monotonic()
+            rows.append(f"{t_start:.6f},{t_end:.6f},{ok},{used}")
+            wait_until(t_start + interval)
+    except Stop:
+        pass
+    out.write_text("\n".join(rows) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.probe", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -89,16 +205,42 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rate", type=float, default=1000.0, help="packets per second (default 1000)")
     s.add_argument("--duration", type=float, required=True, help="seconds")
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--start-at", type=float, help="monotonic time to send the first probe at")
     r = sub.add_parser("recv", help="receive a UDP sequence stream and log arrivals")
     r.add_argument("--port", type=int, default=5001)
     r.add_argument("--duration", type=float, required=True, help="seconds to listen")
     r.add_argument("--out", type=Path, required=True)
+    ts = sub.add_parser("tcp-server", help="accept TCP sessions and log their records")
+    ts.add_argument("--port", type=int, required=True)
+    ts.add_argument("--duration", type=float, required=True)
+    ts.add_argument("--out", type=Path, required=True)
+    tc = sub.add_parser("tcp-client", help="one long-lived TCP session sending timestamped records")
+    tc.add_argument("--dst", required=True)
+    tc.add_argument("--port", type=int, required=True)
+    tc.add_argument("--interval", type=float, default=0.01, help="seconds between records (default 0.01)")
+    tc.add_argument("--duration", type=float, required=True)
+    tc.add_argument("--out", type=Path, required=True)
+    tc.add_argument("--start-at", type=float)
+    cl = sub.add_parser("connect", help="new connections against addresses tried in order")
+    cl.add_argument("--targets", required=True, help="comma-separated addresses, most preferred first")
+    cl.add_argument("--port", type=int, required=True)
+    cl.add_argument("--interval", type=float, default=0.05)
+    cl.add_argument("--timeout", type=float, default=0.2, help="per-address connect timeout (seconds)")
+    cl.add_argument("--duration", type=float, required=True)
+    cl.add_argument("--out", type=Path, required=True)
+    cl.add_argument("--start-at", type=float)
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     with contextlib.suppress(KeyboardInterrupt):
         if a.cmd == "send":
-            return send(a.dst, a.port, a.rate, a.duration, a.out, a.src)
-        return recv(a.port, a.duration, a.out)
+            return send(a.dst, a.port, a.rate, a.duration, a.out, a.src, a.start_at)
+        if a.cmd == "recv":
+            return recv(a.port, a.duration, a.out)
+        if a.cmd == "tcp-server":
+            return tcp_server(a.port, a.duration, a.out)
+        if a.cmd == "tcp-client":
+            return tcp_client(a.dst, a.port, a.interval, a.duration, a.out, a.start_at)
+        return connect_loop(a.targets.split(","), a.port, a.interval, a.timeout, a.duration, a.out, a.start_at)
     return 130
 
 

@@ -94,6 +94,7 @@ def test_hosts_autoconfigure_and_every_interface_drops_tx_offload() -> None:
         for i in p.intfs(n.name):
             if n.role != "switch":
                 assert f"ethtool -K {i.name} tx off" in n.commands
+                assert f"sysctl -qw net.ipv6.conf.{i.name}.accept_dad=0" in n.commands  # no 1.6 s after link-up
 
 
 def test_loss_commands_use_nft_numgen() -> None:

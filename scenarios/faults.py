@@ -1,0 +1,78 @@
+"""Faults as timed shell actions (pure): what to run, where, and when, and how to undo it.
+
+Every fault is reversible, and ``undo`` is safe to run twice, so the runner restores everything in
+``finally`` whatever happened. ``node`` None means the root namespace (the OVS side of an exit link).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scenarios.model import Fault
+from topologies.topo import Plan, SitePlan
+
+TABLE = "multi6lab_fault"
+
+
+@dataclass(frozen=True, order=True)
+class Action:
+    at: float  # seconds after the trial's fault origin
+    node: str | None
+    command: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    fault: Fault
+    actions: tuple[Action, ...]  # in time order; the first one is the fault's start
+    undo: tuple[Action, ...]  # run all at the end (idempotent)
+    exits: frozenset[str]  # exits whose path the fault touches
+
+
+def reinstall_routes(plan: Plan, node: str) -> str:
+    """Linux deletes static routes through an interface set administratively down; a routing daemon would
+    put them back when it comes up, so restoring a link does too (``replace`` makes it idempotent)."""
+    cmds = [c.replace("ip -6 route add ", "ip -6 route replace ", 1)
+            for c in plan.node(node).commands if c.startswith("ip -6 route add ")]
+    return "; ".join(cmds) or "true"
+
+
+def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: float) -> Compiled:
+    end = fault.until(record_s)
+    if fault.kind == "isp_outage":
+        isp = fault.isp or ""
+        intfs = [i.name for i in plan.intfs(isp)]
+        down = "; ".join(f"ip link set {n} down" for n in intfs)
+        up = "; ".join(f"ip link set {n} up" for n in intfs) + "; " + reinstall_routes(plan, isp)
+        exits = frozenset(e.name for e in sp.exits if e.isp == isp)
+        return Compiled(fault, (Action(fault.at, isp, down, f"{isp} down"), Action(end, isp, up, f"{isp} up")),
+                        (Action(end, isp, up),), exits)
+    e = sp.exit(fault.exit or "")
+    exits = frozenset({e.name})
+    if fault.kind in ("link_down", "flap"):
+        node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (None, f"{e.name}-eth{e.outside_port}")
+        down, up = f"ip link set {intf} down", f"ip link set {intf} up"
+        if node is not None:
+            up += "; " + reinstall_routes(plan, node)
+        if fault.kind == "link_down":
+            acts = (Action(fault.at, node, down, f"{intf} down"), Action(end, node, up, f"{intf} up"))
+        else:
+            acts = tuple(a for k in range(fault.count) for a in (
+                Action(fault.at + k * fault.period, node, down, f"{intf} down ({k + 1}/{fault.count})"),
+                Action(fault.at + (k + 0.5) * fault.period, node, up, f"{intf} up")))
+        return Compiled(fault, acts, (Action(end, node, up),), exits)
+    table = f"{TABLE}{index}"
+    if fault.kind == "blackhole":
+        matches = {"outbound": [f"iifname {e.isp_intf}"], "inbound": [f"oifname {e.isp_intf}"],
+                   "both": [f"iifname {e.isp_intf}", f"oifname {e.isp_intf}"]}[fault.direction]
+        rules = [f"{m} drop" for m in matches]
+    else:  # loss_burst
+        threshold = round(fault.percent * 100)
+        rules = [f"{m} {e.isp_intf} numgen random mod 10000 < {threshold} drop" for m in ("iifname", "oifname")]
+    do = " && ".join([f"nft add table ip6 {table}",
+                      f"nft add chain ip6 {table} drops '{{ type filter hook forward priority -10; }}'",
+                      *(f"nft add rule ip6 {table} drops {r}" for r in rules)])
+    undo = f"nft delete table ip6 {table} 2>/dev/null; true"
+    return Compiled(fault, (Action(fault.at, e.isp, do, fault.describe()), Action(end, e.isp, undo, "restore")),
+                    (Action(end, e.isp, undo),), exits)

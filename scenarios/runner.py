@@ -1,0 +1,275 @@
+"""``multi6lab run``: bring the topology up once, run every trial of a scenario, write the results.
+
+Per trial: wait for steady state, start probes on one clock (UDP both ways at 1 kHz, TCP sessions,
+new-connection attempts, optional iperf3 and pcaps), inject the faults at their offsets, restore them,
+collect the logs, analyse. Faults are undone in ``finally`` and the lab tears down whatever happens.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.policy import SitePolicy
+from scenarios.faults import Action, Compiled, compile_fault
+from scenarios.model import Scenario
+from tools import analysis, plots, report
+from tools.emulation import EnvError, datapath, terminate_as_interrupt
+from tools.lab import Lab, wait_for
+
+PY = sys.executable
+UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
+STARTUP_S = 1.0  # time for probe processes to start before the first packet
+
+
+def effective_topology(sc: Scenario, out: Path) -> Path:
+    """The topology as run: the scenario's approach, triggers and heartbeat override the site's."""
+    data = yaml.safe_load(sc.topology_path.read_text())
+    site = data["sites"][sc.site]
+    for key, value in (("approach", sc.approach), ("triggers", list(sc.triggers) if sc.triggers else None),
+                       ("heartbeat", sc.heartbeat)):
+        if value is not None:
+            site[key] = value
+    path = out / "topology.yaml"
+    path.write_text(f"# {sc.topology_path} as run by scenario {sc.name}\n" + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class Runner:
+    def __init__(self, sc: Scenario, out: Path, progress: Callable[[str], None]):
+        self.sc, self.out, self.say = sc, out, progress
+
+    # -- addresses ----------------------------------------------------------------------------------------
+    def remote_address(self, lab: Lab) -> str:
+        sc = self.sc
+        if sc.remote in {r.name for r in lab.plan.topology.remotes}:
+            return str(lab.plan.address(sc.remote))
+        sp = next(s for s in lab.plan.sites if sc.remote in s.site.hosts)
+        h = next(h for h in sp.hosts if h.name == sc.remote)
+        return str(SitePolicy.of(sp).locator(h, sp.exits[0].name))
+
+    def site_targets(self, lab: Lab) -> list[str]:
+        """The site host's addresses as the remote sees them, most preferred first (RFC 6724 order)."""
+        sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
+        h = next(h for h in sp.hosts if h.name == self.sc.host)
+        pol = SitePolicy.of(sp)
+        return [str(pol.locator(h, e.name)) for e in sp.exits]
+
+    # -- steady state -------------------------------------------------------------------------------------
+    def settled(self, lab: Lab) -> bool:
+        sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
+        state: dict[str, str] = {}
+        last_change = 0.0
+        for e in lab.events():
+            if e["event"] in ("path_dead", "path_alive"):
+                state[e["exit"]] = e["event"]
+                last_change = e["t"]
+        if any(state.get(e.name) == "path_dead" for e in sp.exits) or time.monotonic() - last_change < 0.5:
+            return False
+        if sp.site.approach == "source-routing":
+            return "deprecated" not in lab.cmd(self.sc.host, f"ip -6 addr show dev {self.sc.host}-eth0")
+        return True
+
+    # -- one trial ----------------------------------------------------------------------------------------
+    def trial(self, lab: Lab, k: int, compiled: list[Compiled]) -> tuple[analysis.Trial, dict[str, Any]]:
+        sc, tr = self.sc, self.sc.traffic
+        d = self.out / f"trial-{k:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        wait_for("the site to settle (every exit alive, no recent path changes)", lambda: self.settled(lab),
+                 sc.settle_timeout_s, interval=0.1)
+        total = sc.warmup_s + sc.record_s
+        t0 = time.monotonic() + STARTUP_S
+        origin = t0 + sc.warmup_s
+        r_addr, targets = self.remote_address(lab), self.site_targets(lab)
+        h, r = sc.host, sc.remote
+        listen = str(total + STARTUP_S + 1.0)
+        procs = []
+        caps = self.start_pcaps(lab, d) if tr.pcap else []
+        procs.append(lab.popen(r, [PY, "-m", "tools.probe", "recv", "--port", str(UDP_OUT), "--duration", listen,
+                                   "--out", str(d / "outbound.csv")]))
+        procs.append(lab.popen(h, [PY, "-m", "tools.probe", "recv", "--port", str(UDP_IN), "--duration", listen,
+                                   "--out", str(d / "inbound.csv")]))
+        procs.append(lab.popen(h, [PY, "-m", "tools.probe", "tcp-server", "--port", str(NEW_PORT),
+                                   "--duration", listen, "--out", str(d / "new-server.csv")]))
+        for i in range(tr.tcp_sessions):
+            procs.append(lab.popen(r, [PY, "-m", "tools.probe", "tcp-server", "--port", str(TCP_BASE + i),
+                                       "--duration", listen, "--out", str(d / f"tcp{i}-server.csv")]))
+        common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
+        rate = str(tr.udp_rate)
+        procs.append(lab.popen(h, [PY, "-m", "tools.probe", "send", "--dst", r_addr, "--port", str(UDP_OUT),
+                                   "--rate", rate, "--out", str(d / "outbound-send.csv"), *common]))
+        procs.append(lab.popen(r, [PY, "-m", "tools.probe", "send", "--dst", targets[0], "--port", str(UDP_IN),
+                                   "--rate", rate, "--out", str(d / "inbound-send.csv"), *common]))
+        for i in range(tr.tcp_sessions):
+            procs.append(lab.popen(h, [PY, "-m", "tools.probe", "tcp-client", "--dst", r_addr, "--port",
+                                       str(TCP_BASE + i), "--interval", str(tr.tcp_interval_ms / 1000),
+                                       "--out", str(d / f"tcp{i}-client.csv"), *common]))
+        if tr.new_sessions:
+            procs.append(lab.popen(r, [PY, "-m", "tools.probe", "connect", "--targets", ",".join(targets),
+                                       "--port", str(NEW_PORT), "--interval", str(tr.new_session_interval_ms / 1000),
+                                       "--out", str(d / "new-sessions.csv"), *common]))
+        if tr.iperf3_mbit:
+            procs.append(lab.popen(r, ["iperf3", "-s", "-1", "-p", "5201"], stdout=subprocess.DEVNULL))
+            procs.append(lab.popen(h, ["iperf3", "-c", r_addr, "-p", "5201", "-u", "-b", f"{tr.iperf3_mbit}M",
+                                       "-t", str(int(total + 1))], stdout=subprocess.DEVNULL))
+        injected: list[dict[str, Any]] = []
+        actions = sorted(a for c in compiled for a in c.actions)
+        try:
+            for a in actions:
+                _sleep_until(origin + a.at)
+                t = time.monotonic()
+                self.run_action(lab, a)
+                injected.append({"at": a.at, "t": t, "done_ms": round((time.monotonic() - t) * 1000, 3),
+                                 "what": a.label})
+        finally:
+            for a in (u for c in compiled for u in c.undo):
+                self.run_action(lab, a, check=False)
+        _sleep_until(t0 + total + 0.3)
+        for p in procs:
+            try:
+                p.wait(timeout=STARTUP_S + 5)
+            except subprocess.TimeoutExpired:
+                p.terminate()
+                p.wait(5)
+        for c in caps:
+            c.terminate()
+            c.wait(5)
+        t_fault = injected[0]["t"] if injected else origin
+        t_restore = max((i["t"] for i in injected[1:]), default=t0 + total) if len(injected) > 1 else t0 + total
+        return self.analyse(lab, k, d, compiled, t0, total, t_fault, t_restore, injected)
+
+    def run_action(self, lab: Lab, a: Action, check: bool = True) -> None:
+        if a.node is None:
+            r = subprocess.run(a.command, shell=True, capture_output=True, text=True, check=False)
+            if check and r.returncode:
+                raise EnvError(f"fault action '{a.command}' failed: {r.stderr.strip()}")
+        elif check:
+            lab.emulation.run(a.node, a.command)  # type: ignore[union-attr]
+        else:
+            lab.cmd(a.node, a.command)
+
+    def start_pcaps(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
+        """tcpdump on the ISP side of every exit uplink of the site (offloads off: real checksums)."""
+        sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
+        caps = []
+        for e in sp.exits:
+            lab.cmd(e.isp, f"ethtool -K {e.isp_intf} rx off tx off >/dev/null 2>&1")
+            log = d / f"{e.name}.tcpdump.log"
+            with open(log, "wb") as err:
+                caps.append(lab.popen(e.isp, ["tcpdump", "-n", "-U", "-i", e.isp_intf, "-w", str(d / f"{e.name}.pcap"),
+                                              "ip6"], stderr=err))
+            wait_for(f"tcpdump on {e.isp_intf}", lambda log=log: "listening on" in log.read_text(errors="replace"),
+                     10)
+        return caps
+
+    # -- analysis -----------------------------------------------------------------------------------------
+    def analyse(self, lab: Lab, k: int, d: Path, compiled: list[Compiled], t0: float, total: float,
+                t_fault: float, t_restore: float, injected: list[dict[str, Any]]
+                ) -> tuple[analysis.Trial, dict[str, Any]]:
+        sc = self.sc
+        period = 1.0 / sc.traffic.udp_rate
+        sent = int(total * sc.traffic.udp_rate)
+        t_end = t0 + total
+        streams = {}
+        for name in ("outbound", "inbound"):
+            arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
+                   for r in _rows(d / f"{name}.csv")]
+            streams[name] = analysis.stream(arr, sent, period, t_fault, t_restore, t_end)
+        events = [e for e in lab.events() if t0 <= e["t"] <= t_end + 1]
+        (d / "controller-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        faulted = set().union(*(c.exits for c in compiled))
+        sessions = []
+        for i in range(sc.traffic.tcp_sessions):
+            recs = [(int(r["seq"]), float(r["t_recv"])) for r in _rows(d / f"tcp{i}-server.csv")]
+            client = _rows(d / f"tcp{i}-client.csv")
+            err = next((r["detail"] for r in client if r["event"] == "error"), None)
+            done = next((int(r["detail"]) for r in client if r["event"] == "done"), None)
+            sessions.append(analysis.tcp_session(recs, done, err))
+        ns_ms, ns_why = None, None
+        if sc.traffic.new_sessions:
+            att = [analysis.Attempt(float(r["t_start"]), float(r["t_end"]), r["ok"] == "1", r["address"])
+                   for r in _rows(d / "new-sessions.csv")]
+            ns_ms, ns_why = analysis.new_session_ms(att, t_fault, t_restore)
+        trial = analysis.Trial(
+            index=k, outbound=streams["outbound"], inbound=streams["inbound"],
+            detection_ms=analysis.detection_ms(events, t_fault, faulted), tcp=sessions, new_session_ms=ns_ms,
+            new_session_reason=ns_why,
+            false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
+                                                     any(c.fault.kind == "loss_burst" for c in compiled)))
+        timeline = {}
+        for name in ("outbound", "inbound"):
+            times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))
+            timeline[name] = {"t": [(t - t_fault) * 1000 for t in times], "restore_ms": (t_restore - t_fault) * 1000}
+        (d / "injected.json").write_text(json.dumps(injected, indent=1))
+        return trial, timeline
+
+    # -- the whole run ------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        sc = self.sc
+        self.out.mkdir(parents=True, exist_ok=True)
+        topo_path = effective_topology(sc, self.out)
+        trials: list[analysis.Trial] = []
+        series: dict[str, list[dict[str, Any]]] = {"outbound": [], "inbound": []}
+        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        with terminate_as_interrupt(), Lab(topo_path, self.out, progress=self.say) as lab:
+            sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
+            compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
+            for k in range(1, sc.trials + 1):
+                self.say(f"trial {k}/{sc.trials}: {', '.join(c.fault.describe() for c in compiled)}")
+                trial, tl = self.trial(lab, k, compiled)
+                trials.append(trial)
+                for name in series:
+                    series[name].append(tl[name])
+                self.say(f"  outbound {_fmt(trial.outbound)}, inbound {_fmt(trial.inbound)}, detection "
+                         f"{'—' if trial.detection_ms is None else f'{trial.detection_ms:.1f} ms'}, TCP "
+                         f"{sum(s.survived for s in trial.tcp)}/{len(trial.tcp)}")
+        summary = {
+            "scenario": sc.name, "topology": sc.topology.name, "approach": sc.approach_label,
+            "trigger": sc.trigger_label, "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
+            "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
+            "command": f"multi6lab run {sc.source} --trials {len(trials)}",
+            "metrics": analysis.aggregate(trials),
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        with open(self.out / "trials.csv", "w", newline="") as f:
+            rows = [t.row() for t in trials]
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        for name in series:
+            m = summary["metrics"][name]["outage_ms"]
+            stats = f"p50 {m['p50']:.1f} ms, p95 {m['p95']:.1f} ms" if m else "not recovered before restore"
+            plots.timeline(series[name], f"{sc.name}: {name} ({sc.approach_label}, {sc.trigger_label}) — {stats}",
+                           self.out / f"timeline-{name}.png")
+        (self.out / "table.md").write_text(report.markdown([summary]))
+        latest = self.out.parent / "latest"
+        if latest.is_symlink() or not latest.exists():
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(self.out.name)
+        return summary
+
+
+def _fmt(s: analysis.StreamResult) -> str:
+    return f"{s.outage_ms:.1f} ms" if s.outage_ms is not None else f"— ({s.reason})"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _sleep_until(t: float) -> None:
+    delay = t - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)

@@ -1,0 +1,53 @@
+"""Timeline plots, one picture per direction: the whole trial as arrivals per 10 ms (an outage is a drop to
+zero), and a zoom on the fault where each receive gap is drawn at its true length."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+BIN_MS = 10.0
+
+
+def timeline(series: list[dict[str, Any]], title: str, out: Path, zoom_ms: tuple[float, float] = (-30, 120)) -> None:
+    """``series``: per trial, ``t`` (arrival times, ms from the fault) and ``restore_ms``."""
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(11, 4), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
+    restore = None
+    for i, s in enumerate(series):
+        t = s["t"]
+        if not t:
+            continue
+        label = f"trial {i + 1}" if len(series) <= 10 else None
+        lo, hi = min(t), max(t)
+        edges = [lo + k * BIN_MS for k in range(int((hi - lo) / BIN_MS) + 2)]
+        counts = [0] * len(edges)
+        for x in t:
+            counts[int((x - lo) / BIN_MS)] += 1
+        full.step(edges, counts, where="post", linewidth=0.9, alpha=0.7, label=label)
+        pts = [(b, b - a) for a, b in itertools.pairwise(t) if zoom_ms[0] <= b <= zoom_ms[1]]
+        if pts:
+            zoom.vlines([p[0] for p in pts], 0, [p[1] for p in pts], linewidth=1.2, alpha=0.7,
+                        color=f"C{i % 10}")
+        restore = s.get("restore_ms", restore)
+    for ax in (full, zoom):
+        ax.axvline(0, color="#c0392b", linestyle="--", linewidth=1.2, label="fault")
+        if restore is not None and (ax is full or zoom_ms[0] <= restore <= zoom_ms[1]):
+            ax.axvline(restore, color="#27ae60", linestyle="--", linewidth=1.2, label="restore")
+        ax.set_xlabel("time since the fault (ms)")
+        ax.grid(True, alpha=0.25)
+    full.set_ylabel(f"probes received per {BIN_MS:g} ms")
+    full.legend(fontsize=7, ncol=2, loc="lower left")
+    zoom.set_xlim(*zoom_ms)
+    zoom.set_ylabel("receive gap ending here (ms)")
+    zoom.set_title("around the fault", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)

@@ -1,0 +1,50 @@
+"""Results as tables people read: one run's summary, or every run in results/ (pure formatting)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ["scenario", "approach", "trigger", "fault", "trials", "outbound outage p50/p95 ms",
+           "inbound outage p50/p95 ms", "lost out/in p50", "detection p50/p95 ms", "TCP survived",
+           "new session p50/p95 ms", "false rehomings"]
+
+
+def _pair(m: dict[str, Any] | None, reason: str | None = None) -> str:
+    if not m:
+        return f"— ({reason})" if reason else "—"
+    text = f"{m['p50']:.1f} / {m['p95']:.1f}"
+    if m.get("not_recovered"):
+        text += f" ({m['not_recovered']} not recovered)"
+    return text
+
+
+def row(summary: dict[str, Any]) -> list[str]:
+    m = summary["metrics"]
+    out, inn = m["outbound"], m["inbound"]
+    tcp = m.get("tcp_sessions")
+    lost = f"{out['lost_packets']['p50']:g} / {inn['lost_packets']['p50']:g}" if out["lost_packets"] else "—"
+    return [summary["scenario"], summary["approach"], summary["trigger"], summary.get("fault", ""),
+            str(summary["trials"]), _pair(out["outage_ms"], out.get("reason")),
+            _pair(inn["outage_ms"], inn.get("reason")), lost, _pair(m["detection_ms"]),
+            f"{tcp['survived']}/{tcp['total']}" if tcp else "—",
+            _pair(m.get("new_session_ms"), m.get("new_session_reason")), str(m.get("false_rehomings", 0))]
+
+
+def markdown(summaries: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row(s)) + " |" for s in summaries]
+    return "\n".join(lines) + "\n"
+
+
+def collect(results: Path) -> list[dict[str, Any]]:
+    out = []
+    for f in sorted(results.glob("*/summary.json")):
+        if f.parent.is_symlink():
+            continue
+        try:
+            out.append(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
