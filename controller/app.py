@@ -333,23 +333,32 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, 1)
             probes.append((p, e.outside_port, data))
         interval = min(p.interval for p in paths)
-        next_at = time.monotonic()
+        next_probe = time.monotonic()
+        judged: float | None = None  # the deadline a tick was already posted for
         while True:
-            next_at += interval
-            delay = next_at - time.monotonic()
+            now = time.monotonic()
+            if now >= next_probe:
+                for p, port, data in probes:
+                    dp = self.datapaths.get(p.dpid)
+                    if dp is None or p.dpid not in self.installed:
+                        continue
+                    try:
+                        self._packet_out(dp, port, data)
+                    except Exception as exc:
+                        self.log("heartbeat_error", exit=p.exit, error=str(exc))
+                next_probe = max(next_probe + interval, now)  # fell behind: do not burst to catch up
+            # Wake for the next probe, or exactly at the earliest detection deadline, whichever is first:
+            # judging only on probe ticks would add up to one interval to every detection.
+            deadline = self.liveness.next_deadline()
+            if deadline == judged:
+                deadline = None  # its tick is queued; do not post it again
+            wake = next_probe if deadline is None else min(next_probe, deadline + 0.0002)
+            delay = wake - time.monotonic()
             if delay > 0:
                 hub.sleep(delay)
-            else:
-                next_at = time.monotonic()  # fell behind: do not burst to catch up
-            for p, port, data in probes:
-                dp = self.datapaths.get(p.dpid)
-                if dp is None or p.dpid not in self.installed:
-                    continue
-                try:
-                    self._packet_out(dp, port, data)
-                except Exception as exc:
-                    self.log("heartbeat_error", exit=p.exit, error=str(exc))
-            self.send_event(self.name, EventHeartbeatTick())
+            if deadline is not None and time.monotonic() >= deadline:
+                judged = deadline
+                self.send_event(self.name, EventHeartbeatTick())
 
     @set_ev_cls(EventHeartbeatTick)
     def on_heartbeat_tick(self, ev: EventHeartbeatTick) -> None:

@@ -93,6 +93,11 @@ class Liveness:
                 p.hb_dead = False
         return self._change(p, was, "heartbeat", now)
 
+    def next_deadline(self) -> float | None:
+        """When the earliest live heartbeat path is due to be declared dead, if no reply comes first."""
+        due = [p.last_reply + p.detect_time for p in self.heartbeat_paths() if p.armed and not p.hb_dead]
+        return min(due, default=None)
+
     def tick(self, now: float) -> list[Event]:
         """Declare heartbeat paths dead whose last reply is older than the detection time."""
         out: list[Event] = []

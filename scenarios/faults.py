@@ -28,6 +28,7 @@ class Compiled:
     actions: tuple[Action, ...]  # in time order; the first one is the fault's start
     undo: tuple[Action, ...]  # run all at the end (idempotent)
     exits: frozenset[str]  # exits whose path the fault touches
+    prepare: tuple[Action, ...] = ()  # before the trial's traffic, so the timed action is one quick command
 
 
 def reinstall_routes(plan: Plan, node: str) -> str:
@@ -70,9 +71,9 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
     else:  # loss_burst
         threshold = round(fault.percent * 100)
         rules = [f"{m} {e.isp_intf} numgen random mod 10000 < {threshold} drop" for m in ("iifname", "oifname")]
-    do = " && ".join([f"nft add table ip6 {table}",
-                      f"nft add chain ip6 {table} drops '{{ type filter hook forward priority -10; }}'",
-                      *(f"nft add rule ip6 {table} drops {r}" for r in rules)])
     undo = f"nft delete table ip6 {table} 2>/dev/null; true"
+    prepare = (f"{undo}; nft add table ip6 {table} && "
+               f"nft add chain ip6 {table} drops '{{ type filter hook forward priority -10; }}'")
+    do = "nft '" + "; ".join(f"add rule ip6 {table} drops {r}" for r in rules) + "'"  # one process, atomic
     return Compiled(fault, (Action(fault.at, e.isp, do, fault.describe()), Action(end, e.isp, undo, "restore")),
-                    (Action(end, e.isp, undo),), exits)
+                    (Action(end, e.isp, undo),), exits, prepare=(Action(0.0, e.isp, prepare, "prepare"),))

@@ -151,6 +151,9 @@ class _Checker:
         if remote not in others:
             self.err(("remote",), f"'{remote}' is neither a remote nor a host of another site"
                      if remote else "the topology has no remote host or other site to talk to")
+        for t in d.get("triggers", []):
+            if t not in ("link", "heartbeat"):
+                self.err(("triggers",), f"trigger '{t}' is not implemented yet (link, heartbeat are)")
         approach = d.get("approach")
         if approach is not None and approach not in ("nptv6", "source-routing"):
             self.err(("approach",), f"approach '{approach}' is not implemented yet (nptv6, source-routing are)")

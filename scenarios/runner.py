@@ -92,6 +92,8 @@ class Runner:
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
         listen = str(total + STARTUP_S + 1.0)
+        for a in (p for c in compiled for p in c.prepare):
+            self.run_action(lab, a)
         procs = []
         caps = self.start_pcaps(lab, d) if tr.pcap else []
         procs.append(lab.popen(r, [PY, "-m", "tools.probe", "recv", "--port", str(UDP_OUT), "--duration", listen,
@@ -128,7 +130,9 @@ class Runner:
                 _sleep_until(origin + a.at)
                 t = time.monotonic()
                 self.run_action(lab, a)
-                injected.append({"at": a.at, "t": t, "done_ms": round((time.monotonic() - t) * 1000, 3),
+                done = time.monotonic()
+                # The fault takes effect inside the command; its midpoint is off by at most half its duration.
+                injected.append({"at": a.at, "t": (t + done) / 2, "command_ms": round((done - t) * 1000, 3),
                                  "what": a.label})
         finally:
             for a in (u for c in compiled for u in c.undo):

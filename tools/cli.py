@@ -33,6 +33,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 t = loader.load(f)
                 print(f"ok: {f} ({len(t.sites)} site(s), {len(t.isps)} ISP(s), {len(t.kinds)} nodes, "
                       f"{len(t.links)} links)")
+                for note in t.unimplemented():
+                    print(f"  note: {note}; 'up' and 'run' will refuse it")
         except InputError as exc:
             bad += 1
             print(exc, file=sys.stderr)

@@ -55,7 +55,11 @@ def controller_argv(topology: Path, port: int, events: Path) -> list[str]:
 class Lab:
     def __init__(self, topology: str | Path, workdir: str | Path, progress: Callable[[str], None] | None = None):
         self.topology_path = Path(topology)
-        self.plan: Plan = build(loader.load(self.topology_path))
+        topo = loader.load(self.topology_path)
+        missing = topo.unimplemented()
+        if missing:
+            raise EnvError(f"{self.topology_path}: " + "; ".join(missing))
+        self.plan: Plan = build(topo)
         self.workdir = Path(workdir)
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.events_path = self.workdir / "controller-events.jsonl"

@@ -18,6 +18,7 @@ NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
 APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility")
 TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing", "transport")
 IMPLEMENTED_APPROACHES: tuple[Approach, ...] = ("source-routing", "nptv6")
+IMPLEMENTED_TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat")
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,16 @@ class Topology:
 
     def link_between(self, x: str, y: str) -> Link | None:
         return next((lk for lk in self.links if lk.joins(x, y)), None)
+
+    def unimplemented(self) -> list[str]:
+        """What this topology asks for that the testbed cannot run yet (valid, but refused by up/run)."""
+        out = []
+        for s in self.sites:
+            if s.approach not in IMPLEMENTED_APPROACHES:
+                out.append(f"site {s.name}: approach '{s.approach}' is not implemented yet "
+                           f"(implemented: {', '.join(IMPLEMENTED_APPROACHES)})")
+            for t in s.triggers:
+                if t not in IMPLEMENTED_TRIGGERS:
+                    out.append(f"site {s.name}: trigger '{t}' is not implemented yet "
+                               f"(implemented: {', '.join(IMPLEMENTED_TRIGGERS)})")
+        return out

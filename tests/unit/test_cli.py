@@ -69,3 +69,23 @@ def test_up_with_broken_topology_reports_first(tmp_path: Path, capsys: pytest.Ca
     bad.write_text("name: x\n")
     assert main(["up", str(bad)]) == 1
     assert "'isps' is required" in capsys.readouterr().err
+
+
+def test_validate_notes_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "routing.yaml"
+    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: routing")
+                 .replace('identity: "fd00:5::/48"', 'identity: "fd00:5::/48"\n    pi: "3fff:100::/48"')
+                 .replace("[link, heartbeat]", "[link, icmp]"))
+    assert main(["validate", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "approach 'routing' is not implemented yet" in out and "trigger 'icmp' is not implemented yet" in out
+
+
+def test_up_refuses_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.emulation import EnvError
+    from tools.lab import Lab
+
+    f = tmp_path / "idloc.yaml"
+    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: id-loc"))
+    with pytest.raises(EnvError, match="approach 'id-loc' is not implemented yet"):
+        Lab(f, tmp_path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from controller.liveness import Liveness
 from topologies import loader
 from topologies.topo import Plan, build
@@ -66,3 +68,13 @@ def test_unknown_exit_and_heartbeat_disabled_are_ignored() -> None:
     assert lv.echo_reply("exa", now=1.0) == []
     assert lv.echo_reply("nope", now=1.0) == []
     assert lv.heartbeat_paths() == []
+
+
+def test_next_deadline_is_the_earliest_live_path() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    assert lv.next_deadline() is None  # nothing armed yet
+    lv.echo_reply("exa", now=1.000)
+    lv.echo_reply("exb", now=1.005)
+    assert lv.next_deadline() == pytest.approx(1.030)
+    lv.tick(now=1.031)
+    assert lv.next_deadline() == pytest.approx(1.035)  # exa is dead now; exb is next
