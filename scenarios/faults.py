@@ -57,7 +57,8 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
         if node is not None:
             up += "; " + reinstall_routes(plan, node)
         if fault.kind == "link_down":
-            acts = (Action(fault.at, node, down, f"{intf} down"), Action(end, node, up, f"{intf} up"))
+            acts: tuple[Action, ...] = (Action(fault.at, node, down, f"{intf} down"),
+                                        Action(end, node, up, f"{intf} up"))
         else:
             acts = tuple(a for k in range(fault.count) for a in (
                 Action(fault.at + k * fault.period, node, down, f"{intf} down ({k + 1}/{fault.count})"),

@@ -131,9 +131,10 @@ class Runner:
                 t = time.monotonic()
                 self.run_action(lab, a)
                 done = time.monotonic()
-                # The fault takes effect inside the command; its midpoint is off by at most half its duration.
-                injected.append({"at": a.at, "t": (t + done) / 2, "command_ms": round((done - t) * 1000, 3),
-                                 "what": a.label})
+                # The fault takes effect inside the command: the midpoint is the reference (off by at most half
+                # the command's duration); the fault is certainly in effect from its end to the next start.
+                injected.append({"at": a.at, "t": (t + done) / 2, "start": t, "end": done,
+                                 "command_ms": round((done - t) * 1000, 3), "what": a.label})
         finally:
             for a in (u for c in compiled for u in c.undo):
                 self.run_action(lab, a, check=False)
@@ -147,9 +148,7 @@ class Runner:
         for c in caps:
             c.terminate()
             c.wait(5)
-        t_fault = injected[0]["t"] if injected else origin
-        t_restore = max((i["t"] for i in injected[1:]), default=t0 + total) if len(injected) > 1 else t0 + total
-        return self.analyse(lab, k, d, compiled, t0, total, t_fault, t_restore, injected)
+        return self.analyse(lab, k, d, compiled, t0, total, injected)
 
     def run_action(self, lab: Lab, a: Action, check: bool = True) -> None:
         if a.node is None:
@@ -177,17 +176,20 @@ class Runner:
 
     # -- analysis -----------------------------------------------------------------------------------------
     def analyse(self, lab: Lab, k: int, d: Path, compiled: list[Compiled], t0: float, total: float,
-                t_fault: float, t_restore: float, injected: list[dict[str, Any]]
-                ) -> tuple[analysis.Trial, dict[str, Any]]:
+                injected: list[dict[str, Any]]) -> tuple[analysis.Trial, dict[str, Any]]:
         sc = self.sc
+        t_end = t0 + total
+        t_fault = injected[0]["t"]  # reference for detection and plots
+        in_effect = injected[0]["end"]  # the fault was certainly in effect from here ...
+        restore_start = injected[-1]["start"] if len(injected) > 1 else t_end  # ... until here
+        t_restore = injected[-1]["t"] if len(injected) > 1 else t_end
         period = 1.0 / sc.traffic.udp_rate
         sent = int(total * sc.traffic.udp_rate)
-        t_end = t0 + total
         streams = {}
         for name in ("outbound", "inbound"):
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in _rows(d / f"{name}.csv")]
-            streams[name] = analysis.stream(arr, sent, period, t_fault, t_restore, t_end)
+            streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end)
         events = [e for e in lab.events() if t0 <= e["t"] <= t_end + 1]
         (d / "controller-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
         faulted = set().union(*(c.exits for c in compiled))
@@ -205,7 +207,8 @@ class Runner:
             ns_ms, ns_why = analysis.new_session_ms(att, t_fault, t_restore)
         trial = analysis.Trial(
             index=k, outbound=streams["outbound"], inbound=streams["inbound"],
-            detection_ms=analysis.detection_ms(events, t_fault, faulted), tcp=sessions, new_session_ms=ns_ms,
+            detection_ms=analysis.detection_ms(events, t_fault, faulted, since=injected[0]["start"]),
+            tcp=sessions, new_session_ms=ns_ms,
             new_session_reason=ns_why,
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
                                                      any(c.fault.kind == "loss_burst" for c in compiled)))

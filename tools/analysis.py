@@ -2,9 +2,10 @@
 
 Definitions (all times on the host's monotonic clock, shared by every namespace):
 
-* **outage_ms** of a UDP stream: the longest gap between consecutive arrivals that opens before the last
-  restore and closes after the first fault, minus one probe period (so an unaffected stream scores 0). If
-  the stream only resumes after the restore, the site did not rehome that direction: ``None`` with a reason.
+* **outage_ms** of a UDP stream: the longest gap between consecutive arrivals that closes after the first
+  fault and before the last restore, minus one probe period (so an unaffected stream scores 0). Gaps closing
+  after the restore are the failback, not the outage. If nothing arrives between fault and restore, the site
+  did not rehome that direction: ``None`` with a reason.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
 * **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead).
 * **tcp**: a session survived if the client saw no error and the server got its last record; the stall is
@@ -46,9 +47,17 @@ class StreamResult:
     sources: tuple[str, ...] = ()  # distinct sources seen, in order of first arrival
 
 
+IN_FLIGHT = 0.002  # s: probes already past the failure point when it takes effect still arrive this late
+
+
 def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float, t_restore: float,
            t_end: float) -> StreamResult:
-    """Outage and loss of one probe stream around a fault window [t_fault, t_restore]."""
+    """Outage and loss of one probe stream around a fault window [t_fault, t_restore].
+
+    ``t_fault`` is when the fault was certainly in effect (its command had returned), ``t_restore`` when it
+    certainly still was (the restore command had not started). Arrivals within IN_FLIGHT of ``t_fault`` were
+    already past the failure point, so they do not count as recovery.
+    """
     seen: dict[int, Arrival] = {}
     for a in arrivals:
         seen.setdefault(a.seq, a)
@@ -65,16 +74,18 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
         return _with(base, reason="no probe arrived before the fault (the path was not up)")
     if not after:
         return _with(base, reason="no probe arrived after the fault")
-    longest, gap = 0.0, (before[-1], after[0])
-    prev = before[-1]
+    recovered = any(t_fault + IN_FLIGHT < t < t_restore for t in after)
+    if not recovered and t_restore < t_end:
+        return _with(base, reason=f"not recovered before the restore at +{(t_restore - t_fault) * 1000:.0f} ms",
+                     gap=(before[-1], next((t for t in after if t >= t_restore), after[-1])))
+    # Gaps closing after the restore are the failback, not the outage the fault caused.
+    longest, gap, prev = 0.0, (before[-1], after[0]), before[-1]
     for t in after:
-        if prev < t_restore and t - prev > longest:
+        if t > t_restore:
+            break
+        if t - prev > longest:
             longest, gap = t - prev, (prev, t)
         prev = t
-    restored_before_end = t_restore < t_end
-    if gap[1] >= t_restore and restored_before_end and gap[0] < t_restore:
-        return _with(base, reason=f"not recovered before the restore at +{(t_restore - t_fault) * 1000:.0f} ms",
-                     gap=gap)
     return _with(base, outage_ms=max(0.0, (gap[1] - gap[0] - period) * 1000), gap=gap)
 
 
@@ -83,10 +94,17 @@ def _with(r: StreamResult, **kw: Any) -> StreamResult:
     return StreamResult(**fields)
 
 
-def detection_ms(events: Iterable[Event], t_fault: float, exits: set[str]) -> float | None:
+def detection_ms(events: Iterable[Event], t_fault: float, exits: set[str], since: float | None = None
+                 ) -> float | None:
+    """From ``t_fault`` to the first event about a faulted exit at or after ``since`` (default t_fault).
+
+    ``since`` is when the injecting command started: an event can precede the command's midpoint, and
+    then the detection was at most that early, so it counts as 0.
+    """
+    start = t_fault if since is None else since
     hits = [e["t"] for e in events
-            if e.get("event") in DETECTION_EVENTS and e.get("exit") in exits and e["t"] >= t_fault]
-    return (min(hits) - t_fault) * 1000 if hits else None
+            if e.get("event") in DETECTION_EVENTS and e.get("exit") in exits and e["t"] >= start]
+    return max(0.0, (min(hits) - t_fault) * 1000) if hits else None
 
 
 def false_rehomings(events: Iterable[Event], t_start: float, t_end: float, faulted: set[str],
@@ -195,8 +213,8 @@ def commonest(reasons: Iterable[str | None]) -> str | None:
 def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     def direction(pick: str) -> dict[str, Any]:
         rs: list[StreamResult] = [getattr(t, pick) for t in trials]
-        out = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs]),
-               "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1)}
+        out: dict[str, Any] = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs]),
+                               "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1)}
         if out["outage_ms"] is None:
             out["reason"] = commonest(r.reason for r in rs)
         return out

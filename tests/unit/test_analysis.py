@@ -37,6 +37,14 @@ def test_duplicates_and_reordering_are_neither_loss_nor_gap() -> None:
     assert r.outage_ms == pytest.approx(0.0, abs=1e-6)
 
 
+def test_failback_gap_spanning_the_restore_is_not_the_outage() -> None:
+    # Rehomed 6 ms after the fault; the return to the primary exit drops 25 probes across the restore.
+    lost = set(range(1000, 1006)) | set(range(1990, 2015))
+    r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == pytest.approx(6.0, abs=1e-6) and r.reason is None
+    assert r.lost == 31
+
+
 def test_longest_gap_in_the_window_wins() -> None:
     lost = set(range(1000, 1005)) | set(range(1400, 1430)) | set(range(2500, 2600))  # last gap is after restore
     r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
@@ -49,6 +57,13 @@ def test_recovered_only_by_the_restore_is_not_a_rehoming() -> None:
                  t_end=103.0)
     assert r.outage_ms is None and r.reason == "not recovered before the restore at +1000 ms"
     assert r.lost == 1000
+
+
+def test_probes_in_flight_when_the_fault_lands_are_not_a_recovery() -> None:
+    # Two probes were already past the failure point and arrive 0.5 and 1.5 ms after it; then nothing.
+    lost = set(range(1002, 2000))
+    r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms is None and r.reason == "not recovered before the restore at +1000 ms"
 
 
 def test_never_recovered_and_never_up() -> None:
@@ -71,6 +86,9 @@ def test_detection_and_false_rehomings() -> None:
           {"event": "path_dead", "t": 101.2, "exit": "exb"}]
     assert A.detection_ms(ev, 101.0, {"exa"}) == pytest.approx(31.0)
     assert A.detection_ms(ev, 101.0, {"exc"}) is None
+    early = [{"event": "port_down", "t": 100.999, "exit": "exa"}]  # before the command's midpoint
+    assert A.detection_ms(early, 101.0, {"exa"}, since=100.998) == 0.0
+    assert A.detection_ms(early, 101.0, {"exa"}) is None
     assert A.false_rehomings(ev, 101.0, 103.0, {"exa"}, loss_burst=False) == 1
     assert A.false_rehomings(ev, 101.0, 103.0, {"exa"}, loss_burst=True) == 2
 

@@ -1,0 +1,130 @@
+"""Scenario files, fault compilation, report tables and plots (all without root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scenarios import faults, model
+from scenarios.model import Fault
+from tools import plots, report
+from topologies import loader
+from topologies.topo import Plan, SitePlan, build
+from topologies.yamlsrc import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_scenarios_load(path: Path) -> None:
+    sc = model.load(path)
+    assert sc.trials >= 1 and sc.faults and sc.record_s > max(f.at for f in sc.faults)
+
+
+def test_demo_scenario_is_what_make_demo_promises() -> None:
+    sc = model.load(ROOT / "scenarios" / "demo.yaml")
+    assert sc.topology.name == "figure1" and sc.approach_label == "nptv6"
+    assert sc.faults[0].kind == "link_down" and sc.faults[0].exit == "exa" and sc.trials == 10
+    assert (sc.site, sc.host, sc.remote) == ("site", "h1", "r")
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: s\ntopology: {ROOT / 'topologies' / 'figure1.yaml'}\n" + body)
+    return f
+
+
+@pytest.mark.parametrize("body,message,line", [
+    ("faults:\n  - {kind: link_down, exit: exz}\n", "link_down needs 'exit', one of exa, exb", 4),
+    ("faults:\n  - {kind: isp_outage}\n", "isp_outage needs 'isp'", 4),
+    ("faults:\n  - {kind: meteor, exit: exa}\n", "'meteor' is not one of", 4),
+    ("host: h9\nfaults:\n  - {kind: link_down, exit: exa}\n", "'h9' is not a host of site site", 3),
+    ("approach: id-loc\nfaults:\n  - {kind: link_down, exit: exa}\n", "approach 'id-loc' is not implemented", 3),
+    ("triggers: [icmp]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'icmp' is not implemented", 3),
+    ("record_s: 1\nfaults:\n  - {kind: link_down, exit: exa, at: 2}\n", "after the trial ends", 5),
+    ("faults:\n  - {kind: link_down, exit: exa, colour: red}\n", "unknown key 'colour'", 4),
+])
+def test_scenario_problems_name_line_and_field(tmp_path: Path, body: str, message: str, line: int) -> None:
+    with pytest.raises(InputError) as exc:
+        model.load(write(tmp_path, body))
+    hits = [p for p in exc.value.problems if message in p.message]
+    assert hits and hits[0].line == line, exc.value.problems
+
+
+def test_broken_topology_is_reported_from_the_scenario(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\ntopology: nowhere.yaml\nfaults:\n  - {kind: link_down, exit: exa}\n")
+    with pytest.raises(InputError, match=r"topology nowhere\.yaml does not load"):
+        model.load(f)
+
+
+def test_looks_like_scenario() -> None:
+    assert model.looks_like_scenario(ROOT / "scenarios" / "demo.yaml")
+    assert not model.looks_like_scenario(ROOT / "topologies" / "figure1.yaml")
+
+
+Fig1 = tuple[Plan, SitePlan]
+
+
+@pytest.fixture
+def fig1() -> Fig1:
+    plan = build(loader.load(ROOT / "topologies" / "figure1.yaml"))
+    return plan, plan.sites[0]
+
+
+def test_link_down_at_the_isp_end_restores_routes(fig1: Fig1) -> None:
+    plan, sp = fig1
+    c = faults.compile_fault(plan, sp, Fault("link_down", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
+    assert [(a.at, a.node) for a in c.actions] == [(0.0, "ispa"), (1.0, "ispa")]
+    assert c.actions[0].command == "ip link set ispa-eth1 down"
+    assert "ip -6 route replace 3fff:a:5::/48 via 3fff:a::2 dev ispa-eth1" in c.actions[1].command
+    assert c.exits == {"exa"} and c.undo[0].command == c.actions[1].command
+
+
+def test_link_down_at_the_exit_end_runs_in_the_root_namespace(fig1: Fig1) -> None:
+    plan, sp = fig1
+    c = faults.compile_fault(plan, sp, Fault("link_down", at=0.5, duration=None, exit="exb", end="exit"), 0, 2.0)
+    assert c.actions[0] == faults.Action(0.5, None, "ip link set exb-eth2 down", "exb-eth2 down")
+    assert c.actions[1].at == 2.5  # no duration: restored at the end of the trial
+
+
+def test_blackhole_is_prepared_then_one_atomic_command(fig1: Fig1) -> None:
+    plan, sp = fig1
+    c = faults.compile_fault(plan, sp, Fault("blackhole", at=0.0, duration=1.0, exit="exa", direction="inbound"),
+                             3, 2.0)
+    assert "nft add chain ip6 multi6lab_fault3 drops" in c.prepare[0].command
+    assert c.actions[0].command == "nft 'add rule ip6 multi6lab_fault3 drops oifname ispa-eth1 drop'"
+    both = faults.compile_fault(plan, sp, Fault("blackhole", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
+    assert both.actions[0].command.count("add rule") == 2
+
+
+def test_flap_loss_and_outage(fig1: Fig1) -> None:
+    plan, sp = fig1
+    flap = faults.compile_fault(plan, sp, Fault("flap", at=0.0, duration=None, exit="exa", period=0.2, count=3), 0, 2)
+    assert [round(a.at, 2) for a in flap.actions] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    loss = faults.compile_fault(plan, sp, Fault("loss_burst", at=0.0, duration=1.0, exit="exa", percent=20), 0, 2)
+    assert "numgen random mod 10000 < 2000 drop" in loss.actions[0].command
+    out = faults.compile_fault(plan, sp, Fault("isp_outage", at=0.0, duration=1.0, isp="ispb"), 0, 2.0)
+    assert "ip link set ispb-eth1 down" in out.actions[0].command and out.exits == {"exb"}
+    assert "ip -6 route replace" in out.actions[1].command
+
+
+def test_report_table_and_plot(tmp_path: Path) -> None:
+    summary = {"scenario": "demo", "approach": "nptv6", "trigger": "link", "fault": "link_down exa isp end",
+               "trials": 3, "metrics": {
+                   "outbound": {"outage_ms": {"p50": 7.0, "p95": 9.5, "max": 10.0},
+                                "lost_packets": {"p50": 7, "max": 9}},
+                   "inbound": {"outage_ms": None, "reason": "not recovered",
+                               "lost_packets": {"p50": 1000, "max": 1000}},
+                   "detection_ms": {"p50": 5.0, "p95": 6.0, "max": 7.0},
+                   "tcp_sessions": {"survived": 0, "total": 3}, "new_session_ms": None, "false_rehomings": 0}}
+    md = report.markdown([summary])
+    assert "| demo | nptv6 | link | link_down exa isp end | 3 | 7.0 / 9.5 | — (not recovered) | 7 / 1000 |" in md
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "summary.json").write_text(__import__("json").dumps(summary))
+    assert report.collect(tmp_path) == [summary]
+    out = tmp_path / "t.png"
+    plots.timeline([{"t": [float(x) for x in range(-500, 2000) if not 0 <= x < 8], "restore_ms": 1000.0}], "demo", out)
+    assert out.read_bytes()[:4] == b"\x89PNG"
