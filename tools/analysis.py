@@ -3,9 +3,10 @@
 Definitions (all times on the host's monotonic clock, shared by every namespace):
 
 * **outage_ms** of a UDP stream: the longest gap between consecutive arrivals that closes after the first
-  fault and before the last restore, minus one probe period (so an unaffected stream scores 0). Gaps closing
-  after the restore are the failback, not the outage. If nothing arrives between fault and restore, the site
-  did not rehome that direction: ``None`` with a reason.
+  fault and before the last restore, less one probe period and less any part of it the sender caused by
+  stalling (seen in the probes' send times), so an unaffected stream scores 0 and pure loss of n probes
+  scores n periods. Gaps closing after the restore are the failback, not the outage. If nothing arrives
+  between fault and restore, the site did not rehome that direction: ``None`` with a reason.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
 * **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead).
 * **tcp**: a session survived if the client saw no error and the server got its last record; the stall is
@@ -61,32 +62,46 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
     seen: dict[int, Arrival] = {}
     for a in arrivals:
         seen.setdefault(a.seq, a)
-    times = sorted(a.t_recv for a in seen.values())
+    order = sorted(seen.values(), key=lambda x: x.t_recv)
     sources: list[str] = []
-    for a in sorted(seen.values(), key=lambda x: x.t_recv):
+    for a in order:
         if a.source and a.source not in sources:
             sources.append(a.source)
     lost = max(0, sent - len(seen))
     base = StreamResult(sent, len(seen), lost, None, sources=tuple(sources))
-    before = [t for t in times if t <= t_fault]
-    after = [t for t in times if t > t_fault]
+    before = [a for a in order if a.t_recv <= t_fault]
+    after = [a for a in order if a.t_recv > t_fault]
     if not before:
         return _with(base, reason="no probe arrived before the fault (the path was not up)")
     if not after:
         return _with(base, reason="no probe arrived after the fault")
-    recovered = any(t_fault + IN_FLIGHT < t < t_restore for t in after)
+    recovered = any(t_fault + IN_FLIGHT < a.t_recv < t_restore for a in after)
     if not recovered and t_restore < t_end:
+        first_back = next((a for a in after if a.t_recv >= t_restore), after[-1])
         return _with(base, reason=f"not recovered before the restore at +{(t_restore - t_fault) * 1000:.0f} ms",
-                     gap=(before[-1], next((t for t in after if t >= t_restore), after[-1])))
+                     gap=(before[-1].t_recv, first_back.t_recv))
     # Gaps closing after the restore are the failback, not the outage the fault caused.
-    longest, gap, prev = 0.0, (before[-1], after[0]), before[-1]
-    for t in after:
-        if t > t_restore:
+    longest, gap, prev = -1.0, (before[-1].t_recv, after[0].t_recv), before[-1]
+    for a in after:
+        if a.t_recv > t_restore:
             break
-        if t - prev > longest:
-            longest, gap = t - prev, (prev, t)
-        prev = t
-    return _with(base, outage_ms=max(0.0, (gap[1] - gap[0] - period) * 1000), gap=gap)
+        value = network_gap(prev, a, period)
+        if value > longest:
+            longest, gap = value, (prev.t_recv, a.t_recv)
+        prev = a
+    return _with(base, outage_ms=max(0.0, longest * 1000), gap=gap)
+
+
+def network_gap(a: Arrival, b: Arrival, period: float) -> float:
+    """The part of the receive gap between two consecutive arrivals that the network caused, in seconds.
+
+    A sender that stalled (a busy CPU) and then caught up also leaves a receive gap, but its send times
+    show it: time the send gap exceeds the sequence spacing is not the network's. One period is the normal
+    spacing. Pure loss of n probes gives n periods; a network that held packets gives the hold time.
+    """
+    recv_gap = b.t_recv - a.t_recv
+    sender_excess = max(0.0, (b.t_sent - a.t_sent) - max(1, b.seq - a.seq) * period)
+    return recv_gap - sender_excess - period
 
 
 def _with(r: StreamResult, **kw: Any) -> StreamResult:
@@ -195,6 +210,8 @@ class Trial:
         return {
             "trial": self.index, "outbound_outage_ms": num(self.outbound.outage_ms),
             "outbound_lost": self.outbound.lost,
+            "outbound_gap_ms": num(None if self.outbound.gap is None
+                                   else (self.outbound.gap[1] - self.outbound.gap[0]) * 1000),
             "outbound_reason": self.outbound.reason or "", "inbound_outage_ms": num(self.inbound.outage_ms),
             "inbound_lost": self.inbound.lost, "inbound_reason": self.inbound.reason or "",
             "detection_ms": num(self.detection_ms), "tcp_survived": sum(t.survived for t in self.tcp),

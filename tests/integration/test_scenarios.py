@@ -61,9 +61,12 @@ def test_short_scenario_end_to_end(tmp_path: Path) -> None:
         outage = float(row["outbound_outage_ms"])
         lost = int(row["outbound_lost"])
         assert 0 < outage < 600, "the outage must lie inside the fault window"
-        assert outage - 2 <= lost <= outage + 5, f"trial {i}: {lost} probes lost for a {outage} ms outage"
+        # 1 kHz probes: the outage spans every lost probe (n lost = n ms); probes held in a queue during the
+        # switch-over arrive late instead of being lost, so they lengthen the outage without adding loss.
+        assert 1 <= lost <= outage + 2, f"trial {i}: {lost} probes lost for a {outage} ms outage"
         pcap_gap = probe_gaps_from_pcaps(out / f"trial-{i:02d}")
-        assert abs(pcap_gap - (outage + 1.0)) <= 2.0, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe {outage + 1}"
+        probe_gap = float(row["outbound_gap_ms"])
+        assert abs(pcap_gap - probe_gap) <= 2.0, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe gap {probe_gap}"
         # nptv6 cannot move R's chosen locator: inbound waits for the restore, and says so.
         assert row["inbound_outage_ms"] == "" and row["inbound_reason"].startswith("not recovered before the restore")
     assert m["inbound"]["outage_ms"] is None and m["inbound"]["reason"].startswith("not recovered")

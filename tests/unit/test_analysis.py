@@ -28,6 +28,22 @@ def test_unaffected_stream_scores_zero() -> None:
     assert r.outage_ms == pytest.approx(0.0, abs=1e-6) and r.lost == 0
 
 
+def test_a_stalled_sender_is_not_an_outage() -> None:
+    # The sender stalled 12 ms right after the fault, then sent on; nothing was lost.
+    arr = [A.Arrival(s, 100 + s * P + (0.012 if s >= 1001 else 0), 100 + s * P + 0.0005 + (0.012 if s >= 1001 else 0))
+           for s in range(3000)]
+    r = A.stream(arr, sent=3000, period=P, t_fault=101.0005, t_restore=102.0, t_end=103.0)
+    assert r.lost == 0 and r.outage_ms == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_network_hold_is_an_outage_even_without_loss() -> None:
+    # Probes sent on time but held in a queue during the switch-over, all released together at 101.0105.
+    arr = [A.Arrival(s, 100 + s * P, max(100 + s * P + 0.0005, 101.0105) if s >= 1001 else 100 + s * P + 0.0005)
+           for s in range(3000)]
+    r = A.stream(arr, sent=3000, period=P, t_fault=101.0005, t_restore=102.0, t_end=103.0)
+    assert r.lost == 0 and r.outage_ms == pytest.approx(9.0, abs=1e-6)
+
+
 def test_duplicates_and_reordering_are_neither_loss_nor_gap() -> None:
     arr = stream(3000)
     arr[1500], arr[1501] = arr[1501], arr[1500]  # reordered in the log
