@@ -29,6 +29,7 @@ from controller.compat import (
     set_ev_cls,
 )
 from controller.liveness import Liveness
+from controller.pairs import PairTable
 from controller.policy import COOKIE, OFPP_CONTROLLER, OFPP_IN_PORT, Group, Rule, RuleSet, SitePolicy, desired, diff
 from topologies import loader
 from topologies.addressing import GATEWAY_LL
@@ -54,6 +55,13 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.lock = threading.RLock()
         self.event_log = open(SETTINGS["events"], "a", buffering=1) if SETTINGS["events"] else None  # noqa: SIM115
         self.liveness = Liveness(self.plan, time.monotonic())
+        self.pairs = PairTable(self.plan)
+        self.exit_by_address = {e.address.ip: e for sp in self.plan.sites for e in sp.exits}
+        self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
+        self.pair_probes = {
+            (x.name, y.name): packets.echo_request(x.mac, x.isp_mac, x.address.ip, y.address.ip, 0x6D37, 1)
+            for (xn, yn) in {p.key for r in self.pairs.routes.values() for p in r.candidates}
+            for x, y in [(self.exit_by_name[xn], self.exit_by_name[yn])]}
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
         self.pending: dict[int, dict[str, Any]] = {}
@@ -70,7 +78,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         line = json.dumps(rec, default=str)
         if self.event_log:
             self.event_log.write(line + "\n")
-        self.logger.info(line)
+        else:
+            self.logger.info(line)
 
     # -- connection and reconciliation ----------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -125,7 +134,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if st["waiting"]:
             return
         del self.pending[dp.id]
-        want = desired(self.plan, self.liveness.usable()).for_dpid(dp.id)
+        want = desired(self.plan, self.liveness.usable(), self.pairs.active()).for_dpid(dp.id)
         have_rules = {(r.priority, r.match) for r in want.rules}
         stale = [(prio, m) for prio, m in st["rules"] if (prio, m) not in have_rules]
         want_gids = {g.group_id for g in want.groups}
@@ -144,8 +153,13 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     # -- pushing changes ---------------------------------------------------------------------------------
     def _push(self, cause: str) -> None:
-        """Send each connected switch the difference between what it holds and what the policy wants now."""
-        want = desired(self.plan, self.liveness.usable())
+        """Send each connected switch the difference between what it holds and what the policy wants now.
+
+        Every switch gets its messages first; barriers and log lines follow, so the last switch's change
+        is not delayed by the bookkeeping of the first.
+        """
+        want = desired(self.plan, self.liveness.usable(), self.pairs.active())
+        sent = []
         for dpid, dp in list(self.datapaths.items()):
             if dpid not in self.installed:
                 continue  # still reconciling; it will get the current state
@@ -165,7 +179,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             for g in ch.delete_groups:
                 dp.send_msg(dp.ofproto_parser.OFPGroupMod(dp, o.OFPGC_DELETE, o.OFPGT_ALL, g.group_id, []))
             self.installed[dpid] = target
-            self._barrier(dp, cause, len(ch))
+            sent.append((dp, len(ch)))
+        for dp, n in sent:
+            self._barrier(dp, cause, n)
 
     def _barrier(self, dp: Any, cause: str, n: int, **extra: Any) -> None:
         req = dp.ofproto_parser.OFPBarrierRequest(dp)
@@ -223,18 +239,28 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         o = dp.ofproto
         # OVS sends two PortStatus per event and the first has no down bits: decide on state/config only.
         up = not (port.state & o.OFPPS_LINK_DOWN) and not (port.config & o.OFPPC_PORT_DOWN)
+        now = time.monotonic()
         with self.lock:
-            events = self.liveness.port_status(dp.id, port.port_no, up, time.monotonic())
+            events = self.liveness.port_status(dp.id, port.port_no, up, now)
+            where = self.plan.site_by_dpid(dp.id)
+            if where and where[1] != "fabric" and where[0].exit(where[1]).outside_port == port.port_no:
+                events += self.pairs.link(where[1], up, now)
             self._after(events)
 
     def _after(self, events: list[dict[str, Any]]) -> None:
-        changed = any(e["event"] in ("path_dead", "path_alive") for e in events)
-        for e in events:
-            self.log(e.pop("event"), **e)
+        """Act on liveness events: probe, push rules, re-advertise prefixes; then write the events down."""
+        changed = any(e["event"] in ("path_dead", "path_alive", "pair_selected") for e in events)
+        # Only source-routing hosts see a path change in RAs (a deprecated prefix); nobody else needs one.
+        moved = {e.get("site") for e in events if e["event"] in ("path_dead", "path_alive")}
+        if any(e["event"] == "exploring" for e in events):
+            self._send_pair_probes(time.monotonic())  # probe every candidate now, not at the next tick
         if changed:
             self._push("liveness")
-            for dpid in list(self.datapaths):
-                self._send_ras(dpid)
+        for e in events:
+            self.log(e.pop("event"), **e)
+        for sp in self.plan.sites:
+            if sp.site.name in moved and sp.site.approach == "source-routing":
+                self._send_ras(sp.fabric_dpid)
 
     # -- packet-in ------------------------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -249,6 +275,13 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if role != "fabric" and packets.is_echo_reply(msg.data):
             with self.lock:
                 self._after(self.liveness.echo_reply(role, time.monotonic()))
+            return
+        probe = packets.echo_request_addresses(msg.data) if role != "fabric" else None
+        if probe is not None:
+            src = self.exit_by_address.get(probe[0])
+            if src is not None:
+                with self.lock:
+                    self._after(self.pairs.seen(src.name, role, time.monotonic()))
             return
         pkt = packets.parse(msg.data)
         if pkt.kind == "ns" and pkt.src is not None:
@@ -322,7 +355,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def _heartbeat_loop(self) -> None:
         """Send one echo request per heartbeat path every interval; judging happens in the event queue."""
         paths = self.liveness.heartbeat_paths()
-        if not paths:
+        if not paths and not self.pairs.routes:
             return
         # Replies are not matched to requests (any reply proves the path), so each request is built once.
         probes = []
@@ -332,7 +365,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             e = where[0].exit(p.exit)
             data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, 1)
             probes.append((p, e.outside_port, data))
-        interval = min(p.interval for p in paths)
+        interval = min([p.interval for p in paths] + ([self.pairs.interval] if self.pairs.routes else []))
         next_probe = time.monotonic()
         judged: float | None = None  # the deadline a tick was already posted for
         while True:
@@ -346,10 +379,13 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                         self._packet_out(dp, port, data)
                     except Exception as exc:
                         self.log("heartbeat_error", exit=p.exit, error=str(exc))
+                with self.lock:
+                    self._send_pair_probes(now)
                 next_probe = max(next_probe + interval, now)  # fell behind: do not burst to catch up
             # Wake for the next probe, or exactly at the earliest detection deadline, whichever is first:
             # judging only on probe ticks would add up to one interval to every detection.
-            deadline = self.liveness.next_deadline()
+            deadlines = [d for d in (self.liveness.next_deadline(), self.pairs.next_deadline()) if d is not None]
+            deadline = min(deadlines, default=None)
             if deadline == judged:
                 deadline = None  # its tick is queued; do not post it again
             wake = next_probe if deadline is None else min(next_probe, deadline + 0.0002)
@@ -362,8 +398,21 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     @set_ev_cls(EventHeartbeatTick)
     def on_heartbeat_tick(self, ev: EventHeartbeatTick) -> None:
+        now = time.monotonic()
         with self.lock:
-            self._after(self.liveness.tick(time.monotonic()))
+            self._after(self.liveness.tick(now) + self.pairs.tick(now))
+
+    def _send_pair_probes(self, now: float) -> None:
+        """One-way probes for the locator pairs that are due (id-loc); caller holds the lock."""
+        for xn, yn in self.pairs.due(now):
+            x = self.exit_by_name[xn]
+            dp = self.datapaths.get(x.dpid)
+            if dp is None or x.dpid not in self.installed:
+                continue
+            try:
+                self._packet_out(dp, x.outside_port, self.pair_probes[(xn, yn)])
+            except Exception as exc:
+                self.log("heartbeat_error", exit=xn, error=str(exc))
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _name(self, dpid: int) -> str:

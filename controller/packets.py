@@ -50,6 +50,13 @@ def is_echo_reply(data: bytes) -> bool:
     return len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 129
 
 
+def echo_request_addresses(data: bytes) -> tuple[IPv6Address, IPv6Address] | None:
+    """Fast path for locator-pair probes: (source, destination) of an ICMPv6 echo request, else None."""
+    if len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 128:
+        return IPv6Address(data[22:38]), IPv6Address(data[38:54])
+    return None
+
+
 def parse(data: bytes) -> Parsed:
     """Decode a packet-in; anything malformed or unexpected is ``other`` (dropped and counted, never raised)."""
     try:

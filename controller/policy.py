@@ -14,6 +14,10 @@ and (nptv6) translate prefixes (RFC 6296). Approaches:
   select group across live exits, ``load-share``); each exit has a fast-failover group per host whose first
   bucket rewrites to that exit's locator and whose next buckets hand the packet back to the fabric, marked
   for another exit, so the data plane moves traffic before the controller hears of a link failure.
+* ``id-loc`` (RFC 4177 5.4, 6): as nptv6 toward ordinary remotes; between two id-loc sites both edges also
+  map the *remote* identity to the locator of the far exit of the active locator pair, outbound, and map
+  both locators back to identities inbound, so hosts only ever see identities and sessions survive a pair
+  change. Which pair is active comes from :mod:`controller.pairs`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from topologies.topo import ExitPlan, HostPlan, Plan, SitePlan
 
 ETH_IPV6 = 0x86DD
 ICMPV6 = 58
+ICMP6_ECHO_REQUEST = 128
 ICMP6_ECHO_REPLY = 129
 ICMP6_RS = 133
 ICMP6_NS = 135
@@ -41,7 +46,9 @@ COOKIE = 0x6D36  # "m6": every rule we install carries it
 P_CONTROL = 1000  # ND, RS, heartbeat replies to the controller
 P_ANTISPOOF = 950  # packets from outside claiming a site source
 P_MCAST = 900
+P_HANDOFF_IDLOC = 860
 P_HANDOFF = 850  # a packet an exit handed back to the fabric for another exit
+P_IDLOC = 750  # identity-to-identity between id-loc sites: more specific than the nptv6 rules
 P_FORWARD = 700
 P_DROP = 0  # table-miss: drop, counted in flow stats
 
@@ -158,7 +165,7 @@ class SitePolicy:
     @classmethod
     def of(cls, sp: SitePlan) -> SitePolicy:
         tr = {}
-        if sp.site.approach == "nptv6" and sp.site.identity is not None:
+        if sp.site.approach in ("nptv6", "id-loc") and sp.site.identity is not None:
             tr = {e.name: Translator(sp.site.identity, e.delegation) for e in sp.exits}
         return cls(sp, tr)
 
@@ -182,10 +189,22 @@ def group_id(host_index: int, exit_index: int) -> int:
     return (host_index + 1) * 256 + exit_index + 1
 
 
-def desired(plan: Plan, alive: Mapping[str, bool]) -> RuleSet:
-    """Every rule and group for every site switch, given which exits are usable (missing = usable)."""
+Pairs = Mapping[tuple[str, str], tuple[str, str]]
+
+
+def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None) -> RuleSet:
+    """Every rule and group for every site switch, given which exits are usable (missing = usable) and,
+    between id-loc sites, which directed locator pair is active (missing = the most preferred)."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
+    idloc = [sp for sp in plan.sites if sp.site.approach == "id-loc"]
+    for a in idloc:
+        for b in idloc:
+            if a is not b:
+                x, y = (pairs or {}).get((a.site.name, b.site.name), (a.exits[0].name, b.exits[0].name))
+                rr, gg = _idloc_rules(SitePolicy.of(a), SitePolicy.of(b), a.exit(x), b.exit(y), idloc.index(b))
+                rules |= rr
+                groups |= gg
     for sp in plan.sites:
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
@@ -246,6 +265,9 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REPLY, in_port=e.outside_port, ipv6_dst=str(e.address.ip)),
              (("controller",),)),
     ]
+    if sp.site.approach == "id-loc":  # one-way locator-pair probes from the other id-loc sites
+        rules.append(Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REQUEST, in_port=e.outside_port,
+                                              ipv6_dst=str(e.address.ip)), (("controller",),)))
     # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
     rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]
     groups = []
@@ -275,4 +297,46 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
                               (*out, ("output", e.outside_port))))
         rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
+    return rules, groups
+
+
+def _idloc_rules(src: SitePolicy, dst: SitePolicy, x: ExitPlan, y: ExitPlan, dst_index: int
+                 ) -> tuple[set[Rule], set[Group]]:
+    """Rules for traffic from id-loc site ``src`` to id-loc site ``dst`` on the directed pair (x, y), and
+    for the return traffic as it arrives at ``src``'s exits from any of ``dst``'s exits."""
+    sp, rp = src.plan, dst.plan
+    rules: set[Rule] = set()
+    groups: set[Group] = set()
+    assert rp.site.identity is not None
+    for hi, h in enumerate(sp.hosts):
+        ident = str(h.addresses["identity"])
+        rules.add(Rule(sp.fabric_dpid, P_IDLOC, ipv6(in_port=h.port, eth_dst=sp.gateway_mac, ipv6_src=ident,
+                                                    ipv6_dst=net(rp.site.identity)), (("output", x.fabric_port),)))
+        for ri, rh in enumerate(rp.hosts):
+            r_ident = str(rh.addresses["identity"])
+            for ei, e in enumerate(sp.exits):
+                rewrite = (("set_field", "ipv6_src", str(src.locator(h, e.name))),
+                           ("set_field", "ipv6_dst", str(dst.locator(rh, y.name))),
+                           ("set_field", "eth_src", e.mac), ("set_field", "eth_dst", e.isp_mac), ("dec_ttl",),
+                           ("output", e.outside_port))
+                act: tuple[Action, ...] = rewrite
+                if "link" in sp.site.triggers:
+                    gid = 0x10000 + ((dst_index * 64 + hi) * 16 + ei) * 64 + ri
+                    buckets = [Bucket(rewrite, watch_port=e.outside_port)]
+                    buckets += [Bucket((("set_field", "eth_dst", o.mac), ("output", OFPP_IN_PORT)),
+                                       watch_port=e.inside_port) for o in sp.exits if o is not e]
+                    groups.add(Group(e.dpid, gid, "ff", tuple(buckets)))
+                    act = (("group", gid),)
+                m = dict(eth_dst=sp.gateway_mac, ipv6_src=ident, ipv6_dst=r_ident)
+                rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.inside_port, **m), act))
+                rules.add(Rule(e.dpid, P_HANDOFF_IDLOC, ipv6(in_port=e.inside_port, **{**m, "eth_dst": e.mac}),
+                               rewrite))
+                # Return traffic: whichever far exit the other edge chose, map both locators back.
+                for fy in rp.exits:
+                    rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.outside_port,
+                                                         ipv6_src=str(dst.locator(rh, fy.name)),
+                                                         ipv6_dst=str(src.locator(h, e.name))),
+                                   (("set_field", "ipv6_src", r_ident), ("set_field", "ipv6_dst", ident),
+                                    ("set_field", "eth_src", sp.gateway_mac), ("set_field", "eth_dst", h.mac),
+                                    ("dec_ttl",), ("output", e.inside_port))))
     return rules, groups

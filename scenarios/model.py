@@ -155,10 +155,14 @@ class _Checker:
             if t not in ("link", "heartbeat"):
                 self.err(("triggers",), f"trigger '{t}' is not implemented yet (link, heartbeat are)")
         approach = d.get("approach")
-        if approach is not None and approach not in ("nptv6", "source-routing"):
-            self.err(("approach",), f"approach '{approach}' is not implemented yet (nptv6, source-routing are)")
-        if (approach or site.approach) == "nptv6" and site.identity is None:
-            self.err(("approach",), f"nptv6 needs an identity prefix, and site {site_name} has none")
+        if approach is not None and approach not in ("nptv6", "source-routing", "id-loc"):
+            self.err(("approach",), f"approach '{approach}' is not implemented yet "
+                                    "(nptv6, source-routing, id-loc are)")
+        if (approach or site.approach) in ("nptv6", "id-loc"):
+            for s in (topo.sites if approach == "id-loc" else [site]):
+                if s.identity is None:
+                    self.err(("approach",), f"{approach or site.approach} needs an identity prefix, "
+                                            f"and site {s.name} has none")
         exits = {e.name for e in site.exits}
         isps = {e.isp for e in site.exits}
         faults = []

@@ -34,11 +34,14 @@ STARTUP_S = 1.0  # time for probe processes to start before the first packet
 def effective_topology(sc: Scenario, out: Path) -> Path:
     """The topology as run: the scenario's approach, triggers and heartbeat override the site's."""
     data = yaml.safe_load(sc.topology_path.read_text())
-    site = data["sites"][sc.site]
-    for key, value in (("approach", sc.approach), ("triggers", list(sc.triggers) if sc.triggers else None),
-                       ("heartbeat", sc.heartbeat)):
-        if value is not None:
-            site[key] = value
+    # id-loc needs managed edges at both ends (RFC 4177 5.4): it applies to every site.
+    names = list(data["sites"]) if sc.approach == "id-loc" else [sc.site]
+    for name in names:
+        site = data["sites"][name]
+        for key, value in (("approach", sc.approach), ("triggers", list(sc.triggers) if sc.triggers else None),
+                           ("heartbeat", sc.heartbeat)):
+            if value is not None:
+                site[key] = value
     path = out / "topology.yaml"
     path.write_text(f"# {sc.topology_path} as run by scenario {sc.name}\n" + yaml.safe_dump(data, sort_keys=False))
     return path
@@ -55,25 +58,45 @@ class Runner:
             return str(lab.plan.address(sc.remote))
         sp = next(s for s in lab.plan.sites if sc.remote in s.site.hosts)
         h = next(h for h in sp.hosts if h.name == sc.remote)
+        if self.identities(lab):
+            return str(h.addresses["identity"])
         return str(SitePolicy.of(sp).locator(h, sp.exits[0].name))
+
+    def identities(self, lab: Lab) -> bool:
+        """id-loc between two sites: both ends address each other by identity; the edges map locators."""
+        kinds = {s.site.name: s.site.approach for s in lab.plan.sites}
+        remote_site = next((s.site.name for s in lab.plan.sites if self.sc.remote in s.site.hosts), None)
+        return kinds[self.sc.site] == "id-loc" and remote_site is not None and kinds[remote_site] == "id-loc"
 
     def site_targets(self, lab: Lab) -> list[str]:
         """The site host's addresses as the remote sees them, most preferred first (RFC 6724 order)."""
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
         h = next(h for h in sp.hosts if h.name == self.sc.host)
+        if self.identities(lab):
+            return [str(h.addresses["identity"])]
         pol = SitePolicy.of(sp)
         return [str(pol.locator(h, e.name)) for e in sp.exits]
 
     # -- steady state -------------------------------------------------------------------------------------
     def settled(self, lab: Lab) -> bool:
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
+        idloc = [s for s in lab.plan.sites if s.site.approach == "id-loc"]
+        preferred = {(a.site.name, b.site.name): (a.exits[0].name, b.exits[0].name)
+                     for a in idloc for b in idloc if a is not b}
+        pairs = dict(preferred)
         state: dict[str, str] = {}
         last_change = 0.0
         for e in lab.events():
             if e["event"] in ("path_dead", "path_alive"):
                 state[e["exit"]] = e["event"]
                 last_change = e["t"]
+            elif e["event"] in ("pair_selected", "pair_dead", "exploring"):
+                last_change = e["t"]
+                if e["event"] == "pair_selected":
+                    pairs[(e["src_site"], e["dst_site"])] = (e["exit"], e["dst_exit"])
         if any(state.get(e.name) == "path_dead" for e in sp.exits) or time.monotonic() - last_change < 0.5:
+            return False
+        if pairs != preferred:  # id-loc: every site pair back on its preferred locator pair
             return False
         if sp.site.approach == "source-routing":
             return "deprecated" not in lab.cmd(self.sc.host, f"ip -6 addr show dev {self.sc.host}-eth0")
@@ -211,7 +234,8 @@ class Runner:
             tcp=sessions, new_session_ms=ns_ms,
             new_session_reason=ns_why,
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
-                                                     any(c.fault.kind == "loss_burst" for c in compiled)))
+                                                     any(c.fault.kind == "loss_burst" for c in compiled)),
+            exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end))
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))

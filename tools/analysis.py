@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Event = dict[str, Any]
-DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead")
+DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead", "pair_dead")
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ def detection_ms(events: Iterable[Event], t_fault: float, exits: set[str], since
     """
     start = t_fault if since is None else since
     hits = [e["t"] for e in events
-            if e.get("event") in DETECTION_EVENTS and e.get("exit") in exits and e["t"] >= start]
+            if e.get("event") in DETECTION_EVENTS and e["t"] >= start
+            and (e.get("exit") in exits or e.get("dst_exit") in exits)]
     return max(0.0, (min(hits) - t_fault) * 1000) if hits else None
 
 
@@ -126,6 +127,13 @@ def false_rehomings(events: Iterable[Event], t_start: float, t_end: float, fault
                     loss_burst: bool) -> int:
     return sum(1 for e in events if e.get("event") == "path_dead" and t_start <= e["t"] <= t_end
                and (loss_burst or e.get("exit") not in faulted))
+
+
+def exploration_ms(events: Iterable[Event], t_start: float, t_end: float) -> float | None:
+    """The longest locator-pair exploration (id-loc, RFC 4177 6.3.4) that ended in the window."""
+    times = [float(e["exploration_ms"]) for e in events
+             if e.get("event") == "pair_selected" and "exploration_ms" in e and t_start <= e["t"] <= t_end]
+    return max(times, default=None)
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,7 @@ class Trial:
     new_session_ms: float | None = None
     new_session_reason: str | None = None
     false_rehomings: int = 0
+    exploration_ms: float | None = None
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -217,7 +226,7 @@ class Trial:
             "detection_ms": num(self.detection_ms), "tcp_survived": sum(t.survived for t in self.tcp),
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
-            "false_rehomings": self.false_rehomings,
+            "false_rehomings": self.false_rehomings, "exploration_ms": num(self.exploration_ms),
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
         }
 
@@ -246,4 +255,6 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):
         out["new_session_reason"] = commonest(t.new_session_reason for t in trials)
     out["false_rehomings"] = sum(t.false_rehomings for t in trials)
+    if any(t.exploration_ms is not None for t in trials):
+        out["exploration_ms"] = summary([t.exploration_ms for t in trials])
     return out

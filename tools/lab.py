@@ -180,6 +180,12 @@ class Lab:
             wait_for(f"heartbeats through {', '.join(sorted(hb))}",
                      lambda: hb <= {e["exit"] for e in self.events()
                                     if e["event"] == "heartbeat_up" and e["t"] >= since}, READY_TIMEOUT)
+        idloc = [sp.site.name for sp in self.plan.sites if sp.site.approach == "id-loc"]
+        routes = {(a, b) for a in idloc for b in idloc if a != b}
+        if routes:
+            wait_for("locator-pair probes between the id-loc sites",
+                     lambda: routes <= {(e["src_site"], e["dst_site"]) for e in self.events()
+                                        if e["event"] == "pair_up" and e["t"] >= since}, READY_TIMEOUT)
         for sp in self.plan.sites:
             for h in sp.hosts:
                 wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",

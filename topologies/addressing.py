@@ -56,9 +56,9 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
     """The /64s the site router advertises to hosts, keyed by what they stand for.
 
     ``source-routing``: one per exit (key: exit name), so hosts hold a locator from every ISP (RFC 8678).
-    ``nptv6``: the identity /64 only (key: "identity"); exits rewrite it to each ISP's locator.
+    ``nptv6``, ``id-loc``: the identity /64 only (key: "identity"); exits rewrite it to each ISP's locator.
     """
-    if site.approach == "nptv6" and site.identity is not None:
+    if site.approach in ("nptv6", "id-loc") and site.identity is not None:
         return {"identity": first64(site.identity)}
     return {e.name: first64(e.delegation) for e in site.exits}
 

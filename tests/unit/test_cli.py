@@ -85,7 +85,7 @@ def test_up_refuses_what_is_not_implemented(tmp_path: Path, capsys: pytest.Captu
     from tools.emulation import EnvError
     from tools.lab import Lab
 
-    f = tmp_path / "idloc.yaml"
-    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: id-loc"))
-    with pytest.raises(EnvError, match="approach 'id-loc' is not implemented yet"):
+    f = tmp_path / "mobility.yaml"
+    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: mobility"))
+    with pytest.raises(EnvError, match=r"approach 'mobility' is not implemented yet"):
         Lab(f, tmp_path)

@@ -41,7 +41,7 @@ def write(tmp_path: Path, body: str) -> Path:
     ("faults:\n  - {kind: isp_outage}\n", "isp_outage needs 'isp'", 4),
     ("faults:\n  - {kind: meteor, exit: exa}\n", "'meteor' is not one of", 4),
     ("host: h9\nfaults:\n  - {kind: link_down, exit: exa}\n", "'h9' is not a host of site site", 3),
-    ("approach: id-loc\nfaults:\n  - {kind: link_down, exit: exa}\n", "approach 'id-loc' is not implemented", 3),
+    ("approach: mobility\nfaults:\n  - {kind: link_down, exit: exa}\n", "approach 'mobility' is not implemented", 3),
     ("triggers: [icmp]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'icmp' is not implemented", 3),
     ("record_s: 1\nfaults:\n  - {kind: link_down, exit: exa, at: 2}\n", "after the trial ends", 5),
     ("faults:\n  - {kind: link_down, exit: exa, colour: red}\n", "unknown key 'colour'", 4),

@@ -1,0 +1,75 @@
+"""Issue 5, id-loc: both sites behind managed edges; sessions between identities survive exit failures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import PY, events, topology, udp_exchange, wait_until
+from tools.lab import Lab
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    wd = tmp_path_factory.mktemp("idloc")
+    topo = wd / "two-sites-idloc.yaml"
+    topo.write_text(topology("two-sites").read_text().replace("approach: nptv6", "approach: id-loc"))
+    with Lab(topo, wd) as lab:
+        yield lab
+
+
+def identity(lab: Lab, host: str) -> str:
+    sp = next(s for s in lab.plan.sites if host in s.site.hosts)
+    return str(next(h for h in sp.hosts if h.name == host).addresses["identity"])
+
+
+def session(lab: Lab, name: str, seconds: float) -> tuple[object, object, Path, Path]:
+    server_log, client_log = lab.workdir / f"{name}-server.csv", lab.workdir / f"{name}-client.csv"
+    server = lab.popen("h2", [PY, "-m", "tools.probe", "tcp-server", "--port", "5600", "--duration",
+                              str(seconds + 2), "--out", str(server_log)])
+    time.sleep(0.3)  # the server binds; it has no other way to say so
+    client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", identity(lab, "h2"), "--port", "5600",
+                              "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log)])
+    return server, client, server_log, client_log
+
+
+def survived(client_log: Path, server_log: Path) -> bool:
+    client = client_log.read_text()
+    last = int(client.split("done,")[1].split(",")[1]) if "done," in client else -1
+    return last > 0 and any(line.split(",")[1] == str(last) for line in server_log.read_text().splitlines()[1:])
+
+
+def test_hosts_talk_identity_to_identity(lab: Lab) -> None:
+    got = udp_exchange(lab, "h1", "h2", identity(lab, "h2"), count=20)
+    assert len(got) == 20 and {g["source"] for g in got} == {identity(lab, "h1")}  # h2 sees h1's identity
+
+
+@pytest.mark.parametrize("fault,undo,cause", [
+    ("ip link set ispa-eth1 down", "ip link set ispa-eth1 up; ip -6 route replace 3fff:a:1::/48 via 3fff:a::2 "
+     "dev ispa-eth1", "link"),
+    ("nft add table ip6 silent && nft add chain ip6 silent blackhole '{ type filter hook forward priority -10; }'"
+     " && nft add rule ip6 silent blackhole drop", "nft delete table ip6 silent", "heartbeat"),
+])
+def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str, cause: str) -> None:
+    t0 = time.monotonic()
+    server, client, server_log, client_log = session(lab, f"tcp-{cause}", 3.0)
+    time.sleep(1.0)  # mid-session: the point is a failure while records flow
+    lab.cmd("ispa", fault)
+    try:
+        wait_until(lambda: events(lab, "pair_dead", t0, cause=cause), 5, f"a {cause}-detected pair death")
+        wait_until(lambda: {(e["src_site"], e["dst_site"]) for e in events(lab, "pair_selected", t0)}
+                   >= {("s1", "s2"), ("s2", "s1")}, 5, "both edges to move their pair")
+        client.wait(10)  # type: ignore[attr-defined]
+        server.wait(10)  # type: ignore[attr-defined]
+    finally:
+        lab.cmd("ispa", undo)
+    assert survived(client_log, server_log), client_log.read_text()
+    chosen = [(e["exit"], e["dst_exit"]) for e in events(lab, "pair_selected", t0)]
+    assert ("s1eb", "s2ec") in chosen and ("s2ec", "s1eb") in chosen
+    wait_until(lambda: len([e for e in events(lab, "pair_selected", t0) if e.get("cause") == "preferred pair back"])
+               >= 2, 10, "both directions back on the preferred pair after the restore")
