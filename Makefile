@@ -9,7 +9,7 @@ PURE  := topologies controller/policy.py controller/npt.py controller/packets.py
 COVERAGE_FLOOR := 90
 SCENARIO ?= scenarios/demo.yaml
 
-.PHONY: setup demo test unit integration lint validate draw clean scenario scenarios report
+.PHONY: setup demo test unit integration lint validate draw clean scenario scenarios report compare
 
 setup:
 	@bash tools/setup.sh
@@ -48,3 +48,6 @@ scenarios: setup
 
 report: setup
 	$(M6) report
+
+compare: setup
+	$(M6) compare scenarios/compare.yaml

@@ -20,12 +20,15 @@ def say(msg: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from scenarios import compare
     from scenarios import model as scenario_model
 
     bad = 0
     for f in args.files:
         try:
-            if scenario_model.looks_like_scenario(f):
+            if compare.looks_like_comparison(f):
+                print(f"ok: {f} (comparison: {compare.validate(Path(f))} cells)")
+            elif scenario_model.looks_like_scenario(f):
                 sc = scenario_model.load(f)
                 print(f"ok: {f} (scenario {sc.name}: {sc.topology_path.name}, {sc.approach or 'topology approach'}, "
                       f"{len(sc.faults)} fault(s), {sc.trials} trials)")

@@ -14,7 +14,7 @@ from topologies.topo import Plan, SitePlan, build
 from topologies.yamlsrc import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+SHIPPED = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if p.name != "compare.yaml")
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -128,3 +128,33 @@ def test_report_table_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "t.png"
     plots.timeline([{"t": [float(x) for x in range(-500, 2000) if not 0 <= x < 8], "restore_ms": 1000.0}], "demo", out)
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_comparison_file_expands_to_valid_scenarios(tmp_path: Path) -> None:
+    from scenarios import compare
+
+    cells = compare.cells(ROOT / "scenarios" / "compare.yaml", trials=3)
+    assert len(cells) == 9 and {c.doc["trials"] for c in cells} == {3}
+    idloc = next(c for c in cells if c.row.startswith("id-loc") and c.fault == "link down")
+    assert idloc.doc["faults"][0]["exit"] == "s1ea" and idloc.doc["remote"] == "h2"
+    assert compare.validate(ROOT / "scenarios" / "compare.yaml") == 9
+    bad = tmp_path / "c.yaml"
+    bad.write_text("rows:\n  - {approach: nptv6}\nfaults: {x: {kind: link_down}}\n")
+    with pytest.raises(InputError, match="a row has exactly these keys"):
+        compare.cells(bad)
+
+
+def test_comparison_table_and_chart(tmp_path: Path) -> None:
+    from tools import comparison
+
+    def summ(out: float | None, tcp: int) -> dict[str, object]:
+        o = {"p50": out, "p95": out, "max": out} if out is not None else None
+        return {"metrics": {"outbound": {"outage_ms": o}, "inbound": {"outage_ms": None},
+                            "tcp_sessions": {"survived": tcp, "total": 2}, "new_session_ms": {"p50": 201.0}}}
+
+    cells = {("nptv6 × link", "link down"): summ(7.0, 0), ("id-loc × link", "link down"): summ(8.0, 2)}
+    md = comparison.markdown(["nptv6 × link", "id-loc × link"], ["link down"], cells)
+    assert "| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2<br>new 201 ms |" in md
+    assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
+    comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

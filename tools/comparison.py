@@ -1,0 +1,81 @@
+"""The comparison of approaches side by side (pure): a table and a bar chart from scenario summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+Cell = dict[str, Any]  # one scenario summary, keyed by row label and fault label
+
+
+def _outage(m: dict[str, Any]) -> str:
+    o = m["outage_ms"]
+    if o is None:
+        return "not recovered"
+    text = f"{o['p50']:.1f} / {o['p95']:.1f}"
+    return text + (f" ({o['not_recovered']} n/r)" if o.get("not_recovered") else "")
+
+
+def cell_text(s: dict[str, Any]) -> str:
+    m = s["metrics"]
+    tcp = m.get("tcp_sessions")
+    ns = m.get("new_session_ms")
+    parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}",
+             f"TCP {tcp['survived']}/{tcp['total']}" if tcp else "TCP —",
+             f"new {ns['p50']:.0f} ms" if ns else "new —"]
+    return "<br>".join(parts)
+
+
+def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> str:
+    lines = ["| approach × trigger | " + " | ".join(faults) + " |", "|---|" + "---|" * len(faults)]
+    for r in rows:
+        lines.append(f"| {r} | " + " | ".join(cell_text(cells[(r, f)]) if (r, f) in cells else "—"
+                                               for f in faults) + " |")
+    lines.append("")
+    lines.append("Cells: outage p50 / p95 in ms per direction (out: site to remote, in: remote to site), "
+                 "TCP sessions that survived, new-session recovery p50. 'not recovered': the direction came "
+                 "back only when the fault was restored.")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    return {"rows": rows, "faults": faults,
+            "cells": [{"row": r, "fault": f, "summary": cells[(r, f)]} for r in rows for f in faults
+                      if (r, f) in cells]}
+
+
+def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]], out: Path,
+          cap_ms: float = 1000.0) -> None:
+    """Grouped bars of outage p95 per direction; a direction that never recovered is drawn hatched at the cap."""
+    fig, axes = plt.subplots(1, len(faults), figsize=(4.2 * len(faults), 4.2), dpi=110, sharey=True)
+    axes = axes if len(faults) > 1 else [axes]
+    width = 0.38
+    for ax, f in zip(axes, faults, strict=True):
+        for d, (direction, color) in enumerate((("outbound", "#2c7fb8"), ("inbound", "#f03b20"))):
+            for i, r in enumerate(rows):
+                s = cells.get((r, f))
+                if s is None:
+                    continue
+                o = s["metrics"][direction]["outage_ms"]
+                value, hatch = (o["p95"], None) if o else (cap_ms, "//")
+                ax.bar(i + (d - 0.5) * width, max(value, 0.1), width, color=color if hatch is None else "white",
+                       edgecolor=color, hatch=hatch, label=direction if i == 0 else None)
+                ax.text(i + (d - 0.5) * width, max(value, 0.1) * 1.08, "n/r" if hatch else f"{value:.0f}",
+                        ha="center", fontsize=7)
+        ax.set_title(f, fontsize=10)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([r.replace(" ", "\n", 1) for r in rows], fontsize=7)
+        ax.set_yscale("log")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_ylabel("outage p95 (ms, log); hatched: not recovered before restore")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("RFC 4177 approaches on the same faults (p95 over trials)", fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
