@@ -259,7 +259,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         for e in events:
             self.log(e.pop("event"), **e)
         for sp in self.plan.sites:
-            if sp.site.name in moved and sp.site.approach == "source-routing":
+            if sp.site.name in moved and sp.site.approach in ("source-routing", "mptcp"):
                 self._send_ras(sp.fabric_dpid)
 
     # -- packet-in ------------------------------------------------------------------------------------------

@@ -155,9 +155,9 @@ class _Checker:
             if t not in ("link", "heartbeat"):
                 self.err(("triggers",), f"trigger '{t}' is not implemented yet (link, heartbeat are)")
         approach = d.get("approach")
-        if approach is not None and approach not in ("nptv6", "source-routing", "id-loc"):
+        if approach is not None and approach not in ("nptv6", "source-routing", "id-loc", "mptcp"):
             self.err(("approach",), f"approach '{approach}' is not implemented yet "
-                                    "(nptv6, source-routing, id-loc are)")
+                                    "(nptv6, source-routing, id-loc, mptcp are)")
         if (approach or site.approach) in ("nptv6", "id-loc"):
             for s in (topo.sites if approach == "id-loc" else [site]):
                 if s.identity is None:

@@ -98,7 +98,7 @@ class Runner:
             return False
         if pairs != preferred:  # id-loc: every site pair back on its preferred locator pair
             return False
-        if sp.site.approach == "source-routing":
+        if sp.site.approach in ("source-routing", "mptcp"):
             return "deprecated" not in lab.cmd(self.sc.host, f"ip -6 addr show dev {self.sc.host}-eth0")
         return True
 
@@ -115,6 +115,7 @@ class Runner:
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
         listen = str(total + STARTUP_S + 1.0)
+        mp = ["--mptcp"] if sc.approach_label == "mptcp" else []  # the TCP probes speak MPTCP
         for a in (p for c in compiled for p in c.prepare):
             self.run_action(lab, a)
         procs = []
@@ -124,10 +125,10 @@ class Runner:
         procs.append(lab.popen(h, [PY, "-m", "tools.probe", "recv", "--port", str(UDP_IN), "--duration", listen,
                                    "--out", str(d / "inbound.csv")]))
         procs.append(lab.popen(h, [PY, "-m", "tools.probe", "tcp-server", "--port", str(NEW_PORT),
-                                   "--duration", listen, "--out", str(d / "new-server.csv")]))
+                                   "--duration", listen, "--out", str(d / "new-server.csv"), *mp]))
         for i in range(tr.tcp_sessions):
             procs.append(lab.popen(r, [PY, "-m", "tools.probe", "tcp-server", "--port", str(TCP_BASE + i),
-                                       "--duration", listen, "--out", str(d / f"tcp{i}-server.csv")]))
+                                       "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp]))
         common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
         rate = str(tr.udp_rate)
         procs.append(lab.popen(h, [PY, "-m", "tools.probe", "send", "--dst", r_addr, "--port", str(UDP_OUT),
@@ -137,11 +138,11 @@ class Runner:
         for i in range(tr.tcp_sessions):
             procs.append(lab.popen(h, [PY, "-m", "tools.probe", "tcp-client", "--dst", r_addr, "--port",
                                        str(TCP_BASE + i), "--interval", str(tr.tcp_interval_ms / 1000),
-                                       "--out", str(d / f"tcp{i}-client.csv"), *common]))
+                                       "--out", str(d / f"tcp{i}-client.csv"), *common, *mp]))
         if tr.new_sessions:
             procs.append(lab.popen(r, [PY, "-m", "tools.probe", "connect", "--targets", ",".join(targets),
                                        "--port", str(NEW_PORT), "--interval", str(tr.new_session_interval_ms / 1000),
-                                       "--out", str(d / "new-sessions.csv"), *common]))
+                                       "--out", str(d / "new-sessions.csv"), *common, *mp]))
         if tr.iperf3_mbit:
             procs.append(lab.popen(r, ["iperf3", "-s", "-1", "-p", "5201"], stdout=subprocess.DEVNULL))
             procs.append(lab.popen(h, ["iperf3", "-c", r_addr, "-p", "5201", "-u", "-b", f"{tr.iperf3_mbit}M",

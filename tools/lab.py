@@ -191,6 +191,10 @@ class Lab:
                 wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",
                          lambda h=h: self._host_ready(h.name, [str(a) for a in h.addresses.values()]),
                          READY_TIMEOUT)
+        if since == 0.0 and self.emulation is not None:  # first start only: not after a controller restart
+            for n in self.plan.nodes:
+                for cmd in n.ready_commands:
+                    self.emulation.run(n.name, cmd)
 
     def _host_ready(self, host: str, addrs: list[str]) -> bool:
         out = self.cmd(host, "ip -6 addr show; ip -6 route show default")

@@ -98,11 +98,30 @@ def recv(port: int, duration: float, out: Path) -> int:
 
 RECORD = struct.Struct("!Qd")  # TCP record: sequence, send time
 RECORD_SIZE = 32
+IPPROTO_MPTCP = 262
 
 
-def tcp_server(port: int, duration: float, out: Path) -> int:
+def stream_socket(mptcp: bool) -> socket.socket:
+    return socket.socket(socket.AF_INET6, socket.SOCK_STREAM, IPPROTO_MPTCP if mptcp else 0)
+
+
+def connect(addr: str, port: int, timeout: float, mptcp: bool) -> socket.socket:
+    s = stream_socket(mptcp)
+    s.settimeout(timeout)
+    try:
+        s.connect((addr, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> int:
     """Accept sessions and log every record's arrival; also serves as the target of ``connect``."""
-    srv = socket.create_server(("::", port), family=socket.AF_INET6, reuse_port=True)
+    srv = stream_socket(mptcp)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    srv.bind(("::", port))
+    srv.listen(16)
     srv.settimeout(0.2)
     rows: list[str] = []
     lock = threading.Lock()
@@ -147,12 +166,13 @@ def tcp_server(port: int, duration: float, out: Path) -> int:
     return 0
 
 
-def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path, start_at: float | None) -> int:
+def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path, start_at: float | None,
+               mptcp: bool = False) -> int:
     log = ["event,t,detail"]
     wait_until(start_at)
     seq = -1
     try:
-        conn = socket.create_connection((dst, port), timeout=2.0)
+        conn = connect(dst, port, 2.0, mptcp)
         log.append(f"connected,{time.monotonic():.6f},{conn.getsockname()[0]}")
         t0 = time.monotonic()
         for seq in range(int(duration / interval)):
@@ -171,7 +191,7 @@ def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path,
 
 
 def connect_loop(targets: list[str], port: int, interval: float, timeout: float, duration: float, out: Path,
-                 start_at: float | None) -> int:
+                 start_at: float | None, mptcp: bool = False) -> int:
     rows = ["t_start,t_end,ok,address"]
     wait_until(start_at)
     end = time.monotonic() + duration
@@ -181,9 +201,9 @@ def connect_loop(targets: list[str], port: int, interval: float, timeout: float,
             ok, used = 0, ""
             for addr in targets:
                 try:
-                    with socket.create_connection((addr, port), timeout=timeout):
-                        ok, used = 1, addr
-                        break
+                    connect(addr, port, timeout, mptcp).close()
+                    ok, used = 1, addr
+                    break
                 except OSError:
                     continue
             t_end = time.monotonic()
@@ -214,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ts.add_argument("--port", type=int, required=True)
     ts.add_argument("--duration", type=float, required=True)
     ts.add_argument("--out", type=Path, required=True)
+    ts.add_argument("--mptcp", action="store_true", help="speak MPTCP (kernel, IPPROTO_MPTCP)")
     tc = sub.add_parser("tcp-client", help="one long-lived TCP session sending timestamped records")
     tc.add_argument("--dst", required=True)
     tc.add_argument("--port", type=int, required=True)
@@ -221,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--duration", type=float, required=True)
     tc.add_argument("--out", type=Path, required=True)
     tc.add_argument("--start-at", type=float)
+    tc.add_argument("--mptcp", action="store_true", help="speak MPTCP (kernel, IPPROTO_MPTCP)")
     cl = sub.add_parser("connect", help="new connections against addresses tried in order")
     cl.add_argument("--targets", required=True, help="comma-separated addresses, most preferred first")
     cl.add_argument("--port", type=int, required=True)
@@ -229,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("--duration", type=float, required=True)
     cl.add_argument("--out", type=Path, required=True)
     cl.add_argument("--start-at", type=float)
+    cl.add_argument("--mptcp", action="store_true", help="speak MPTCP (kernel, IPPROTO_MPTCP)")
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     with contextlib.suppress(KeyboardInterrupt):
@@ -237,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "recv":
             return recv(a.port, a.duration, a.out)
         if a.cmd == "tcp-server":
-            return tcp_server(a.port, a.duration, a.out)
+            return tcp_server(a.port, a.duration, a.out, a.mptcp)
         if a.cmd == "tcp-client":
-            return tcp_client(a.dst, a.port, a.interval, a.duration, a.out, a.start_at)
-        return connect_loop(a.targets.split(","), a.port, a.interval, a.timeout, a.duration, a.out, a.start_at)
+            return tcp_client(a.dst, a.port, a.interval, a.duration, a.out, a.start_at, a.mptcp)
+        return connect_loop(a.targets.split(","), a.port, a.interval, a.timeout, a.duration, a.out, a.start_at,
+                            a.mptcp)
     return 130
 
 

@@ -58,6 +58,7 @@ class NodePlan:
     role: Role
     dpid: int | None  # switches only
     commands: tuple[str, ...] = ()  # run in the node's namespace once links are up
+    ready_commands: tuple[str, ...] = ()  # run once hosts hold their autoconfigured addresses
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,28 @@ def build(topo: Topology) -> Plan:
     partial = Plan(topo, (), links, sites)
     routes = _routes(topo, partial)
     nodes = tuple(
-        NodePlan(n, k, ROLE[k], dpids.get(n), _commands(partial, n, k, routes.get(n, [])))
+        NodePlan(n, k, ROLE[k], dpids.get(n), _commands(partial, n, k, routes.get(n, [])), _ready(partial, n, k))
         for n, k in topo.kinds.items())
     return Plan(topo, nodes, links, sites)
+
+
+MPTCP_LIMITS = "ip mptcp limits set subflow 4 add_addr_accepted 4"
+
+
+def _ready(plan: Plan, name: str, kind: NodeKind) -> tuple[str, ...]:
+    """MPTCP (RFC 4177 5.5): every host and remote accepts subflows; a host of an mptcp site announces one
+    subflow endpoint per ISP address (which exist only once RAs have been processed)."""
+    if kind not in ("host", "remote") or not any(sp.site.approach == "mptcp" for sp in plan.sites):
+        return ()
+    cmds = [MPTCP_LIMITS]
+    sp = next((s for s in plan.sites if name in s.site.hosts), None)
+    if sp is not None and sp.site.approach == "mptcp":
+        h = next(h for h in sp.hosts if h.name == name)
+        dev = plan.intfs(name)[0].name
+        # A lost subflow is declared stale after one RTO instead of four (halves the stall, DESIGN.md).
+        cmds += ["sysctl -qw net.mptcp.stale_loss_cnt=1", "ip mptcp endpoint flush"]
+        cmds += [f"ip mptcp endpoint add {a} dev {dev} subflow" for a in h.addresses.values()]
+    return tuple(cmds)
 
 
 def _intf(node: str, port: int, index: dict[str, int],

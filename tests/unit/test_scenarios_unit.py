@@ -134,10 +134,10 @@ def test_comparison_file_expands_to_valid_scenarios(tmp_path: Path) -> None:
     from scenarios import compare
 
     cells = compare.cells(ROOT / "scenarios" / "compare.yaml", trials=3)
-    assert len(cells) == 9 and {c.doc["trials"] for c in cells} == {3}
+    assert len(cells) == 12 and {c.doc["trials"] for c in cells} == {3}
     idloc = next(c for c in cells if c.row.startswith("id-loc") and c.fault == "link down")
     assert idloc.doc["faults"][0]["exit"] == "s1ea" and idloc.doc["remote"] == "h2"
-    assert compare.validate(ROOT / "scenarios" / "compare.yaml") == 9
+    assert compare.validate(ROOT / "scenarios" / "compare.yaml") == 12
     bad = tmp_path / "c.yaml"
     bad.write_text("rows:\n  - {approach: nptv6}\nfaults: {x: {kind: link_down}}\n")
     with pytest.raises(InputError, match="a row has exactly these keys"):

@@ -113,3 +113,16 @@ def test_plan_lookups() -> None:
         p.intf("exa", 9)
     with pytest.raises(KeyError):
         p.peer("exa", 9)
+
+
+def test_mptcp_hosts_announce_a_subflow_endpoint_per_isp_once_ready() -> None:
+    text = (ROOT / "topologies" / "figure1.yaml").read_text().replace("approach: nptv6", "approach: mptcp")
+    p = build(loader.loads(text))
+    h1 = p.sites[0].hosts[0]
+    assert set(h1.addresses) == {"exa", "exb"}  # one address per ISP, as with source routing
+    ready = p.node("h1").ready_commands
+    assert [c for c in ready if "endpoint add" in c] == [
+        f"ip mptcp endpoint add {h1.addresses['exa']} dev h1-eth0 subflow",
+        f"ip mptcp endpoint add {h1.addresses['exb']} dev h1-eth0 subflow"]
+    assert p.node("r").ready_commands == ("ip mptcp limits set subflow 4 add_addr_accepted 4",)
+    assert plan("figure1").node("h1").ready_commands == ()  # nothing MPTCP about nptv6
