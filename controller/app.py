@@ -1,8 +1,9 @@
 """The thin os-ken shell: decode OpenFlow events, ask the pure policy, send what it says.
 
-Decisions live in :mod:`controller.policy` (rules), :mod:`controller.liveness` (which exits are usable) and
-:mod:`controller.packets` (ND, RA, ICMPv6). This module only converts between those and OpenFlow messages,
-keeps what each switch holds, and writes one JSON event per line with a monotonic timestamp.
+Decisions live in :mod:`controller.policy` (rules), :mod:`controller.liveness` (which exits are usable),
+:mod:`controller.pairs` (id-loc locator pairs) and :mod:`controller.packets` (ND, RA, ICMPv6). This module
+only converts between those and OpenFlow messages, keeps what each switch holds, and writes one JSON event
+per line with a monotonic timestamp.
 
 Reconnects and restarts reconcile: the switch's own flow table (our cookie) and groups are read back, every
 desired rule is (re)added — an ADD with an existing match replaces it without a gap — and only entries that
@@ -58,10 +59,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.pairs = PairTable(self.plan)
         self.exit_by_address = {e.address.ip: e for sp in self.plan.sites for e in sp.exits}
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
-        self.pair_probes = {
-            (x.name, y.name): packets.echo_request(x.mac, x.isp_mac, x.address.ip, y.address.ip, 0x6D37, 1)
-            for (xn, yn) in {p.key for r in self.pairs.routes.values() for p in r.candidates}
-            for x, y in [(self.exit_by_name[xn], self.exit_by_name[yn])]}
+        self.pair_probes: dict[tuple[str, str], bytes] = {}  # built once: a probe's content never changes
+        for route in self.pairs.routes.values():
+            for pair in route.candidates:
+                x, y = self.exit_by_name[pair.src_exit], self.exit_by_name[pair.dst_exit]
+                self.pair_probes[pair.key] = packets.echo_request(x.mac, x.isp_mac, x.address.ip, y.address.ip,
+                                                                  0x6D37, 1)
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
         self.pending: dict[int, dict[str, Any]] = {}
@@ -343,8 +346,13 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._send_ra(dp, where[0], h.port)
 
     def _ra_loop(self) -> None:
+        """Periodic RAs, and the drop counters (unparseable or spoofed packet-ins) whenever they change."""
+        reported: dict[str, int] = {}
         while True:
             hub.sleep(SETTINGS["ra_interval"])
+            if self.counters != reported:
+                reported = dict(self.counters)
+                self.log("counters", **reported)
             for dpid in list(self.datapaths):
                 try:
                     self._send_ras(dpid)

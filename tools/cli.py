@@ -89,7 +89,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from tools.emulation import require_root
     from tools.runstate import clean
 
-    require_root("multi6lab clean")
+    require_root("multi6lab clean", "it ends processes and deletes OVS bridges and interfaces")
     removed = clean(include_live=args.all)
     for r in removed:
         print(f"removed {r}")

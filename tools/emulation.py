@@ -25,9 +25,9 @@ class EnvError(Exception):
     """The machine cannot do what was asked (not root, no Open vSwitch, an impairment it cannot honour)."""
 
 
-def require_root(what: str) -> None:
+def require_root(what: str, why: str = "it creates namespaces, links and OVS bridges") -> None:
     if os.geteuid() != 0:
-        raise EnvError(f"{what} needs root (it creates namespaces, links and OVS bridges); run it with sudo.")
+        raise EnvError(f"{what} needs root ({why}); run it with sudo.")
 
 
 def ovs_running() -> bool:

@@ -336,7 +336,23 @@ def _commands(plan: Plan, name: str, kind: NodeKind, routes: list[str]) -> tuple
     cmds += [f"ip -6 route add {r}" for r in routes]
     if kind == "isp":
         cmds += _bcp38(plan, name)
+    if kind == "host":
+        cmds += _address_policy(plan, name, intfs[0].name)
     return tuple(cmds)
+
+
+def _address_policy(plan: Plan, host: str, dev: str) -> list[str]:
+    """The site's source address selection policy (RFC 6724 policy table, as RFC 7078 distributes it).
+
+    A host holding one address per ISP would otherwise break the tie between them arbitrarily. Giving every
+    prefix but the primary exit's its own label makes rule 6 (matching label: ::/0 has label 1) prefer the
+    primary exit's address; rule 3 (avoid deprecated) still moves new sessions off it when its path dies.
+    """
+    sp = next((s for s in plan.sites if host in s.site.hosts), None)
+    if sp is None or set(sp.prefixes) == {"identity"}:
+        return []
+    return [f"ip addrlabel add prefix {sp.prefixes[e.name]} dev {dev} label {100 + i}"
+            for i, e in enumerate(sp.exits) if i > 0]
 
 
 BCP38_TABLE = "multi6lab"

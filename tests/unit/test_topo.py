@@ -126,3 +126,11 @@ def test_mptcp_hosts_announce_a_subflow_endpoint_per_isp_once_ready() -> None:
         f"ip mptcp endpoint add {h1.addresses['exb']} dev h1-eth0 subflow"]
     assert p.node("r").ready_commands == ("ip mptcp limits set subflow 4 add_addr_accepted 4",)
     assert plan("figure1").node("h1").ready_commands == ()  # nothing MPTCP about nptv6
+
+
+def test_hosts_prefer_the_primary_exits_prefix_by_rfc6724_labels() -> None:
+    cmds = plan("three-isps").node("h2").commands
+    assert [c for c in cmds if "addrlabel" in c] == [
+        "ip addrlabel add prefix 3fff:b:5::/64 dev h2-eth0 label 101",
+        "ip addrlabel add prefix 3fff:c:5::/64 dev h2-eth0 label 102"]
+    assert not any("addrlabel" in c for c in plan("figure1").node("h1").commands)  # nptv6: one address
