@@ -249,7 +249,7 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
                            "detection_ms": summary([t.detection_ms for t in trials])}
     sessions = [s for t in trials for s in t.tcp]
     out["tcp_sessions"] = ({"survived": sum(s.survived for s in sessions), "total": len(sessions),
-                            "max_stall_ms": summary([s.stall_ms for s in sessions], keys=("max",))}
+                            "stall_ms": summary([s.stall_ms for s in sessions])}
                            if sessions else None)
     out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials])
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):

@@ -25,8 +25,11 @@ def cell_text(s: dict[str, Any]) -> str:
     m = s["metrics"]
     tcp = m.get("tcp_sessions")
     ns = m.get("new_session_ms")
-    parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}",
-             f"TCP {tcp['survived']}/{tcp['total']}" if tcp else "TCP —",
+    stall = (tcp or {}).get("stall_ms")
+    tcp_text = f"TCP {tcp['survived']}/{tcp['total']}" if tcp else "TCP —"
+    if stall:
+        tcp_text += f", stall p50 {stall['p50']:.0f} ms"
+    parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text,
              f"new {ns['p50']:.0f} ms" if ns else "new —"]
     return "<br>".join(parts)
 
@@ -38,8 +41,9 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
                                                for f in faults) + " |")
     lines.append("")
     lines.append("Cells: outage p50 / p95 in ms per direction (out: site to remote, in: remote to site), "
-                 "TCP sessions that survived, new-session recovery p50. 'not recovered': the direction came "
-                 "back only when the fault was restored.")
+                 "TCP sessions not reset and their longest stall (a session that only waited for the restore "
+                 "survived with a stall of about the fault's length), new-session recovery p50. 'not "
+                 "recovered': the direction came back only when the fault was restored.")
     return "\n".join(lines) + "\n"
 
 
@@ -72,9 +76,10 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
         ax.set_xticklabels([r.replace(" ", "\n", 1) for r in rows], fontsize=7)
         ax.set_yscale("log")
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0].set_ylabel("outage p95 (ms, log); hatched: not recovered before restore")
+    axes[0].set_ylabel("outage p95 (ms, log scale)")
     axes[0].legend(fontsize=8)
-    fig.suptitle("RFC 4177 approaches on the same faults (p95 over trials)", fontsize=11)
+    fig.suptitle("RFC 4177 approaches on the same faults (p95 over trials; hatched n/r: not recovered before "
+                 "the restore)", fontsize=11)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -148,6 +148,7 @@ def test_aggregate_reports_null_with_reason() -> None:
     assert m["inbound"]["lost_packets"] == {"p50": 1000.0, "max": 1000.0}
     assert m["detection_ms"]["p50"] == 31.5 and m["detection_ms"]["max"] == 33.0
     assert m["tcp_sessions"]["survived"] == 2 and m["tcp_sessions"]["total"] == 4
+    assert m["tcp_sessions"]["stall_ms"] == {"p50": 12.0, "p95": 12.0, "max": 12.0}
     assert m["new_session_ms"]["p95"] == 40.0
     partly = A.aggregate([A.Trial(0, ok, ok, None), A.Trial(1, bad, ok, None)])
     assert partly["outbound"]["outage_ms"]["not_recovered"] == 1

@@ -150,11 +150,12 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
     def summ(out: float | None, tcp: int) -> dict[str, object]:
         o = {"p50": out, "p95": out, "max": out} if out is not None else None
         return {"metrics": {"outbound": {"outage_ms": o}, "inbound": {"outage_ms": None},
-                            "tcp_sessions": {"survived": tcp, "total": 2}, "new_session_ms": {"p50": 201.0}}}
+                            "tcp_sessions": {"survived": tcp, "total": 2, "stall_ms": {"p50": 9.0}},
+                            "new_session_ms": {"p50": 201.0}}}
 
     cells = {("nptv6 × link", "link down"): summ(7.0, 0), ("id-loc × link", "link down"): summ(8.0, 2)}
     md = comparison.markdown(["nptv6 × link", "id-loc × link"], ["link down"], cells)
-    assert "| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2<br>new 201 ms |" in md
+    assert "| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2, stall p50 9 ms<br>new 201 ms |" in md
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
