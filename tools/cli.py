@@ -79,7 +79,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(lab.cmd(node, shell), end="")
         else:
             from mininet.cli import CLI
+            from mininet.log import setLogLevel
 
+            setLogLevel("output")  # the CLI prints through Mininet's 'output' level; the build ran quieter
             CLI(lab.emulation.net if lab.emulation else None)
         say("tearing down")
     return 0

@@ -67,7 +67,7 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 class Emulation:
-    """A running network for one Plan. Use as a context manager; ``stop`` is idempotent."""
+    """A running network for one Plan, started and stopped by :class:`tools.lab.Lab`; ``stop`` is idempotent."""
 
     def __init__(self, plan: Plan, record: RunRecord, controller_port: int | None = None):
         self.plan = plan
@@ -75,17 +75,6 @@ class Emulation:
         self.controller_port = controller_port
         self.datapath = datapath()
         self.net: Any = None
-
-    def __enter__(self) -> Emulation:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def node(self, name: str) -> Any:
         return self.net[name]

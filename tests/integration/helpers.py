@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,15 @@ PY = sys.executable
 
 def topology(name: str) -> Path:
     return ROOT / "topologies" / f"{name}.yaml"
+
+
+@contextlib.contextmanager
+def lab_with_approach(name: str, approach: str, workdir: Path) -> Iterator[Lab]:
+    """A lab of a shipped topology whose sites run ``approach`` instead of the file's own."""
+    topo = workdir / f"{name}-{approach}.yaml"
+    topo.write_text(topology(name).read_text().replace("approach: nptv6", f"approach: {approach}"))
+    with Lab(topo, workdir) as lab:
+        yield lab
 
 
 def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int = 50, rate: float = 500,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import PY, events, topology, udp_exchange, wait_until
+from tests.integration.helpers import PY, events, lab_with_approach, udp_exchange, wait_until
 from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -16,10 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    wd = tmp_path_factory.mktemp("idloc")
-    topo = wd / "two-sites-idloc.yaml"
-    topo.write_text(topology("two-sites").read_text().replace("approach: nptv6", "approach: id-loc"))
-    with Lab(topo, wd) as lab:
+    with lab_with_approach("two-sites", "id-loc", tmp_path_factory.mktemp("idloc")) as lab:
         yield lab
 
 

@@ -106,3 +106,13 @@ def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path) -> Non
     out = subprocess.run([str(exe), "clean"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "removed" in out.stdout
     wait_until(lambda: leftovers(plan, pids) == [], 10, "clean to finish")
+
+
+def test_up_opens_a_working_mininet_cli(tmp_path: Path) -> None:
+    exe = Path(PY).with_name("multi6lab")
+    out = subprocess.run([str(exe), "up", str(topology("figure1")), "--workdir", str(tmp_path)], cwd=ROOT,
+                         input=f"h1 ping -6 -c 2 -i 0.2 {R}\nnodes\nexit\n", capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "2 packets transmitted, 2 received" in out.stdout and "ttl=61" in out.stdout  # exit, ISP, core
+    assert "available nodes are" in out.stdout and "tearing down" in out.stdout

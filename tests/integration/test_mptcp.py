@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.helpers import PY, events, topology, wait_until
+from tests.integration.helpers import PY, events, lab_with_approach, wait_until
 from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -16,10 +16,7 @@ R = "3fff:ff:100::2"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    wd = tmp_path_factory.mktemp("mptcp")
-    topo = wd / "figure1-mptcp.yaml"
-    topo.write_text(topology("figure1").read_text().replace("approach: nptv6", "approach: mptcp"))
-    with Lab(topo, wd) as lab:
+    with lab_with_approach("figure1", "mptcp", tmp_path_factory.mktemp("mptcp")) as lab:
         yield lab
 
 
