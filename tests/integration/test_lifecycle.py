@@ -114,5 +114,6 @@ def test_up_opens_a_working_mininet_cli(tmp_path: Path) -> None:
                          input=f"h1 ping -6 -c 2 -i 0.2 {R}\nnodes\nexit\n", capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "2 packets transmitted, 2 received" in out.stdout and "ttl=61" in out.stdout  # exit, ISP, core
-    assert "available nodes are" in out.stdout and "tearing down" in out.stdout
+    text = out.stdout + out.stderr  # Mininet's CLI writes command output through its logger, on stderr
+    assert "2 packets transmitted, 2 received" in text and "ttl=61" in text  # exit, ISP, core
+    assert "available nodes are" in text and "tearing down" in text
