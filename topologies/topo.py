@@ -399,6 +399,7 @@ def loss_commands(intf_name: str, loss_pct: float) -> list[str]:
         f"nft add table inet {t}",
         f"nft add chain inet {t} pre '{{ type filter hook prerouting priority -300; }}'",
         f"nft add chain inet {t} post '{{ type filter hook postrouting priority 300; }}'",
-        f"nft add rule inet {t} pre iifname {intf_name} numgen random mod 10000 < {threshold} drop",
-        f"nft add rule inet {t} post oifname {intf_name} numgen random mod 10000 < {threshold} drop",
+        # Quoted: the rules run through a shell, which would read '<' as a redirection.
+        f"nft 'add rule inet {t} pre iifname {intf_name} numgen random mod 10000 < {threshold} drop'",
+        f"nft 'add rule inet {t} post oifname {intf_name} numgen random mod 10000 < {threshold} drop'",
     ]

@@ -117,3 +117,27 @@ def test_up_opens_a_working_mininet_cli(tmp_path: Path) -> None:
     text = out.stdout + out.stderr  # Mininet's CLI writes command output through its logger, on stderr
     assert "2 packets transmitted, 2 received" in text and "ttl=61" in text  # exit, ISP, core
     assert "available nodes are" in text and "tearing down" in text
+
+
+def _netem_available() -> bool:
+    probe = subprocess.run("ip link add m6lnetem type dummy && tc qdisc add dev m6lnetem root netem delay 1ms",
+                           shell=True, capture_output=True, check=False)
+    subprocess.run(["ip", "link", "del", "m6lnetem"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def test_link_loss_is_honoured_and_an_impossible_delay_is_refused(tmp_path: Path) -> None:
+    text = topology("figure1").read_text()
+    lossy = tmp_path / "lossy.yaml"
+    lossy.write_text(text.replace('- endpoints: ["r:eth0", "core:eth3"]',
+                                  '- {endpoints: ["r:eth0", "core:eth3"], loss_pct: 20}'))
+    with Lab(lossy, tmp_path / "loss") as lab:
+        got = udp_exchange(lab, "h1", "r", R, count=1000, rate=1000)
+    assert 700 <= len(got) <= 900, f"{len(got)} of 1000 arrived through a 20% loss link"
+    if _netem_available():
+        pytest.skip("this kernel has netem: delays are honoured, nothing to refuse")
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(text.replace('- endpoints: ["r:eth0", "core:eth3"]',
+                                 '- {endpoints: ["r:eth0", "core:eth3"], delay_ms: 20}'))
+    with pytest.raises(EnvError, match="delay_ms=20 needs the netem qdisc"):
+        Lab(slow, tmp_path / "delay").__enter__()

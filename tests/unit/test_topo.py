@@ -99,8 +99,9 @@ def test_hosts_autoconfigure_and_every_interface_drops_tx_offload() -> None:
 
 def test_loss_commands_use_nft_numgen() -> None:
     cmds = loss_commands("ispa-eth1", 2.5)
-    assert "nft add rule inet multi6lab_impair post oifname ispa-eth1 numgen random mod 10000 < 250 drop" in cmds
+    assert "nft 'add rule inet multi6lab_impair post oifname ispa-eth1 numgen random mod 10000 < 250 drop'" in cmds
     assert any("pre iifname ispa-eth1" in c for c in cmds)
+    assert all("<" not in c or c.count("'") == 2 for c in cmds)  # a shell must never see a bare '<'
 
 
 def test_plan_lookups() -> None:
