@@ -28,7 +28,8 @@ from tools.lab import Lab, wait_for
 
 PY = sys.executable
 UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
-STARTUP_S = 1.0  # time for probe processes to start before the first packet
+STARTUP_S = 1.0  # receivers listen this much longer than the trial, so late arrivals still count
+SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a late one starts at once
 
 
 def effective_topology(sc: Scenario, out: Path) -> Path:
@@ -110,8 +111,6 @@ class Runner:
         wait_for("the site to settle (every exit alive, no recent path changes)", lambda: self.settled(lab),
                  sc.settle_timeout_s, interval=0.1)
         total = sc.warmup_s + sc.record_s
-        t0 = time.monotonic() + STARTUP_S
-        origin = t0 + sc.warmup_s
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
         listen = str(total + STARTUP_S + 1.0)
@@ -129,6 +128,12 @@ class Runner:
         for i in range(tr.tcp_sessions):
             procs.append(lab.popen(r, [PY, "-m", "tools.probe", "tcp-server", "--port", str(TCP_BASE + i),
                                        "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp]))
+        # Receivers must be counting before the first probe leaves; then senders get time to start.
+        for node, port, proto in [(r, UDP_OUT, "udp"), (h, UDP_IN, "udp"), (h, NEW_PORT, "tcp"),
+                                  *((r, TCP_BASE + i, "tcp") for i in range(tr.tcp_sessions))]:
+            lab.wait_bound(node, port, proto)
+        t0 = time.monotonic() + SENDER_START_S
+        origin = t0 + sc.warmup_s
         common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
         rate = str(tr.udp_rate)
         procs.append(lab.popen(h, [PY, "-m", "tools.probe", "send", "--dst", r_addr, "--port", str(UDP_OUT),

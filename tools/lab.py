@@ -208,6 +208,12 @@ class Lab:
     def cmd(self, node: str, command: str) -> str:
         return str(self.node(node).cmd(command))
 
+    def wait_bound(self, node: str, port: int, proto: str = "udp", timeout: float = 10.0) -> None:
+        """Wait until a process in ``node`` has bound ``port`` (a probe's receiver is ready to count)."""
+        flag = "-Hlun" if proto == "udp" else "-Hltn"
+        wait_for(f"{node} to listen on {proto} port {port}",
+                 lambda: f":{port} " in self.cmd(node, f"ss {flag} 'sport = :{port}'") + " ", timeout)
+
     def popen(self, node: str, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
         """Start a process in ``node``'s namespace, recorded so teardown ends it."""
         assert self.record is not None

@@ -40,7 +40,7 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int =
     duration = count / rate
     r = lab.popen(receiver, [PY, "-m", "tools.probe", "recv", "--port", str(port),
                              "--duration", str(listen or duration + 1.0), "--out", str(rout)])
-    time.sleep(0.2)  # the receiver binds its socket; it has no other way to tell us it is ready
+    lab.wait_bound(receiver, port)
     argv = [PY, "-m", "tools.probe", "send", "--dst", dst, "--port", str(port), "--rate", str(rate),
             "--duration", str(duration), "--out", str(sout)]
     if src:

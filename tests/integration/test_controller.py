@@ -46,7 +46,7 @@ def test_r_sees_the_primary_locator_with_correct_checksums(lab: Lab) -> None:
         got = udp_exchange(lab, "h1", "r", R, count=20)
         server = lab.popen("r", [PY, "-c", "import socket; s=socket.create_server(('::', 5002),"
                                            " family=socket.AF_INET6); c,_=s.accept(); c.sendall(c.recv(100))"])
-        time.sleep(0.2)  # the server binds; nothing to wait on from outside
+        lab.wait_bound("r", 5002, "tcp")
         reply = lab.cmd("h1", f"{PY} -c \"import socket; c=socket.create_connection(('{R}', 5002), timeout=5);"
                               " c.sendall(b'ping'); print(c.recv(100))\"")
         server.wait(10)
@@ -138,7 +138,7 @@ def test_a_spoofed_source_from_a_host_is_dropped_at_the_site(lab: Lab) -> None:
     assert drop_rule
     rcv = lab.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5998", "--duration", "2",
                           "--out", str(lab.workdir / "spoof.csv")])
-    time.sleep(0.2)
+    lab.wait_bound("r", 5998)
     for src in ("3fff:b:5::99", "3fff:a:5::1", "fd00:5::99"):
         craft(lab, "h1", "h1-eth0", f"Ether(dst={sp.gateway_mac!r})/IPv6(src={src!r}, dst={R!r})"
                                     "/UDP(sport=5998, dport=5998)/(b'x'*64)")
@@ -151,7 +151,7 @@ def test_controller_restart_keeps_traffic_flowing_and_reconciles(lab: Lab) -> No
     t0 = time.monotonic()
     out = lab.workdir / "restart.csv"
     rcv = lab.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5997", "--duration", "5", "--out", str(out)])
-    time.sleep(0.2)
+    lab.wait_bound("r", 5997)
     snd = lab.popen("h1", [PY, "-m", "tools.probe", "send", "--dst", R, "--port", "5997", "--rate", "1000",
                            "--duration", "4", "--out", str(lab.workdir / "restart-send.csv")])
     time.sleep(1.0)  # let the stream run before the restart: the point is a restart mid-stream

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -37,7 +36,7 @@ def test_isp_ingress_filter_drops_a_foreign_source(fig1: Lab) -> None:
     # Put the crafted frame on the exa--ispa link itself, from the exit's side.
     probe = fig1.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5999", "--duration", "2",
                              "--out", str(fig1.workdir / "bcp38.csv")])
-    time.sleep(0.2)
+    fig1.wait_bound("r", 5999)
     from scapy.layers.inet import UDP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether

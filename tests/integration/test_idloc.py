@@ -29,7 +29,7 @@ def session(lab: Lab, name: str, seconds: float) -> tuple[object, object, Path, 
     server_log, client_log = lab.workdir / f"{name}-server.csv", lab.workdir / f"{name}-client.csv"
     server = lab.popen("h2", [PY, "-m", "tools.probe", "tcp-server", "--port", "5600", "--duration",
                               str(seconds + 2), "--out", str(server_log)])
-    time.sleep(0.3)  # the server binds; it has no other way to say so
+    lab.wait_bound("h2", 5600, "tcp")
     client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", identity(lab, "h2"), "--port", "5600",
                               "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log)])
     return server, client, server_log, client_log

@@ -24,7 +24,7 @@ def test_subflows_through_both_isps(lab: Lab) -> None:
     out = lab.workdir / "sub"
     server = lab.popen("r", [PY, "-m", "tools.probe", "tcp-server", "--port", "5700", "--duration", "4", "--mptcp",
                              "--out", str(out.with_suffix(".server"))])
-    time.sleep(0.3)  # the server binds; it has no other way to say so
+    lab.wait_bound("r", 5700, "tcp")
     client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", R, "--port", "5700", "--mptcp",
                               "--interval", "0.01", "--duration", "2", "--out", str(out.with_suffix(".client"))])
     wait_until(lambda: lab.cmd("r", "ss -Hnt state established '( sport = :5700 )'").count("5700") >= 2, 5,
@@ -40,7 +40,7 @@ def test_an_mptcp_session_survives_a_path_failure(lab: Lab) -> None:
     out = lab.workdir / "survive"
     server = lab.popen("r", [PY, "-m", "tools.probe", "tcp-server", "--port", "5701", "--duration", "6", "--mptcp",
                              "--out", str(out.with_suffix(".server"))])
-    time.sleep(0.3)
+    lab.wait_bound("r", 5701, "tcp")
     client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", R, "--port", "5701", "--mptcp",
                               "--interval", "0.01", "--duration", "4", "--out", str(out.with_suffix(".client"))])
     time.sleep(1.0)  # mid-session: the point is a failure while records flow
