@@ -137,7 +137,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if st["waiting"]:
             return
         del self.pending[dp.id]
-        want = desired(self.plan, self.liveness.usable(), self.pairs.active()).for_dpid(dp.id)
+        want = self._desired().for_dpid(dp.id)
         have_rules = {(r.priority, r.match) for r in want.rules}
         stale = [(prio, m) for prio, m in st["rules"] if (prio, m) not in have_rules]
         want_gids = {g.group_id for g in want.groups}
@@ -161,7 +161,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         Every switch gets its messages first; barriers and log lines follow, so the last switch's change
         is not delayed by the bookkeeping of the first.
         """
-        want = desired(self.plan, self.liveness.usable(), self.pairs.active())
+        want = self._desired()
         sent = []
         for dpid, dp in list(self.datapaths.items()):
             if dpid not in self.installed:
@@ -185,6 +185,10 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             sent.append((dp, len(ch)))
         for dp, n in sent:
             self._barrier(dp, cause, n)
+
+    def _desired(self) -> RuleSet:
+        return desired(self.plan, self.liveness.usable(), self.pairs.active(),
+                       self.liveness.avoided(time.monotonic()))
 
     def _barrier(self, dp: Any, cause: str, n: int, **extra: Any) -> None:
         req = dp.ofproto_parser.OFPBarrierRequest(dp)
@@ -252,7 +256,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     def _after(self, events: list[dict[str, Any]]) -> None:
         """Act on liveness events: probe, push rules, re-advertise prefixes; then write the events down."""
-        changed = any(e["event"] in ("path_dead", "path_alive", "pair_selected") for e in events)
+        changed = any(e["event"] in ("path_dead", "path_alive", "pair_selected", "dest_dead", "dest_alive")
+                      for e in events)
         # Only source-routing hosts see a path change in RAs (a deprecated prefix); nobody else needs one.
         moved = {e.get("site") for e in events if e["event"] in ("path_dead", "path_alive")}
         if any(e["event"] == "exploring" for e in events):
@@ -278,6 +283,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if role != "fabric" and packets.is_echo_reply(msg.data):
             with self.lock:
                 self._after(self.liveness.echo_reply(role, time.monotonic()))
+            return
+        unreachable = packets.unreachable_destination(msg.data) if role != "fabric" else None
+        if unreachable is not None:  # icmp trigger: the ISP behind this exit cannot reach a destination
+            with self.lock:
+                self._after(self.liveness.icmp_unreachable(role, str(unreachable), time.monotonic()))
             return
         probe = packets.echo_request_addresses(msg.data) if role != "fabric" else None
         if probe is not None:

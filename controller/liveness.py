@@ -16,6 +16,8 @@ from typing import Any
 from topologies.topo import Plan
 
 Event = dict[str, Any]
+ICMP_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable (renewed by
+# each further error; an ISP rate-limits its errors, so a short hold would send traffic back into the failure)
 
 
 @dataclass
@@ -46,6 +48,8 @@ class PathState:
 class Liveness:
     def __init__(self, plan: Plan, now: float):
         self.paths: dict[str, PathState] = {}
+        self.unreachable: dict[tuple[str, str], float] = {}  # (exit, destination) -> avoided until
+        self.site_triggers = {sp.site.name: sp.site.triggers for sp in plan.sites}
         for sp in plan.sites:
             s = sp.site
             for e in sp.exits:
@@ -93,14 +97,42 @@ class Liveness:
                 p.hb_dead = False
         return self._change(p, was, "heartbeat", now)
 
+    def icmp_unreachable(self, exit_name: str, destination: str, now: float) -> list[Event]:
+        """``icmp`` trigger: the ISP behind ``exit_name`` says it cannot reach ``destination``."""
+        p = self.paths.get(exit_name)
+        if p is None or "icmp" not in self.site_triggers.get(p.site, ()):
+            return []
+        key = (exit_name, destination)
+        fresh = self.unreachable.get(key, 0.0) <= now
+        self.unreachable[key] = now + ICMP_HOLD
+        if not fresh:
+            return []
+        return [{"event": "dest_dead", "t": now, "site": p.site, "exit": exit_name, "dst": destination,
+                 "cause": "icmp", "hold_s": ICMP_HOLD}]
+
+    def avoided(self, now: float) -> dict[str, set[str]]:
+        """Destinations to steer away from each exit, as the icmp trigger decided (expired holds dropped)."""
+        for key in [k for k, until in self.unreachable.items() if until <= now]:
+            del self.unreachable[key]
+        out: dict[str, set[str]] = {}
+        for exit_name, dst in self.unreachable:
+            out.setdefault(exit_name, set()).add(dst)
+        return out
+
     def next_deadline(self) -> float | None:
         """When the earliest live heartbeat path is due to be declared dead, if no reply comes first."""
         due = [p.last_reply + p.detect_time for p in self.heartbeat_paths() if p.armed and not p.hb_dead]
+        due += list(self.unreachable.values())  # a hold expiring changes the rules too
         return min(due, default=None)
 
     def tick(self, now: float) -> list[Event]:
-        """Declare heartbeat paths dead whose last reply is older than the detection time."""
+        """Declare heartbeat paths dead whose last reply is older than the detection time; end icmp holds."""
         out: list[Event] = []
+        for (exit_name, dst), until in list(self.unreachable.items()):
+            if until <= now:
+                del self.unreachable[(exit_name, dst)]
+                out.append({"event": "dest_alive", "t": now, "site": self.paths[exit_name].site, "exit": exit_name,
+                            "dst": dst, "cause": "icmp hold expired"})
         for p in self.heartbeat_paths():
             if p.armed and not p.hb_dead and now - p.last_reply > p.detect_time:
                 was = p.usable

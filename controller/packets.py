@@ -21,6 +21,7 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptPrefixInfo,
     ICMPv6NDOptSrcLLAddr,
+    IPerror6,
     IPv6,
 )
 from scapy.layers.l2 import Ether
@@ -55,6 +56,17 @@ def echo_request_addresses(data: bytes) -> tuple[IPv6Address, IPv6Address] | Non
     if len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 128:
         return IPv6Address(data[22:38]), IPv6Address(data[38:54])
     return None
+
+
+def unreachable_destination(data: bytes) -> IPv6Address | None:
+    """The destination of the packet quoted by an ICMPv6 destination unreachable, or None."""
+    if not (len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 1):
+        return None
+    try:
+        quoted = Ether(data).getlayer(IPerror6)
+        return IPv6Address(quoted.dst) if quoted is not None else None
+    except Exception:  # scapy raises many types on a truncated quote
+        return None
 
 
 def parse(data: bytes) -> Parsed:

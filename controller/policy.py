@@ -33,6 +33,7 @@ from topologies.topo import ExitPlan, HostPlan, Plan, SitePlan
 
 ETH_IPV6 = 0x86DD
 ICMPV6 = 58
+ICMP6_DEST_UNREACH = 1
 ICMP6_ECHO_REQUEST = 128
 ICMP6_ECHO_REPLY = 129
 ICMP6_RS = 133
@@ -49,6 +50,8 @@ P_MCAST = 900
 P_HANDOFF_IDLOC = 860
 P_HANDOFF = 850  # a packet an exit handed back to the fabric for another exit
 P_IDLOC = 750  # identity-to-identity between id-loc sites: more specific than the nptv6 rules
+P_AVOID = 720  # icmp trigger: a destination an ISP said it cannot reach, steered to another exit
+P_ICMP_ERROR = 710  # icmp trigger: an ISP's ICMPv6 unreachable, copied to the controller and delivered
 P_FORWARD = 700
 P_DROP = 0  # table-miss: drop, counted in flow stats
 
@@ -192,9 +195,11 @@ def group_id(host_index: int, exit_index: int) -> int:
 Pairs = Mapping[tuple[str, str], tuple[str, str]]
 
 
-def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None) -> RuleSet:
-    """Every rule and group for every site switch, given which exits are usable (missing = usable) and,
-    between id-loc sites, which directed locator pair is active (missing = the most preferred)."""
+def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
+            avoid: Mapping[str, set[str]] | None = None) -> RuleSet:
+    """Every rule and group for every site switch, given which exits are usable (missing = usable),
+    between id-loc sites which directed locator pair is active (missing = the most preferred), and which
+    destinations the icmp trigger says to keep away from which exit."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = [sp for sp in plan.sites if sp.site.approach == "id-loc"]
@@ -209,6 +214,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None) -
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
         rules |= set(_fabric_rules(pol, live))
+        rules |= set(_avoid_rules(pol, live, avoid or {}))
         for e in sp.exits:
             r, g = _exit_rules(pol, e)
             rules |= set(r)
@@ -251,6 +257,22 @@ def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
             for e in sp.exits:
                 act = (("output", e.fabric_port),) if e in live else (("controller",),)
                 yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses[e.name])), act)
+
+
+def _avoid_rules(pol: SitePolicy, live: list[ExitPlan], avoid: Mapping[str, set[str]]) -> Iterable[Rule]:
+    """icmp trigger (nptv6, id-loc): traffic to a destination the primary exit's ISP cannot reach leaves
+    through the next live exit whose ISP has not said the same."""
+    sp = pol.plan
+    if not pol.translators or not live or sp.site.exit_policy != "primary-backup":
+        return
+    for dst in sorted(avoid.get(live[0].name, set())):
+        alt = next((e for e in live[1:] if dst not in avoid.get(e.name, set())), None)
+        if alt is None:
+            continue
+        for h in sp.hosts:
+            yield Rule(sp.fabric_dpid, P_AVOID, ipv6(in_port=h.port, eth_dst=sp.gateway_mac,
+                                                     ipv6_src=str(h.addresses["identity"]), ipv6_dst=dst),
+                       (("output", alt.fabric_port),))
 
 
 def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
@@ -297,6 +319,9 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
                               (*out, ("output", e.outside_port))))
         rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
+        if "icmp" in sp.site.triggers and pol.translators:
+            rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
+                              (("controller",), *inbound)))
     return rules, groups
 
 

@@ -51,6 +51,13 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
                         (Action(end, isp, up),), exits)
     e = sp.exit(fault.exit or "")
     exits = frozenset({e.name})
+    if fault.kind == "isp_uplink_down":  # the ISP loses the core: it answers 'no route' (icmp trigger)
+        customers = {x.isp_intf for s in plan.sites for x in s.exits}
+        uplinks = [i.name for i in plan.intfs(e.isp) if i.name not in customers]
+        down = "; ".join(f"ip link set {n} down" for n in uplinks)
+        up = "; ".join(f"ip link set {n} up" for n in uplinks) + "; " + reinstall_routes(plan, e.isp)
+        return Compiled(fault, (Action(fault.at, e.isp, down, f"{e.isp} uplinks down"),
+                                Action(end, e.isp, up, f"{e.isp} uplinks up")), (Action(end, e.isp, up),), exits)
     if fault.kind in ("link_down", "flap"):
         node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (None, f"{e.name}-eth{e.outside_port}")
         down, up = f"ip link set {intf} down", f"ip link set {intf} up"

@@ -17,7 +17,7 @@ from topologies.model import Topology
 from topologies.yamlsrc import InputError, PathKey, Problem, Source
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-FAULT_KINDS = ("link_down", "blackhole", "flap", "loss_burst", "isp_outage")
+FAULT_KINDS = ("link_down", "blackhole", "flap", "loss_burst", "isp_outage", "isp_uplink_down")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Fault:
     def describe(self) -> str:
         target = self.exit or self.isp
         extra = {"link_down": f"{self.end} end", "blackhole": self.direction, "loss_burst": f"{self.percent:g}%",
-                 "flap": f"{self.count}x{self.period:g}s", "isp_outage": ""}[self.kind]
+                 "flap": f"{self.count}x{self.period:g}s", "isp_outage": "", "isp_uplink_down": "(ISP's core link)"
+                 }[self.kind]
         return " ".join(x for x in (self.kind, target, extra) if x)
 
 
@@ -152,8 +153,8 @@ class _Checker:
             self.err(("remote",), f"'{remote}' is neither a remote nor a host of another site"
                      if remote else "the topology has no remote host or other site to talk to")
         for t in d.get("triggers", []):
-            if t not in ("link", "heartbeat"):
-                self.err(("triggers",), f"trigger '{t}' is not implemented yet (link, heartbeat are)")
+            if t not in ("link", "heartbeat", "icmp"):
+                self.err(("triggers",), f"trigger '{t}' is not implemented yet (link, heartbeat, icmp are)")
         approach = d.get("approach")
         if approach is not None and approach not in ("nptv6", "source-routing", "id-loc", "mptcp"):
             self.err(("approach",), f"approach '{approach}' is not implemented yet "

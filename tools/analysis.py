@@ -8,7 +8,8 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   scores n periods. Gaps closing after the restore are the failback, not the outage. If nothing arrives
   between fault and restore, the site did not rehome that direction: ``None`` with a reason.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
-* **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead).
+* **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead,
+  pair_dead, dest_dead).
 * **tcp**: a session survived if the client saw no error and the server got its last record; the stall is
   the longest gap between records at the server.
 * **new_session_ms**: from the fault to the first successful new connection (remote to site, locators in
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Event = dict[str, Any]
-DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead", "pair_dead")
+DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead", "pair_dead", "dest_dead")
 
 
 @dataclass(frozen=True)

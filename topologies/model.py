@@ -18,7 +18,7 @@ NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
 APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility")
 TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing", "transport")
 IMPLEMENTED_APPROACHES: tuple[Approach, ...] = ("source-routing", "nptv6", "id-loc", "mptcp")
-IMPLEMENTED_TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat")
+IMPLEMENTED_TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp")
 
 
 @dataclass(frozen=True)

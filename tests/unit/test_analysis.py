@@ -102,6 +102,8 @@ def test_detection_and_false_rehomings() -> None:
           {"event": "path_dead", "t": 101.2, "exit": "exb"}]
     assert A.detection_ms(ev, 101.0, {"exa"}) == pytest.approx(31.0)
     assert A.detection_ms(ev, 101.0, {"exc"}) is None
+    icmp = [{"event": "dest_dead", "t": 101.002, "exit": "exa"}, *ev]
+    assert A.detection_ms(icmp, 101.0, {"exa"}) == pytest.approx(2.0)
     early = [{"event": "port_down", "t": 100.999, "exit": "exa"}]  # before the command's midpoint
     assert A.detection_ms(early, 101.0, {"exa"}, since=100.998) == 0.0
     assert A.detection_ms(early, 101.0, {"exa"}) is None

@@ -78,3 +78,14 @@ def test_next_deadline_is_the_earliest_live_path() -> None:
     assert lv.next_deadline() == pytest.approx(1.030)
     lv.tick(now=1.031)
     assert lv.next_deadline() == pytest.approx(1.035)  # exa is dead now; exb is next
+
+
+def test_icmp_trigger_holds_a_destination_away_from_an_exit() -> None:
+    lv = Liveness(fig1("[icmp]"), now=0.0)
+    ev = lv.icmp_unreachable("exa", "3fff:ff:100::2", now=1.0)
+    assert names(ev) == ["dest_dead"] and ev[0]["cause"] == "icmp"
+    assert lv.icmp_unreachable("exa", "3fff:ff:100::2", now=1.1) == []  # rate-limited repeats say nothing new
+    assert lv.avoided(1.2) == {"exa": {"3fff:ff:100::2"}}
+    assert lv.next_deadline() == pytest.approx(11.1)  # the hold, renewed by the repeat
+    assert names(lv.tick(11.2)) == ["dest_alive"] and lv.avoided(11.2) == {}
+    assert Liveness(fig1("[link]"), now=0.0).icmp_unreachable("exa", "3fff:ff:100::2", now=1.0) == []

@@ -59,3 +59,12 @@ def test_source_policy_failed_quotes_the_offending_packet() -> None:
 @pytest.mark.parametrize("data", [b"", b"\x00" * 5, bytes(Ether(type=0x86DD) / b"\x60\x00"), b"\xff" * 80])
 def test_garbage_never_raises(data: bytes) -> None:
     assert P.parse(data).kind in ("other", "ipv6")
+
+
+def test_unreachable_destination_is_read_from_the_quoted_packet() -> None:
+    quoted = IPv6(src="3fff:a:5::9", dst="3fff:ff:100::2") / UDP(sport=1, dport=2)
+    err = bytes(Ether(src="02:00:00:00:00:01", dst=GW) / IPv6(src="3fff:a::1", dst="3fff:a:5::9")
+                / ICMPv6DestUnreach(code=0) / bytes(quoted))
+    assert P.unreachable_destination(err) == A("3fff:ff:100::2")
+    assert P.unreachable_destination(bytes(quoted)) is None
+    assert P.unreachable_destination(err[:60]) is None  # a truncated quote is not a verdict

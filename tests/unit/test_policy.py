@@ -161,3 +161,16 @@ def test_reconnect_from_empty_and_from_stale_converges(fig1: Plan) -> None:
 
 def test_rules_are_deterministic(fig1: Plan) -> None:
     assert desired(fig1, {}) == desired(plan("figure1"), {})
+
+
+def test_icmp_trigger_steers_one_destination_to_the_other_exit() -> None:
+    p = plan("figure1", **{"triggers: [link, heartbeat]": "triggers: [link, icmp]"})
+    net = FakeNet(p, desired(p, {}, avoid={"exa": {R}}))
+    assert net.send("h1", h1_identity(p), R).node == "ispb"  # R avoided through exa
+    assert net.send("h1", h1_identity(p), "3fff:ff:1::9").node == "ispa"  # everything else stays
+    # The ISP's ICMPv6 error reaches the controller and the host alike.
+    err = FakeNet(p, desired(p, {})).inject("exa", 2, ipv6_src="3fff:a::1", ipv6_dst=locator(p, "exa"), ip_proto=58,
+                                           icmpv6_type=1)
+    assert err.kind == "controller"
+    rule = next(r for r in desired(p, {}).rules if r.priority == 710 and r.dpid == 2)
+    assert rule.actions[0] == ("controller",) and rule.actions[-1] == ("output", 1)

@@ -42,7 +42,7 @@ def write(tmp_path: Path, body: str) -> Path:
     ("faults:\n  - {kind: meteor, exit: exa}\n", "'meteor' is not one of", 4),
     ("host: h9\nfaults:\n  - {kind: link_down, exit: exa}\n", "'h9' is not a host of site site", 3),
     ("approach: mobility\nfaults:\n  - {kind: link_down, exit: exa}\n", "approach 'mobility' is not implemented", 3),
-    ("triggers: [icmp]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'icmp' is not implemented", 3),
+    ("triggers: [transport]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'transport' is not implemented", 3),
     ("record_s: 1\nfaults:\n  - {kind: link_down, exit: exa, at: 2}\n", "after the trial ends", 5),
     ("faults:\n  - {kind: link_down, exit: exa, colour: red}\n", "unknown key 'colour'", 4),
 ])
@@ -159,3 +159,10 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_isp_uplink_down_takes_the_isps_core_links_and_restores_routes(fig1: Fig1) -> None:
+    plan, sp = fig1
+    c = faults.compile_fault(plan, sp, Fault("isp_uplink_down", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
+    assert c.actions[0].node == "ispa" and c.actions[0].command == "ip link set ispa-eth0 down"
+    assert "ip -6 route replace 3fff:ff::/48 via 3fff:a:0:1::2 dev ispa-eth0" in c.actions[1].command

@@ -1,0 +1,37 @@
+"""Issue 3, icmp trigger: an ISP's ICMPv6 'no route' moves traffic for that destination to another exit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.policy import SitePolicy
+from scenarios.faults import reinstall_routes
+from tests.integration.helpers import events, topology, udp_exchange, wait_until
+from tools.lab import Lab
+
+pytestmark = pytest.mark.integration
+R = "3fff:ff:100::2"
+
+
+def test_isp_no_route_moves_the_destination_to_the_other_exit(tmp_path: Path) -> None:
+    topo = tmp_path / "figure1-icmp.yaml"
+    topo.write_text(topology("figure1").read_text().replace("[link, heartbeat]", "[icmp]"))
+    with Lab(topo, tmp_path) as lab:
+        sp = lab.plan.sites[0]
+        loc_b = str(SitePolicy.of(sp).locator(sp.hosts[0], "exb"))
+        t0 = time.monotonic()
+        lab.cmd("ispa", "ip link set ispa-eth0 down")  # ISP A loses the core: it answers 'no route'
+        try:
+            lab.cmd("h1", f"ping -6 -c1 -W1 {R} >/dev/null")  # traffic that draws the ISP's error
+            wait_until(lambda: events(lab, "dest_dead", t0, exit="exa", dst=R), 5, "the icmp trigger")
+            got = udp_exchange(lab, "h1", "r", R, count=20)
+            # What the trigger promises: R-bound traffic now leaves through ISP B, with B's locator. (How many
+            # of the first probes on the fresh B path arrive is not asserted: in about one run in six the first
+            # probe waits ~1 s and the rest are lost, an open question noted in the README.)
+            assert got and {g["source"] for g in got} == {loc_b}
+        finally:
+            lab.cmd("ispa", "ip link set ispa-eth0 up; " + reinstall_routes(lab.plan, "ispa"))
+        assert not events(lab, "path_dead", t0)  # nothing but the icmp trigger was at work
