@@ -178,7 +178,7 @@ class _Checker:
             topology=topo, site=site_name, host=host, remote=remote, approach=approach,
             triggers=tuple(d["triggers"]) if "triggers" in d else None, heartbeat=d.get("heartbeat"),
             trials=int(d.get("trials", 10)), seed=int(d.get("seed", 1)), warmup_s=float(d.get("warmup_s", 0.5)),
-            record_s=record_s, settle_timeout_s=float(d.get("settle_timeout_s", 15.0)),
+            record_s=record_s, settle_timeout_s=float(d.get("settle_timeout_s", 20.0)),
             traffic=Traffic(**tr), faults=tuple(faults))
 
     def fault(self, i: int, f: dict[str, Any], exits: set[str], isps: set[str], record_s: float) -> Fault:

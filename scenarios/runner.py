@@ -86,8 +86,11 @@ class Runner:
                      for a in idloc for b in idloc if a is not b}
         pairs = dict(preferred)
         state: dict[str, str] = {}
+        held: set[tuple[str, str]] = set()  # icmp trigger: destinations still kept away from an exit
         last_change = 0.0
         for e in lab.events():
+            if e["event"] in ("dest_dead", "dest_alive"):
+                (held.add if e["event"] == "dest_dead" else held.discard)((e["exit"], e["dst"]))
             if e["event"] in ("path_dead", "path_alive"):
                 state[e["exit"]] = e["event"]
                 last_change = e["t"]
@@ -97,7 +100,7 @@ class Runner:
                     pairs[(e["src_site"], e["dst_site"])] = (e["exit"], e["dst_exit"])
         if any(state.get(e.name) == "path_dead" for e in sp.exits) or time.monotonic() - last_change < 0.5:
             return False
-        if pairs != preferred:  # id-loc: every site pair back on its preferred locator pair
+        if pairs != preferred or held:  # id-loc pairs back on the preferred pair; no icmp hold left
             return False
         if sp.site.approach in ("source-routing", "mptcp"):
             return "deprecated" not in lab.cmd(self.sc.host, f"ip -6 addr show dev {self.sc.host}-eth0")
