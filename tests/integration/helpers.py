@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import subprocess
 import sys
 import time
@@ -131,3 +132,37 @@ def events(lab: Lab, name: str, since: float = 0.0, **fields: Any) -> list[dict[
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+@dataclasses.dataclass
+class Session:
+    """A TCP probe session between two nodes (records every 10 ms), started by :func:`tcp_session`."""
+
+    server: Any
+    client: Any
+    server_log: Path
+    client_log: Path
+
+    def wait(self, timeout: float = 15) -> None:
+        self.client.wait(timeout)
+        self.server.wait(timeout)
+
+    def survived(self) -> bool:
+        """No error at the client, and its last record arrived at the server."""
+        log = self.client_log.read_text()
+        if "done," not in log:
+            return False
+        last = log.split("done,")[1].split(",")[1].strip()
+        return any(line.split(",")[1] == last for line in self.server_log.read_text().splitlines()[1:])
+
+
+def tcp_session(lab: Lab, client: str, server: str, dst: str, port: int, seconds: float,
+                mptcp: bool = False) -> Session:
+    extra = ["--mptcp"] if mptcp else []
+    server_log, client_log = lab.workdir / f"tcp{port}-server.csv", lab.workdir / f"tcp{port}-client.csv"
+    srv = lab.popen(server, [PY, "-m", "tools.probe", "tcp-server", "--port", str(port), "--duration",
+                             str(seconds + 2), "--out", str(server_log), *extra])
+    lab.wait_bound(server, port, "tcp")
+    cli = lab.popen(client, [PY, "-m", "tools.probe", "tcp-client", "--dst", dst, "--port", str(port),
+                             "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log), *extra])
+    return Session(srv, cli, server_log, client_log)

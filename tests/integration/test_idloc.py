@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import PY, events, lab_with_approach, udp_exchange, wait_until
+from tests.integration.helpers import events, lab_with_approach, tcp_session, udp_exchange, wait_until
 from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -25,22 +24,6 @@ def identity(lab: Lab, host: str) -> str:
     return str(next(h for h in sp.hosts if h.name == host).addresses["identity"])
 
 
-def session(lab: Lab, name: str, seconds: float) -> tuple[object, object, Path, Path]:
-    server_log, client_log = lab.workdir / f"{name}-server.csv", lab.workdir / f"{name}-client.csv"
-    server = lab.popen("h2", [PY, "-m", "tools.probe", "tcp-server", "--port", "5600", "--duration",
-                              str(seconds + 2), "--out", str(server_log)])
-    lab.wait_bound("h2", 5600, "tcp")
-    client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", identity(lab, "h2"), "--port", "5600",
-                              "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log)])
-    return server, client, server_log, client_log
-
-
-def survived(client_log: Path, server_log: Path) -> bool:
-    client = client_log.read_text()
-    last = int(client.split("done,")[1].split(",")[1]) if "done," in client else -1
-    return last > 0 and any(line.split(",")[1] == str(last) for line in server_log.read_text().splitlines()[1:])
-
-
 def test_hosts_talk_identity_to_identity(lab: Lab) -> None:
     got = udp_exchange(lab, "h1", "h2", identity(lab, "h2"), count=20)
     assert len(got) == 20 and {g["source"] for g in got} == {identity(lab, "h1")}  # h2 sees h1's identity
@@ -54,18 +37,17 @@ def test_hosts_talk_identity_to_identity(lab: Lab) -> None:
 ])
 def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str, cause: str) -> None:
     t0 = time.monotonic()
-    server, client, server_log, client_log = session(lab, f"tcp-{cause}", 3.0)
+    session = tcp_session(lab, "h1", "h2", identity(lab, "h2"), 5600 if cause == "link" else 5601, 3.0)
     time.sleep(1.0)  # mid-session: the point is a failure while records flow
     lab.cmd("ispa", fault)
     try:
         wait_until(lambda: events(lab, "pair_dead", t0, cause=cause), 5, f"a {cause}-detected pair death")
         wait_until(lambda: {(e["src_site"], e["dst_site"]) for e in events(lab, "pair_selected", t0)}
                    >= {("s1", "s2"), ("s2", "s1")}, 5, "both edges to move their pair")
-        client.wait(10)  # type: ignore[attr-defined]
-        server.wait(10)  # type: ignore[attr-defined]
+        session.wait()
     finally:
         lab.cmd("ispa", undo)
-    assert survived(client_log, server_log), client_log.read_text()
+    assert session.survived(), session.client_log.read_text()
     chosen = [(e["exit"], e["dst_exit"]) for e in events(lab, "pair_selected", t0)]
     assert ("s1eb", "s2ec") in chosen and ("s2ec", "s1eb") in chosen
     wait_until(lambda: len([e for e in events(lab, "pair_selected", t0) if e.get("cause") == "preferred pair back"])

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.helpers import PY, events, lab_with_approach, wait_until
+from scenarios.faults import reinstall_routes
+from tests.integration.helpers import events, lab_with_approach, tcp_session, wait_until
 from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -21,37 +22,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def test_subflows_through_both_isps(lab: Lab) -> None:
-    out = lab.workdir / "sub"
-    server = lab.popen("r", [PY, "-m", "tools.probe", "tcp-server", "--port", "5700", "--duration", "4", "--mptcp",
-                             "--out", str(out.with_suffix(".server"))])
-    lab.wait_bound("r", 5700, "tcp")
-    client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", R, "--port", "5700", "--mptcp",
-                              "--interval", "0.01", "--duration", "2", "--out", str(out.with_suffix(".client"))])
+    session = tcp_session(lab, "h1", "r", R, 5700, 2.0, mptcp=True)
     wait_until(lambda: lab.cmd("r", "ss -Hnt state established '( sport = :5700 )'").count("5700") >= 2, 5,
                "a second subflow")
     peers = lab.cmd("r", "ss -Hnt state established '( sport = :5700 )'")
     assert "3fff:a:5:" in peers and "3fff:b:5:" in peers  # one subflow from each ISP's prefix
-    client.wait(10)
-    server.wait(10)
+    session.wait()
 
 
 def test_an_mptcp_session_survives_a_path_failure(lab: Lab) -> None:
     t0 = time.monotonic()
-    out = lab.workdir / "survive"
-    server = lab.popen("r", [PY, "-m", "tools.probe", "tcp-server", "--port", "5701", "--duration", "6", "--mptcp",
-                             "--out", str(out.with_suffix(".server"))])
-    lab.wait_bound("r", 5701, "tcp")
-    client = lab.popen("h1", [PY, "-m", "tools.probe", "tcp-client", "--dst", R, "--port", "5701", "--mptcp",
-                              "--interval", "0.01", "--duration", "4", "--out", str(out.with_suffix(".client"))])
+    session = tcp_session(lab, "h1", "r", R, 5701, 4.0, mptcp=True)
     time.sleep(1.0)  # mid-session: the point is a failure while records flow
     lab.cmd("ispa", "ip link set ispa-eth1 down")
     try:
         wait_until(lambda: events(lab, "path_dead", t0, exit="exa"), 5, "exa to be declared dead")
-        client.wait(15)
-        server.wait(15)
+        session.wait()
     finally:
-        lab.cmd("ispa", "ip link set ispa-eth1 up; ip -6 route replace 3fff:a:5::/48 via 3fff:a::2 dev ispa-eth1")
-    log = out.with_suffix(".client").read_text()
-    assert "done," in log, log
-    last = log.split("done,")[1].split(",")[1].strip()
-    assert any(line.split(",")[1] == last for line in out.with_suffix(".server").read_text().splitlines()[1:])
+        lab.cmd("ispa", "ip link set ispa-eth1 up; " + reinstall_routes(lab.plan, "ispa"))
+    assert session.survived(), session.client_log.read_text()
