@@ -17,7 +17,6 @@ from topologies.model import Topology
 from topologies.yamlsrc import InputError, PathKey, Problem, Source
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
-FAULT_KINDS = ("link_down", "blackhole", "flap", "loss_burst", "isp_outage", "isp_uplink_down")
 
 
 @dataclass(frozen=True)
@@ -86,14 +85,6 @@ class Scenario:
     @property
     def approach_label(self) -> str:
         return self.approach or self.topology.site(self.site).approach
-
-    @property
-    def first_fault(self) -> float:
-        return min(f.at for f in self.faults)
-
-    @property
-    def last_restore(self) -> float:
-        return max(f.until(self.record_s) for f in self.faults)
 
 
 @cache

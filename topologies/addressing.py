@@ -43,10 +43,6 @@ def eui64(prefix: IPv6Network, mac_address: str) -> IPv6Address:
     return IPv6Address(prefix.network_address.packed[:8] + iid)
 
 
-def link_local(mac_address: str) -> IPv6Address:
-    return eui64(IPv6Network("fe80::/64"), mac_address)
-
-
 def first64(prefix: IPv6Network) -> IPv6Network:
     """The /64 a site's hosts use inside a delegation or identity prefix (its subnet 0)."""
     return next(prefix.subnets(new_prefix=64)) if prefix.prefixlen < 64 else prefix

@@ -49,10 +49,6 @@ class Link:
     def end(self, node: str) -> Endpoint:
         return self.a if self.a.node == node else self.b
 
-    def joins(self, x: str, y: str) -> bool:
-        return {self.a.node, self.b.node} == {x, y}
-
-
 @dataclass(frozen=True)
 class CoreRouter:
     name: str
@@ -124,18 +120,8 @@ class Topology:
     def site(self, name: str) -> Site:
         return next(s for s in self.sites if s.name == name)
 
-    def site_of(self, node: str) -> Site | None:
-        """The site a fabric, exit or host belongs to."""
-        for s in self.sites:
-            if node == s.fabric or node in s.hosts or any(e.name == node for e in s.exits):
-                return s
-        return None
-
     def links_of(self, node: str) -> list[Link]:
         return [lk for lk in self.links if node in (lk.a.node, lk.b.node)]
-
-    def link_between(self, x: str, y: str) -> Link | None:
-        return next((lk for lk in self.links if lk.joins(x, y)), None)
 
     def unimplemented(self) -> list[str]:
         """What this topology asks for that the testbed cannot run yet (valid, but refused by up/run)."""
