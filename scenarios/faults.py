@@ -59,7 +59,9 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
         return Compiled(fault, (Action(fault.at, e.isp, down, f"{e.isp} uplinks down"),
                                 Action(end, e.isp, up, f"{e.isp} uplinks up")), (Action(end, e.isp, up),), exits)
     if fault.kind in ("link_down", "flap"):
-        node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (None, f"{e.name}-eth{e.outside_port}")
+        # A switch exit's interface lives in the root namespace; a router exit's (routing approach) in its own.
+        own = e.name if plan.node(e.name).role == "router" else None
+        node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (own, f"{e.name}-eth{e.outside_port}")
         down, up = f"ip link set {intf} down", f"ip link set {intf} up"
         if node is not None:
             up += "; " + reinstall_routes(plan, node)
@@ -72,16 +74,20 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
                 Action(fault.at + (k + 0.5) * fault.period, node, up, f"{intf} up")))
         return Compiled(fault, acts, (Action(end, node, up),), exits)
     table = f"{TABLE}{index}"
+    # Everything crossing the ISP's customer interface: forwarded packets, and those the ISP router itself
+    # sends or receives (BGP, BFD, neighbor discovery), as on a broken line (chains: forward, input, output).
+    into, out_of = [("forward", f"iifname {e.isp_intf}"), ("input", f"iifname {e.isp_intf}")], \
+        [("forward", f"oifname {e.isp_intf}"), ("output", f"oifname {e.isp_intf}")]
     if fault.kind == "blackhole":
-        matches = {"outbound": [f"iifname {e.isp_intf}"], "inbound": [f"oifname {e.isp_intf}"],
-                   "both": [f"iifname {e.isp_intf}", f"oifname {e.isp_intf}"]}[fault.direction]
-        rules = [f"{m} drop" for m in matches]
+        matches = {"outbound": into, "inbound": out_of, "both": into + out_of}[fault.direction]
+        rules = [(chain, f"{m} drop") for chain, m in matches]
     else:  # loss_burst
         threshold = round(fault.percent * 100)
-        rules = [f"{m} {e.isp_intf} numgen random mod 10000 < {threshold} drop" for m in ("iifname", "oifname")]
+        rules = [(chain, f"{m} numgen random mod 10000 < {threshold} drop") for chain, m in into + out_of]
     undo = f"nft delete table ip6 {table} 2>/dev/null; true"
-    prepare = (f"{undo}; nft add table ip6 {table} && "
-               f"nft add chain ip6 {table} drops '{{ type filter hook forward priority -10; }}'")
-    do = "nft '" + "; ".join(f"add rule ip6 {table} drops {r}" for r in rules) + "'"  # one process, atomic
+    prepare = f"{undo}; nft add table ip6 {table}" + "".join(
+        f" && nft add chain ip6 {table} {chain} '{{ type filter hook {chain} priority -10; }}'"
+        for chain in ("forward", "input", "output"))
+    do = "nft '" + "; ".join(f"add rule ip6 {table} {c} {r}" for c, r in rules) + "'"  # one process, atomic
     return Compiled(fault, (Action(fault.at, e.isp, do, fault.describe()), Action(end, e.isp, undo, "restore")),
                     (Action(end, e.isp, undo),), exits, prepare=(Action(0.0, e.isp, prepare, "prepare"),))

@@ -12,8 +12,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from topologies import loader, yamlsrc
-from topologies.model import Topology
+from topologies.model import IMPLEMENTED_APPROACHES, IMPLEMENTED_TRIGGERS, Topology
 from topologies.yamlsrc import InputError, PathKey, Problem, Source
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -69,6 +71,8 @@ class Scenario:
     approach: str | None
     triggers: tuple[str, ...] | None
     heartbeat: dict[str, Any] | None
+    bgp: dict[str, Any] | None
+    effective: Topology = field(compare=False)  # the topology as run, with the overrides applied
     trials: int
     seed: int
     warmup_s: float
@@ -79,12 +83,30 @@ class Scenario:
 
     @property
     def trigger_label(self) -> str:
-        triggers = self.triggers or self.topology.site(self.site).triggers
-        return "+".join(triggers)
+        site = self.effective.site(self.site)
+        return site.bgp.describe() if site.approach == "routing" else "+".join(site.triggers)
 
     @property
     def approach_label(self) -> str:
-        return self.approach or self.topology.site(self.site).approach
+        return self.effective.site(self.site).approach
+
+
+def effective_data(topology: dict[str, Any], site: str, approach: str | None, triggers: list[str] | None,
+                   heartbeat: dict[str, Any] | None, bgp: dict[str, Any] | None) -> dict[str, Any]:
+    """The topology document as a scenario runs it: its approach, triggers, heartbeat and bgp override the site's.
+
+    id-loc needs managed edges at both ends (RFC 4177 5.4), so it applies to every site. The routing approach
+    has one trigger, routing itself, so choosing the approach chooses the trigger too.
+    """
+    data: dict[str, Any] = json.loads(json.dumps(topology))  # a deep copy of plain YAML data
+    if approach == "routing" and triggers is None:
+        triggers = ["routing"]
+    for name in (list(data["sites"]) if approach == "id-loc" else [site]):
+        for key, value in (("approach", approach), ("triggers", triggers), ("heartbeat", heartbeat),
+                           ("bgp", bgp)):
+            if value is not None:
+                data["sites"][name][key] = value
+    return data
 
 
 @cache
@@ -144,17 +166,14 @@ class _Checker:
             self.err(("remote",), f"'{remote}' is neither a remote nor a host of another site"
                      if remote else "the topology has no remote host or other site to talk to")
         for t in d.get("triggers", []):
-            if t not in ("link", "heartbeat", "icmp"):
-                self.err(("triggers",), f"trigger '{t}' is not implemented yet (link, heartbeat, icmp are)")
+            if t not in IMPLEMENTED_TRIGGERS:
+                self.err(("triggers",), f"trigger '{t}' is not implemented yet "
+                                        f"({', '.join(IMPLEMENTED_TRIGGERS)} are)")
         approach = d.get("approach")
-        if approach is not None and approach not in ("nptv6", "source-routing", "id-loc", "mptcp"):
+        if approach is not None and approach not in IMPLEMENTED_APPROACHES:
             self.err(("approach",), f"approach '{approach}' is not implemented yet "
-                                    "(nptv6, source-routing, id-loc, mptcp are)")
-        if (approach or site.approach) in ("nptv6", "id-loc"):
-            for s in (topo.sites if approach == "id-loc" else [site]):
-                if s.identity is None:
-                    self.err(("approach",), f"{approach or site.approach} needs an identity prefix, "
-                                            f"and site {s.name} has none")
+                                    f"({', '.join(IMPLEMENTED_APPROACHES)} are)")
+        effective = self.effective(tpath, site_name, approach)
         exits = {e.name for e in site.exits}
         isps = {e.isp for e in site.exits}
         faults = []
@@ -168,9 +187,25 @@ class _Checker:
             name=d["name"], description=d.get("description", ""), source=str(self.path), topology_path=tpath,
             topology=topo, site=site_name, host=host, remote=remote, approach=approach,
             triggers=tuple(d["triggers"]) if "triggers" in d else None, heartbeat=d.get("heartbeat"),
-            trials=int(d.get("trials", 10)), seed=int(d.get("seed", 1)), warmup_s=float(d.get("warmup_s", 0.5)),
+            bgp=d.get("bgp"), effective=effective, trials=int(d.get("trials", 10)), seed=int(d.get("seed", 1)),
+            warmup_s=float(d.get("warmup_s", 0.5)),
             record_s=record_s, settle_timeout_s=float(d.get("settle_timeout_s", 20.0)),
             traffic=Traffic(**tr), faults=tuple(faults))
+
+    def effective(self, tpath: Path, site: str, approach: str | None) -> Topology:
+        """Load the topology with this scenario's overrides, so that a combination the topology cannot run
+        (an approach without the prefix it needs, triggers of another approach) is reported here, by key."""
+        d = self.d
+        data = effective_data(yaml.safe_load(tpath.read_text()), site, approach, d.get("triggers"),
+                              d.get("heartbeat"), d.get("bgp"))
+        try:
+            return loader.loads(yaml.safe_dump(data, sort_keys=False), str(tpath))
+        except InputError as exc:
+            for p in exc.problems:
+                key = next((k for k in ("bgp", "heartbeat", "triggers") if k in p.path.split(".") and k in d), None)
+                self.err((key or ("approach" if "approach" in d else "topology"),),
+                         f"{tpath.name} cannot run as this scenario asks: {p.message}")
+            raise InputError(self.problems) from None
 
     def fault(self, i: int, f: dict[str, Any], exits: set[str], isps: set[str], record_s: float) -> Fault:
         where: PathKey = ("faults", i)

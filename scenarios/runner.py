@@ -21,7 +21,7 @@ import yaml
 
 from controller.policy import SitePolicy
 from scenarios.faults import Action, Compiled, compile_fault
-from scenarios.model import Scenario
+from scenarios.model import Scenario, effective_data
 from tools import analysis, plots, report
 from tools.emulation import EnvError, datapath, terminate_as_interrupt
 from tools.lab import Lab, wait_for
@@ -33,16 +33,9 @@ SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a 
 
 
 def effective_topology(sc: Scenario, out: Path) -> Path:
-    """The topology as run: the scenario's approach, triggers and heartbeat override the site's."""
-    data = yaml.safe_load(sc.topology_path.read_text())
-    # id-loc needs managed edges at both ends (RFC 4177 5.4): it applies to every site.
-    names = list(data["sites"]) if sc.approach == "id-loc" else [sc.site]
-    for name in names:
-        site = data["sites"][name]
-        for key, value in (("approach", sc.approach), ("triggers", list(sc.triggers) if sc.triggers else None),
-                           ("heartbeat", sc.heartbeat)):
-            if value is not None:
-                site[key] = value
+    """Write the topology as run (the scenario's overrides applied) next to the results, for the lab to load."""
+    data = effective_data(yaml.safe_load(sc.topology_path.read_text()), sc.site, sc.approach,
+                          list(sc.triggers) if sc.triggers else None, sc.heartbeat, sc.bgp)
     path = out / "topology.yaml"
     path.write_text(f"# {sc.topology_path} as run by scenario {sc.name}\n" + yaml.safe_dump(data, sort_keys=False))
     return path
@@ -75,12 +68,16 @@ class Runner:
         h = next(h for h in sp.hosts if h.name == self.sc.host)
         if self.identities(lab):
             return [str(h.addresses["identity"])]
+        if sp.site.approach == "routing":  # one provider-independent address, whichever ISP carries it
+            return [str(h.addresses["pi"])]
         pol = SitePolicy.of(sp)
         return [str(pol.locator(h, e.name)) for e in sp.exits]
 
     # -- steady state -------------------------------------------------------------------------------------
     def settled(self, lab: Lab) -> bool:
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
+        if sp.site.approach == "routing":  # every session up, every route back on the primary ISP
+            return lab.bgp_problem() is None
         idloc = [s for s in lab.plan.sites if s.site.approach == "id-loc"]
         preferred = {(a.site.name, b.site.name): (a.exits[0].name, b.exits[0].name)
                      for a in idloc for b in idloc if a is not b}

@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from tools.runstate import RunRecord
-from topologies.topo import ROLE, LinkPlan, Plan, loss_commands
+from topologies import frr
+from topologies.topo import LinkPlan, Plan, loss_commands
 
 
 class EnvError(Exception):
@@ -69,12 +72,16 @@ def terminate_as_interrupt() -> Iterator[None]:
 class Emulation:
     """A running network for one Plan, started and stopped by :class:`tools.lab.Lab`; ``stop`` is idempotent."""
 
-    def __init__(self, plan: Plan, record: RunRecord, controller_port: int | None = None):
+    def __init__(self, plan: Plan, record: RunRecord, controller_port: int | None = None,
+                 logdir: Path | None = None):
         self.plan = plan
         self.record = record
         self.controller_port = controller_port
+        self.logdir = logdir  # FRR's logs are copied here when the network stops
         self.datapath = datapath()
         self.net: Any = None
+        self.routers = frr.routers(plan)
+        self.role = {n.name: n.role for n in plan.nodes}
 
     def node(self, name: str) -> Any:
         return self.net[name]
@@ -95,7 +102,8 @@ class Emulation:
             if n.role == "switch":
                 self.record.add_bridge(n.name)
                 net.addSwitch(n.name, cls=OVSSwitch, dpid=f"{n.dpid:016x}", datapath=self.datapath,
-                              protocols="OpenFlow13", failMode="secure", inband=False)
+                              protocols="OpenFlow13", failMode="standalone" if n.standalone else "secure",
+                              inband=False)
             else:
                 net.addHost(n.name, cls=Host, ip=None)
         for lp in self.plan.links:
@@ -104,7 +112,7 @@ class Emulation:
             if lp.bw:  # tbf: htb warns about its quantum at these rates and Mininet prints it as an error
                 cls, params = TCLink, {"bw": lp.bw, "use_tbf": True}
             for i in (lp.a, lp.b):
-                if ROLE[self.plan.topology.kinds[i.node]] == "switch":
+                if self.role[i.node] == "switch":
                     self.record.add_intf(i.name)
             net.addLink(lp.a.node, lp.b.node, port1=lp.a.port, port2=lp.b.port, intfName1=lp.a.name,
                         intfName2=lp.b.name, addr1=lp.a.mac, addr2=lp.b.mac, cls=cls, **params)
@@ -113,11 +121,59 @@ class Emulation:
             if n.role != "switch":
                 self.record.add_proc(net[n.name].pid, f"mininet node {n.name}")
         net.start()
+        for n in self.plan.nodes:
+            if n.standalone:  # a plain learning switch: without a controller, OVS forwards like one
+                subprocess.run(["ovs-vsctl", "--timeout=5", "del-controller", n.name], check=True,
+                               capture_output=True)
         for lp in self.plan.links:
             self._impair(lp)
         for n in self.plan.nodes:
             for cmd in n.commands:
                 self.run(n.name, cmd)
+        for r in self.routers.values():
+            self.start_frr(r)
+
+    # -- FRR (routing approach) ---------------------------------------------------------------------------
+    def frr_dir(self, node: str) -> Path:
+        return self.record.state_dir / "frr" / node
+
+    def start_frr(self, r: frr.Router) -> None:
+        """Start ``r``'s daemons in its namespace, each recorded by pid as soon as its pid file appears."""
+        if not frr.FRR_BIN.exists():
+            raise EnvError(f"FRR is not installed ({frr.FRR_BIN} is missing); run 'sudo make setup'.")
+        d = self.frr_dir(r.name)
+        if not self.record.dirs:
+            self.record.add_dir(self.record.state_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, text in frr.configs(r, d).items():
+            (d / name).write_text(text)
+        for path in (self.record.state_dir, self.record.state_dir / "frr", d, *d.iterdir()):
+            shutil.chown(path, "frr", "frr")  # the daemons drop to user frr and write here
+        for daemon in r.daemons:
+            self.run(r.name, " ".join(frr.argv(daemon, d)))
+            pidfile = d / f"{daemon}.pid"
+            deadline = time.monotonic() + 10
+            while not (pidfile.exists() and pidfile.read_text().strip()):
+                if time.monotonic() > deadline:
+                    raise EnvError(f"{r.name}: FRR {daemon} did not start (no {pidfile}); see {d}")
+                time.sleep(0.02)
+            self.record.add_proc(int(pidfile.read_text()), f"FRR {daemon} in {r.name}")
+
+    def bgp(self, node: str, command: str) -> str:
+        """Ask ``node``'s FRR (through vtysh) for ``command``'s output."""
+        r = subprocess.run(frr.vtysh(self.frr_dir(node), command), capture_output=True, text=True, timeout=10,
+                           check=False)
+        return r.stdout
+
+    def stop_frr(self) -> None:
+        """FRR first: a surviving daemon would keep its namespace alive after Mininet stops (DESIGN.md)."""
+        self.record.stop_procs(lambda p: p.what.startswith("FRR "))
+        if self.logdir is not None and self.routers:
+            for node in self.routers:
+                for log in self.frr_dir(node).glob("*.log"):
+                    dest = self.logdir / "frr" / node
+                    dest.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(log, dest / log.name)
 
     def run(self, node: str, cmd: str) -> str:
         """Run ``cmd`` in ``node``'s namespace; a non-zero exit raises with the node, command and output."""
@@ -132,7 +188,7 @@ class Emulation:
     def _impair(self, lp: LinkPlan) -> None:
         if not (lp.delay_ms or lp.loss_pct):
             return
-        ends = [i for i in (lp.a, lp.b) if ROLE[self.plan.topology.kinds[i.node]] != "switch"]
+        ends = [i for i in (lp.a, lp.b) if self.role[i.node] != "switch"]
         probe = ends[0] if ends else lp.a
         where = probe.node if ends else None
         netem = self._netem_available(where, probe.name)
@@ -153,7 +209,7 @@ class Emulation:
             self.run(ends[0].node, cmd)
 
     def _tc(self, node: str, cmd: str) -> None:
-        if ROLE[self.plan.topology.kinds[node]] == "switch":
+        if self.role[node] == "switch":
             subprocess.run(cmd.split(), check=True, capture_output=True)
         else:
             self.run(node, cmd)
@@ -168,6 +224,8 @@ class Emulation:
     def stop(self) -> None:
         """Stop the network; then remove whatever the record still lists (nothing, when Mininet succeeded)."""
         net, self.net = self.net, None
+        with contextlib.suppress(Exception):
+            self.stop_frr()
         if net is not None:
             with contextlib.suppress(Exception):
                 net.stop()

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from tools.emulation import Emulation, EnvError, require_emulator
 from tools.runstate import RunRecord, clean, records
-from topologies import loader
+from topologies import frr, loader
 from topologies.topo import Plan, build
 
 READY_TIMEOUT = 30.0
@@ -81,7 +81,7 @@ class Lab:
             self.start_controller()
             self.progress(f"building {self.plan.topology.name}: {len(self.plan.nodes)} nodes, "
                           f"{len(self.plan.links)} links")
-            self.emulation = Emulation(self.plan, self.record, self.port)
+            self.emulation = Emulation(self.plan, self.record, self.port, logdir=self.workdir)
             self.emulation.start()
             self.wait_ready()
         except BaseException:
@@ -171,7 +171,7 @@ class Lab:
                 if e["event"] == "rules_sent" and e.get("cause") == "reconcile" and e["t"] >= since}
 
     def wait_ready(self, since: float = 0.0) -> None:
-        dpids = {n.dpid for n in self.plan.switches}
+        dpids = {n.dpid for n in self.plan.switches if not n.standalone}
         self.progress("waiting for switches to connect and hosts to autoconfigure")
         wait_for("every switch to connect to the controller",
                  lambda: self._controller_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
@@ -186,6 +186,17 @@ class Lab:
             wait_for("locator-pair probes between the id-loc sites",
                      lambda: routes <= {(e["src_site"], e["dst_site"]) for e in self.events()
                                         if e["event"] == "pair_up" and e["t"] >= since}, READY_TIMEOUT)
+        if self.emulation is not None and self.emulation.routers:
+            self.progress("waiting for BGP sessions and routes to converge")
+            problem: list[str | None] = [None]
+
+            def converged() -> bool:
+                problem[0] = self.bgp_problem()
+                return problem[0] is None
+            try:
+                wait_for("BGP to converge", converged, READY_TIMEOUT, interval=0.2)
+            except EnvError as exc:
+                raise EnvError(f"{exc}: {problem[0]} (FRR logs: {self.workdir / 'frr'})") from None
         for sp in self.plan.sites:
             for h in sp.hosts:
                 wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",
@@ -195,6 +206,23 @@ class Lab:
             for n in self.plan.nodes:
                 for cmd in n.ready_commands:
                     self.emulation.run(n.name, cmd)
+
+    def bgp_problem(self) -> str | None:
+        """What keeps the routing sites from their preferred state (a session down, a route elsewhere), or None."""
+        em = self.emulation
+        assert em is not None
+        for name, r in em.routers.items():
+            try:
+                up = frr.established(json.loads(em.bgp(name, "show bgp summary json") or "{}"))
+            except ValueError:
+                return f"{name}'s bgpd does not answer"
+            down = [n.name for n in r.neighbors if str(n.address) not in up]
+            if down:
+                return f"BGP session {name} - {down[0]} is not established"
+        for c in frr.steady_routes(self.plan):
+            if not c.holds(self.cmd(c.node, f"ip -6 route show exact {c.prefix}")):
+                return f"{c.node} does not route {c.prefix} out of {c.dev}"
+        return None
 
     def _host_ready(self, host: str, addrs: list[str]) -> bool:
         out = self.cmd(host, "ip -6 addr show; ip -6 route show default")

@@ -1,8 +1,8 @@
 """What a run created, written down as it is created, so teardown and ``multi6lab clean`` remove exactly that.
 
-A record is a JSON file in ``/run/multi6lab/<run-id>.json``: the owner's pid, and every pid, OVS bridge and
-root-namespace interface the run made. Processes are identified by pid *and* start time, so a recycled pid is
-never signalled. We never kill by name.
+A record is a JSON file in ``/run/multi6lab/<run-id>.json``: the owner's pid, and every pid, OVS bridge,
+root-namespace interface and state directory (FRR's sockets and configuration) the run made. Processes are
+identified by pid *and* start time, so a recycled pid is never signalled. We never kill by name.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,6 +49,7 @@ class RunRecord:
     procs: list[Proc] = field(default_factory=list)
     bridges: list[str] = field(default_factory=list)
     intfs: list[str] = field(default_factory=list)
+    dirs: list[str] = field(default_factory=list)
 
     @classmethod
     def create(cls, run_id: str) -> RunRecord:
@@ -76,13 +79,41 @@ class RunRecord:
         self.intfs.append(name)
         self.save()
 
+    def add_dir(self, path: Path) -> None:
+        self.dirs.append(str(path))
+        self.save()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this run keeps files other programs need (FRR's per-node directories); removed with the run."""
+        return STATE_DIR / self.run_id
+
     def owner_alive(self) -> bool:
         return self.owner_started is not None and start_time(self.owner) == self.owner_started
 
     def remove_all(self, grace: float = 2.0) -> list[str]:
         """Stop every recorded process, delete every recorded bridge and interface; say what was removed."""
-        done = []
-        live = [p for p in reversed(self.procs) if p.alive()]
+        done = self.stop_procs(lambda p: True, grace)
+        existing = set(_run(["ovs-vsctl", "--timeout=5", "list-br"]).split())
+        for br in self.bridges:
+            if br in existing:
+                _run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", br])
+                done.append(f"bridge {br}")
+        for intf in self.intfs:
+            if Path(f"/sys/class/net/{intf}").exists():
+                _run(["ip", "link", "del", intf])
+                done.append(f"interface {intf}")
+        for d in self.dirs:
+            if Path(d).exists():
+                shutil.rmtree(d, ignore_errors=True)
+                done.append(f"directory {d}")
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        return done
+
+    def stop_procs(self, which: Callable[[Proc], bool], grace: float = 2.0) -> list[str]:
+        """SIGTERM the live recorded processes ``which`` selects, newest first; SIGKILL what outlives ``grace``."""
+        live = [p for p in reversed(self.procs) if which(p) and p.alive()]
         for p in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
@@ -93,19 +124,7 @@ class RunRecord:
             if p.alive():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
-            done.append(f"process {p.pid} ({p.what})")
-        existing = set(_run(["ovs-vsctl", "--timeout=5", "list-br"]).split())
-        for br in self.bridges:
-            if br in existing:
-                _run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", br])
-                done.append(f"bridge {br}")
-        for intf in self.intfs:
-            if Path(f"/sys/class/net/{intf}").exists():
-                _run(["ip", "link", "del", intf])
-                done.append(f"interface {intf}")
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        return done
+        return [f"process {p.pid} ({p.what})" for p in live]
 
 
 def _run(argv: list[str]) -> str:

@@ -53,9 +53,12 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
 
     ``source-routing``: one per exit (key: exit name), so hosts hold a locator from every ISP (RFC 8678).
     ``nptv6``, ``id-loc``: the identity /64 only (key: "identity"); exits rewrite it to each ISP's locator.
+    ``routing``: the PI /64 only (key: "pi"), numbered statically; BGP announces the PI prefix via every ISP.
     """
     if site.approach in ("nptv6", "id-loc") and site.identity is not None:
         return {"identity": first64(site.identity)}
+    if site.approach == "routing" and site.pi is not None:
+        return {"pi": first64(site.pi)}
     return {e.name: first64(e.delegation) for e in site.exits}
 
 

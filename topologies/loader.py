@@ -19,6 +19,10 @@ import jsonschema
 
 from topologies import yamlsrc
 from topologies.model import (
+    CORE_ASN,
+    SITE_ASN_BASE,
+    Bfd,
+    Bgp,
     CoreRouter,
     Endpoint,
     Exit,
@@ -158,7 +162,7 @@ class _Semantics:
         isps = [self.isp(n, {**isp_default, **v}) for n, v in (d.get("isps") or {}).items()]
         remotes = [self.remote(n, v) for n, v in (d.get("remotes") or {}).items()]
         site_default = _merge(SITE_DEFAULTS, defaults.get("site") or {})
-        sites = [self.site(n, _merge(site_default, v)) for n, v in (d.get("sites") or {}).items()]
+        sites = [self.site(n, _merge(site_default, v), i) for i, (n, v) in enumerate((d.get("sites") or {}).items())]
         link_default = defaults.get("link") or {}
         links = [self.link(i, {**link_default, **v}) for i, v in enumerate(d.get("links") or [])]
         isp_by_name = {i.name: i for i in isps if i}
@@ -168,6 +172,7 @@ class _Semantics:
         valid_links = [lk for lk in links if lk]
         self.check_links(valid_links, [s for s in sites if s], isp_by_name)
         self.check_overlaps(cores, isps, sites, remotes)
+        self.check_asns(cores, isps, sites)
         if self.problems or None in (*cores, *isps, *sites, *remotes, *links):
             return None
         return Topology(
@@ -180,7 +185,7 @@ class _Semantics:
         path: PathKey = ("core", name)
         self.node(name, "core", path)
         p = self.prefix((*path, "prefix"), v.get("prefix"))
-        return CoreRouter(name, p) if p else None
+        return CoreRouter(name, p, int(v.get("asn", CORE_ASN))) if p else None
 
     def isp(self, name: str, v: dict[str, Any]) -> Isp | None:
         path: PathKey = ("isps", name)
@@ -213,7 +218,7 @@ class _Semantics:
             return None
         return Remote(name, p) if p else None
 
-    def site(self, name: str, v: dict[str, Any]) -> Site | None:
+    def site(self, name: str, v: dict[str, Any], position: int) -> Site | None:
         path: PathKey = ("sites", name)
         ok = True
         self.node(v["fabric"], "fabric", (*path, "fabric"))
@@ -236,13 +241,20 @@ class _Semantics:
             pi = self.prefix((*path, "pi"), v["pi"])
             ok = ok and pi is not None
         hb = v.get("heartbeat") or {}
+        bgp = v.get("bgp") or {}
+        bfd = bgp.get("bfd")
+        if bgp.get("keepalive_s", 60) >= bgp.get("hold_s", 180):
+            self.err((*path, "bgp"), f"keepalive_s ({bgp.get('keepalive_s', 60)}) must be shorter than hold_s "
+                                     f"({bgp.get('hold_s', 180)}): the hold timer counts missed keepalives")
         if not ok:
             return None
         return Site(
             name=name, approach=v["approach"], triggers=tuple(v["triggers"]), exit_policy=v["exit_policy"],
             heartbeat=Heartbeat(float(hb.get("interval_ms", 10.0)), int(hb.get("multiplier", 3))),
             fabric=v["fabric"], exits=tuple(sorted(exits, key=lambda e: e.preference)), hosts=tuple(v["hosts"]),
-            identity=identity, pi=pi)
+            identity=identity, pi=pi, asn=int(v.get("asn", SITE_ASN_BASE + position)),
+            bgp=Bgp(int(bgp.get("keepalive_s", 60)), int(bgp.get("hold_s", 180)),
+                    Bfd(int(bfd.get("interval_ms", 300)), int(bfd.get("multiplier", 3))) if bfd is not None else None))
 
     def link(self, i: int, v: dict[str, Any]) -> Link | None:
         path: PathKey = ("links", i)
@@ -290,6 +302,13 @@ class _Semantics:
             self.err((*path, "identity"), f"identity prefix {s.identity} must be /64 or shorter")
         if s.approach == "routing" and s.pi is None:
             self.err(path, "approach 'routing' needs a provider-independent 'pi' prefix")
+        if s.pi and s.pi.prefixlen > 64:
+            self.err((*path, "pi"), f"PI prefix {s.pi} must be /64 or shorter (hosts use a /64)")
+        if s.approach == "routing" and s.triggers != ("routing",):
+            self.err((*path, "triggers"), "approach 'routing' is triggered by routing alone (BGP, optionally BFD: "
+                                          "set them under 'bgp'); write triggers: [routing]")
+        elif "routing" in s.triggers and s.approach != "routing":
+            self.err((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'")
 
     def check_links(self, links: list[Link], sites: list[Site], isps: dict[str, Isp]) -> None:
         used: dict[str, int] = {}
@@ -371,6 +390,19 @@ class _Semantics:
             for q, _qpath, qwhat in delegs[:i]:
                 if p.overlaps(q):
                     self.err(path, f"delegation {p} overlaps delegation {q} of {qwhat}")
+
+
+    def check_asns(self, cores: list[CoreRouter | None], isps: list[Isp | None], sites: list[Site | None]) -> None:
+        """Every AS number names one network: BGP would take a shared one for a loop and drop the routes."""
+        seen: dict[int, str] = {}
+        owners: list[tuple[int, PathKey, str]] = []
+        owners += [(c.asn, ("core", c.name), f"core {c.name}") for c in cores if c]
+        owners += [(i.asn, ("isps", i.name, "asn"), f"ISP {i.name}") for i in isps if i]
+        owners += [(s.asn, ("sites", s.name), f"site {s.name}") for s in sites if s and s.approach == "routing"]
+        for asn, path, what in owners:
+            if asn in seen:
+                self.err(path, f"AS {asn} of {what} is already the AS of {seen[asn]}; give each its own 'asn'")
+            seen.setdefault(asn, what)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,10 @@ NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
 
 APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility")
 TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing", "transport")
-IMPLEMENTED_APPROACHES: tuple[Approach, ...] = ("source-routing", "nptv6", "id-loc", "mptcp")
-IMPLEMENTED_TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp")
+IMPLEMENTED_APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp")
+IMPLEMENTED_TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing")
+CORE_ASN = 64500
+SITE_ASN_BASE = 65000
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Link:
 class CoreRouter:
     name: str
     prefix: IPv6Network
+    asn: int = CORE_ASN
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,25 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
+class Bfd:
+    interval_ms: int = 300
+    multiplier: int = 3
+
+
+@dataclass(frozen=True)
+class Bgp:
+    """The routing approach's failure detection: BGP keepalive/hold timers, optionally BFD on exit sessions."""
+
+    keepalive_s: int = 60
+    hold_s: int = 180
+    bfd: Bfd | None = None
+
+    def describe(self) -> str:
+        text = f"bgp {self.keepalive_s}/{self.hold_s} s"
+        return text + (f", bfd {self.bfd.interval_ms} ms x{self.bfd.multiplier}" if self.bfd else "")
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     approach: Approach
@@ -91,6 +113,8 @@ class Site:
     hosts: tuple[str, ...]
     identity: IPv6Network | None = None
     pi: IPv6Network | None = None
+    asn: int = SITE_ASN_BASE
+    bgp: Bgp = Bgp()
 
     def exit(self, name: str) -> Exit:
         return next(e for e in self.exits if e.name == name)

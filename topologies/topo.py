@@ -6,7 +6,9 @@ what this module says; the controller reads the same plan to know ports, MACs an
 
 Routing is deliberately static and aggregated (RFC 4177 5.3): ISPs route their whole PA prefix, the core
 routes each ISP's PA toward it, and a customer's delegation points at the site exit's link address. When an
-exit link fails, nothing in the routing system repairs it; the site must rehome.
+exit link fails, nothing in the routing system repairs it; the site must rehome. The exception is a site of
+the ``routing`` approach (RFC 4177 5.1): its exits are routers, and BGP (:mod:`topologies.frr`) carries its
+provider-independent prefix; the PA aggregates stay static, since they never move.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from topologies.addressing import (
     GATEWAY_LL,
     eui64,
     exit_mac,
+    first64,
     gateway_mac,
     host_prefixes,
     intf_mac,
@@ -28,6 +31,7 @@ from topologies.addressing import (
 from topologies.model import NodeKind, Site, Topology
 
 Role = Literal["host", "router", "switch"]
+NO_DPID = 0  # datapath ids start at 1; an exit that is a router has none
 ROLE: dict[NodeKind, Role] = {
     "core": "router", "isp": "router", "remote": "host", "host": "host", "exit": "switch", "fabric": "switch",
 }
@@ -59,6 +63,7 @@ class NodePlan:
     dpid: int | None  # switches only
     commands: tuple[str, ...] = ()  # run in the node's namespace once links are up
     ready_commands: tuple[str, ...] = ()  # run once hosts hold their autoconfigured addresses
+    standalone: bool = False  # a plain learning switch with no controller (the fabric of a routing site)
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class ExitPlan:
     name: str
     isp: str
     delegation: IPv6Network
-    dpid: int
+    dpid: int  # NO_DPID: a BGP router (routing approach), not a switch of the controller's
     inside_port: int  # toward the fabric
     outside_port: int  # toward the ISP
     fabric_port: int  # the fabric's port toward this exit
@@ -135,8 +140,12 @@ class Plan:
         return next(a.ip for i in self.intfs(node) for a in i.addrs)
 
     def site_by_dpid(self, dpid: int) -> tuple[SitePlan, str] | None:
-        """The site a switch belongs to, and ``"fabric"`` or the exit's name."""
+        """The site a switch of the controller's belongs to, and ``"fabric"`` or the exit's name.
+
+        A routing site has none: BGP runs its exits and its fabric is a plain learning switch."""
         for sp in self.sites:
+            if sp.site.approach == "routing":
+                continue
             if sp.fabric_dpid == dpid:
                 return sp, "fabric"
             for e in sp.exits:
@@ -149,10 +158,18 @@ class Plan:
         return [n for n in self.nodes if n.role == "switch"]
 
 
+def roles(topo: Topology) -> dict[str, Role]:
+    """Each node's role: by its kind, except that the exits of a routing site are BGP routers."""
+    routers = {e.name for s in topo.sites if s.approach == "routing" for e in s.exits}
+    return {n: "router" if n in routers else ROLE[k] for n, k in topo.kinds.items()}
+
+
 def build(topo: Topology) -> Plan:
     """The whole plan for ``topo``; pure and deterministic."""
     index = {name: i + 1 for i, name in enumerate(topo.kinds)}
-    dpids = {n: i + 1 for i, n in enumerate(n for n in topo.kinds if ROLE[topo.kinds[n]] == "switch")}
+    role = roles(topo)
+    dpids = {n: i + 1 for i, n in enumerate(n for n in topo.kinds if role[n] == "switch")}
+    standalone = {s.fabric for s in topo.sites if s.approach == "routing"}
     addrs = _number_links(topo)
     links = tuple(
         LinkPlan(_intf(lk.a.node, lk.a.port, index, addrs), _intf(lk.b.node, lk.b.port, index, addrs),
@@ -163,7 +180,8 @@ def build(topo: Topology) -> Plan:
     partial = Plan(topo, (), links, sites)
     routes = _routes(topo, partial)
     nodes = tuple(
-        NodePlan(n, k, ROLE[k], dpids.get(n), _commands(partial, n, k, routes.get(n, [])), _ready(partial, n, k))
+        NodePlan(n, k, role[n], dpids.get(n), _commands(partial, n, k, role[n], routes.get(n, [])),
+                 _ready(partial, n, k), n in standalone)
         for n, k in topo.kinds.items())
     return Plan(topo, nodes, links, sites)
 
@@ -206,10 +224,16 @@ def _number_links(topo: Topology) -> dict[tuple[str, int], tuple[IPv6Interface, 
     isps = {i.name: i for i in topo.isps}
     cores = {c.name: c for c in topo.cores}
     remotes = {r.name: r for r in topo.remotes}
+    # A routing site's exits share its fabric's subnet (the PI /64): ::1, ::2, ... in preference order.
+    inside = {e.name: nth_address(first64(s.pi), i + 1)
+              for s in topo.sites if s.approach == "routing" and s.pi for i, e in enumerate(s.exits)}
     out: dict[tuple[str, int], tuple[IPv6Interface, ...]] = {}
     for lk in topo.links:
         ka, kb = topo.kinds[lk.a.node], topo.kinds[lk.b.node]
         a, b = lk.a, lk.b
+        for end, kind in ((a, ka), (b, kb)):
+            if kind == "exit" and end.node in inside and "fabric" in (ka, kb):
+                out[(end.node, end.port)] = (inside[end.node],)
         if "remote" in (ka, kb):
             r, rtr = (a, b) if ka == "remote" else (b, a)
             net = remotes[r.node].prefix
@@ -236,10 +260,12 @@ def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[s
         down = next(lk for lk in links if topo.kinds[lk.other(e.name).node] == "fabric")
         isp_if = plan.intf(up.other(e.name).node, up.other(e.name).port)
         own = plan.intf(e.name, up.end(e.name).port)
+        routed = site.approach == "routing"  # a real router answers for its own MAC
         exits.append(ExitPlan(
-            name=e.name, isp=e.isp, delegation=e.delegation, dpid=dpids[e.name],
+            name=e.name, isp=e.isp, delegation=e.delegation, dpid=dpids.get(e.name, NO_DPID),
             inside_port=down.end(e.name).port, outside_port=up.end(e.name).port,
-            fabric_port=down.other(e.name).port, mac=exit_mac(index, ei + 1), address=own.addrs[0],
+            fabric_port=down.other(e.name).port, mac=own.mac if routed else exit_mac(index, ei + 1),
+            address=own.addrs[0],
             isp_mac=isp_if.mac, isp_address=isp_if.addrs[0].ip, isp_intf=isp_if.name,
             beacon=_beacon(topo, plan, e.isp)))
     hosts = []
@@ -270,15 +296,10 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[str]]:
     for r in topo.remotes:
         rtr = topo.links_of(r.name)[0].other(r.name).node
         originated[rtr].append(r.prefix)
-    # Router adjacency: neighbour -> (my interface, neighbour's address), in declaration order.
-    adj: dict[str, list[tuple[str, str, IPv6Address]]] = {n: [] for n in routers}
-    for lk in plan.links:
-        if lk.a.node in adj and lk.b.node in adj:
-            adj[lk.a.node].append((lk.b.node, lk.a.name, lk.b.addrs[0].ip))
-            adj[lk.b.node].append((lk.a.node, lk.b.name, lk.a.addrs[0].ip))
+    adj = router_adjacency(plan)
     routes: dict[str, list[str]] = {n: [] for n in topo.kinds}
     for src in routers:
-        first_hop = _first_hops(src, adj)
+        first_hop = first_hops(src, adj)
         for dst, hop in sorted(first_hop.items()):
             _peer, dev, via = hop
             for p in originated[dst]:
@@ -289,14 +310,33 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[str]]:
     for sp in plan.sites:
         for e in sp.exits:
             routes[e.isp].append(f"{e.delegation} via {e.address.ip} dev {e.isp_intf}")
+        if sp.site.approach == "routing" and sp.site.pi:
+            # BGP brings each exit its default route; the PI aggregate must never follow it back out.
+            for e in sp.exits:
+                routes[e.name].append(f"unreachable {sp.site.pi}")
+            gateway = plan.intf(sp.exits[0].name, sp.exits[0].inside_port).addrs[0].ip
+            for h in sp.hosts:
+                routes[h.name].append(f"default via {gateway} dev {plan.intfs(h.name)[0].name}")
     for r in topo.remotes:
         dev = plan.intfs(r.name)[0].name
         routes[r.name].append(f"default via {nth_address(r.prefix, 1).ip} dev {dev}")
     return routes
 
 
-def _first_hops(src: str, adj: dict[str, list[tuple[str, str, IPv6Address]]]
-                ) -> dict[str, tuple[str, str, IPv6Address]]:
+Adjacency = dict[str, list[tuple[str, str, IPv6Address]]]
+
+
+def router_adjacency(plan: Plan) -> Adjacency:
+    """Core and ISP routers: neighbour -> (my interface, neighbour's address), in declaration order."""
+    adj: Adjacency = {n: [] for n, k in plan.topology.kinds.items() if k in ("core", "isp")}
+    for lk in plan.links:
+        if lk.a.node in adj and lk.b.node in adj:
+            adj[lk.a.node].append((lk.b.node, lk.a.name, lk.b.addrs[0].ip))
+            adj[lk.b.node].append((lk.a.node, lk.b.name, lk.a.addrs[0].ip))
+    return adj
+
+
+def first_hops(src: str, adj: Adjacency) -> dict[str, tuple[str, str, IPv6Address]]:
     """Breadth-first shortest paths: for every other router, the first hop from ``src``."""
     Hop = tuple[str, str, IPv6Address]
     hops: dict[str, Hop] = {}
@@ -314,13 +354,14 @@ def _first_hops(src: str, adj: dict[str, list[tuple[str, str, IPv6Address]]]
     return hops
 
 
-def _commands(plan: Plan, name: str, kind: NodeKind, routes: list[str]) -> tuple[str, ...]:
+def _commands(plan: Plan, name: str, kind: NodeKind, role: Role, routes: list[str]) -> tuple[str, ...]:
     """The shell commands that configure one node, in order."""
-    if ROLE[kind] == "switch":
+    if role == "switch":
         return ()
     intfs = plan.intfs(name)
     cmds = []
-    if kind in ("core", "isp"):
+    static = _static_host_addresses(plan, name)
+    if kind in ("core", "isp", "exit"):
         cmds += ["sysctl -qw net.ipv6.conf.all.forwarding=1", "sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1"]
     for i in intfs:
         # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (DESIGN.md).
@@ -329,16 +370,26 @@ def _commands(plan: Plan, name: str, kind: NodeKind, routes: list[str]) -> tuple
         # tentative for ~1.6 s, during which Linux sends no neighbor solicitations (measured here).
         cmds.append(f"sysctl -qw net.ipv6.conf.{i.name}.accept_dad=0")
         if kind == "host":
+            slaac = 0 if static else 1
             for knob, value in (("use_tempaddr", 0), ("addr_gen_mode", 0),
-                                ("accept_ra", 1), ("autoconf", 1)):
+                                ("accept_ra", slaac), ("autoconf", slaac)):
                 cmds.append(f"sysctl -qw net.ipv6.conf.{i.name}.{knob}={value}")
-        cmds += [f"ip -6 addr add {a} dev {i.name} nodad" for a in i.addrs]
+        cmds += [f"ip -6 addr add {a} dev {i.name} nodad" for a in (*i.addrs, *static)]
     cmds += [f"ip -6 route add {r}" for r in routes]
     if kind == "isp":
         cmds += _bcp38(plan, name)
     if kind == "host":
         cmds += _address_policy(plan, name, intfs[0].name)
     return tuple(cmds)
+
+
+def _static_host_addresses(plan: Plan, name: str) -> tuple[IPv6Interface, ...]:
+    """A routing site's hosts are numbered statically in the PI /64 (no router advertises it to them)."""
+    for sp in plan.sites:
+        if sp.site.approach == "routing" and name in sp.site.hosts:
+            h = next(h for h in sp.hosts if h.name == name)
+            return tuple(IPv6Interface(f"{a}/64") for a in h.addresses.values())
+    return ()
 
 
 def _address_policy(plan: Plan, host: str, dev: str) -> list[str]:
@@ -349,7 +400,7 @@ def _address_policy(plan: Plan, host: str, dev: str) -> list[str]:
     primary exit's address; rule 3 (avoid deprecated) still moves new sessions off it when its path dies.
     """
     sp = next((s for s in plan.sites if host in s.site.hosts), None)
-    if sp is None or set(sp.prefixes) == {"identity"}:
+    if sp is None or len(sp.prefixes) == 1:
         return []
     return [f"ip addrlabel add prefix {sp.prefixes[e.name]} dev {dev} label {100 + i}"
             for i, e in enumerate(sp.exits) if i > 0]
@@ -373,7 +424,10 @@ def _bcp38(plan: Plan, isp_name: str) -> list[str]:
         for e in sp.exits:
             if e.isp != isp_name:
                 continue
-            allowed = ", ".join(str(p) for p in (e.delegation, e.address.network))
+            # A routing site's PI prefix is announced to this ISP and so accepted from it too.
+            accepted = (e.delegation, e.address.network, *([sp.site.pi] if sp.site.approach == "routing" and
+                                                            sp.site.pi else []))
+            allowed = ", ".join(str(p) for p in accepted)
             counter = bcp38_counter(e.isp_intf)
             cmds += [f"nft add counter ip6 {BCP38_TABLE} {counter}",
                      f"nft add rule ip6 {BCP38_TABLE} forward iifname {e.isp_intf} "

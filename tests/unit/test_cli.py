@@ -72,13 +72,12 @@ def test_up_with_broken_topology_reports_first(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_validate_notes_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "routing.yaml"
-    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: routing")
-                 .replace('identity: "fd00:5::/48"', 'identity: "fd00:5::/48"\n    pi: "3fff:100::/48"')
+    f = tmp_path / "mobility.yaml"
+    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: mobility")
                  .replace("[link, heartbeat]", "[link, transport]"))
     assert main(["validate", str(f)]) == 0
     out = capsys.readouterr().out
-    assert "approach 'routing' is not implemented yet" in out and "trigger 'transport' is not implemented yet" in out
+    assert "approach 'mobility' is not implemented yet" in out and "trigger 'transport' is not implemented yet" in out
 
 
 def test_up_refuses_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,7 +70,18 @@ CASES = [
      "its delegation is from ispb", '["exb:eth2", "ispa:eth9"]'),
     ("interface used twice", '["r:eth0", "core:eth3"]', '["r:eth0", "core:eth2"]',
      "interface core:eth2 is already used", '["r:eth0", "core:eth2"]'),
-    ("nptv6 without identity", '    identity: "fd00:5::/48"\n', "", "needs an 'identity' prefix", "sites:/  site:"),
+    ("nptv6 without identity", '    identity: "fd00:5::/48"', "    pi2: 1", "needs an 'identity' prefix",
+     "sites:/  site:"),
+    ("routing with controller triggers", "approach: nptv6", "approach: routing",
+     "approach 'routing' is triggered by routing alone", "sites:/  site:"),
+    ("routing trigger without routing", "triggers: [link, heartbeat]", "triggers: [link, routing]",
+     "trigger 'routing' belongs to approach 'routing', not 'nptv6'", "sites:/  site:"),
+    ("shared AS", "asn: 64500}", "asn: 64501}", "AS 64501 of ISP ispa is already the AS of core core",
+     "ispa: {asn"),
+    ("keepalive not below hold", "    triggers: [link, heartbeat]", "    triggers: [link, heartbeat]\n"
+     "    bgp: {keepalive_s: 9, hold_s: 9}", "keepalive_s (9) must be shorter than hold_s (9)", "sites:/  site:"),
+    ("PI longer than /64", '"3fff:5::/48"', '"3fff:5::/96"', "PI prefix 3fff:5::/96 must be /64 or shorter",
+     "3fff:5::/96"),
     ("unequal NPT lengths", '"fd00:5::/48"', '"fd00:5::/56"', "nptv6 maps prefixes of equal length",
      "exa: {isp"),
     ("link kinds", '["r:eth0", "core:eth3"]', '["r:eth0", "sw:eth9"]', "a remote (r) cannot link to a fabric",
@@ -95,6 +106,21 @@ def test_each_error_kind_names_line_and_field(what: str, old: str, new: str, mes
         after, _, needle = anchor.rpartition("/") if anchor.startswith("sites:/") else ("", "", anchor)
         want = line_of(text, needle, after)
         assert any(p.split(":")[1] == str(want) for p in hits), f"expected line {want}: {hits}"
+
+
+def test_routing_needs_a_pi_prefix() -> None:
+    text = FIGURE1.replace('    pi: "3fff:5::/48"', "").replace("approach: nptv6", "approach: routing").replace(
+        "[link, heartbeat]", "[routing]")
+    assert any("approach 'routing' needs a provider-independent 'pi' prefix" in p for p in problems(text))
+
+
+def test_routing_site_defaults() -> None:
+    t = loader.loads(FIGURE1.replace("approach: nptv6", "approach: routing").replace("[link, heartbeat]",
+                                                                                      "[routing]"))
+    site = t.site("site")
+    assert site.asn == 65000 and t.cores[0].asn == 64500
+    assert site.bgp.describe() == "bgp 60/180 s"  # RFC 4271's suggested keepalive/hold, no BFD
+    assert not t.unimplemented()
 
 
 def test_all_problems_reported_in_one_pass() -> None:

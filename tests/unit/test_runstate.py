@@ -61,3 +61,17 @@ def test_start_time_of_missing_process_is_none() -> None:
 def test_unreadable_records_are_skipped(state_dir: Path) -> None:
     (state_dir / "junk.json").write_text("{not json")
     assert runstate.records() == []
+
+
+def test_stop_procs_ends_only_the_selected_and_dirs_go_with_the_run(state_dir: Path) -> None:
+    frr, other = sleeper(), sleeper()
+    rec = runstate.RunRecord.create("r3")
+    rec.add_proc(frr.pid, "FRR bgpd in exa")
+    rec.add_proc(other.pid, "multi6lab controller")
+    (rec.state_dir / "frr" / "exa").mkdir(parents=True)
+    rec.add_dir(rec.state_dir)
+    assert rec.stop_procs(lambda p: p.what.startswith("FRR ")) == [f"process {frr.pid} (FRR bgpd in exa)"]
+    assert frr.wait(5) is not None and other.poll() is None
+    [loaded] = runstate.records()  # a later 'multi6lab clean' finds the directory in the record
+    assert f"directory {rec.state_dir}" in loaded.remove_all(grace=2.0)
+    assert other.wait(5) is not None and not rec.state_dir.exists()

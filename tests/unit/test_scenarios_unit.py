@@ -45,12 +45,37 @@ def write(tmp_path: Path, body: str) -> Path:
     ("triggers: [transport]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'transport' is not implemented", 3),
     ("record_s: 1\nfaults:\n  - {kind: link_down, exit: exa, at: 2}\n", "after the trial ends", 5),
     ("faults:\n  - {kind: link_down, exit: exa, colour: red}\n", "unknown key 'colour'", 4),
+    ("approach: routing\nbgp: {keepalive_s: 5, hold_s: 4}\nfaults:\n  - {kind: link_down, exit: exa}\n",
+     "keepalive_s (5) must be shorter than hold_s (4)", 4),
+    ("approach: routing\ntriggers: [link]\nfaults:\n  - {kind: link_down, exit: exa}\n",
+     "approach 'routing' is triggered by routing alone", 4),
+    ("triggers: [routing]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'routing' belongs to", 3),
 ])
 def test_scenario_problems_name_line_and_field(tmp_path: Path, body: str, message: str, line: int) -> None:
     with pytest.raises(InputError) as exc:
         model.load(write(tmp_path, body))
     hits = [p for p in exc.value.problems if message in p.message]
     assert hits and hits[0].line == line, exc.value.problems
+
+
+def test_routing_scenario_overrides_the_site(tmp_path: Path) -> None:
+    sc = model.load(write(tmp_path, "approach: routing\nbgp: {keepalive_s: 1, hold_s: 3, bfd: {interval_ms: 10}}\n"
+                                    "faults:\n  - {kind: blackhole, exit: exa}\n"))
+    site = sc.effective.site("site")
+    assert site.approach == "routing" and site.triggers == ("routing",)  # the approach brings its trigger
+    assert sc.approach_label == "routing" and sc.trigger_label == "bgp 1/3 s, bfd 10 ms x3"
+    assert sc.topology.site("site").approach == "nptv6"  # the file as written is unchanged
+
+
+def test_approach_the_topology_cannot_run_is_reported_at_the_key(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: s\ntopology: {ROOT / 'topologies' / 'two-sites.yaml'}\napproach: routing\n"
+                 "faults:\n  - {kind: link_down, exit: s1ea}\n")
+    with pytest.raises(InputError) as exc:
+        model.load(f)
+    p = exc.value.problems[0]
+    assert p.line == 3 and "two-sites.yaml cannot run as this scenario asks" in p.message
+    assert "needs a provider-independent 'pi' prefix" in p.message
 
 
 def test_broken_topology_is_reported_from_the_scenario(tmp_path: Path) -> None:
@@ -94,10 +119,14 @@ def test_blackhole_is_prepared_then_one_atomic_command(fig1: Fig1) -> None:
     plan, sp = fig1
     c = faults.compile_fault(plan, sp, Fault("blackhole", at=0.0, duration=1.0, exit="exa", direction="inbound"),
                              3, 2.0)
-    assert "nft add chain ip6 multi6lab_fault3 drops" in c.prepare[0].command
-    assert c.actions[0].command == "nft 'add rule ip6 multi6lab_fault3 drops oifname ispa-eth1 drop'"
+    for hook in ("forward", "input", "output"):
+        assert f"nft add chain ip6 multi6lab_fault3 {hook} '{{ type filter hook {hook} " in c.prepare[0].command
+    # Inbound: what the ISP forwards or sends toward the site, its own BGP/BFD/ND included.
+    assert c.actions[0].command == ("nft 'add rule ip6 multi6lab_fault3 forward oifname ispa-eth1 drop; "
+                                    "add rule ip6 multi6lab_fault3 output oifname ispa-eth1 drop'")
     both = faults.compile_fault(plan, sp, Fault("blackhole", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
-    assert both.actions[0].command.count("add rule") == 2
+    assert both.actions[0].command.count("add rule") == 4
+    assert "input iifname ispa-eth1 drop" in both.actions[0].command
 
 
 def test_flap_loss_and_outage(fig1: Fig1) -> None:

@@ -1,0 +1,204 @@
+"""The routing approach's BGP (RFC 4177 5.1), rendered as FRR configuration from the plan (pure, like ipmininet).
+
+When a site runs ``routing``, every core and ISP router and that site's exits speak BGP (FRR's zebra and bgpd,
+and bfdd where the site asks for BFD). What each session carries:
+
+* exit -> ISP: the site's provider-independent prefix. Backup exits prepend the site's AS once per place in the
+  preference order, so the rest of the Internet prefers the primary ISP for inbound traffic.
+* ISP -> exit: a default route only (``default-originate``); ISPs prefer customer routes (local-pref 200), as
+  transit providers do, so an ISP delivers to its own customer rather than through the core.
+* exit <-> exit: iBGP over the fabric with next-hop-self, so the primary exit learns the backup's default and
+  repairs outbound traffic by itself when its own session dies.
+* ISP <-> core, core <-> core, ISP <-> ISP: plain eBGP, which carries the PI prefix around the core.
+
+The site's ``bgp`` settings (keepalive/hold, BFD) apply to its exit-ISP sessions, on both ends: those are the
+sessions a fault can break. Everything else uses RFC 4271's 60/180 s. Two settings are fixed for every session
+because they only decide how long a lab waits between trials, not how fast a failure is seen: the connect-retry
+timer (1 s instead of 120 s: a session re-establishes soon after a fault is restored) and the minimum route
+advertisement interval (0: announcements are not held back; withdrawals are never delayed by FRR anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
+from typing import Any
+
+from topologies.model import Bfd
+from topologies.topo import Plan, first_hops, router_adjacency
+
+FRR_BIN = Path("/usr/lib/frr")
+DEFAULT_TIMERS = (60, 180)
+CUSTOMER_LOCAL_PREF = 200
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    address: IPv6Address
+    asn: int
+    name: str  # the peer's node name, for descriptions and readiness messages
+    timers: tuple[int, int] = DEFAULT_TIMERS
+    bfd_profile: str | None = None
+    default_originate: bool = False  # an ISP toward its customer's exit
+    customer: bool = False  # routes learned here get CUSTOMER_LOCAL_PREF
+    prepend: int = 0  # times the exit prepends its AS toward this ISP
+    next_hop_self: bool = False  # iBGP between exits
+
+
+@dataclass(frozen=True)
+class Router:
+    name: str
+    asn: int
+    router_id: str
+    neighbors: tuple[Neighbor, ...]
+    networks: tuple[IPv6Network, ...] = ()
+    bfd: tuple[tuple[str, Bfd], ...] = ()  # profiles: (name, settings)
+
+    @property
+    def daemons(self) -> tuple[str, ...]:
+        return ("zebra", "bgpd", "bfdd") if self.bfd else ("zebra", "bgpd")
+
+
+def routers(plan: Plan) -> dict[str, Router]:
+    """Every BGP speaker of the plan, by node name; empty when no site runs the routing approach."""
+    topo = plan.topology
+    routing = [sp for sp in plan.sites if sp.site.approach == "routing"]
+    if not routing:
+        return {}
+    asn = {c.name: c.asn for c in topo.cores} | {i.name: i.asn for i in topo.isps}
+    for sp in routing:
+        asn |= {e.name: sp.site.asn for e in sp.exits}
+    neighbors: dict[str, list[Neighbor]] = {n: [] for n in asn}
+    networks: dict[str, list[IPv6Network]] = {n: [] for n in asn}
+    profiles: dict[str, list[tuple[str, Bfd]]] = {n: [] for n in asn}
+    for lk in plan.links:  # eBGP between directly linked core and ISP routers
+        a, b = lk.a, lk.b
+        if topo.kinds[a.node] in ("core", "isp") and topo.kinds[b.node] in ("core", "isp"):
+            neighbors[a.node].append(Neighbor(b.addrs[0].ip, asn[b.node], b.node))
+            neighbors[b.node].append(Neighbor(a.addrs[0].ip, asn[a.node], a.node))
+    for sp in routing:
+        site = sp.site
+        timers = (site.bgp.keepalive_s, site.bgp.hold_s)
+        profile = f"site-{site.name}" if site.bgp.bfd else None
+        inside = {e.name: plan.intf(e.name, e.inside_port).addrs[0].ip for e in sp.exits}
+        for place, e in enumerate(sp.exits):
+            if site.pi:
+                networks[e.name].append(site.pi)
+            neighbors[e.name].append(Neighbor(e.isp_address, asn[e.isp], e.isp, timers, profile, prepend=place))
+            neighbors[e.isp].append(Neighbor(e.address.ip, site.asn, e.name, timers, profile,
+                                             default_originate=True, customer=True))
+            neighbors[e.name] += [Neighbor(inside[o.name], site.asn, o.name, next_hop_self=True)
+                                  for o in sp.exits if o.name != e.name]
+            if site.bgp.bfd:
+                for node in (e.name, e.isp):
+                    if (profile, site.bgp.bfd) not in profiles[node]:
+                        profiles[node].append((str(profile), site.bgp.bfd))
+    index = {n: i + 1 for i, n in enumerate(topo.kinds)}
+    return {n: Router(n, asn[n], f"10.255.{index[n] >> 8}.{index[n] & 0xFF}", tuple(neighbors[n]),
+                      tuple(networks[n]), tuple(profiles[n]))
+            for n in asn}
+
+
+def configs(r: Router, directory: Path) -> dict[str, str]:
+    """The configuration file of each daemon ``r`` runs, keyed by file name, logging into ``directory``."""
+    out = {"zebra.conf": f"hostname {r.name}\nlog file {directory / 'zebra.log'} informational\n"}
+    out["bgpd.conf"] = bgpd_conf(r, directory)
+    if r.bfd:
+        out["bfdd.conf"] = bfdd_conf(r, directory)
+    return out
+
+
+def bgpd_conf(r: Router, directory: Path) -> str:
+    lines = [f"hostname {r.name}", f"log file {directory / 'bgpd.log'} informational", "!",
+             f"router bgp {r.asn}", f" bgp router-id {r.router_id}",
+             " no bgp ebgp-requires-policy",  # the lab's policies are the route-maps below
+             " no bgp network import-check",  # the PI aggregate is announced whatever the RIB holds
+             " no bgp default ipv4-unicast", " bgp log-neighbor-changes"]
+    for n in r.neighbors:
+        lines += [f" neighbor {n.address} remote-as {n.asn}", f" neighbor {n.address} description {n.name}",
+                  f" neighbor {n.address} timers connect 1", f" neighbor {n.address} advertisement-interval 0"]
+        if n.timers != DEFAULT_TIMERS:
+            lines.append(f" neighbor {n.address} timers {n.timers[0]} {n.timers[1]}")
+        if n.bfd_profile:
+            lines.append(f" neighbor {n.address} bfd profile {n.bfd_profile}")
+    lines.append(" address-family ipv6 unicast")
+    lines += [f"  network {p}" for p in r.networks]
+    for n in r.neighbors:
+        lines.append(f"  neighbor {n.address} activate")
+        if n.default_originate:
+            lines.append(f"  neighbor {n.address} default-originate")
+        if n.customer:
+            lines.append(f"  neighbor {n.address} route-map CUSTOMER in")
+        if n.prepend:
+            lines.append(f"  neighbor {n.address} route-map PREPEND{n.prepend} out")
+        if n.next_hop_self:
+            lines.append(f"  neighbor {n.address} next-hop-self")
+    lines += [" exit-address-family", "!"]
+    if any(n.customer for n in r.neighbors):
+        lines += ["route-map CUSTOMER permit 10", f" set local-preference {CUSTOMER_LOCAL_PREF}", "!"]
+    for k in sorted({n.prepend for n in r.neighbors if n.prepend}):
+        lines += [f"route-map PREPEND{k} permit 10", f" set as-path prepend {' '.join([str(r.asn)] * k)}", "!"]
+    return "\n".join(lines) + "\n"
+
+
+def bfdd_conf(r: Router, directory: Path) -> str:
+    lines = [f"hostname {r.name}", f"log file {directory / 'bfdd.log'} informational", "!", "bfd"]
+    for name, b in r.bfd:
+        lines += [f" profile {name}", f"  detect-multiplier {b.multiplier}", f"  receive-interval {b.interval_ms}",
+                  f"  transmit-interval {b.interval_ms}", " exit"]
+    lines += ["exit", "!"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RouteCheck:
+    """In steady state, ``node`` forwards ``prefix`` out of ``dev`` (read from the kernel: what packets use).
+
+    The interface, not the next hop: BGP installs a directly connected peer's link-local address."""
+
+    node: str
+    prefix: IPv6Network
+    dev: str
+
+    def holds(self, ip_route_output: str) -> bool:
+        return f" dev {self.dev} " in ip_route_output.replace("\n", " ") + " "
+
+
+def steady_routes(plan: Plan) -> list[RouteCheck]:
+    """What a routing site's preferred state looks like: its primary exit sends out through its own ISP, that
+    ISP delivers the PI prefix to it, and every core router sends the PI prefix toward that ISP."""
+    out = []
+    adj = router_adjacency(plan)
+    for sp in plan.sites:
+        if sp.site.approach != "routing" or sp.site.pi is None:
+            continue
+        primary = sp.exits[0]
+        out += [RouteCheck(primary.name, IPv6Network("::/0"), f"{primary.name}-eth{primary.outside_port}"),
+                RouteCheck(primary.isp, sp.site.pi, primary.isp_intf)]
+        for core in plan.topology.cores:
+            hop = first_hops(core.name, adj).get(primary.isp)
+            if hop is not None:
+                out.append(RouteCheck(core.name, sp.site.pi, hop[1]))
+    return out
+
+
+def established(summary: dict[str, Any]) -> set[str]:
+    """Peers in state Established, from ``show bgp summary json``."""
+    peers = (summary.get("ipv6Unicast") or {}).get("peers") or {}
+    return {addr for addr, p in peers.items() if p.get("state") == "Established"}
+
+
+def argv(daemon: str, directory: Path) -> list[str]:
+    """How to start one daemon of one node: daemonized, no TCP vty, every socket and file in ``directory``
+    (nodes share the file system, so nothing may use FRR's default paths)."""
+    cmd = [str(FRR_BIN / daemon), "-d", "-P", "0", "--vty_socket", str(directory), "-z",
+           str(directory / "zserv.api"), "-i", str(directory / f"{daemon}.pid"), "-f",
+           str(directory / f"{daemon}.conf")]
+    if daemon == "bfdd":
+        cmd += ["--bfdctl", str(directory / "bfdd.sock")]
+    return cmd
+
+
+def vtysh(directory: Path, command: str) -> list[str]:
+    return ["vtysh", "--vty_socket", str(directory), "-c", command]
