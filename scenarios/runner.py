@@ -219,7 +219,8 @@ class Runner:
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in _rows(d / f"{name}.csv")]
             streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end)
-        events = [e for e in lab.events() if t0 <= e["t"] <= t_end + 1]
+        events = sorted((e for e in lab.events() + lab.bgp_events() if t0 <= e["t"] <= t_end + 1),
+                        key=lambda e: e["t"])
         (d / "controller-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
         faulted = set().union(*(c.exits for c in compiled))
         sessions = []

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Event = dict[str, Any]
-DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead", "pair_dead", "dest_dead")
+DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead", "pair_dead", "dest_dead", "session_down")
 
 
 @dataclass(frozen=True)

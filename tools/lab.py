@@ -224,6 +224,19 @@ class Lab:
                 return f"{c.node} does not route {c.prefix} out of {c.dev}"
         return None
 
+    def bgp_events(self) -> list[dict[str, Any]]:
+        """Exit-ISP session changes from every bgpd's log, on the monotonic clock (routing approach)."""
+        if self.emulation is None or not self.emulation.routers:
+            return []
+        exits = {e.name for sp in self.plan.sites if sp.site.approach == "routing" for e in sp.exits}
+        offset = time.monotonic() - time.time()
+        out = []
+        for name in self.emulation.routers:
+            log = self.emulation.frr_dir(name) / "bgpd.log"
+            if log.exists():
+                out += frr.session_events(log.read_text(errors="replace"), name, exits, offset)
+        return sorted(out, key=lambda e: e["t"])
+
     def _host_ready(self, host: str, addrs: list[str]) -> bool:
         out = self.cmd(host, "ip -6 addr show; ip -6 route show default")
         return all(a in out for a in addrs) and "tentative" not in out and "default via" in out

@@ -20,6 +20,8 @@ advertisement interval (0: announcements are not held back; withdrawals are neve
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
@@ -29,6 +31,7 @@ from topologies.model import Bfd
 from topologies.topo import Plan, first_hops, router_adjacency
 
 FRR_BIN = Path("/usr/lib/frr")
+LOG_PRECISION = "log timestamp precision 6"  # microseconds: session changes are dated against the probes
 DEFAULT_TIMERS = (60, 180)
 CUSTOMER_LOCAL_PREF = 200
 
@@ -102,7 +105,8 @@ def routers(plan: Plan) -> dict[str, Router]:
 
 def configs(r: Router, directory: Path) -> dict[str, str]:
     """The configuration file of each daemon ``r`` runs, keyed by file name, logging into ``directory``."""
-    out = {"zebra.conf": f"hostname {r.name}\nlog file {directory / 'zebra.log'} informational\n"}
+    out = {"zebra.conf": f"hostname {r.name}\nlog file {directory / 'zebra.log'} informational\n"
+                         f"{LOG_PRECISION}\n"}
     out["bgpd.conf"] = bgpd_conf(r, directory)
     if r.bfd:
         out["bfdd.conf"] = bfdd_conf(r, directory)
@@ -110,7 +114,7 @@ def configs(r: Router, directory: Path) -> dict[str, str]:
 
 
 def bgpd_conf(r: Router, directory: Path) -> str:
-    lines = [f"hostname {r.name}", f"log file {directory / 'bgpd.log'} informational", "!",
+    lines = [f"hostname {r.name}", f"log file {directory / 'bgpd.log'} informational", LOG_PRECISION, "!",
              f"router bgp {r.asn}", f" bgp router-id {r.router_id}",
              " no bgp ebgp-requires-policy",  # the lab's policies are the route-maps below
              " no bgp network import-check",  # the PI aggregate is announced whatever the RIB holds
@@ -143,7 +147,8 @@ def bgpd_conf(r: Router, directory: Path) -> str:
 
 
 def bfdd_conf(r: Router, directory: Path) -> str:
-    lines = [f"hostname {r.name}", f"log file {directory / 'bfdd.log'} informational", "!", "bfd"]
+    lines = [f"hostname {r.name}", f"log file {directory / 'bfdd.log'} informational", LOG_PRECISION, "!",
+             "bfd"]
     for name, b in r.bfd:
         lines += [f" profile {name}", f"  detect-multiplier {b.multiplier}", f"  receive-interval {b.interval_ms}",
                   f"  transmit-interval {b.interval_ms}", " exit"]
@@ -187,6 +192,31 @@ def established(summary: dict[str, Any]) -> set[str]:
     """Peers in state Established, from ``show bgp summary json``."""
     peers = (summary.get("ipv6Unicast") or {}).get("peers") or {}
     return {addr for addr, p in peers.items() if p.get("state") == "Established"}
+
+
+ADJCHANGE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)(\.\d+)? .*%ADJCHANGE: neighbor (\S+?)\((\w+)\)"
+                       r".* (Up|Down)\b(.*)$")
+
+
+def session_events(log: str, router: str, exits: set[str], wall_to_mono: float) -> list[dict[str, Any]]:
+    """Session changes of the exit-ISP sessions logged by ``router``'s bgpd, as events on the probes' clock.
+
+    FRR dates its log in local wall-clock time; ``wall_to_mono`` is what to add to a Unix time to get
+    ``time.monotonic()``. An event names the exit whose session changed, whichever end logged it.
+    """
+    out = []
+    for line in log.splitlines():
+        m = ADJCHANGE.match(line)
+        if m is None:
+            continue
+        stamp, frac, _address, peer, state, why = m.groups()
+        exit_name = peer if peer in exits else router if router in exits else None
+        if exit_name is None or (router in exits and peer in exits):  # iBGP between exits: not a path
+            continue
+        t = time.mktime(time.strptime(stamp, "%Y/%m/%d %H:%M:%S")) + float(frac or 0) + wall_to_mono
+        out.append({"t": t, "event": "session_down" if state == "Down" else "session_up", "exit": exit_name,
+                    "router": router, "peer": peer, "why": why.strip()})
+    return out
 
 
 def argv(daemon: str, directory: Path) -> list[str]:

@@ -107,8 +107,9 @@ def test_timers_and_bfd_apply_to_both_ends_of_the_exit_sessions_only() -> None:
     assert " neighbor 3fff:5::2 bfd profile site-site" not in exa  # iBGP across the fabric: not faulted
     assert rs["exa"].daemons == ("zebra", "bgpd", "bfdd") and rs["core"].daemons == ("zebra", "bgpd")
     bfdd = frr.bfdd_conf(rs["ispa"], STATE).splitlines()
-    assert bfdd[3:9] == ["bfd", " profile site-site", "  detect-multiplier 3", "  receive-interval 10",
-                         "  transmit-interval 10", " exit"]
+    start = bfdd.index("bfd")
+    assert bfdd[start:start + 6] == ["bfd", " profile site-site", "  detect-multiplier 3", "  receive-interval 10",
+                                     "  transmit-interval 10", " exit"]
     assert set(frr.configs(rs["exa"], STATE)) == {"zebra.conf", "bgpd.conf", "bfdd.conf"}
 
 
@@ -143,3 +144,22 @@ def test_link_down_at_a_router_exit_runs_in_its_namespace(plan: Plan) -> None:
     c = faults.compile_fault(plan, plan.sites[0], Fault("link_down", at=0.0, duration=1.0, exit="exa", end="exit"),
                              0, 2.0)
     assert c.actions[0] == faults.Action(0.0, "exa", "ip link set exa-eth2 down", "exa-eth2 down")
+
+
+def test_session_changes_become_events_on_the_probes_clock() -> None:
+    import time
+
+    log = ("2026/11/28 11:12:19.250000 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 3fff:a::1(ispa) in vrf default "
+           "Down BFD down received\n"
+           "2026/11/28 11:12:19.260000 BGP: [PXVXG-TFNNT] %ADJCHANGE: neighbor 3fff:5::2(exb) in vrf default Down x\n"
+           "2026/11/28 11:12:21 BGP: [N9HHH-F8H1M] %ADJCHANGE: neighbor 3fff:a::1(ispa) in vrf default Up\n"
+           "2026/11/28 11:12:21.5 BGP: something else\n")
+    wall = time.mktime(time.strptime("2026/11/28 11:12:19", "%Y/%m/%d %H:%M:%S"))
+    events = frr.session_events(log, "exa", {"exa", "exb"}, wall_to_mono=100.0 - wall)
+    assert [(e["event"], e["exit"], e["peer"]) for e in events] == [("session_down", "exa", "ispa"),
+                                                                    ("session_up", "exa", "ispa")]
+    assert events[0]["t"] == pytest.approx(100.25) and events[1]["t"] == pytest.approx(102.0)
+    assert events[0]["why"] == "BFD down received"
+    # The ISP's end of the same session is attributed to the exit too.
+    isp_log = "2026/11/28 11:12:19.300000 BGP: [X] %ADJCHANGE: neighbor 3fff:a::2(exa) in vrf default Down y\n"
+    assert frr.session_events(isp_log, "ispa", {"exa", "exb"}, 0.0)[0]["exit"] == "exa"
