@@ -16,9 +16,11 @@ import yaml
 
 from scenarios import model
 from topologies import loader, yamlsrc
+from topologies.model import Bgp
 from topologies.yamlsrc import InputError, PathKey
 
 ROW_KEYS = {"approach", "triggers", "topology", "site", "host", "remote"}
+OPTIONAL_ROW_KEYS = {"name", "bgp", "duration"}
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ def cells(path: Path, trials: int | None = None) -> list[Cell]:
     out: list[Cell] = []
     for i, row in enumerate(d["rows"]):
         where: PathKey = ("rows", i)
-        if not isinstance(row, dict) or set(row) != ROW_KEYS:
-            problems.append(src.problem(where, f"a row has exactly these keys: {', '.join(sorted(ROW_KEYS))}"))
+        if not isinstance(row, dict) or not ROW_KEYS <= set(row) <= ROW_KEYS | OPTIONAL_ROW_KEYS:
+            problems.append(src.problem(where, f"a row has these keys: {', '.join(sorted(ROW_KEYS))}, and may have "
+                                               f"{', '.join(sorted(OPTIONAL_ROW_KEYS))}"))
             continue
         topo_path = (path.parent / row["topology"]).resolve()
         try:
@@ -55,17 +58,30 @@ def cells(path: Path, trials: int | None = None) -> list[Cell]:
         except (InputError, StopIteration):
             problems.append(src.problem((*where, "site"), f"no site '{row['site']}' in a valid {row['topology']}"))
             continue
-        label = f"{row['approach']} × {'+'.join(row['triggers'])}"
+        label = f"{row['approach']} × {_trigger_text(row)}"
+        # A row may cap how long its faults last (and so how long a trial waits for a slow recovery).
+        duration = row.get("duration")
+        record_s = max(float(d.get("record_s", 2.0)), float(duration) + 1.0) if duration else d.get("record_s", 2.0)
         for fname, fault in d["faults"].items():
-            slug = f"{row['approach']}-{fname}".replace(" ", "-")
+            slug = f"{row.get('name', row['approach'])}-{fname}".replace(" ", "-")
             doc = {"name": slug, "topology": str(topo_path), "approach": row["approach"],
                    "triggers": row["triggers"], "site": row["site"], "host": row["host"],
                    "remote": row["remote"], "trials": int(trials or d.get("trials", 20)),
-                   "record_s": float(d.get("record_s", 2.0)), "faults": [{**fault, "exit": site.exits[0].name}]}
+                   "record_s": float(record_s),
+                   "faults": [{**fault, "exit": site.exits[0].name, **({"duration": duration} if duration else {})}]}
+            if "bgp" in row:
+                doc["bgp"] = row["bgp"]
             out.append(Cell(label, fname, slug, doc))
     if problems:
         raise InputError(problems)
     return out
+
+
+def _trigger_text(row: dict[str, Any]) -> str:
+    """How a row's trigger reads in the table: the BGP timers and BFD for routing, else the trigger names."""
+    if row["approach"] != "routing":
+        return "+".join(row["triggers"])
+    return Bgp.from_dict(row.get("bgp") or {}).describe()
 
 
 def write(cell: Cell, directory: Path) -> Path:

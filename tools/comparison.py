@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,17 @@ import matplotlib.pyplot as plt
 Cell = dict[str, Any]  # one scenario summary, keyed by row label and fault label
 
 
+def restore_ms(m: dict[str, Any]) -> float | None:
+    """When the fault of a direction that never recovered was restored (the cap on the wait), from its reason."""
+    found = re.search(r"restore at \+(\d+) ms", m.get("reason") or "")
+    return float(found.group(1)) if found else None
+
+
 def _outage(m: dict[str, Any]) -> str:
     o = m["outage_ms"]
     if o is None:
-        return "not recovered"
+        cap = restore_ms(m)
+        return f"not recovered within {cap / 1000:g} s" if cap is not None else "not recovered"
     text = f"{o['p50']:.1f} / {o['p95']:.1f}"
     return text + (f" ({o['not_recovered']} n/r)" if o.get("not_recovered") else "")
 
@@ -43,7 +51,8 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
     lines.append("Cells: outage p50 / p95 in ms per direction (out: site to remote, in: remote to site), "
                  "TCP sessions not reset and their longest stall (a session that only waited for the restore "
                  "survived with a stall of about the fault's length), new-session recovery p50. 'not "
-                 "recovered': the direction came back only when the fault was restored.")
+                 "recovered within X s': the direction came back only when the fault was restored, X s after it "
+                 "began.")
     return "\n".join(lines) + "\n"
 
 
@@ -55,7 +64,8 @@ def as_json(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dic
 
 def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]], out: Path,
           cap_ms: float = 1000.0) -> None:
-    """Grouped bars of outage p95 per direction; a direction that never recovered is drawn hatched at the cap."""
+    """Grouped bars of outage p95 per direction; a direction that never recovered is drawn hatched at the time
+    its fault was restored (a lower bound on its outage), or at ``cap_ms`` when that is unknown."""
     fig, axes = plt.subplots(1, len(faults), figsize=(4.2 * len(faults), 4.2), dpi=110, sharey=True)
     axes = axes if len(faults) > 1 else [axes]
     width = 0.38
@@ -65,8 +75,9 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
                 s = cells.get((r, f))
                 if s is None:
                     continue
-                o = s["metrics"][direction]["outage_ms"]
-                value, hatch = (o["p95"], None) if o else (cap_ms, "//")
+                m = s["metrics"][direction]
+                o = m["outage_ms"]
+                value, hatch = (o["p95"], None) if o else (restore_ms(m) or cap_ms, "//")
                 ax.bar(i + (d - 0.5) * width, max(value, 0.1), width, color=color if hatch is None else "white",
                        edgecolor=color, hatch=hatch, label=direction if i == 0 else None)
                 ax.text(i + (d - 0.5) * width, max(value, 0.1) * 1.08, "n/r" if hatch else f"{value:.0f}",
@@ -79,7 +90,7 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
     axes[0].set_ylabel("outage p95 (ms, log scale)")
     axes[0].legend(fontsize=8)
     fig.suptitle("RFC 4177 approaches on the same faults (p95 over trials; hatched n/r: not recovered before "
-                 "the restore)", fontsize=11)
+                 "the fault was restored, drawn at that time)", fontsize=11)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -21,7 +21,6 @@ from topologies import yamlsrc
 from topologies.model import (
     CORE_ASN,
     SITE_ASN_BASE,
-    Bfd,
     Bgp,
     CoreRouter,
     Endpoint,
@@ -242,7 +241,6 @@ class _Semantics:
             ok = ok and pi is not None
         hb = v.get("heartbeat") or {}
         bgp = v.get("bgp") or {}
-        bfd = bgp.get("bfd")
         if bgp.get("keepalive_s", 60) >= bgp.get("hold_s", 180):
             self.err((*path, "bgp"), f"keepalive_s ({bgp.get('keepalive_s', 60)}) must be shorter than hold_s "
                                      f"({bgp.get('hold_s', 180)}): the hold timer counts missed keepalives")
@@ -253,8 +251,7 @@ class _Semantics:
             heartbeat=Heartbeat(float(hb.get("interval_ms", 10.0)), int(hb.get("multiplier", 3))),
             fabric=v["fabric"], exits=tuple(sorted(exits, key=lambda e: e.preference)), hosts=tuple(v["hosts"]),
             identity=identity, pi=pi, asn=int(v.get("asn", SITE_ASN_BASE + position)),
-            bgp=Bgp(int(bgp.get("keepalive_s", 60)), int(bgp.get("hold_s", 180)),
-                    Bfd(int(bfd.get("interval_ms", 300)), int(bfd.get("multiplier", 3))) if bfd is not None else None))
+            bgp=Bgp.from_dict(bgp))
 
     def link(self, i: int, v: dict[str, Any]) -> Link | None:
         path: PathKey = ("links", i)

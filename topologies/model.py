@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv6Network
-from typing import Literal
+from typing import Any, Literal
 
 Approach = Literal["routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility"]
 Trigger = Literal["link", "heartbeat", "icmp", "routing", "transport"]
@@ -95,6 +95,13 @@ class Bgp:
     keepalive_s: int = 60
     hold_s: int = 180
     bfd: Bfd | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Bgp:
+        """From a validated ``bgp:`` mapping (a topology's site or a scenario), defaults filled in."""
+        bfd = d.get("bfd")
+        return cls(int(d.get("keepalive_s", 60)), int(d.get("hold_s", 180)),
+                   Bfd(int(bfd.get("interval_ms", 300)), int(bfd.get("multiplier", 3))) if bfd is not None else None)
 
     def describe(self) -> str:
         text = f"bgp {self.keepalive_s}/{self.hold_s} s"

@@ -163,28 +163,38 @@ def test_comparison_file_expands_to_valid_scenarios(tmp_path: Path) -> None:
     from scenarios import compare
 
     cells = compare.cells(ROOT / "scenarios" / "compare.yaml", trials=3)
-    assert len(cells) == 12 and {c.doc["trials"] for c in cells} == {3}
+    assert len(cells) == 24 and {c.doc["trials"] for c in cells} == {3}
     idloc = next(c for c in cells if c.row.startswith("id-loc") and c.fault == "link down")
     assert idloc.doc["faults"][0]["exit"] == "s1ea" and idloc.doc["remote"] == "h2"
-    assert compare.validate(ROOT / "scenarios" / "compare.yaml") == 12
+    # Routing rows: one per BGP setting, each named, the slow ones with a longer cap on the fault.
+    routing = {c.row for c in cells if c.row.startswith("routing")}
+    assert routing == {"routing × bgp 60/180 s", "routing × bgp 1/3 s", "routing × bgp 60/180 s, bfd 300 ms x3",
+                       "routing × bgp 60/180 s, bfd 10 ms x3"}
+    slow = next(c for c in cells if c.slug == "routing-bgp-1-3-silent-blackhole")
+    assert slow.doc["faults"][0]["duration"] == 5.0 and slow.doc["record_s"] == 6.0
+    assert slow.doc["bgp"] == {"keepalive_s": 1, "hold_s": 3}
+    assert len({c.slug for c in cells}) == 24
+    assert compare.validate(ROOT / "scenarios" / "compare.yaml") == 24
     bad = tmp_path / "c.yaml"
     bad.write_text("rows:\n  - {approach: nptv6}\nfaults: {x: {kind: link_down}}\n")
-    with pytest.raises(InputError, match="a row has exactly these keys"):
+    with pytest.raises(InputError, match="a row has these keys: approach, host"):
         compare.cells(bad)
 
 
 def test_comparison_table_and_chart(tmp_path: Path) -> None:
     from tools import comparison
 
-    def summ(out: float | None, tcp: int) -> dict[str, object]:
+    def summ(out: float | None, tcp: int, reason: str | None = None) -> dict[str, object]:
         o = {"p50": out, "p95": out, "max": out} if out is not None else None
-        return {"metrics": {"outbound": {"outage_ms": o}, "inbound": {"outage_ms": None},
+        return {"metrics": {"outbound": {"outage_ms": o}, "inbound": {"outage_ms": None, "reason": reason},
                             "tcp_sessions": {"survived": tcp, "total": 2, "stall_ms": {"p50": 9.0}},
                             "new_session_ms": {"p50": 201.0}}}
 
-    cells = {("nptv6 × link", "link down"): summ(7.0, 0), ("id-loc × link", "link down"): summ(8.0, 2)}
+    cells = {("nptv6 × link", "link down"): summ(7.0, 0, "not recovered before the restore at +2000 ms"),
+             ("id-loc × link", "link down"): summ(8.0, 2)}
     md = comparison.markdown(["nptv6 × link", "id-loc × link"], ["link down"], cells)
     assert "| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2, stall p50 9 ms<br>new 201 ms |" in md
+    assert "| nptv6 × link | out 7.0 / 7.0<br>in not recovered within 2 s<br>" in md
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
