@@ -73,6 +73,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         for sp in lab.plan.sites:
             for h in sp.hosts:
                 say(f"  {h.name}: " + ", ".join(f"{a} ({k})" for k, a in h.addresses.items()))
+        if lab.emulation is not None:
+            for name in lab.emulation.routers:  # FRR's sockets are per node: say how to reach each one
+                say(f"  {name}: vtysh --vty_socket {lab.emulation.frr_dir(name)}")
         if args.command:
             for c in args.command:
                 node, _, shell = c.partition(":")

@@ -47,14 +47,17 @@ def to_dot(plan: Plan) -> str:
     for sp in plan.sites:
         s = sp.site
         nl = "\\n"
-        triggers = "+".join(s.triggers)
-        title = f"{s.name} ({s.approach}; triggers {triggers})"
-        if s.identity:
+        routing = s.approach == "routing"
+        triggers = s.bgp.describe() if routing else "triggers " + "+".join(s.triggers)
+        title = f"{s.name} ({s.approach}; {triggers})"
+        if s.identity and not routing:
             title += f"{nl}identity {s.identity}"
+        if routing:
+            title += f"{nl}PI {s.pi}  AS{s.asn}"
         lines += [f"  subgraph {_q('cluster_' + s.name)} {{", f"    label={_q(title)};",
                   '    style="dashed,rounded"; color="#888888";']
         for e in sp.exits:
-            label = f"{e.name} (exit to {e.isp}){nl}{e.delegation}"
+            label = f"{e.name} ({'BGP router' if routing else 'exit'} to {e.isp}){nl}{e.delegation}"
             lines.append(f"    {_q(e.name)} [label={_q(label)} {STYLE['exit']}];")
         fabric_label = f"{s.fabric} (site fabric)"
         lines.append(f"    {_q(s.fabric)} [label={_q(fabric_label)} {STYLE['fabric']}];")

@@ -23,6 +23,15 @@ def topology(name: str) -> Path:
     return ROOT / "topologies" / f"{name}.yaml"
 
 
+def routing_topology(workdir: Path) -> Path:
+    """figure1 with its site on the routing approach: BGP 1/3 s and BFD 50 ms x3 on the exit sessions."""
+    path = workdir / "figure1-routing.yaml"
+    path.write_text(topology("figure1").read_text().replace("approach: nptv6", "approach: routing").replace(
+        "triggers: [link, heartbeat]",
+        "triggers: [routing]\n    bgp: {keepalive_s: 1, hold_s: 3, bfd: {interval_ms: 50, multiplier: 3}}"))
+    return path
+
+
 @contextlib.contextmanager
 def lab_with_approach(name: str, approach: str, workdir: Path) -> Iterator[Lab]:
     """A lab of a shipped topology whose sites run ``approach`` instead of the file's own."""

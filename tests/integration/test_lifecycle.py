@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import PY, ROOT, leftovers, topology, udp_exchange, wait_until
+from tests.integration.helpers import PY, ROOT, leftovers, routing_topology, topology, udp_exchange, wait_until
 from tools.emulation import EnvError
 from tools.lab import Lab
 from tools.runstate import records
@@ -58,9 +58,9 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     assert run_id not in {r.run_id for r in records()}
 
 
-def _up(extra: list[str]) -> subprocess.Popen[str]:
+def _up(extra: list[str], topo: Path | None = None) -> subprocess.Popen[str]:
     exe = Path(PY).with_name("multi6lab")
-    return subprocess.Popen([str(exe), "up", str(topology("figure1")), *extra], cwd=ROOT, text=True,
+    return subprocess.Popen([str(exe), "up", str(topo or topology("figure1")), *extra], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -94,11 +94,14 @@ def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
     assert leftovers(build(loader.load(topology("figure1"))), pids) == []
 
 
-def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path) -> None:
-    plan = build(loader.load(topology("figure1")))
-    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"])
+@pytest.mark.parametrize("approach", ["nptv6", "routing"])
+def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path, approach: str) -> None:
+    topo = routing_topology(tmp_path) if approach == "routing" else topology("figure1")
+    plan = build(loader.load(topo))
+    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], topo)
     _wait_up(p)
-    pids = _pids_of_newest_record()
+    pids = _pids_of_newest_record()  # FRR's daemons among them, for routing
+    state = max(records(), key=lambda r: r.run_id).state_dir
     p.kill()  # only the multi6lab process: its controller, node shells and bridges are orphaned
     p.wait(10)
     assert leftovers(plan, pids) != []
@@ -106,6 +109,7 @@ def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path) -> Non
     out = subprocess.run([str(exe), "clean"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "removed" in out.stdout
     wait_until(lambda: leftovers(plan, pids) == [], 10, "clean to finish")
+    assert not state.exists()
 
 
 def test_up_opens_a_working_mininet_cli(tmp_path: Path) -> None:
@@ -145,3 +149,15 @@ def test_link_loss_is_honoured_and_an_impossible_delay_is_refused(tmp_path: Path
                                  '- {endpoints: ["r:eth0", "core:eth3"], delay_ms: 20}'))
     with pytest.raises(EnvError, match="delay_ms=20 needs the netem qdisc"):
         Lab(slow, tmp_path / "delay").__enter__()
+
+
+def test_teardown_stops_every_frr_daemon_and_removes_its_state(tmp_path: Path) -> None:
+    with Lab(routing_topology(tmp_path), tmp_path) as lab:
+        assert lab.record is not None
+        daemons = [p.pid for p in lab.record.procs if p.what.startswith("FRR ")]
+        assert len(daemons) == 14  # zebra and bgpd on five routers, bfdd on the four that end an exit session
+        state, plan, run_id = lab.record.state_dir, lab.plan, lab.run_id
+        assert (state / "frr" / "exa" / "bgpd.conf").exists()
+    assert leftovers(plan, daemons) == []
+    assert not state.exists() and run_id not in {r.run_id for r in records()}
+    assert "%ADJCHANGE" in (tmp_path / "frr" / "exa" / "bgpd.log").read_text()  # logs kept with the results

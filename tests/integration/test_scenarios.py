@@ -71,3 +71,27 @@ def test_short_scenario_end_to_end(tmp_path: Path) -> None:
         assert row["inbound_outage_ms"] == "" and row["inbound_reason"].startswith("not recovered before the restore")
     assert m["inbound"]["outage_ms"] is None and m["inbound"]["reason"].startswith("not recovered")
     assert m["detection_ms"]["max"] < 50
+
+
+def test_routing_scenario_recovers_both_directions_and_dates_bgps_detection(tmp_path: Path) -> None:
+    f = tmp_path / "routing.yaml"
+    f.write_text(f"""
+name: routing-short
+topology: {ROOT / "topologies" / "figure1.yaml"}
+approach: routing
+bgp: {{keepalive_s: 60, hold_s: 180, bfd: {{interval_ms: 50, multiplier: 3}}}}
+trials: 2
+record_s: 1.5
+faults:
+  - {{kind: blackhole, exit: exa, direction: both, at: 0.0, duration: 1.0}}
+""")
+    summary = Runner(model.load(f), tmp_path / "out", progress=lambda m: None).run()
+    m = summary["metrics"]
+    assert summary["trigger"] == "bgp 60/180 s, bfd 50 ms x3"
+    # BFD declares the session down after about 3 x 50 ms; BGP then moves both directions to ISP B, well
+    # before the 1 s restore. The host keeps its one PI address, so its TCP session survives.
+    assert 100 <= m["detection_ms"]["p50"] <= 400
+    for direction in ("outbound", "inbound"):
+        assert m[direction]["outage_ms"] is not None and m[direction]["outage_ms"]["max"] < 900, m[direction]
+    assert m["tcp_sessions"]["survived"] == m["tcp_sessions"]["total"] == 2
+    assert (tmp_path / "out" / "frr" / "exa" / "bgpd.log").exists()

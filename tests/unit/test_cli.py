@@ -50,6 +50,16 @@ def test_draw_dot(capsys: pytest.CaptureFixture[str]) -> None:
     assert dot.startswith('graph "figure1"') and '"exa" -- "ispa"' in dot and "PA 3fff:a::/32" in dot
 
 
+def test_draw_routing_site_shows_its_pi_prefix_and_bgp(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "routing.yaml"
+    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: routing")
+                 .replace("[link, heartbeat]", "[routing]"))
+    assert main(["draw", str(f)]) == 0
+    dot = capsys.readouterr().out
+    assert "site (routing; bgp 60/180 s)" in dot and "PI 3fff:5::/48  AS65000" in dot
+    assert "exa (BGP router to ispa)" in dot and "3fff:5::6d:ff:fe00:800" in dot
+
+
 def test_draw_png(tmp_path: Path) -> None:
     pytest.importorskip("shutil").which("dot") or pytest.skip("graphviz not installed (sudo make setup)")
     out = tmp_path / "f.png"
