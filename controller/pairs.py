@@ -8,13 +8,17 @@ a probe arrive at Y without a reply, and unidirectional failures show up as one 
 The active pair is probed every ``interval``; the others every ``STANDBY_FACTOR`` intervals. When the link
 trigger sees an exit of the active pair go down, the failure's place is known: the most preferred pair that
 avoids that link and delivered within the standby detection time is selected at once. When a silent failure
-kills the active pair (no probe for ``interval x multiplier``), where it failed is unknown, so every candidate
-is probed at once and the first to deliver becomes active: the exploration time is reported. When a more
-preferred pair delivers ``multiplier`` probes in a row again, traffic moves back to it.
+kills the active pair (no probe for ``interval x multiplier``), where it failed is unknown: the most preferred
+pair sharing neither exit with the dead one that delivered recently carries traffic at once, and every
+candidate is probed at once (RFC 4177 6.3.4's exploration). The first to deliver settles it: if it is the pair
+already carrying traffic, that pair is confirmed; if another, traffic moves there. Without such a disjoint
+pair, traffic waits for the exploration. Its time is reported either way. When a more preferred pair
+delivers ``multiplier`` probes in a row again, traffic moves back to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +118,11 @@ class PairTable:
                 p.dead = False
             if first:
                 out.append(self._ev("pair_up", now, p))
-            if r.exploring_since is not None and not p.dead and not p.link_down:
+            if r.exploring_since is not None and p is r.active:  # the provisional pair delivered
+                out.append(self._ev("pair_confirmed", now, p, exploration_ms=round((now - r.exploring_since)
+                                                                                   * 1000, 3)))
+                r.exploring_since = None
+            elif r.exploring_since is not None and not p.dead and not p.link_down:
                 out += self._select(r, p, now, "explored")
             elif p is not r.active and not p.dead and not p.link_down and p.rank < r.active.rank \
                     and p.streak >= r.multiplier:
@@ -137,12 +145,15 @@ class PairTable:
 
     def _failover(self, r: Route, now: float) -> list[Event]:
         """After a link-triggered death: a pair with fresh evidence at once, else explore."""
+        p = self._fresh(r, now, lambda p: True)
+        return self._select(r, p, now, "known alive") if p else self._explore(r, now)
+
+    @staticmethod
+    def _fresh(r: Route, now: float, acceptable: Callable[[Pair], bool]) -> Pair | None:
+        """The most preferred other usable pair that delivered within the standby detection time."""
         fresh = r.interval * STANDBY_FACTOR * r.multiplier
-        for p in r.candidates:
-            if p is not r.active and not p.dead and not p.link_down and p.last_seen is not None \
-                    and now - p.last_seen <= fresh:
-                return self._select(r, p, now, "known alive")
-        return self._explore(r, now)
+        return next((p for p in r.candidates if p is not r.active and not p.dead and not p.link_down
+                     and p.last_seen is not None and now - p.last_seen <= fresh and acceptable(p)), None)
 
     def tick(self, now: float) -> list[Event]:
         """Declare active pairs dead whose last probe is older than the detection time."""
@@ -157,6 +168,13 @@ class PairTable:
                 out.append(self._ev("pair_dead", now, p, cause="heartbeat",
                                     silent_ms=round((now - p.last_seen) * 1000, 3)))
                 out += self._explore(r, now)
+                # Where it failed is unknown: a pair avoiding both of its exits is the best guess meanwhile.
+                guess = self._fresh(r, now, lambda q, p=p: q.src_exit != p.src_exit and q.dst_exit != p.dst_exit)
+                if guess is not None:
+                    r.active = guess
+                    guess.last_seen = now
+                    out.append(self._ev("pair_selected", now, guess, cause="disjoint, known alive",
+                                        provisional=True))
         return out
 
     def next_deadline(self) -> float | None:

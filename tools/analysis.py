@@ -133,7 +133,8 @@ def false_rehomings(events: Iterable[Event], t_start: float, t_end: float, fault
 def exploration_ms(events: Iterable[Event], t_start: float, t_end: float) -> float | None:
     """The longest locator-pair exploration (id-loc, RFC 4177 6.3.4) that ended in the window."""
     times = [float(e["exploration_ms"]) for e in events
-             if e.get("event") == "pair_selected" and "exploration_ms" in e and t_start <= e["t"] <= t_end]
+             if e.get("event") in ("pair_selected", "pair_confirmed") and "exploration_ms" in e
+             and t_start <= e["t"] <= t_end]
     return max(times, default=None)
 
 

@@ -42,17 +42,44 @@ def test_candidates_in_preference_order_and_probing_rates() -> None:
     assert len(t.due(0.010 * STANDBY_FACTOR)) == 8  # and the others every STANDBY_FACTOR intervals
 
 
-def test_silent_failure_explores_and_selects_the_first_pair_that_delivers() -> None:
+def test_silent_failure_moves_to_a_disjoint_pair_at_once_and_explores_to_confirm_it() -> None:
     t = PairTable(two_sites())
     up(t, 1.000)
     assert t.tick(1.029) == []
     ev = t.tick(1.0305)
-    assert names(ev) == ["pair_dead", "exploring", "pair_dead", "exploring"]  # both directions through ISP A
+    # Both directions through ISP A die; each moves at once to the pair avoiding both of its exits.
+    assert names(ev) == ["pair_dead", "exploring", "pair_selected"] * 2
     assert ev[0]["cause"] == "heartbeat" and ev[0]["exit"] == "s1ea"
+    assert ev[2]["cause"] == "disjoint, known alive" and ev[2]["provisional"]
+    assert t.active() == {("s1", "s2"): ("s1eb", "s2ed"), ("s2", "s1"): ("s2ed", "s1eb")}
     assert set(t.due(1.0306)) >= {("s1eb", "s2ec"), ("s1eb", "s2ed"), ("s1ea", "s2ed")}  # all candidates now
-    sel = t.seen("s1eb", "s2ec", 1.0318)
+    assert t.tick(1.0400) == []  # no verdict on anything while the exploration runs
+    conf = t.seen("s1eb", "s2ed", 1.0318)
+    assert names(conf) == ["pair_confirmed"] and conf[0]["exploration_ms"] == pytest.approx(1.3)
+    assert t.active()[("s1", "s2")] == ("s1eb", "s2ed")
+    assert t.seen("s1eb", "s2ec", 1.0320) == []  # exploration over: a later arrival changes nothing
+
+
+def test_silent_failure_follows_whichever_pair_the_exploration_finds_first() -> None:
+    t = PairTable(two_sites())
+    up(t, 1.000)
+    t.tick(1.0305)
+    sel = t.seen("s1eb", "s2ec", 1.0318)  # the guess (s1eb, s2ed) has not delivered yet; this one has
     assert names(sel) == ["pair_selected"] and sel[0]["exploration_ms"] == pytest.approx(1.3)
     assert t.active()[("s1", "s2")] == ("s1eb", "s2ec")
+
+
+def test_silent_failure_without_fresh_evidence_waits_for_the_exploration() -> None:
+    t = PairTable(two_sites())
+    up(t, 1.000)
+    for k in range(1, 41):  # only the active pairs keep delivering: standby evidence grows stale
+        t.seen("s1ea", "s2ec", 1.0 + k * 0.01)
+        t.seen("s2ec", "s1ea", 1.0 + k * 0.01)
+    ev = t.tick(1.4305)
+    assert names(ev) == ["pair_dead", "exploring", "pair_dead", "exploring"]
+    assert t.active()[("s1", "s2")] == ("s1ea", "s2ec")  # still the dead pair until something delivers
+    sel = t.seen("s1eb", "s2ec", 1.4318)
+    assert names(sel) == ["pair_selected"] and t.active()[("s1", "s2")] == ("s1eb", "s2ec")
 
 
 def test_link_trigger_moves_both_directions_at_once_to_pairs_known_alive() -> None:
