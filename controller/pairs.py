@@ -18,7 +18,6 @@ delivers ``multiplier`` probes in a row again, traffic moves back to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,15 +144,16 @@ class PairTable:
 
     def _failover(self, r: Route, now: float) -> list[Event]:
         """After a link-triggered death: a pair with fresh evidence at once, else explore."""
-        p = self._fresh(r, now, lambda p: True)
+        p = self._fresh(r, now, avoid=set())
         return self._select(r, p, now, "known alive") if p else self._explore(r, now)
 
     @staticmethod
-    def _fresh(r: Route, now: float, acceptable: Callable[[Pair], bool]) -> Pair | None:
-        """The most preferred other usable pair that delivered within the standby detection time."""
+    def _fresh(r: Route, now: float, avoid: set[str]) -> Pair | None:
+        """The most preferred other usable pair through none of the exits in ``avoid`` that delivered within
+        the standby detection time."""
         fresh = r.interval * STANDBY_FACTOR * r.multiplier
         return next((p for p in r.candidates if p is not r.active and not p.dead and not p.link_down
-                     and p.last_seen is not None and now - p.last_seen <= fresh and acceptable(p)), None)
+                     and p.last_seen is not None and now - p.last_seen <= fresh and not avoid & set(p.key)), None)
 
     def tick(self, now: float) -> list[Event]:
         """Declare active pairs dead whose last probe is older than the detection time."""
@@ -169,7 +169,7 @@ class PairTable:
                                     silent_ms=round((now - p.last_seen) * 1000, 3)))
                 out += self._explore(r, now)
                 # Where it failed is unknown: a pair avoiding both of its exits is the best guess meanwhile.
-                guess = self._fresh(r, now, lambda q, p=p: q.src_exit != p.src_exit and q.dst_exit != p.dst_exit)
+                guess = self._fresh(r, now, avoid={p.src_exit, p.dst_exit})
                 if guess is not None:
                     r.active = guess
                     guess.last_seen = now
