@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Hashable
 from typing import Any
 
 from controller import packets
@@ -39,6 +40,7 @@ from topologies.topo import Plan, build
 # Filled by controller.launcher before the framework instantiates the app.
 SETTINGS: dict[str, Any] = {"topology": None, "events": None, "ra_interval": 3.0}
 ICMP_ERRORS_PER_SECOND = 100
+POLICY_CACHE = 256
 RA_VALID = 1800
 
 
@@ -67,6 +69,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                                                                   0x6D37, 1)
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
+        self.policies: dict[Hashable, RuleSet] = {}  # by (usable exits, active pairs, icmp holds)
         self.pending: dict[int, dict[str, Any]] = {}
         self.barriers: dict[int, float] = {}
         self.icmp_budget: dict[str, float] = defaultdict(float)
@@ -187,8 +190,17 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._barrier(dp, cause, n)
 
     def _desired(self) -> RuleSet:
-        return desired(self.plan, self.liveness.usable(), self.pairs.active(),
-                       self.liveness.avoided(time.monotonic()))
+        """The policy for the current state. States recur (every trial fails the same exit), and computing
+        the policy costs ~3 ms of Python on a busy machine, all of it before the first FlowMod leaves: each
+        state's policy is computed once."""
+        usable, pairs, avoid = self.liveness.usable(), self.pairs.active(), self.liveness.avoided(time.monotonic())
+        key = (frozenset(usable.items()), frozenset(pairs.items()),
+               frozenset((k, frozenset(v)) for k, v in avoid.items()))
+        if key not in self.policies:
+            if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
+                self.policies.clear()
+            self.policies[key] = desired(self.plan, usable, pairs, avoid)
+        return self.policies[key]
 
     def _barrier(self, dp: Any, cause: str, n: int, **extra: Any) -> None:
         req = dp.ofproto_parser.OFPBarrierRequest(dp)
