@@ -54,6 +54,8 @@ class Runner:
         h = next(h for h in sp.hosts if h.name == sc.remote)
         if self.identities(lab):
             return str(h.addresses["identity"])
+        if sp.site.approach == "routing":
+            return str(h.addresses["pi"])
         return str(SitePolicy.of(sp).locator(h, sp.exits[0].name))
 
     def identities(self, lab: Lab) -> bool:

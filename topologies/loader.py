@@ -304,7 +304,10 @@ class _Semantics:
         if s.approach == "routing" and s.triggers != ("routing",):
             self.err((*path, "triggers"), "approach 'routing' is triggered by routing alone (BGP, optionally BFD: "
                                           "set them under 'bgp'); write triggers: [routing]")
-        elif "routing" in s.triggers and s.approach != "routing":
+        if s.approach == "routing" and s.exit_policy != "primary-backup":
+            self.err((*path, "exit_policy"), "under 'routing' BGP chooses the exit (the first is primary, the others "
+                                             "prepend); exit_policy load-share is for nptv6")
+        if "routing" in s.triggers and s.approach != "routing":
             self.err((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'")
 
     def check_links(self, links: list[Link], sites: list[Site], isps: dict[str, Isp]) -> None:

@@ -76,6 +76,8 @@ CASES = [
      "approach 'routing' is triggered by routing alone", "sites:/  site:"),
     ("routing trigger without routing", "triggers: [link, heartbeat]", "triggers: [link, routing]",
      "trigger 'routing' belongs to approach 'routing', not 'nptv6'", "sites:/  site:"),
+    ("routing with load-share", "    approach: nptv6\n    triggers: [link, heartbeat]", "    approach: routing\n"
+     "    triggers: [routing]\n    exit_policy: load-share", "BGP chooses the exit", "sites:/  site:"),
     ("shared AS", "asn: 64500}", "asn: 64501}", "AS 64501 of ISP ispa is already the AS of core core",
      "ispa: {asn"),
     ("keepalive not below hold", "    triggers: [link, heartbeat]", "    triggers: [link, heartbeat]\n"
