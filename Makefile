@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 M6    := $(VENV)/bin/multi6lab
 # Pure modules held to mypy --strict; the coverage floor (percent) only goes up.
-PURE  := topologies controller/policy.py controller/npt.py controller/packets.py controller/liveness.py controller/pairs.py \
+PURE  := topologies controller/policy.py controller/npt.py controller/packets.py controller/liveness.py controller/pairs.py controller/mapping.py \
          scenarios/model.py scenarios/faults.py scenarios/compare.py tools/analysis.py tools/report.py \
          tools/comparison.py tools/draw.py tools/runstate.py
 COVERAGE_FLOOR := 90

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.mapping import MappingService
 from topologies.topo import Plan
 
 Event = dict[str, Any]
@@ -66,14 +67,18 @@ class Route:
 class PairTable:
     def __init__(self, plan: Plan):
         sites = [sp for sp in plan.sites if sp.site.approach == "id-loc"]
+        mapping = MappingService.of(plan)
         self.routes: dict[tuple[str, str], Route] = {}
         self.by_key: dict[tuple[str, str], list[Pair]] = {}
         for s in sites:
             for r in sites:
                 if s is r:
                     continue
-                cands = [Pair(s.site.name, r.site.name, x.name, y.name, rank=i * 16 + j)
-                         for i, x in enumerate(s.exits) for j, y in enumerate(r.exits)]
+                assert r.site.identity is not None
+                record = mapping.resolve(r.site.identity.network_address)  # the far site's locators
+                assert record is not None
+                cands = [Pair(s.site.name, r.site.name, x.name, y.exit, rank=i * 16 + j)
+                         for i, x in enumerate(s.exits) for j, y in enumerate(record.locators)]
                 cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
                 for p in cands:
                     self.by_key.setdefault(p.key, []).append(p)

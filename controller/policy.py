@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
+from controller.mapping import MappingService, Record
 from controller.npt import Translator
 from topologies.addressing import GATEWAY_LL
 from topologies.topo import ExitPlan, HostPlan, Plan, SitePlan
@@ -203,11 +204,15 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = [sp for sp in plan.sites if sp.site.approach == "id-loc"]
+    mapping = MappingService.of(plan)
     for a in idloc:
         for b in idloc:
             if a is not b:
-                x, y = (pairs or {}).get((a.site.name, b.site.name), (a.exits[0].name, b.exits[0].name))
-                rr, gg = _idloc_rules(SitePolicy.of(a), SitePolicy.of(b), a.exit(x), b.exit(y), idloc.index(b))
+                assert b.site.identity is not None
+                record = mapping.resolve(b.site.identity.network_address)  # what a's edges learn about b
+                assert record is not None
+                x, y = (pairs or {}).get((a.site.name, b.site.name), (a.exits[0].name, record.locators[0].exit))
+                rr, gg = _idloc_rules(SitePolicy.of(a), record, b.hosts, a.exit(x), y, idloc.index(b))
                 rules |= rr
                 groups |= gg
     for sp in plan.sites:
@@ -325,23 +330,23 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     return rules, groups
 
 
-def _idloc_rules(src: SitePolicy, dst: SitePolicy, x: ExitPlan, y: ExitPlan, dst_index: int
-                 ) -> tuple[set[Rule], set[Group]]:
-    """Rules for traffic from id-loc site ``src`` to id-loc site ``dst`` on the directed pair (x, y), and
-    for the return traffic as it arrives at ``src``'s exits from any of ``dst``'s exits."""
-    sp, rp = src.plan, dst.plan
+def _idloc_rules(src: SitePolicy, dst: Record, dst_hosts: tuple[HostPlan, ...], x: ExitPlan, y: str,
+                 dst_index: int) -> tuple[set[Rule], set[Group]]:
+    """Rules for traffic from id-loc site ``src`` to the site the mapping record ``dst`` describes, on the
+    directed pair (exit x, the far site's exit y), and for the return traffic as it arrives at ``src``'s exits
+    through any of the far site's locators. Rules are proactive, one per pair of known hosts."""
+    sp = src.plan
     rules: set[Rule] = set()
     groups: set[Group] = set()
-    assert rp.site.identity is not None
     for hi, h in enumerate(sp.hosts):
         ident = str(h.addresses["identity"])
         rules.add(Rule(sp.fabric_dpid, P_IDLOC, ipv6(in_port=h.port, eth_dst=sp.gateway_mac, ipv6_src=ident,
-                                                    ipv6_dst=net(rp.site.identity)), (("output", x.fabric_port),)))
-        for ri, rh in enumerate(rp.hosts):
+                                                    ipv6_dst=net(dst.identity)), (("output", x.fabric_port),)))
+        for ri, rh in enumerate(dst_hosts):
             r_ident = str(rh.addresses["identity"])
             for ei, e in enumerate(sp.exits):
                 rewrite = (("set_field", "ipv6_src", str(src.locator(h, e.name))),
-                           ("set_field", "ipv6_dst", str(dst.locator(rh, y.name))),
+                           ("set_field", "ipv6_dst", str(dst.locator(rh.addresses["identity"], y))),
                            ("set_field", "eth_src", e.mac), ("set_field", "eth_dst", e.isp_mac), ("dec_ttl",),
                            ("output", e.outside_port))
                 act: tuple[Action, ...] = rewrite
@@ -357,9 +362,9 @@ def _idloc_rules(src: SitePolicy, dst: SitePolicy, x: ExitPlan, y: ExitPlan, dst
                 rules.add(Rule(e.dpid, P_HANDOFF_IDLOC, ipv6(in_port=e.inside_port, **{**m, "eth_dst": e.mac}),
                                rewrite))
                 # Return traffic: whichever far exit the other edge chose, map both locators back.
-                for fy in rp.exits:
+                for fy in dst.locators:
                     rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.outside_port,
-                                                         ipv6_src=str(dst.locator(rh, fy.name)),
+                                                         ipv6_src=str(dst.locator(rh.addresses["identity"], fy.exit)),
                                                          ipv6_dst=str(src.locator(h, e.name))),
                                    (("set_field", "ipv6_src", r_ident), ("set_field", "ipv6_dst", ident),
                                     ("set_field", "eth_src", sp.gateway_mac), ("set_field", "eth_dst", h.mac),
