@@ -130,8 +130,12 @@ class Emulation:
         for n in self.plan.nodes:
             for cmd in n.commands:
                 self.run(n.name, cmd)
-        for r in self.routers.values():
-            self.start_frr(r)
+        if self.routers:
+            if not frr.FRR_BIN.exists():
+                raise EnvError(f"FRR is not installed ({frr.FRR_BIN} is missing); run 'sudo make setup'.")
+            self.record.add_dir(self.record.state_dir)
+            for r in self.routers.values():
+                self.start_frr(r)
 
     # -- FRR (routing approach) ---------------------------------------------------------------------------
     def frr_dir(self, node: str) -> Path:
@@ -139,11 +143,7 @@ class Emulation:
 
     def start_frr(self, r: frr.Router) -> None:
         """Start ``r``'s daemons in its namespace, each recorded by pid as soon as its pid file appears."""
-        if not frr.FRR_BIN.exists():
-            raise EnvError(f"FRR is not installed ({frr.FRR_BIN} is missing); run 'sudo make setup'.")
         d = self.frr_dir(r.name)
-        if not self.record.dirs:
-            self.record.add_dir(self.record.state_dir)
         d.mkdir(parents=True, exist_ok=True)
         for name, text in frr.configs(r, d).items():
             (d / name).write_text(text)

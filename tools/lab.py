@@ -35,6 +35,15 @@ def wait_for(what: str, cond: Callable[[], bool], timeout: float, interval: floa
         time.sleep(interval)
 
 
+def wait_settled(what: str, problem: Callable[[], str | None], timeout: float, interval: float = 0.2) -> None:
+    """Poll ``problem`` until it finds none; after ``timeout`` seconds raise EnvError naming the last one."""
+    deadline = time.monotonic() + timeout
+    while (found := problem()) is not None:
+        if time.monotonic() > deadline:
+            raise EnvError(f"timed out after {timeout:.0f} s waiting for {what}: {found}")
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,15 +197,10 @@ class Lab:
                                         if e["event"] == "pair_up" and e["t"] >= since}, READY_TIMEOUT)
         if self.emulation is not None and self.emulation.routers:
             self.progress("waiting for BGP sessions and routes to converge")
-            problem: list[str | None] = [None]
-
-            def converged() -> bool:
-                problem[0] = self.bgp_problem()
-                return problem[0] is None
             try:
-                wait_for("BGP to converge", converged, READY_TIMEOUT, interval=0.2)
+                wait_settled("BGP to converge", self.bgp_problem, READY_TIMEOUT)
             except EnvError as exc:
-                raise EnvError(f"{exc}: {problem[0]} (FRR logs: {self.workdir / 'frr'})") from None
+                raise EnvError(f"{exc} (FRR's logs: {self.workdir / 'frr'})") from None
         for sp in self.plan.sites:
             for h in sp.hosts:
                 wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",

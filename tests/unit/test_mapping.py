@@ -7,8 +7,8 @@ from ipaddress import IPv6Network as N
 from pathlib import Path
 
 import pytest
-from controller.mapping import Locator, MappingService, Record, RegistrationRefused
 
+from controller.mapping import Locator, MappingService, Record, RegistrationRefused
 from controller.policy import SitePolicy
 from topologies import loader
 from topologies.topo import Plan, build
