@@ -236,7 +236,7 @@ class Runner:
         if sc.traffic.new_sessions:
             att = [analysis.Attempt(float(r["t_start"]), float(r["t_end"]), r["ok"] == "1", r["address"])
                    for r in _rows(d / "new-sessions.csv")]
-            ns_ms, ns_why = analysis.new_session_ms(att, t_fault, t_restore)
+            ns_ms, ns_why = analysis.new_session_ms(att, t_fault, restore_start, in_effect)
         trial = analysis.Trial(
             index=k, outbound=streams["outbound"], inbound=streams["inbound"],
             detection_ms=analysis.detection_ms(events, t_fault, faulted, since=injected[0]["start"]),

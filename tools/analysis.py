@@ -162,12 +162,20 @@ class Attempt:
     address: str = ""
 
 
-def new_session_ms(attempts: Sequence[Attempt], t_fault: float, t_restore: float) -> tuple[float | None, str | None]:
-    ok = [a for a in attempts if a.ok and a.t_start >= t_fault]
+def new_session_ms(attempts: Sequence[Attempt], t_fault: float, t_restore: float,
+                   in_effect: float | None = None) -> tuple[float | None, str | None]:
+    """From the fault to the first new connection that succeeded while the fault was in effect.
+
+    Attempts count from ``in_effect`` (the end of the injecting command; default ``t_fault``): one that started
+    while the command ran may have slipped through before the fault took hold. One that completed only after
+    the restore began, while earlier attempts failed, was rescued by the restore, not by the site.
+    """
+    start = t_fault if in_effect is None else in_effect
+    ok = [a for a in attempts if a.ok and a.t_start >= start]
     if not ok:
         return None, "no new connection succeeded after the fault"
     first = min(ok, key=lambda a: a.t_end)
-    if first.t_start >= t_restore and any(not a.ok for a in attempts if t_fault <= a.t_start < t_restore):
+    if first.t_end >= t_restore and any(not a.ok for a in attempts if start <= a.t_start < t_restore):
         return None, f"new connections failed until the restore at +{(t_restore - t_fault) * 1000:.0f} ms"
     return (first.t_end - t_fault) * 1000, None
 

@@ -128,6 +128,12 @@ def test_new_sessions() -> None:
     ms, why = A.new_session_ms([A.Attempt(101.1, 101.3, False), A.Attempt(102.1, 102.101, True)], 101.0, 102.0)
     assert ms is None and why == "new connections failed until the restore at +1000 ms"
     assert A.new_session_ms([], 101.0, 102.0) == (None, "no new connection succeeded after the fault")
+    # Started while the injecting command ran (fault not yet certainly in effect): it proves nothing.
+    early = [A.Attempt(101.001, 101.002, True), A.Attempt(101.05, 101.25, False), A.Attempt(102.1, 102.1, True)]
+    assert A.new_session_ms(early, 101.0, 102.0, in_effect=101.003)[0] is None
+    # Started before the restore but completed only after it, while the others failed: the restore's doing.
+    rescued = [A.Attempt(101.05, 101.25, False), A.Attempt(101.95, 102.003, True)]
+    assert A.new_session_ms(rescued, 101.0, 102.0)[1] == "new connections failed until the restore at +1000 ms"
 
 
 def test_percentile_matches_numpy_linear() -> None:
