@@ -24,7 +24,7 @@ def _outage(m: dict[str, Any]) -> str:
     o = m["outage_ms"]
     if o is None:
         cap = restore_ms(m)
-        return f"not recovered within {cap / 1000:g} s" if cap is not None else "not recovered"
+        return f"not recovered within {cap / 1000:.1f} s" if cap is not None else "not recovered"
     text = f"{o['p50']:.1f} / {o['p95']:.1f}"
     return text + (f" ({o['not_recovered']} n/r)" if o.get("not_recovered") else "")
 

@@ -194,7 +194,7 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
              ("id-loc × link", "link down"): summ(8.0, 2)}
     md = comparison.markdown(["nptv6 × link", "id-loc × link"], ["link down"], cells)
     assert "| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2, stall p50 9 ms<br>new 201 ms |" in md
-    assert "| nptv6 × link | out 7.0 / 7.0<br>in not recovered within 2 s<br>" in md
+    assert "| nptv6 × link | out 7.0 / 7.0<br>in not recovered within 2.0 s<br>" in md
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
