@@ -116,14 +116,17 @@ class Lab:
                        "(or 'multi6lab clean --all' if it is one of ours).")
 
     def start_controller(self) -> None:
-        assert self.record is not None
         self.port = free_port()
         self._log = open(self.workdir / "controller.log", "ab")  # noqa: SIM115
+        self._spawn_controller()
+        wait_for("the controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
+
+    def _spawn_controller(self) -> None:
+        assert self.record is not None
         self.controller = subprocess.Popen(
             controller_argv(self.topology_path, self.port, self.events_path),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.record.add_proc(self.controller.pid, "multi6lab controller")
-        wait_for("the controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
 
     def _controller_alive(self) -> bool:
         if self.controller is not None and self.controller.poll() is not None:
@@ -143,14 +146,9 @@ class Lab:
 
     def restart_controller(self) -> None:
         """Kill the controller and start a new one on the same port (reconnect reconciliation)."""
-        assert self.record is not None
-        old = self.port
         self.stop_controller()
-        self.controller = subprocess.Popen(
-            controller_argv(self.topology_path, old, self.events_path),
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.record.add_proc(self.controller.pid, "multi6lab controller")
-        wait_for("the restarted controller to listen", lambda: self._controller_alive() and listening(old), 15)
+        self._spawn_controller()
+        wait_for("the restarted controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
