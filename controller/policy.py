@@ -216,6 +216,8 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
                 rules |= rr
                 groups |= gg
     for sp in plan.sites:
+        if sp.site.approach == "routing":  # BGP runs its exits; its fabric is a plain learning switch
+            continue
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
         rules |= set(_fabric_rules(pol, live))

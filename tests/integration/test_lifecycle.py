@@ -40,6 +40,20 @@ def test_two_multihomed_sites_reach_each_other(tmp_path: Path) -> None:
         assert got[0]["source"] == str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
 
 
+def test_a_routing_site_and_an_nptv6_site_reach_each_other(tmp_path: Path) -> None:
+    from controller.policy import SitePolicy
+    from tests.unit.test_frr import MIXED
+
+    topo = tmp_path / "mixed.yaml"
+    topo.write_text(MIXED)
+    with Lab(topo, tmp_path) as lab:
+        s1, s2 = lab.plan.sites
+        h1, h2 = str(s1.hosts[0].addresses["pi"]), str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+        assert len(udp_exchange(lab, "h1", "h2", h2, count=20)) == 20
+        got = udp_exchange(lab, "h2", "h1", h1, count=20, port=5002)
+        assert len(got) == 20 and {g["source"] for g in got} == {h2}
+
+
 def test_a_second_run_with_the_same_names_is_refused_in_one_sentence(tmp_path: Path) -> None:
     with Lab(topology("figure1"), tmp_path / "a") as first:
         with pytest.raises(EnvError, match=f"run {first.run_id} .* is using"):

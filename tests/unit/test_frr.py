@@ -163,3 +163,19 @@ def test_session_changes_become_events_on_the_probes_clock() -> None:
     # The ISP's end of the same session is attributed to the exit too.
     isp_log = "2026/11/28 11:12:19.300000 BGP: [X] %ADJCHANGE: neighbor 3fff:a::2(exa) in vrf default Down y\n"
     assert frr.session_events(isp_log, "ispa", {"exa", "exb"}, 0.0)[0]["exit"] == "exa"
+
+
+MIXED = ((ROOT / "topologies" / "two-sites.yaml").read_text()
+         .replace('    identity: "fd00:1::/48"', '    identity: "fd00:1::/48"\n    pi: "3fff:100::/48"\n'
+                  '    approach: routing\n    triggers: [routing]'))
+
+
+def test_the_controller_leaves_a_routing_site_alone_beside_a_managed_one() -> None:
+    from controller.policy import desired
+
+    plan = build(loader.loads(MIXED))
+    s1, s2 = plan.sites
+    rules = desired(plan, {}).rules
+    assert not any(r.dpid == s1.fabric_dpid for r in rules)  # a plain learning switch: no OpenFlow rules
+    assert any(r.dpid == s2.fabric_dpid for r in rules) and any(r.dpid == s2.exits[0].dpid for r in rules)
+    assert sorted(frr.routers(plan)) == ["core", "ispa", "ispb", "ispc", "ispd", "s1ea", "s1eb"]
