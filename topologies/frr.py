@@ -83,7 +83,8 @@ def routers(plan: Plan) -> dict[str, Router]:
     for sp in routing:
         site = sp.site
         timers = (site.bgp.keepalive_s, site.bgp.hold_s)
-        profile = f"site-{site.name}" if site.bgp.bfd else None
+        bfd = (f"site-{site.name}", site.bgp.bfd) if site.bgp.bfd else None
+        profile = bfd[0] if bfd else None
         inside = {e.name: plan.intf(e.name, e.inside_port).addrs[0].ip for e in sp.exits}
         for place, e in enumerate(sp.exits):
             if site.pi:
@@ -93,10 +94,9 @@ def routers(plan: Plan) -> dict[str, Router]:
                                              default_originate=True, customer=True))
             neighbors[e.name] += [Neighbor(inside[o.name], site.asn, o.name, next_hop_self=True)
                                   for o in sp.exits if o.name != e.name]
-            if site.bgp.bfd:
-                for node in (e.name, e.isp):
-                    if (profile, site.bgp.bfd) not in profiles[node]:
-                        profiles[node].append((str(profile), site.bgp.bfd))
+            for node in (e.name, e.isp):
+                if bfd and bfd not in profiles[node]:
+                    profiles[node].append(bfd)
     index = {n: i + 1 for i, n in enumerate(topo.kinds)}
     return {n: Router(n, asn[n], f"10.255.{index[n] >> 8}.{index[n] & 0xFF}", tuple(neighbors[n]),
                       tuple(networks[n]), tuple(profiles[n]))
