@@ -66,7 +66,8 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
           cap_ms: float = 1000.0) -> None:
     """Grouped bars of outage p95 per direction; a direction that never recovered is drawn hatched at the time
     its fault was restored (a lower bound on its outage), or at ``cap_ms`` when that is unknown."""
-    fig, axes = plt.subplots(1, len(faults), figsize=(4.2 * len(faults), 4.2), dpi=110, sharey=True)
+    width_per_fault = max(4.2, 0.8 * len(rows))  # room for every row's label
+    fig, axes = plt.subplots(1, len(faults), figsize=(width_per_fault * len(faults), 5.4), dpi=110, sharey=True)
     axes = axes if len(faults) > 1 else [axes]
     width = 0.38
     for ax, f in zip(axes, faults, strict=True):
@@ -84,7 +85,8 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
                         ha="center", fontsize=7)
         ax.set_title(f, fontsize=10)
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([r.replace(" ", "\n", 1) for r in rows], fontsize=7)
+        ax.set_xticklabels([r.replace(" × ", "\n") for r in rows], fontsize=7, rotation=35, ha="right",
+                           rotation_mode="anchor")
         ax.set_yscale("log")
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("outage p95 (ms, log scale)")
