@@ -1,1 +1,1 @@
-"""The site-exit controller: pure policy (rules from model + liveness) and a thin os-ken shell."""
+"""The site-exit controller: pure decisions (policy, liveness, locator pairs) and a thin os-ken shell."""

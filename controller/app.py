@@ -1,7 +1,8 @@
 """The thin os-ken shell: decode OpenFlow events, ask the pure policy, send what it says.
 
-Decisions live in :mod:`controller.policy` (rules), :mod:`controller.liveness` (which exits are usable),
-:mod:`controller.pairs` (id-loc locator pairs) and :mod:`controller.packets` (ND, RA, ICMPv6). This module
+Decisions live in :mod:`~multi6lab.controller.policy` (rules), :mod:`~multi6lab.controller.liveness` (which exits
+are usable), :mod:`~multi6lab.controller.pairs` (id-loc locator pairs) and :mod:`~multi6lab.controller.packets`
+(ND, RA, ICMPv6). This module
 only converts between those and OpenFlow messages, keeps what each switch holds, and writes one JSON event
 per line with a monotonic timestamp.
 
@@ -19,8 +20,8 @@ from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any
 
-from controller import packets
-from controller.compat import (
+from multi6lab.controller import packets
+from multi6lab.controller.compat import (
     CONFIG_DISPATCHER,
     MAIN_DISPATCHER,
     BaseApp,
@@ -30,15 +31,25 @@ from controller.compat import (
     ofproto_v1_3,
     set_ev_cls,
 )
-from controller.liveness import Liveness
-from controller.pairs import PairTable
-from controller.policy import COOKIE, OFPP_CONTROLLER, OFPP_IN_PORT, Group, Rule, RuleSet, SitePolicy, desired, diff
-from topologies import loader
-from topologies.addressing import GATEWAY_LL
-from topologies.topo import Plan, build
+from multi6lab.controller.liveness import Liveness
+from multi6lab.controller.pairs import PairTable
+from multi6lab.controller.policy import (
+    COOKIE,
+    OFPP_CONTROLLER,
+    OFPP_IN_PORT,
+    Group,
+    Rule,
+    RuleSet,
+    SitePolicy,
+    desired,
+    diff,
+)
+from multi6lab.topologies.addressing import GATEWAY_LL
+from multi6lab.topologies.plan import Plan
+from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Approach, Event
 
 # Filled by controller.launcher before the framework instantiates the app.
-SETTINGS: dict[str, Any] = {"topology": None, "events": None, "ra_interval": 3.0}
+SETTINGS: dict[str, Any] = {"plan": None, "events": None, "ra_interval": 3.0}
 ICMP_ERRORS_PER_SECOND = 100
 POLICY_CACHE = 256
 RA_VALID = 1800
@@ -53,7 +64,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.plan: Plan = build(loader.load(SETTINGS["topology"]))
+        self.plan: Plan = SETTINGS["plan"]
         self.sites = {sp.site.name: SitePolicy.of(sp) for sp in self.plan.sites}
         self.lock = threading.RLock()
         self.event_log = open(SETTINGS["events"], "a", buffering=1) if SETTINGS["events"] else None  # noqa: SIM115
@@ -74,7 +85,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.barriers: dict[int, float] = {}
         self.icmp_budget: dict[str, float] = defaultdict(float)
         self.counters: dict[str, int] = defaultdict(int)
-        self.log("controller_start", topology=self.plan.topology.name)
+        self.log(Event.CONTROLLER_START, topology=self.plan.topology.name)
         hub.spawn(self._heartbeat_loop)
         hub.spawn(self._ra_loop)
 
@@ -92,13 +103,13 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def on_features(self, ev: Any) -> None:
         dp = ev.msg.datapath
         if self.plan.site_by_dpid(dp.id) is None:
-            self.log("unknown_switch", dpid=dp.id)
+            self.log(Event.UNKNOWN_SWITCH, dpid=dp.id)
             return
         p, o = dp.ofproto_parser, dp.ofproto
         with self.lock:
             self.datapaths[dp.id] = dp
             self.pending[dp.id] = {"rules": set(), "groups": set(), "waiting": {"flows", "groups"}}
-        self.log("switch_connected", dpid=dp.id, switch=self._name(dp.id))
+        self.log(Event.SWITCH_CONNECTED, dpid=dp.id, switch=self._name(dp.id))
         dp.send_msg(p.OFPSetConfig(dp, o.OFPC_FRAG_NORMAL, 0xFFFF))
         dp.send_msg(p.OFPPortDescStatsRequest(dp, 0))
         dp.send_msg(p.OFPFlowStatsRequest(dp, 0, o.OFPTT_ALL, o.OFPP_ANY, o.OFPG_ANY, COOKIE, 0xFFFFFFFFFFFFFFFF))
@@ -206,14 +217,14 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         req = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(req)
         self.barriers[req.xid] = time.monotonic()
-        self.log("rules_sent", dpid=dp.id, switch=self._name(dp.id), cause=cause, changes=n, **extra)
+        self.log(Event.RULES_SENT, dpid=dp.id, switch=self._name(dp.id), cause=cause, changes=n, **extra)
         dp.send_msg(req)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def on_barrier(self, ev: Any) -> None:
         sent = self.barriers.pop(ev.msg.xid, None)
         if sent is not None:
-            self.log("barrier_ok", dpid=ev.msg.datapath.id, rtt_ms=round((time.monotonic() - sent) * 1000, 3))
+            self.log(Event.BARRIER_OK, dpid=ev.msg.datapath.id, rtt_ms=round((time.monotonic() - sent) * 1000, 3))
 
     def _send_rule(self, dp: Any, r: Rule, command: int) -> None:
         p, o = dp.ofproto_parser, dp.ofproto
@@ -268,18 +279,17 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     def _after(self, events: list[dict[str, Any]]) -> None:
         """Act on liveness events: probe, push rules, re-advertise prefixes; then write the events down."""
-        changed = any(e["event"] in ("path_dead", "path_alive", "pair_selected", "dest_dead", "dest_alive")
-                      for e in events)
+        changed = any(e["event"] in RULE_CHANGING_EVENTS for e in events)
         # Only source-routing hosts see a path change in RAs (a deprecated prefix); nobody else needs one.
-        moved = {e.get("site") for e in events if e["event"] in ("path_dead", "path_alive")}
-        if any(e["event"] == "exploring" for e in events):
+        moved = {e.get("site") for e in events if e["event"] in (Event.PATH_DEAD, Event.PATH_ALIVE)}
+        if any(e["event"] == Event.EXPLORING for e in events):
             self._send_pair_probes(time.monotonic())  # probe every candidate now, not at the next tick
         if changed:
             self._push("liveness")
         for e in events:
             self.log(e.pop("event"), **e)
         for sp in self.plan.sites:
-            if sp.site.name in moved and sp.site.approach in ("source-routing", "mptcp"):
+            if sp.site.name in moved and sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
                 self._send_ras(sp.fabric_dpid)
 
     # -- packet-in ------------------------------------------------------------------------------------------
@@ -340,7 +350,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             return
         self.icmp_budget[key] = now + 1.0 / ICMP_ERRORS_PER_SECOND
         self._packet_out(dp, in_port, packets.source_policy_failed(sp.gateway_mac, GATEWAY_LL, pkt.eth_src, data))
-        self.log("icmp_source_policy", site=sp.site.name, src=key, dst=str(pkt.dst))
+        self.log(Event.ICMP_SOURCE_POLICY, site=sp.site.name, src=key, dst=str(pkt.dst))
 
     def _packet_out(self, dp: Any, port: int, data: bytes) -> None:
         p, o = dp.ofproto_parser, dp.ofproto
@@ -374,12 +384,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             hub.sleep(SETTINGS["ra_interval"])
             if self.counters != reported:
                 reported = dict(self.counters)
-                self.log("counters", **reported)
+                self.log(Event.COUNTERS, **reported)
             for dpid in list(self.datapaths):
                 try:
                     self._send_ras(dpid)
                 except Exception as exc:  # a switch that went away mid-send
-                    self.log("ra_error", dpid=dpid, error=str(exc))
+                    self.log(Event.RA_ERROR, dpid=dpid, error=str(exc))
 
     # -- heartbeats ------------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
@@ -408,7 +418,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                     try:
                         self._packet_out(dp, port, data)
                     except Exception as exc:
-                        self.log("heartbeat_error", exit=p.exit, error=str(exc))
+                        self.log(Event.HEARTBEAT_ERROR, exit=p.exit, error=str(exc))
                 with self.lock:
                     self._send_pair_probes(now)
                 next_probe = max(next_probe + interval, now)  # fell behind: do not burst to catch up
@@ -442,7 +452,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             try:
                 self._packet_out(dp, x.outside_port, self.pair_probes[(xn, yn)])
             except Exception as exc:
-                self.log("heartbeat_error", exit=xn, error=str(exc))
+                self.log(Event.HEARTBEAT_ERROR, exit=xn, error=str(exc))
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _name(self, dpid: int) -> str:

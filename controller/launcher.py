@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller import app
+from multi6lab.controller import app
+from multi6lab.topologies.plan import Plan
 
 
-def run(topology: str | Path, port: int, events: str | Path | None, host: str = "127.0.0.1") -> None:
-    """Blocks until the framework stops. The topology is validated by the caller first."""
+def run(plan: Plan, port: int, events: str | Path | None, host: str = "127.0.0.1") -> None:
+    """Blocks until the framework stops. ``plan`` is resolved by the caller (from YAML or a run's plan.json)."""
     import logging
 
-    from controller import compat
+    from multi6lab.controller import compat
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app.SETTINGS.update(topology=str(topology), events=str(events) if events else None)
-    compat.run("controller.app", host, port)
+    app.SETTINGS.update(plan=plan, events=str(events) if events else None)
+    compat.run("multi6lab.controller.app", host, port)

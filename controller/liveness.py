@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from topologies.topo import Plan
+from multi6lab.topologies.plan import Plan
+from multi6lab.vocabulary import Event, Trigger
 
-Event = dict[str, Any]
+EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 ICMP_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable (renewed by
 # each further error; an ISP rate-limits its errors, so a short hold would send traffic back into the failure)
 
@@ -54,8 +55,8 @@ class Liveness:
             s = sp.site
             for e in sp.exits:
                 self.paths[e.name] = PathState(
-                    site=s.name, exit=e.name, dpid=e.dpid, port=e.outside_port, link="link" in s.triggers,
-                    heartbeat="heartbeat" in s.triggers, interval=s.heartbeat.interval_ms / 1000.0,
+                    site=s.name, exit=e.name, dpid=e.dpid, port=e.outside_port, link=Trigger.LINK in s.triggers,
+                    heartbeat=Trigger.HEARTBEAT in s.triggers, interval=s.heartbeat.interval_ms / 1000.0,
                     multiplier=s.heartbeat.multiplier, last_reply=now)
 
     def usable(self) -> dict[str, bool]:
@@ -64,13 +65,13 @@ class Liveness:
     def heartbeat_paths(self) -> list[PathState]:
         return [p for p in self.paths.values() if p.heartbeat]
 
-    def _change(self, p: PathState, was: bool, cause: str, now: float) -> list[Event]:
+    def _change(self, p: PathState, was: bool, cause: str, now: float) -> list[EventRecord]:
         if p.usable == was:
             return []
-        return [{"event": "path_alive" if p.usable else "path_dead", "t": now, "site": p.site, "exit": p.exit,
+        return [{"event": Event.PATH_ALIVE if p.usable else Event.PATH_DEAD, "t": now, "site": p.site, "exit": p.exit,
                  "cause": cause}]
 
-    def port_status(self, dpid: int, port: int, up: bool, now: float) -> list[Event]:
+    def port_status(self, dpid: int, port: int, up: bool, now: float) -> list[EventRecord]:
         """An uplink's port status; OVS repeats events, so only a change of state says anything."""
         for p in self.paths.values():
             if p.dpid == dpid and p.port == port:
@@ -78,11 +79,12 @@ class Liveness:
                     return []
                 was = p.usable
                 p.link_up = up
-                ev: Event = {"event": "port_up" if up else "port_down", "t": now, "site": p.site, "exit": p.exit}
-                return [ev, *self._change(p, was, "link", now)]
+                ev: EventRecord = {"event": Event.PORT_UP if up else Event.PORT_DOWN, "t": now, "site": p.site,
+                                   "exit": p.exit}
+                return [ev, *self._change(p, was, Trigger.LINK, now)]
         return []
 
-    def echo_reply(self, exit_name: str, now: float) -> list[Event]:
+    def echo_reply(self, exit_name: str, now: float) -> list[EventRecord]:
         p = self.paths.get(exit_name)
         if p is None or not p.heartbeat:
             return []
@@ -90,25 +92,25 @@ class Liveness:
         p.last_reply = now
         if not p.armed:
             p.armed = True
-            return [{"event": "heartbeat_up", "t": now, "site": p.site, "exit": p.exit}]
+            return [{"event": Event.HEARTBEAT_UP, "t": now, "site": p.site, "exit": p.exit}]
         if p.hb_dead:
             p.replies_since_dead += 1
             if p.replies_since_dead >= p.multiplier:
                 p.hb_dead = False
-        return self._change(p, was, "heartbeat", now)
+        return self._change(p, was, Trigger.HEARTBEAT, now)
 
-    def icmp_unreachable(self, exit_name: str, destination: str, now: float) -> list[Event]:
+    def icmp_unreachable(self, exit_name: str, destination: str, now: float) -> list[EventRecord]:
         """``icmp`` trigger: the ISP behind ``exit_name`` says it cannot reach ``destination``."""
         p = self.paths.get(exit_name)
-        if p is None or "icmp" not in self.site_triggers.get(p.site, ()):
+        if p is None or Trigger.ICMP not in self.site_triggers.get(p.site, ()):
             return []
         key = (exit_name, destination)
         fresh = self.unreachable.get(key, 0.0) <= now
         self.unreachable[key] = now + ICMP_HOLD
         if not fresh:
             return []
-        return [{"event": "dest_dead", "t": now, "site": p.site, "exit": exit_name, "dst": destination,
-                 "cause": "icmp", "hold_s": ICMP_HOLD}]
+        return [{"event": Event.DEST_DEAD, "t": now, "site": p.site, "exit": exit_name, "dst": destination,
+                 "cause": Trigger.ICMP, "hold_s": ICMP_HOLD}]
 
     def avoided(self, now: float) -> dict[str, set[str]]:
         """Destinations to steer away from each exit, as the icmp trigger decided (expired holds dropped)."""
@@ -125,20 +127,20 @@ class Liveness:
         due += list(self.unreachable.values())  # a hold expiring changes the rules too
         return min(due, default=None)
 
-    def tick(self, now: float) -> list[Event]:
+    def tick(self, now: float) -> list[EventRecord]:
         """Declare heartbeat paths dead whose last reply is older than the detection time; end icmp holds."""
-        out: list[Event] = []
+        out: list[EventRecord] = []
         for (exit_name, dst), until in list(self.unreachable.items()):
             if until <= now:
                 del self.unreachable[(exit_name, dst)]
-                out.append({"event": "dest_alive", "t": now, "site": self.paths[exit_name].site, "exit": exit_name,
+                out.append({"event": Event.DEST_ALIVE, "t": now, "site": self.paths[exit_name].site, "exit": exit_name,
                             "dst": dst, "cause": "icmp hold expired"})
         for p in self.heartbeat_paths():
             if p.armed and not p.hb_dead and now - p.last_reply > p.detect_time:
                 was = p.usable
                 p.hb_dead = True
                 p.replies_since_dead = 0
-                out += [{"event": "heartbeat_timeout", "t": now, "site": p.site, "exit": p.exit,
+                out += [{"event": Event.HEARTBEAT_TIMEOUT, "t": now, "site": p.site, "exit": p.exit,
                          "silent_ms": round((now - p.last_reply) * 1000, 3)}]
-                out += self._change(p, was, "heartbeat", now)
+                out += self._change(p, was, Trigger.HEARTBEAT, now)
         return out

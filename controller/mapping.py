@@ -4,7 +4,7 @@ Like DNS or a LISP map server, it holds what each site registered: its identity 
 prefixes that reach it (its delegations, one per exit), in the site's preference order. An edge resolves a
 destination identity to that record and maps the host's identity into each locator prefix with RFC 6296's
 checksum-neutral translation, so the host part survives and transport checksums stay valid; choosing among
-the resulting locator pairs is then the edges' own business (:mod:`controller.pairs`).
+the resulting locator pairs is then the edges' own business (:mod:`multi6lab.controller.pairs`).
 
 The service believes only what the ISPs delegated: a site cannot register another's locators, and two sites
 cannot claim overlapping identities (either would let one site pull another's traffic).
@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
-from controller.npt import Translator
-from topologies.topo import Plan
+from multi6lab.controller.npt import Translator
+from multi6lab.topologies.plan import Plan
+from multi6lab.vocabulary import Approach
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class MappingService:
         sites = [sp.site for sp in plan.sites]
         service = cls({s.name: {e.delegation for e in s.exits} for s in sites})
         for s in sites:
-            if s.approach == "id-loc" and s.identity is not None:
+            if s.approach == Approach.ID_LOC and s.identity is not None:
                 service.register(Record(s.name, s.identity, tuple(Locator(e.name, e.delegation) for e in s.exits)))
         return service
 

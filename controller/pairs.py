@@ -21,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.mapping import MappingService
-from topologies.topo import Plan
+from multi6lab.controller.mapping import MappingService
+from multi6lab.topologies.plan import Plan
+from multi6lab.vocabulary import Approach, Event, Trigger
 
-Event = dict[str, Any]
+EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 STANDBY_FACTOR = 10
 
 
@@ -66,7 +67,7 @@ class Route:
 
 class PairTable:
     def __init__(self, plan: Plan):
-        sites = [sp for sp in plan.sites if sp.site.approach == "id-loc"]
+        sites = [sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC]
         mapping = MappingService.of(plan)
         self.routes: dict[tuple[str, str], Route] = {}
         self.by_key: dict[tuple[str, str], list[Pair]] = {}
@@ -110,9 +111,9 @@ class PairTable:
                     out.append(p.key)
         return out
 
-    def seen(self, src_exit: str, dst_exit: str, now: float) -> list[Event]:
+    def seen(self, src_exit: str, dst_exit: str, now: float) -> list[EventRecord]:
         """A probe of pair (src_exit, dst_exit) arrived at the far exit."""
-        out: list[Event] = []
+        out: list[EventRecord] = []
         for p in self.by_key.get((src_exit, dst_exit), []):
             r = self.routes[(p.src_site, p.dst_site)]
             first = p.last_seen is None
@@ -121,9 +122,9 @@ class PairTable:
             if p.dead and p.streak >= (1 if r.exploring_since is not None else r.multiplier):
                 p.dead = False
             if first:
-                out.append(self._ev("pair_up", now, p))
+                out.append(self._ev(Event.PAIR_UP, now, p))
             if r.exploring_since is not None and p is r.active:  # the provisional pair delivered
-                out.append(self._ev("pair_confirmed", now, p, exploration_ms=round((now - r.exploring_since)
+                out.append(self._ev(Event.PAIR_CONFIRMED, now, p, exploration_ms=round((now - r.exploring_since)
                                                                                    * 1000, 3)))
                 r.exploring_since = None
             elif r.exploring_since is not None and not p.dead and not p.link_down:
@@ -134,20 +135,20 @@ class PairTable:
         return out
 
     # -- failures -----------------------------------------------------------------------------------------
-    def link(self, exit_name: str, up: bool, now: float) -> list[Event]:
+    def link(self, exit_name: str, up: bool, now: float) -> list[EventRecord]:
         """Port status of an exit's uplink: every pair through it is down (with the link trigger)."""
-        out: list[Event] = []
+        out: list[EventRecord] = []
         for r in self.routes.values():
             changed = [p for p in r.candidates if exit_name in p.key and p.link_down == up]
             for p in changed:  # mark every pair through the link before choosing among the rest
                 p.link_down = not up
                 p.streak = 0
-            if not up and r.active in changed and "link" in r.triggers:
-                out.append(self._ev("pair_dead", now, r.active, cause="link"))
+            if not up and r.active in changed and Trigger.LINK in r.triggers:
+                out.append(self._ev(Event.PAIR_DEAD, now, r.active, cause=Trigger.LINK))
                 out += self._failover(r, now)
         return out
 
-    def _failover(self, r: Route, now: float) -> list[Event]:
+    def _failover(self, r: Route, now: float) -> list[EventRecord]:
         """After a link-triggered death: a pair with fresh evidence at once, else explore."""
         p = self._fresh(r, now, avoid=set())
         return self._select(r, p, now, "known alive") if p else self._explore(r, now)
@@ -160,17 +161,17 @@ class PairTable:
         return next((p for p in r.candidates if p is not r.active and not p.dead and not p.link_down
                      and p.last_seen is not None and now - p.last_seen <= fresh and not avoid & set(p.key)), None)
 
-    def tick(self, now: float) -> list[Event]:
+    def tick(self, now: float) -> list[EventRecord]:
         """Declare active pairs dead whose last probe is older than the detection time."""
-        out: list[Event] = []
+        out: list[EventRecord] = []
         for r in self.routes.values():
             p = r.active
-            if r.exploring_since is not None or p.last_seen is None or "heartbeat" not in r.triggers:
+            if r.exploring_since is not None or p.last_seen is None or Trigger.HEARTBEAT not in r.triggers:
                 continue
             if now - p.last_seen > r.detect_time:
                 p.dead = True
                 p.streak = 0
-                out.append(self._ev("pair_dead", now, p, cause="heartbeat",
+                out.append(self._ev(Event.PAIR_DEAD, now, p, cause=Trigger.HEARTBEAT,
                                     silent_ms=round((now - p.last_seen) * 1000, 3)))
                 out += self._explore(r, now)
                 # Where it failed is unknown: a pair avoiding both of its exits is the best guess meanwhile.
@@ -178,37 +179,37 @@ class PairTable:
                 if guess is not None:
                     r.active = guess
                     guess.last_seen = now
-                    out.append(self._ev("pair_selected", now, guess, cause="disjoint, known alive",
+                    out.append(self._ev(Event.PAIR_SELECTED, now, guess, cause="disjoint, known alive",
                                         provisional=True))
         return out
 
     def next_deadline(self) -> float | None:
         due = [r.active.last_seen + r.detect_time for r in self.routes.values()
-               if r.exploring_since is None and r.active.last_seen is not None and "heartbeat" in r.triggers]
+               if r.exploring_since is None and r.active.last_seen is not None and Trigger.HEARTBEAT in r.triggers]
         return min(due, default=None)
 
     # -- selection ------------------------------------------------------------------------------------------
-    def _explore(self, r: Route, now: float) -> list[Event]:
+    def _explore(self, r: Route, now: float) -> list[EventRecord]:
         r.exploring_since = now
         for p in r.candidates:
             if p is not r.active:
                 p.streak = 0  # only probes seen from now on count as evidence
             r.probed.pop(p.key, None)  # probe every candidate at once
-        return [{"event": "exploring", "t": now, "src_site": r.src_site, "dst_site": r.dst_site,
+        return [{"event": Event.EXPLORING, "t": now, "src_site": r.src_site, "dst_site": r.dst_site,
                  "candidates": [list(p.key) for p in r.candidates if p is not r.active and not p.link_down]}]
 
-    def _select(self, r: Route, p: Pair, now: float, cause: str) -> list[Event]:
+    def _select(self, r: Route, p: Pair, now: float, cause: str) -> list[EventRecord]:
         if p is r.active and r.exploring_since is None:
             return []
         started = r.exploring_since
         r.active, r.exploring_since = p, None
         p.last_seen = now  # judged from now on at the active rate, not by its slower standby probes
-        ev = self._ev("pair_selected", now, p, cause=cause)
+        ev = self._ev(Event.PAIR_SELECTED, now, p, cause=cause)
         if started is not None:
             ev["exploration_ms"] = round((now - started) * 1000, 3)
         return [ev]
 
     @staticmethod
-    def _ev(name: str, now: float, p: Pair, **extra: Any) -> Event:
+    def _ev(name: str, now: float, p: Pair, **extra: Any) -> EventRecord:
         return {"event": name, "t": now, "src_site": p.src_site, "dst_site": p.dst_site, "exit": p.src_exit,
                 "dst_exit": p.dst_exit, **extra}

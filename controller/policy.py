@@ -1,6 +1,6 @@
 """The controller's decisions, as pure data: (plan, which exits are usable) -> every rule and group.
 
-Nothing here talks OpenFlow; :mod:`controller.app` turns :class:`Rule` and :class:`Group` into FlowMods and
+Nothing here talks OpenFlow; :mod:`multi6lab.controller.app` turns :class:`Rule` and :class:`Group` into FlowMods and
 GroupMods, and :func:`diff` says which to send, so a reconnect or restart converges on exactly the desired
 state with no stale or duplicate entries. Matches use os-ken's OFPMatch field names.
 
@@ -17,7 +17,7 @@ and (nptv6) translate prefixes (RFC 6296). Approaches:
 * ``id-loc`` (RFC 4177 5.4, 6): as nptv6 toward ordinary remotes; between two id-loc sites both edges also
   map the *remote* identity to the locator of the far exit of the active locator pair, outbound, and map
   both locators back to identities inbound, so hosts only ever see identities and sessions survive a pair
-  change. Which pair is active comes from :mod:`controller.pairs`.
+  change. Which pair is active comes from :mod:`multi6lab.controller.pairs`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
-from controller.mapping import MappingService, Record
-from controller.npt import Translator
-from topologies.addressing import GATEWAY_LL
-from topologies.topo import ExitPlan, HostPlan, Plan, SitePlan
+from multi6lab.controller.mapping import MappingService, Record
+from multi6lab.controller.npt import Translator
+from multi6lab.topologies.addressing import GATEWAY_LL
+from multi6lab.topologies.plan import ExitPlan, HostPlan, Plan, SitePlan
+from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 
 ETH_IPV6 = 0x86DD
 ICMPV6 = 58
@@ -169,7 +170,7 @@ class SitePolicy:
     @classmethod
     def of(cls, sp: SitePlan) -> SitePolicy:
         tr = {}
-        if sp.site.approach in ("nptv6", "id-loc") and sp.site.identity is not None:
+        if sp.site.approach in TRANSLATING and sp.site.identity is not None:
             tr = {e.name: Translator(sp.site.identity, e.delegation) for e in sp.exits}
         return cls(sp, tr)
 
@@ -203,7 +204,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
     destinations the icmp trigger says to keep away from which exit."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
-    idloc = [sp for sp in plan.sites if sp.site.approach == "id-loc"]
+    idloc = [sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC]
     mapping = MappingService.of(plan)
     for a in idloc:
         for b in idloc:
@@ -216,7 +217,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
                 rules |= rr
                 groups |= gg
     for sp in plan.sites:
-        if sp.site.approach == "routing":  # BGP runs its exits; its fabric is a plain learning switch
+        if sp.site.approach == Approach.ROUTING:  # BGP runs its exits; its fabric is a plain learning switch
             continue
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
@@ -226,7 +227,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             r, g = _exit_rules(pol, e)
             rules |= set(r)
             groups |= set(g)
-        if sp.site.exit_policy == "load-share" and pol.translators and live:
+        if sp.site.exit_policy == ExitPolicy.LOAD_SHARE and pol.translators and live:
             groups.add(Group(sp.fabric_dpid, 1, "select",
                              tuple(Bucket((("output", e.fabric_port),), weight=1) for e in live)))
     return RuleSet(frozenset(rules), frozenset(groups))
@@ -255,7 +256,7 @@ def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
         if pol.translators:
             if not live:
                 continue  # no usable exit: the drop rule answers
-            if sp.site.exit_policy == "load-share":
+            if sp.site.exit_policy == ExitPolicy.LOAD_SHARE:
                 act: tuple[Action, ...] = (("group", 1),)
             else:
                 act = (("output", live[0].fabric_port),)
@@ -270,7 +271,7 @@ def _avoid_rules(pol: SitePolicy, live: list[ExitPlan], avoid: Mapping[str, set[
     """icmp trigger (nptv6, id-loc): traffic to a destination the primary exit's ISP cannot reach leaves
     through the next live exit whose ISP has not said the same."""
     sp = pol.plan
-    if not pol.translators or not live or sp.site.exit_policy != "primary-backup":
+    if not pol.translators or not live or sp.site.exit_policy != ExitPolicy.PRIMARY_BACKUP:
         return
     for dst in sorted(avoid.get(live[0].name, set())):
         alt = next((e for e in live[1:] if dst not in avoid.get(e.name, set())), None)
@@ -294,7 +295,7 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REPLY, in_port=e.outside_port, ipv6_dst=str(e.address.ip)),
              (("controller",),)),
     ]
-    if sp.site.approach == "id-loc":  # one-way locator-pair probes from the other id-loc sites
+    if sp.site.approach == Approach.ID_LOC:  # one-way locator-pair probes from the other id-loc sites
         rules.append(Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REQUEST, in_port=e.outside_port,
                                               ipv6_dst=str(e.address.ip)), (("controller",),)))
     # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
@@ -309,7 +310,7 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
             inbound = [("set_field", "ipv6_dst", str(ident)), *inbound]
             rewrite = [("set_field", "ipv6_src", str(loc)), *out, ("output", e.outside_port)]
             first: tuple[Action, ...] = tuple(rewrite)
-            if "link" in sp.site.triggers:
+            if Trigger.LINK in sp.site.triggers:
                 buckets = [Bucket(tuple(rewrite), watch_port=e.outside_port)]
                 buckets += [Bucket((("set_field", "eth_dst", x.mac), ("output", OFPP_IN_PORT)),
                                    watch_port=e.inside_port) for x in others]
@@ -326,7 +327,7 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
                               (*out, ("output", e.outside_port))))
         rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
-        if "icmp" in sp.site.triggers and pol.translators:
+        if Trigger.ICMP in sp.site.triggers and pol.translators:
             rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
                               (("controller",), *inbound)))
     return rules, groups
@@ -352,7 +353,7 @@ def _idloc_rules(src: SitePolicy, dst: Record, dst_hosts: tuple[HostPlan, ...], 
                            ("set_field", "eth_src", e.mac), ("set_field", "eth_dst", e.isp_mac), ("dec_ttl",),
                            ("output", e.outside_port))
                 act: tuple[Action, ...] = rewrite
-                if "link" in sp.site.triggers:
+                if Trigger.LINK in sp.site.triggers:
                     gid = 0x10000 + ((dst_index * 64 + hi) * 16 + ei) * 64 + ri
                     buckets = [Bucket(rewrite, watch_port=e.outside_port)]
                     buckets += [Bucket((("set_field", "eth_dst", o.mac), ("output", OFPP_IN_PORT)),

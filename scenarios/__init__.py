@@ -1,1 +1,1 @@
-"""Scenarios: YAML files describing faults, traffic and trials, and the runner that executes them."""
+"""Scenarios: YAML files of faults, traffic and trials (and comparisons/), and the code that checks them."""

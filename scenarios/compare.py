@@ -1,34 +1,34 @@
-"""Comparison files (``scenarios/compare.yaml``): rows of approach x trigger against named faults.
+"""Comparison files (``scenarios/comparisons/*.yaml``): rows of approach x trigger against named faults.
 
-Each cell becomes an ordinary scenario, written out so that it can be rerun and read on its own; a fault
-names no exit, it hits the primary exit of the row's site. Loading every cell's scenario validates a
-comparison file as strictly as a scenario.
+Each cell is an ordinary :class:`~multi6lab.scenarios.model.Scenario`, checked as strictly as a scenario file,
+but built in memory from the comparison: a problem in a cell is reported at the line and column of the row or
+fault in the comparison file that set it. A fault names no exit: it hits the primary exit of the row's site.
+Each cell's scenario can also be written out as a file, so that a user can rerun one cell alone.
 """
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from scenarios import model
-from topologies import loader, yamlsrc
-from topologies.model import Bgp
-from topologies.yamlsrc import InputError, PathKey
+from multi6lab.scenarios.model import COMPARISON_SCHEMA_PATH, Checker, Scenario, validator
+from multi6lab.topologies import loader, yamlsrc
+from multi6lab.topologies.model import Topology
+from multi6lab.topologies.yamlsrc import InputError, PathKey, Source
 
-ROW_KEYS = {"approach", "triggers", "topology", "site", "host", "remote"}
-OPTIONAL_ROW_KEYS = {"name", "bgp", "duration"}
+ROW_KEYS = ("approach", "triggers", "heartbeat", "bgp", "site", "host", "remote", "topology")
 
 
 @dataclass(frozen=True)
 class Cell:
-    row: str
-    fault: str
-    slug: str
-    doc: dict[str, Any]
+    row: str  # the row's label in tables: approach x trigger
+    fault: str  # the fault's name in the comparison file
+    slug: str  # names the cell's results directory and scenario file
+    doc: dict[str, Any]  # the cell as scenario data (what write() saves)
+    scenario: Scenario
 
 
 def looks_like_comparison(path: str | Path) -> bool:
@@ -39,62 +39,80 @@ def looks_like_comparison(path: str | Path) -> bool:
     return isinstance(data, dict) and "rows" in data
 
 
-def cells(path: Path, trials: int | None = None) -> list[Cell]:
+def load(path: Path, trials: int | None = None) -> list[Cell]:
+    """Every cell of the comparison at ``path``, rows in order, each row's faults in order."""
     src = yamlsrc.load(path)
-    d = src.data
-    problems = []
-    if not isinstance(d, dict) or not isinstance(d.get("rows"), list) or not isinstance(d.get("faults"), dict):
-        raise InputError([src.problem((), "a comparison needs 'rows' (a list) and 'faults' (a mapping)")])
-    out: list[Cell] = []
-    for i, row in enumerate(d["rows"]):
-        where: PathKey = ("rows", i)
-        if not isinstance(row, dict) or not ROW_KEYS <= set(row) <= ROW_KEYS | OPTIONAL_ROW_KEYS:
-            problems.append(src.problem(where, f"a row has these keys: {', '.join(sorted(ROW_KEYS))}, and may have "
-                                               f"{', '.join(sorted(OPTIONAL_ROW_KEYS))}"))
-            continue
-        topo_path = (path.parent / row["topology"]).resolve()
-        try:
-            site = loader.load(topo_path).site(row["site"])
-        except (InputError, StopIteration):
-            problems.append(src.problem((*where, "site"), f"no site '{row['site']}' in a valid {row['topology']}"))
-            continue
-        label = f"{row['approach']} × {_trigger_text(row)}"
-        # A row may cap how long its faults last (and so how long a trial waits for a slow recovery).
-        duration = row.get("duration")
-        record_s = max(float(d.get("record_s", 2.0)), float(duration) + 1.0) if duration else d.get("record_s", 2.0)
-        for fname, fault in d["faults"].items():
-            slug = f"{row.get('name', row['approach'])}-{fname}".replace(" ", "-")
-            doc = {"name": slug, "topology": str(topo_path), "approach": row["approach"],
-                   "triggers": row["triggers"], "site": row["site"], "host": row["host"],
-                   "remote": row["remote"], "trials": int(trials or d.get("trials", 20)),
-                   "record_s": float(record_s),
-                   "faults": [{**fault, "exit": site.exits[0].name, **({"duration": duration} if duration else {})}]}
-            if "bgp" in row:
-                doc["bgp"] = row["bgp"]
-            out.append(Cell(label, fname, slug, doc))
+    if not isinstance(src.data, dict):
+        raise InputError([src.problem((), "a comparison is a YAML mapping (rows, faults, trials, record_s)")])
+    problems = [src.problem(p, msg, at_key) for err in validator(COMPARISON_SCHEMA_PATH).iter_errors(src.data)
+                for p, msg, at_key in loader.schema_messages(err)]
     if problems:
         raise InputError(problems)
+    d = src.data
+    topologies: dict[Path, Topology] = {}
+    out: list[Cell] = []
+    for i, row in enumerate(d["rows"]):
+        tpath = (path.parent / row["topology"]).resolve()
+        if tpath not in topologies:
+            try:
+                topologies[tpath] = loader.load(tpath)
+            except InputError as exc:
+                first = exc.problems[0]
+                problems.append(src.problem(("rows", i, "topology"), f"topology {row['topology']} does not load: "
+                                            f"{first.message} ({first.file}:{first.line})"))
+                continue
+        for fname, fault in d["faults"].items():
+            try:
+                out.append(_cell(src, path, i, row, fname, fault, topologies, trials))
+            except InputError as exc:
+                problems += exc.problems
+    if problems:
+        raise InputError(sorted(set(problems)))
     return out
 
 
-def _trigger_text(row: dict[str, Any]) -> str:
-    """How a row's trigger reads in the table: the BGP timers and BFD for routing, else the trigger names."""
-    if row["approach"] != "routing":
-        return "+".join(row["triggers"])
-    return Bgp.from_dict(row.get("bgp") or {}).describe()
+def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, fault: dict[str, Any],
+          topologies: dict[Path, Topology], trials: int | None) -> Cell:
+    d = src.data
+    topo = topologies[(path.parent / row["topology"]).resolve()]
+    site = next((s for s in topo.sites if s.name == row["site"]), None)
+    if site is None:
+        raise InputError([src.problem(("rows", i, "site"), f"no site '{row['site']}' in {row['topology']}")])
+    duration = row.get("duration")
+    # A row may cap how long its faults last (and so how long a trial waits for a slow recovery).
+    record_s = float(d.get("record_s", 2.0))
+    if duration is not None:
+        record_s = max(record_s, float(duration) + 1.0)
+    slug = f"{row.get('name', row['approach'])}-{fname}".replace(" ", "-")
+    doc: dict[str, Any] = {"name": slug, "topology": str((path.parent / row["topology"]).resolve()),
+                           **{k: row[k] for k in ROW_KEYS if k in row and k != "topology"},
+                           "trials": int(trials or d.get("trials", 20)), "record_s": record_s,
+                           "faults": [{**fault, "exit": site.exits[0].name,
+                                       **({"duration": duration} if duration is not None else {})}]}
+
+    def locate(p: PathKey) -> PathKey:
+        """A path in the cell's data -> where the comparison file set it."""
+        head = p[0] if p else ""
+        if head == "faults":
+            rest = p[2:]
+            if rest[:1] == ("duration",) and duration is not None:
+                return ("rows", i, "duration")
+            if rest[:1] == ("exit",):
+                return ("rows", i, "site")
+            return ("faults", fname, *rest)
+        if head in ("trials", "record_s") and head in d:
+            return (head,)
+        if head in ROW_KEYS or head == "name":
+            return ("rows", i, *(p if head != "name" or "name" in row else ()))
+        return ("rows", i)
+
+    scenario = Checker(src, doc, path.parent, str(path), locate, topologies).build()
+    return Cell(f"{row['approach']} × {scenario.trigger_label}", fname, slug, doc, scenario)
 
 
 def write(cell: Cell, directory: Path) -> Path:
+    """The cell as a scenario file of its own, to rerun it alone with ``multi6lab run``."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{cell.slug}.yaml"
     path.write_text(yaml.safe_dump(cell.doc, sort_keys=False))
     return path
-
-
-def validate(path: Path) -> int:
-    """Load every cell's scenario; raises InputError naming the cell's problem. Returns the number of cells."""
-    all_cells = cells(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        for c in all_cells:
-            model.load(write(c, Path(tmp)))
-    return len(all_cells)

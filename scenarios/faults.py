@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scenarios.model import Fault
-from topologies.topo import Plan, SitePlan
+from multi6lab.scenarios.model import Blackhole, Fault, Flap, IspOutage, IspUplinkDown, LinkDown, LossBurst
+from multi6lab.topologies.plan import Plan, SitePlan
 
 TABLE = "multi6lab_fault"
 
@@ -41,31 +41,32 @@ def reinstall_routes(plan: Plan, node: str) -> str:
 
 def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: float) -> Compiled:
     end = fault.until(record_s)
-    if fault.kind == "isp_outage":
-        isp = fault.isp or ""
+    if isinstance(fault, IspOutage):
+        isp = fault.isp
         intfs = [i.name for i in plan.intfs(isp)]
         down = "; ".join(f"ip link set {n} down" for n in intfs)
         up = "; ".join(f"ip link set {n} up" for n in intfs) + "; " + reinstall_routes(plan, isp)
         exits = frozenset(e.name for e in sp.exits if e.isp == isp)
         return Compiled(fault, (Action(fault.at, isp, down, f"{isp} down"), Action(end, isp, up, f"{isp} up")),
                         (Action(end, isp, up),), exits)
-    e = sp.exit(fault.exit or "")
+    assert isinstance(fault, LinkDown | Flap | Blackhole | LossBurst | IspUplinkDown)
+    e = sp.exit(fault.exit)
     exits = frozenset({e.name})
-    if fault.kind == "isp_uplink_down":  # the ISP loses the core: it answers 'no route' (icmp trigger)
+    if isinstance(fault, IspUplinkDown):  # the ISP loses the core: it answers 'no route' (icmp trigger)
         customers = {x.isp_intf for s in plan.sites for x in s.exits}
         uplinks = [i.name for i in plan.intfs(e.isp) if i.name not in customers]
         down = "; ".join(f"ip link set {n} down" for n in uplinks)
         up = "; ".join(f"ip link set {n} up" for n in uplinks) + "; " + reinstall_routes(plan, e.isp)
         return Compiled(fault, (Action(fault.at, e.isp, down, f"{e.isp} uplinks down"),
                                 Action(end, e.isp, up, f"{e.isp} uplinks up")), (Action(end, e.isp, up),), exits)
-    if fault.kind in ("link_down", "flap"):
+    if isinstance(fault, LinkDown | Flap):
         # A switch exit's interface lives in the root namespace; a router exit's (routing approach) in its own.
         own = e.name if plan.node(e.name).role == "router" else None
         node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (own, f"{e.name}-eth{e.outside_port}")
         down, up = f"ip link set {intf} down", f"ip link set {intf} up"
         if node is not None:
             up += "; " + reinstall_routes(plan, node)
-        if fault.kind == "link_down":
+        if isinstance(fault, LinkDown):
             acts: tuple[Action, ...] = (Action(fault.at, node, down, f"{intf} down"),
                                         Action(end, node, up, f"{intf} up"))
         else:
@@ -78,10 +79,11 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
     # sends or receives (BGP, BFD, neighbor discovery), as on a broken line (chains: forward, input, output).
     into, out_of = [("forward", f"iifname {e.isp_intf}"), ("input", f"iifname {e.isp_intf}")], \
         [("forward", f"oifname {e.isp_intf}"), ("output", f"oifname {e.isp_intf}")]
-    if fault.kind == "blackhole":
+    if isinstance(fault, Blackhole):
         matches = {"outbound": into, "inbound": out_of, "both": into + out_of}[fault.direction]
         rules = [(chain, f"{m} drop") for chain, m in matches]
-    else:  # loss_burst
+    else:
+        assert isinstance(fault, LossBurst)
         threshold = round(fault.percent * 100)
         rules = [(chain, f"{m} numgen random mod 10000 < {threshold} drop") for chain, m in into + out_of]
     undo = f"nft delete table ip6 {table} 2>/dev/null; true"

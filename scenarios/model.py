@@ -1,50 +1,161 @@
-"""Scenario files: validated like topologies (JSON Schema + semantic checks, ``file:line:col`` problems).
+"""Scenario files: checked like topologies (JSON Schema + semantic checks, ``file:line:col`` problems).
 
 A scenario names a topology and, per trial, a fault timeline measured from one clock (the host's monotonic
 clock, shared by every namespace): warm-up traffic, then faults at offsets, each restored after its duration.
+Its approach, triggers, heartbeat and BGP settings are typed :class:`Overrides` applied to the parsed
+topology model; nothing is written back to YAML and parsed again.
+
+The same checker builds the cells of a comparison (:mod:`multi6lab.scenarios.compare`): a cell is scenario
+data assembled from a comparison file, and its problems are reported at that file's lines and columns.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-import yaml
+import jsonschema
+import referencing
 
-from topologies import loader, yamlsrc
-from topologies.model import IMPLEMENTED_APPROACHES, IMPLEMENTED_TRIGGERS, Topology
-from topologies.yamlsrc import InputError, PathKey, Problem, Source
+from multi6lab.topologies import loader, yamlsrc
+from multi6lab.topologies.model import Bgp, Heartbeat, Site, Topology
+from multi6lab.topologies.yamlsrc import InputError, PathKey, Problem, Source
+from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, IMPLEMENTED_TRIGGERS, Approach, FaultKind, Trigger
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
+COMPARISON_SCHEMA_PATH = Path(__file__).parent / "comparisons" / "schema.json"
 
 
-@dataclass(frozen=True)
+# -- faults: one type per kind, each with only its own fields ----------------------------------------------
+@dataclass(frozen=True, kw_only=True)
 class Fault:
-    kind: str
-    at: float
-    duration: float | None  # None: until the end of the trial
-    exit: str | None = None
-    isp: str | None = None
-    end: str = "isp"
-    direction: str = "both"
-    period: float = 0.2
-    count: int = 3
-    percent: float = 10.0
+    kind: ClassVar[FaultKind]
+    at: float = 0.0  # seconds after the trial's fault origin
 
     def until(self, record_s: float) -> float:
-        if self.kind == "flap":
-            return self.at + self.period * self.count
-        return self.at + (self.duration if self.duration is not None else record_s)
+        raise NotImplementedError
 
     def describe(self) -> str:
-        target = self.exit or self.isp
-        extra = {"link_down": f"{self.end} end", "blackhole": self.direction, "loss_burst": f"{self.percent:g}%",
-                 "flap": f"{self.count}x{self.period:g}s", "isp_outage": "", "isp_uplink_down": "(ISP's core link)"
-                 }[self.kind]
-        return " ".join(x for x in (self.kind, target, extra) if x)
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timed(Fault):
+    duration: float | None = None  # None: until the end of the trial
+
+    def until(self, record_s: float) -> float:
+        return self.at + (self.duration if self.duration is not None else record_s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkDown(Timed):
+    """The exit's uplink loses carrier, at the ISP's end or the exit's."""
+
+    kind: ClassVar[FaultKind] = FaultKind.LINK_DOWN
+    exit: str
+    end: Literal["isp", "exit"] = "isp"
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.exit} {self.end} end"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blackhole(Timed):
+    """The ISP silently drops what crosses the exit's link (its own BGP, BFD and ND too); carrier stays up."""
+
+    kind: ClassVar[FaultKind] = FaultKind.BLACKHOLE
+    exit: str
+    direction: Literal["both", "inbound", "outbound"] = "both"
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.exit} {self.direction}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flap(Fault):
+    """The exit's uplink goes down and up ``count`` times, half a ``period`` each."""
+
+    kind: ClassVar[FaultKind] = FaultKind.FLAP
+    exit: str
+    end: Literal["isp", "exit"] = "isp"
+    period: float = 0.2
+    count: int = 3
+
+    def until(self, record_s: float) -> float:
+        return self.at + self.period * self.count
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.exit} {self.count}x{self.period:g}s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossBurst(Timed):
+    kind: ClassVar[FaultKind] = FaultKind.LOSS_BURST
+    exit: str
+    percent: float = 10.0
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.exit} {self.percent:g}%"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IspOutage(Timed):
+    kind: ClassVar[FaultKind] = FaultKind.ISP_OUTAGE
+    isp: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.isp}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IspUplinkDown(Timed):
+    """The ISP loses the core and answers 'no route' (what the icmp trigger reads)."""
+
+    kind: ClassVar[FaultKind] = FaultKind.ISP_UPLINK_DOWN
+    exit: str  # the exit whose ISP loses its uplinks
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.exit} (ISP's core link)"
+
+
+FAULT_TYPES: dict[FaultKind, type[Fault]] = {
+    cls.kind: cls for cls in (LinkDown, Blackhole, Flap, LossBurst, IspOutage, IspUplinkDown)}
+
+
+def fault_fields(cls: type[Fault]) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+# -- overrides: what a scenario changes in the topology it runs ----------------------------------------------
+@dataclass(frozen=True)
+class Overrides:
+    approach: Approach | None = None
+    triggers: tuple[Trigger, ...] | None = None
+    heartbeat: Heartbeat | None = None
+    bgp: Bgp | None = None
+
+    def sites(self, topo: Topology, site: str) -> list[str]:
+        """id-loc needs managed edges at both ends (RFC 4177 5.4), so it applies to every site."""
+        return [s.name for s in topo.sites] if self.approach == Approach.ID_LOC else [site]
+
+    def apply(self, topo: Topology, site: str) -> Topology:
+        """The topology as the scenario runs it. The routing approach has one trigger, routing itself, so
+        choosing the approach chooses the trigger too."""
+        triggers = self.triggers
+        if self.approach == Approach.ROUTING and triggers is None:
+            triggers = (Trigger.ROUTING,)
+        names = self.sites(topo, site)
+
+        def change(s: Site) -> Site:
+            return dataclasses.replace(s, approach=self.approach or s.approach, triggers=triggers or s.triggers,
+                                       heartbeat=self.heartbeat or s.heartbeat, bgp=self.bgp or s.bgp)
+
+        return dataclasses.replace(topo, sites=tuple(change(s) if s.name in names else s for s in topo.sites))
 
 
 @dataclass(frozen=True)
@@ -64,15 +175,12 @@ class Scenario:
     description: str
     source: str
     topology_path: Path
-    topology: Topology = field(compare=False)
+    topology: Topology = field(compare=False)  # as the file says
     site: str
     host: str
     remote: str
-    approach: str | None
-    triggers: tuple[str, ...] | None
-    heartbeat: dict[str, Any] | None
-    bgp: dict[str, Any] | None
-    effective: Topology = field(compare=False)  # the topology as run, with the overrides applied
+    overrides: Overrides
+    effective: Topology = field(compare=False)  # as run: the overrides applied
     trials: int
     seed: int
     warmup_s: float
@@ -84,37 +192,34 @@ class Scenario:
     @property
     def trigger_label(self) -> str:
         site = self.effective.site(self.site)
-        return site.bgp.describe() if site.approach == "routing" else "+".join(site.triggers)
+        return site.bgp.describe() if site.approach == Approach.ROUTING else "+".join(site.triggers)
 
     @property
-    def approach_label(self) -> str:
+    def approach_label(self) -> Approach:
         return self.effective.site(self.site).approach
 
 
-def effective_data(topology: dict[str, Any], site: str, approach: str | None, triggers: list[str] | None,
-                   heartbeat: dict[str, Any] | None, bgp: dict[str, Any] | None) -> dict[str, Any]:
-    """The topology document as a scenario runs it: its approach, triggers, heartbeat and bgp override the site's.
-
-    id-loc needs managed edges at both ends (RFC 4177 5.4), so it applies to every site. The routing approach
-    has one trigger, routing itself, so choosing the approach chooses the trigger too.
-    """
-    data: dict[str, Any] = json.loads(json.dumps(topology))  # a deep copy of plain YAML data
-    if approach == "routing" and triggers is None:
-        triggers = ["routing"]
-    for name in (list(data["sites"]) if approach == "id-loc" else [site]):
-        for key, value in (("approach", approach), ("triggers", triggers), ("heartbeat", heartbeat),
-                           ("bgp", bgp)):
-            if value is not None:
-                data["sites"][name][key] = value
-    return data
+# -- schemas ---------------------------------------------------------------------------------------------------
+@cache
+def registry() -> referencing.Registry[Any]:
+    """The shipped schemas, each under its file URI, so their relative ``$ref``s resolve as an editor's do."""
+    docs = [loader.SCHEMA_PATH, SCHEMA_PATH, COMPARISON_SCHEMA_PATH]
+    return referencing.Registry().with_resources(
+        (p.resolve().as_uri(), referencing.Resource.from_contents(json.loads(p.read_text()))) for p in docs)
 
 
 @cache
+def validator(path: Path) -> jsonschema.Draft202012Validator:
+    uri = path.resolve().as_uri()
+    return jsonschema.Draft202012Validator({"$ref": uri}, registry=registry())
+
+
 def schema() -> dict[str, Any]:
     result: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
     return result
 
 
+# -- loading ---------------------------------------------------------------------------------------------------
 def looks_like_scenario(path: str | Path) -> bool:
     """A scenario names a ``topology:`` at the top level; a topology never does."""
     try:
@@ -128,34 +233,45 @@ def load(path: str | Path) -> Scenario:
     src = yamlsrc.load(path)
     if not isinstance(src.data, dict):
         raise InputError([src.problem((), "a scenario is a YAML mapping (name, topology, faults, ...)")])
-    problems = loader.schema_problems(src, schema())
-    if problems:
-        raise InputError(problems)
-    return _Checker(src, Path(path)).build()
+    return Checker(src, src.data, Path(path).parent, str(path)).build()
 
 
-class _Checker:
-    def __init__(self, src: Source, path: Path):
-        self.src, self.path, self.d = src, path, src.data
+Locate = Callable[[PathKey], PathKey]
+
+
+class Checker:
+    """Checks scenario data and builds the :class:`Scenario`, raising :class:`InputError` with every problem.
+
+    ``data`` is what the scenario says; ``src`` is the file problems are reported against, and ``locate`` maps a
+    path in ``data`` to a path in ``src`` (the identity for a scenario file; a comparison's cells map their keys
+    back to the row or fault that set them).
+    """
+
+    def __init__(self, src: Source, data: dict[str, Any], base: Path, source: str,
+                 locate: Locate = lambda p: p, topologies: Mapping[Path, Topology] | None = None):
+        self.src, self.d, self.base, self.source, self.locate = src, data, base, source, locate
+        self.topologies = topologies  # already parsed topologies, by resolved path (a comparison's cells share)
         self.problems: list[Problem] = []
 
-    def err(self, where: PathKey, msg: str) -> None:
-        self.problems.append(self.src.problem(where, msg))
+    def err(self, where: PathKey, msg: str, at_key: bool = False) -> None:
+        self.problems.append(self.src.problem(self.locate(where), msg, at_key))
+
+    def fail(self) -> InputError:
+        return InputError(self.problems)
 
     def build(self) -> Scenario:
+        for err in validator(SCHEMA_PATH).iter_errors(self.d):
+            for path, msg, at_key in loader.schema_messages(err):
+                self.err(path, msg, at_key)
+        if self.problems:
+            raise self.fail()
         d = self.d
-        tpath = (self.path.parent / d["topology"]).resolve()
-        try:
-            topo = loader.load(tpath)
-        except InputError as exc:
-            first = exc.problems[0] if exc.problems else None
-            why = f": {first.message} ({first.file}:{first.line})" if first else ""
-            self.err(("topology",), f"topology {d['topology']} does not load{why}")
-            raise InputError(self.problems) from None
-        site_name = d.get("site", topo.sites[0].name)
+        tpath = (self.base / d["topology"]).resolve()
+        topo = self.topology(tpath)
+        site_name = d.get("site", topo.sites[0].name if topo.sites else "")
         if site_name not in {s.name for s in topo.sites}:
             self.err(("site",), f"unknown site '{site_name}' in {tpath.name}")
-            raise InputError(self.problems)
+            raise self.fail()
         site = topo.site(site_name)
         host = d.get("host", site.hosts[0])
         if host not in site.hosts:
@@ -165,60 +281,78 @@ class _Checker:
         if remote not in others:
             self.err(("remote",), f"'{remote}' is neither a remote nor a host of another site"
                      if remote else "the topology has no remote host or other site to talk to")
+        overrides = self.overrides()
+        effective = self.effective(topo, tpath, site_name, overrides)
+        record_s = float(d.get("record_s", 2.0))
+        faults = [self.fault(i, f, site_name, effective, record_s) for i, f in enumerate(d["faults"])]
+        if self.problems:
+            raise self.fail()
+        return Scenario(
+            name=d["name"], description=d.get("description", ""), source=self.source, topology_path=tpath,
+            topology=topo, site=site_name, host=host, remote=remote, overrides=overrides, effective=effective,
+            trials=int(d.get("trials", 10)), seed=int(d.get("seed", 1)), warmup_s=float(d.get("warmup_s", 0.5)),
+            record_s=record_s, settle_timeout_s=float(d.get("settle_timeout_s", 20.0)),
+            traffic=Traffic(**d.get("traffic", {})), faults=tuple(f for f in faults if f))
+
+    def topology(self, tpath: Path) -> Topology:
+        if self.topologies is not None and tpath in self.topologies:
+            return self.topologies[tpath]
+        try:
+            return loader.load(tpath)
+        except InputError as exc:
+            first = exc.problems[0] if exc.problems else None
+            why = f": {first.message} ({first.file}:{first.line})" if first else ""
+            self.err(("topology",), f"topology {self.d['topology']} does not load{why}")
+            raise self.fail() from None
+
+    def overrides(self) -> Overrides:
+        d = self.d
         for t in d.get("triggers", []):
             if t not in IMPLEMENTED_TRIGGERS:
                 self.err(("triggers",), f"trigger '{t}' is not implemented yet "
-                                        f"({', '.join(IMPLEMENTED_TRIGGERS)} are)")
+                                        f"({', '.join(map(str, IMPLEMENTED_TRIGGERS))} are)")
         approach = d.get("approach")
         if approach is not None and approach not in IMPLEMENTED_APPROACHES:
             self.err(("approach",), f"approach '{approach}' is not implemented yet "
-                                    f"({', '.join(IMPLEMENTED_APPROACHES)} are)")
-        effective = self.effective(tpath, site_name, approach)
-        exits = {e.name for e in site.exits}
-        isps = {e.isp for e in site.exits}
-        faults = []
-        record_s = float(d.get("record_s", 2.0))
-        for i, f in enumerate(d["faults"]):
-            faults.append(self.fault(i, f, exits, isps, record_s))
-        if self.problems:
-            raise InputError(self.problems)
-        tr = d.get("traffic", {})
-        return Scenario(
-            name=d["name"], description=d.get("description", ""), source=str(self.path), topology_path=tpath,
-            topology=topo, site=site_name, host=host, remote=remote, approach=approach,
-            triggers=tuple(d["triggers"]) if "triggers" in d else None, heartbeat=d.get("heartbeat"),
-            bgp=d.get("bgp"), effective=effective, trials=int(d.get("trials", 10)), seed=int(d.get("seed", 1)),
-            warmup_s=float(d.get("warmup_s", 0.5)),
-            record_s=record_s, settle_timeout_s=float(d.get("settle_timeout_s", 20.0)),
-            traffic=Traffic(**tr), faults=tuple(faults))
+                                    f"({', '.join(map(str, IMPLEMENTED_APPROACHES))} are)")
+        return Overrides(
+            approach=Approach(approach) if approach is not None else None,
+            triggers=tuple(Trigger(t) for t in d["triggers"]) if "triggers" in d else None,
+            heartbeat=loader.heartbeat(d["heartbeat"]) if "heartbeat" in d else None,
+            bgp=Bgp.from_dict(d["bgp"]) if "bgp" in d else None)
 
-    def effective(self, tpath: Path, site: str, approach: str | None) -> Topology:
-        """Load the topology with this scenario's overrides, so that a combination the topology cannot run
-        (an approach without the prefix it needs, triggers of another approach) is reported here, by key."""
-        d = self.d
-        data = effective_data(yaml.safe_load(tpath.read_text()), site, approach, d.get("triggers"),
-                              d.get("heartbeat"), d.get("bgp"))
-        try:
-            return loader.loads(yaml.safe_dump(data, sort_keys=False), str(tpath))
-        except InputError as exc:
-            for p in exc.problems:
-                key = next((k for k in ("bgp", "heartbeat", "triggers") if k in p.path.split(".") and k in d), None)
-                self.err((key or ("approach" if "approach" in d else "topology"),),
-                         f"{tpath.name} cannot run as this scenario asks: {p.message}")
-            raise InputError(self.problems) from None
+    def effective(self, topo: Topology, tpath: Path, site: str, overrides: Overrides) -> Topology:
+        """The topology with this scenario's overrides; a combination it cannot run (an approach without the
+        prefix it needs, triggers of another approach) is reported at the scenario's key that asked for it."""
+        effective = overrides.apply(topo, site)
+        isps = {i.name: i for i in effective.isps}
+        for name in overrides.sites(topo, site):
+            for path, message in loader.site_problems(effective.site(name), isps):
+                dotted = yamlsrc.dotted(path).split(".")
+                key = next((k for k in ("bgp", "heartbeat", "triggers") if k in dotted and k in self.d), None)
+                self.err((key or ("approach" if "approach" in self.d else "topology"),),
+                         f"{tpath.name} cannot run as this scenario asks: {message}")
+        return effective
 
-    def fault(self, i: int, f: dict[str, Any], exits: set[str], isps: set[str], record_s: float) -> Fault:
+    def fault(self, i: int, f: dict[str, Any], site_name: str, topo: Topology, record_s: float) -> Fault | None:
         where: PathKey = ("faults", i)
-        kind = f["kind"]
-        if kind == "isp_outage":
+        before = len(self.problems)
+        cls = FAULT_TYPES[FaultKind(f["kind"])]
+        own = fault_fields(cls)
+        for key in f:
+            if key != "kind" and key not in own:
+                self.err((*where, key), f"'{key}' does not apply to a {cls.kind} fault (its fields: "
+                                        f"{', '.join(own)})")
+        site = topo.site(site_name)
+        if "isp" in own:
+            isps = sorted({e.isp for e in site.exits})
             if f.get("isp") not in isps:
-                self.err((*where, "isp"), f"isp_outage needs 'isp', one of {', '.join(sorted(isps))}")
-        elif f.get("exit") not in exits:
-            self.err((*where, "exit"), f"{kind} needs 'exit', one of {', '.join(sorted(exits))}")
-        fault = Fault(kind=kind, at=float(f.get("at", 0.0)), duration=f.get("duration"), exit=f.get("exit"),
-                      isp=f.get("isp"), end=f.get("end", "isp"), direction=f.get("direction", "both"),
-                      period=float(f.get("period", 0.2)), count=int(f.get("count", 3)),
-                      percent=float(f.get("percent", 10.0)))
+                self.err((*where, "isp"), f"{cls.kind} needs 'isp', one of {', '.join(isps)}")
+        elif f.get("exit") not in {e.name for e in site.exits}:
+            self.err((*where, "exit"), f"{cls.kind} needs 'exit', one of {', '.join(e.name for e in site.exits)}")
+        if len(self.problems) > before:
+            return None
+        fault = cls(**{k: v for k, v in f.items() if k in own})
         if fault.at >= record_s:
             self.err((*where, "at"), f"the fault starts at {fault.at:g} s, after the trial ends "
                                      f"(record_s {record_s:g})")

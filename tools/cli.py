@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import Any
 
-from topologies import loader
-from topologies.yamlsrc import InputError
+from multi6lab.topologies import loader
+from multi6lab.topologies.yamlsrc import InputError
 
 PROG = "multi6lab"
+RESULTS = Path("results")
+DEFAULT_COMPARISON = Path("scenarios/comparisons/approaches.yaml")
 
 
 def say(msg: str) -> None:
@@ -20,17 +24,17 @@ def say(msg: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scenarios import compare
-    from scenarios import model as scenario_model
+    from multi6lab.scenarios import compare
+    from multi6lab.scenarios import model as scenario_model
 
     bad = 0
     for f in args.files:
         try:
             if compare.looks_like_comparison(f):
-                print(f"ok: {f} (comparison: {compare.validate(Path(f))} cells)")
+                print(f"ok: {f} (comparison: {len(compare.load(Path(f)))} cells)")
             elif scenario_model.looks_like_scenario(f):
                 sc = scenario_model.load(f)
-                print(f"ok: {f} (scenario {sc.name}: {sc.topology_path.name}, {sc.approach or 'topology approach'}, "
+                print(f"ok: {f} (scenario {sc.name}: {sc.topology_path.name}, {sc.approach_label}, "
                       f"{len(sc.faults)} fault(s), {sc.trials} trials)")
             else:
                 t = loader.load(f)
@@ -45,8 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from tools import draw
-    from topologies.topo import build
+    from multi6lab.results import draw
+    from multi6lab.topologies.plan import build
 
     plan = build(loader.load(args.file))
     dot = draw.to_dot(plan)
@@ -63,12 +67,12 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from tools.emulation import terminate_as_interrupt
-    from tools.lab import Lab
+    from multi6lab.lab.emulation import terminate_as_interrupt
+    from multi6lab.lab.lifecycle import Lab
 
-    loader.load(args.file)  # report YAML problems before asking for root
+    topology = loader.load(args.file)  # YAML problems are reported before asking for root
     workdir = Path(args.workdir or f"results/up-{time.strftime('%Y%m%d-%H%M%S')}")
-    with terminate_as_interrupt(), Lab(args.file, workdir, progress=say) as lab:
+    with terminate_as_interrupt(), Lab(topology, workdir, progress=say) as lab:
         say(f"up: {lab.plan.topology.name}; controller events in {lab.events_path}")
         for sp in lab.plan.sites:
             for h in sp.hosts:
@@ -91,8 +95,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from tools.emulation import require_root
-    from tools.runstate import clean
+    from multi6lab.lab.emulation import require_root
+    from multi6lab.lab.runstate import clean
 
     require_root("multi6lab clean", "it ends processes and deletes OVS bridges and interfaces")
     removed = clean(include_live=args.all)
@@ -103,16 +107,18 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
-    from controller import launcher
+    from multi6lab.controller import launcher
+    from multi6lab.topologies import codec
+    from multi6lab.topologies.plan import build
 
-    loader.load(args.topology)
-    launcher.run(args.topology, args.port, args.events, args.host)
+    plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
+    launcher.run(plan, args.port, args.events, args.host)
     return 0
 
 
 def cmd_nptv6(args: argparse.Namespace) -> int:
-    from controller.npt import Translator, Untranslatable
-    from topologies.loader import parse_prefix
+    from multi6lab.controller.npt import Translator, Untranslatable
+    from multi6lab.topologies.loader import parse_prefix
 
     try:
         tr = Translator(parse_prefix(args.inside), parse_prefix(args.outside))
@@ -128,6 +134,64 @@ def cmd_nptv6(args: argparse.Namespace) -> int:
             print(f"{PROG} nptv6: {text}: {exc}", file=sys.stderr)
             rc = 1
     return rc
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from multi6lab.lab.runner import Runner
+    from multi6lab.results import report
+    from multi6lab.scenarios import model
+
+    sc = model.load(args.scenario)
+    if args.trials:
+        sc = dataclasses.replace(sc, trials=args.trials)
+    out = Path(args.out) if args.out else RESULTS / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    say(f"scenario {sc.name}: {sc.topology.name}, {sc.approach_label}, trigger {sc.trigger_label}, "
+        f"{sc.trials} trials -> {out}")
+    summary = Runner(sc, out, say).run()
+    print()
+    print(report.markdown([summary]), end="")
+    print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from multi6lab.results import report
+
+    runs = report.collect(Path(args.results))
+    if not runs:
+        print(f"no results in {args.results}/ yet; run 'sudo make demo' or 'multi6lab run SCENARIO'",
+              file=sys.stderr)
+        return 1
+    table = report.markdown(runs)
+    (Path(args.results) / "report.md").write_text(table)
+    print(table, end="")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Every row of the comparison file against every fault, one generated scenario per cell."""
+    import json
+
+    from multi6lab.lab.runner import Runner
+    from multi6lab.results import comparison
+    from multi6lab.scenarios import compare
+
+    out = Path(args.out) if args.out else RESULTS / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    cells_spec = compare.load(Path(args.file), args.trials)
+    rows = list(dict.fromkeys(c.row for c in cells_spec))
+    faults = list(dict.fromkeys(c.fault for c in cells_spec))
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for k, c in enumerate(cells_spec, start=1):
+        compare.write(c, out / "scenarios")  # to rerun one cell alone
+        say(f"[{k}/{len(cells_spec)}] {c.row}: {c.fault}")
+        cells[(c.row, c.fault)] = Runner(c.scenario, out / c.slug, say).run()
+        (out / "comparison.json").write_text(json.dumps(comparison.as_json(rows, faults, cells), indent=1))
+    table = comparison.markdown(rows, faults, cells)
+    (out / "comparison.md").write_text(table)
+    comparison.chart(rows, faults, cells, out / "comparison.png")
+    print(table, end="")
+    print(f"\nresults: {out}/comparison.md, comparison.json, comparison.png")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -152,7 +216,9 @@ def parser() -> argparse.ArgumentParser:
     c = add("clean", cmd_clean, "remove what crashed or interrupted runs left behind (root)")
     c.add_argument("--all", action="store_true", help="also end runs whose owner process is still alive")
     ct = add("controller", cmd_controller, "run the OpenFlow site-exit controller (os-ken) for a topology")
-    ct.add_argument("--topology", required=True)
+    what = ct.add_mutually_exclusive_group(required=True)
+    what.add_argument("--topology", metavar="FILE", help="a topology YAML file")
+    what.add_argument("--plan", metavar="FILE", help="a run's resolved plan (plan.json in its results directory)")
     ct.add_argument("--port", type=int, default=6653)
     ct.add_argument("--host", default="127.0.0.1")
     ct.add_argument("--events", help="append JSON events (one per line, monotonic timestamps) to this file")
@@ -161,9 +227,16 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--outside", required=True, metavar="PREFIX")
     n.add_argument("--reverse", action="store_true", help="map outside addresses back to inside")
     n.add_argument("addresses", nargs="+", metavar="ADDRESS")
-    from scenarios import cli as scenario_cli
-
-    scenario_cli.register(add)
+    r = add("run", cmd_run, "run a scenario: faults, probes and trials; writes results/<run>/ (root)")
+    r.add_argument("scenario", metavar="SCENARIO")
+    r.add_argument("--trials", type=int, help="override the scenario's number of trials")
+    r.add_argument("--out", help="results directory (default results/<name>-<time>)")
+    rp = add("report", cmd_report, "a markdown table over every run in results/")
+    rp.add_argument("results", nargs="?", default=str(RESULTS))
+    cp = add("compare", cmd_compare, "RFC 4177's approaches side by side on the same faults and clock (root)")
+    cp.add_argument("file", nargs="?", default=str(DEFAULT_COMPARISON), help="rows and faults to compare")
+    cp.add_argument("--trials", type=int, help="override the trials per cell")
+    cp.add_argument("--out", help="results directory (default results/compare-<time>)")
     return p
 
 
@@ -178,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: interrupted; everything this run created has been removed", file=sys.stderr)
         return 130
     except Exception as exc:
-        from tools.emulation import EnvError
+        from multi6lab.lab.emulation import EnvError
+        from multi6lab.topologies.codec import CodecError
 
-        if isinstance(exc, EnvError | RuntimeError):
+        if isinstance(exc, EnvError | CodecError | RuntimeError):
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
         raise

@@ -1,1 +1,1 @@
-"""Topologies: YAML files, their loader/validator, the frozen model and the pure Topo plan."""
+"""Topologies: the YAML files users write, and the code that parses them once into a frozen model and a plan."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
-from topologies.model import Site
+from multi6lab.topologies.model import Site
+from multi6lab.vocabulary import TRANSLATING, Approach
 
 GATEWAY_LL = IPv6Address("fe80::1")  # the site router's link-local address, answered by the controller
 
@@ -55,9 +56,9 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
     ``nptv6``, ``id-loc``: the identity /64 only (key: "identity"); exits rewrite it to each ISP's locator.
     ``routing``: the PI /64 only (key: "pi"), numbered statically; BGP announces the PI prefix via every ISP.
     """
-    if site.approach in ("nptv6", "id-loc") and site.identity is not None:
+    if site.approach in TRANSLATING and site.identity is not None:
         return {"identity": first64(site.identity)}
-    if site.approach == "routing" and site.pi is not None:
+    if site.approach == Approach.ROUTING and site.pi is not None:
         return {"pi": first64(site.pi)}
     return {e.name: first64(e.delegation) for e in site.exits}
 

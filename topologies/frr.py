@@ -27,8 +27,9 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from topologies.model import Bfd
-from topologies.topo import Plan, first_hops, router_adjacency
+from multi6lab.topologies.model import Bfd
+from multi6lab.topologies.plan import Plan, first_hops, router_adjacency
+from multi6lab.vocabulary import Approach, Event
 
 FRR_BIN = Path("/usr/lib/frr")
 LOG_PRECISION = "log timestamp precision 6"  # microseconds: session changes are dated against the probes
@@ -66,7 +67,7 @@ class Router:
 def routers(plan: Plan) -> dict[str, Router]:
     """Every BGP speaker of the plan, by node name; empty when no site runs the routing approach."""
     topo = plan.topology
-    routing = [sp for sp in plan.sites if sp.site.approach == "routing"]
+    routing = [sp for sp in plan.sites if sp.site.approach == Approach.ROUTING]
     if not routing:
         return {}
     asn = {c.name: c.asn for c in topo.cores} | {i.name: i.asn for i in topo.isps}
@@ -176,7 +177,7 @@ def steady_routes(plan: Plan) -> list[RouteCheck]:
     out = []
     adj = router_adjacency(plan)
     for sp in plan.sites:
-        if sp.site.approach != "routing" or sp.site.pi is None:
+        if sp.site.approach != Approach.ROUTING or sp.site.pi is None:
             continue
         primary = sp.exits[0]
         out += [RouteCheck(primary.name, IPv6Network("::/0"), f"{primary.name}-eth{primary.outside_port}"),
@@ -214,7 +215,7 @@ def session_events(log: str, router: str, exits: set[str], wall_to_mono: float) 
         if exit_name is None or (router in exits and peer in exits):  # iBGP between exits: not a path
             continue
         t = time.mktime(time.strptime(stamp, "%Y/%m/%d %H:%M:%S")) + float(frac or 0) + wall_to_mono
-        out.append({"t": t, "event": "session_down" if state == "Down" else "session_up", "exit": exit_name,
+        out.append({"t": t, "event": Event.SESSION_DOWN if state == "Down" else Event.SESSION_UP, "exit": exit_name,
                     "router": router, "peer": peer, "why": why.strip()})
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from functools import cache
 from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 
 import jsonschema
 
-from topologies import yamlsrc
-from topologies.model import (
+from multi6lab.topologies import yamlsrc
+from multi6lab.topologies.model import (
     CORE_ASN,
     SITE_ASN_BASE,
     Bgp,
@@ -33,15 +34,15 @@ from topologies.model import (
     Site,
     Topology,
 )
-from topologies.yamlsrc import InputError, PathKey, Problem, Source
+from multi6lab.topologies.yamlsrc import InputError, PathKey, Problem, Source
+from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 IFNAMSIZ = 15  # Linux interface names hold at most 15 characters
 SITE_DEFAULTS: dict[str, Any] = {
-    "approach": "nptv6",
-    "triggers": ["link"],
-    "exit_policy": "primary-backup",
-    "heartbeat": {"interval_ms": 10.0, "multiplier": 3},
+    "approach": Approach.NPTV6.value,
+    "triggers": [Trigger.LINK.value],
+    "exit_policy": ExitPolicy.PRIMARY_BACKUP.value,
 }
 # Which node kinds may be joined by a link (unordered).
 ALLOWED_LINKS = {
@@ -91,24 +92,26 @@ def from_source(src: Source) -> Topology:
 
 
 def schema_problems(src: Source, sch: dict[str, Any]) -> list[Problem]:
-    """JSON Schema errors, one per unknown key, with friendly wording for our patterns."""
-    out: list[Problem] = []
+    """JSON Schema errors of a document, reported at their place in ``src``."""
     validator = jsonschema.Draft202012Validator(sch)
-    for err in validator.iter_errors(src.data):
-        path: PathKey = tuple(err.absolute_path)
-        if err.validator in ("additionalProperties", "unevaluatedProperties"):
-            inner = err.message[err.message.find("(") + 1:]
-            for key in re.findall(r"'([^']*)'", inner):
-                out.append(src.problem((*path, key), f"unknown key '{key}'", at_key=True))
-            continue
-        msg = err.message
-        if err.validator == "pattern":
-            pattern = str(err.validator_value)
-            msg = f"{err.instance!r}: {FRIENDLY_PATTERNS.get(pattern, 'does not match ' + pattern)}"
-        elif err.validator == "required":
-            msg = msg.replace("is a required property", "is required")
-        out.append(src.problem(path, msg))
-    return out
+    return [src.problem(path, msg, at_key) for err in validator.iter_errors(src.data)
+            for path, msg, at_key in schema_messages(err)]
+
+
+def schema_messages(err: jsonschema.ValidationError) -> list[tuple[PathKey, str, bool]]:
+    """One JSON Schema error as (path, message, point at the key?): one per unknown key, and our patterns in
+    words a user can act on."""
+    path: PathKey = tuple(err.absolute_path)
+    if err.validator in ("additionalProperties", "unevaluatedProperties"):
+        inner = err.message[err.message.find("(") + 1:]
+        return [((*path, key), f"unknown key '{key}'", True) for key in re.findall(r"'([^']*)'", inner)]
+    msg = err.message
+    if err.validator == "pattern":
+        pattern = str(err.validator_value)
+        msg = f"{err.instance!r}: {FRIENDLY_PATTERNS.get(pattern, 'does not match ' + pattern)}"
+    elif err.validator == "required":
+        msg = msg.replace("is a required property", "is required")
+    return [(path, msg, False)]
 
 
 def parse_prefix(text: Any) -> IPv6Network:
@@ -239,19 +242,14 @@ class _Semantics:
         if "pi" in v:
             pi = self.prefix((*path, "pi"), v["pi"])
             ok = ok and pi is not None
-        hb = v.get("heartbeat") or {}
-        bgp = v.get("bgp") or {}
-        if bgp.get("keepalive_s", 60) >= bgp.get("hold_s", 180):
-            self.err((*path, "bgp"), f"keepalive_s ({bgp.get('keepalive_s', 60)}) must be shorter than hold_s "
-                                     f"({bgp.get('hold_s', 180)}): the hold timer counts missed keepalives")
         if not ok:
             return None
         return Site(
-            name=name, approach=v["approach"], triggers=tuple(v["triggers"]), exit_policy=v["exit_policy"],
-            heartbeat=Heartbeat(float(hb.get("interval_ms", 10.0)), int(hb.get("multiplier", 3))),
+            name=name, approach=Approach(v["approach"]), triggers=tuple(Trigger(t) for t in v["triggers"]),
+            exit_policy=ExitPolicy(v["exit_policy"]), heartbeat=heartbeat(v.get("heartbeat") or {}),
             fabric=v["fabric"], exits=tuple(sorted(exits, key=lambda e: e.preference)), hosts=tuple(v["hosts"]),
             identity=identity, pi=pi, asn=int(v.get("asn", SITE_ASN_BASE + position)),
-            bgp=Bgp.from_dict(bgp))
+            bgp=Bgp.from_dict(v.get("bgp") or {}))
 
     def link(self, i: int, v: dict[str, Any]) -> Link | None:
         path: PathKey = ("links", i)
@@ -269,46 +267,15 @@ class _Semantics:
         if eps[0].node == eps[1].node:
             self.err((*path, "endpoints"), f"a link joins two different nodes, not '{eps[0].node}' to itself")
             return None
-        return Link(eps[0], eps[1], v.get("bw"), v.get("delay_ms"), v.get("loss_pct"))
+        return Link(eps[0], eps[1], *(_float(v.get(k)) for k in ("bw", "delay_ms", "loss_pct")))
 
     # -- cross-checks -----------------------------------------------------------------------------------
     def check_site(self, s: Site, isps: dict[str, Isp]) -> None:
-        path: PathKey = ("sites", s.name)
         for e in s.exits:
-            epath: PathKey = (*path, "exits", e.name)
-            isp = isps.get(e.isp)
-            if isp is None:
-                if e.isp not in {n for n in (self.d.get("isps") or {})}:
-                    self.err((*epath, "isp"), f"unknown ISP '{e.isp}'")
-                continue
-            if not e.delegation.subnet_of(isp.prefix):
-                self.err((*epath, "delegation"),
-                         f"delegation {e.delegation} is outside {isp.name}'s PA prefix {isp.prefix}")
-            elif e.delegation.overlaps(isp.infra):
-                self.err((*epath, "delegation"),
-                         f"delegation {e.delegation} overlaps {isp.name}'s infrastructure prefix {isp.infra}")
-            if e.delegation.prefixlen > 64:
-                self.err((*epath, "delegation"), f"delegation {e.delegation} must be /64 or shorter (hosts use a /64)")
-            if s.approach in ("nptv6", "id-loc") and s.identity and s.identity.prefixlen != e.delegation.prefixlen:
-                self.err((*epath, "delegation"),
-                         f"nptv6 maps prefixes of equal length (RFC 6296): identity is /{s.identity.prefixlen}, "
-                         f"delegation is /{e.delegation.prefixlen}")
-        if s.approach in ("nptv6", "id-loc") and s.identity is None:
-            self.err(path, f"approach '{s.approach}' needs an 'identity' prefix")
-        if s.identity and s.identity.prefixlen > 64:
-            self.err((*path, "identity"), f"identity prefix {s.identity} must be /64 or shorter")
-        if s.approach == "routing" and s.pi is None:
-            self.err(path, "approach 'routing' needs a provider-independent 'pi' prefix")
-        if s.pi and s.pi.prefixlen > 64:
-            self.err((*path, "pi"), f"PI prefix {s.pi} must be /64 or shorter (hosts use a /64)")
-        if s.approach == "routing" and s.triggers != ("routing",):
-            self.err((*path, "triggers"), "approach 'routing' is triggered by routing alone (BGP, optionally BFD: "
-                                          "set them under 'bgp'); write triggers: [routing]")
-        if s.approach == "routing" and s.exit_policy != "primary-backup":
-            self.err((*path, "exit_policy"), "under 'routing' BGP chooses the exit (the first is primary, the others "
-                                             "prepend); exit_policy load-share is for nptv6")
-        if "routing" in s.triggers and s.approach != "routing":
-            self.err((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'")
+            if e.isp not in isps and e.isp not in {n for n in (self.d.get("isps") or {})}:
+                self.err(("sites", s.name, "exits", e.name, "isp"), f"unknown ISP '{e.isp}'")
+        for where, message in site_problems(s, isps):
+            self.err(where, message)
 
     def check_links(self, links: list[Link], sites: list[Site], isps: dict[str, Isp]) -> None:
         used: dict[str, int] = {}
@@ -398,11 +365,62 @@ class _Semantics:
         owners: list[tuple[int, PathKey, str]] = []
         owners += [(c.asn, ("core", c.name), f"core {c.name}") for c in cores if c]
         owners += [(i.asn, ("isps", i.name, "asn"), f"ISP {i.name}") for i in isps if i]
-        owners += [(s.asn, ("sites", s.name), f"site {s.name}") for s in sites if s and s.approach == "routing"]
+        owners += [(s.asn, ("sites", s.name), f"site {s.name}") for s in sites if s and s.approach == Approach.ROUTING]
         for asn, path, what in owners:
             if asn in seen:
                 self.err(path, f"AS {asn} of {what} is already the AS of {seen[asn]}; give each its own 'asn'")
             seen.setdefault(asn, what)
+
+
+def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]:
+    """What is wrong with one site as the model holds it: its exits' delegations against their ISPs, what its
+    approach and triggers need, its BGP timers. The loader runs it on every site; a scenario runs it on the
+    sites its overrides change, so that a combination the topology cannot run is reported by key."""
+    out: list[tuple[PathKey, str]] = []
+    path: PathKey = ("sites", s.name)
+    translating = s.approach in TRANSLATING
+    for e in s.exits:
+        epath: PathKey = (*path, "exits", e.name, "delegation")
+        isp = isps.get(e.isp)
+        if isp is not None and not e.delegation.subnet_of(isp.prefix):
+            out.append((epath, f"delegation {e.delegation} is outside {isp.name}'s PA prefix {isp.prefix}"))
+        elif isp is not None and e.delegation.overlaps(isp.infra):
+            out.append((epath, f"delegation {e.delegation} overlaps {isp.name}'s infrastructure prefix {isp.infra}"))
+        if e.delegation.prefixlen > 64:
+            out.append((epath, f"delegation {e.delegation} must be /64 or shorter (hosts use a /64)"))
+        if translating and s.identity and s.identity.prefixlen != e.delegation.prefixlen:
+            out.append((epath, f"nptv6 maps prefixes of equal length (RFC 6296): identity is "
+                               f"/{s.identity.prefixlen}, delegation is /{e.delegation.prefixlen}"))
+    if translating and s.identity is None:
+        out.append((path, f"approach '{s.approach}' needs an 'identity' prefix"))
+    if s.identity and s.identity.prefixlen > 64:
+        out.append(((*path, "identity"), f"identity prefix {s.identity} must be /64 or shorter"))
+    if s.approach == Approach.ROUTING and s.pi is None:
+        out.append((path, "approach 'routing' needs a provider-independent 'pi' prefix"))
+    if s.pi and s.pi.prefixlen > 64:
+        out.append(((*path, "pi"), f"PI prefix {s.pi} must be /64 or shorter (hosts use a /64)"))
+    if s.approach == Approach.ROUTING and s.triggers != (Trigger.ROUTING,):
+        out.append(((*path, "triggers"), "approach 'routing' is triggered by routing alone (BGP, optionally BFD: "
+                                         "set them under 'bgp'); write triggers: [routing]"))
+    if s.approach == Approach.ROUTING and s.exit_policy != ExitPolicy.PRIMARY_BACKUP:
+        out.append(((*path, "exit_policy"), "under 'routing' BGP chooses the exit (the first is primary, the "
+                                            "others prepend); exit_policy load-share is for nptv6"))
+    if Trigger.ROUTING in s.triggers and s.approach != Approach.ROUTING:
+        out.append(((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'"))
+    if s.bgp.keepalive_s >= s.bgp.hold_s:
+        out.append(((*path, "bgp"), f"keepalive_s ({s.bgp.keepalive_s}) must be shorter than hold_s "
+                                    f"({s.bgp.hold_s}): the hold timer counts missed keepalives"))
+    return out
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def heartbeat(d: Mapping[str, Any]) -> Heartbeat:
+    """From a schema-checked ``heartbeat:`` mapping, the model's defaults filling what it leaves out."""
+    default = Heartbeat()
+    return Heartbeat(float(d.get("interval_ms", default.interval_ms)), int(d.get("multiplier", default.multiplier)))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

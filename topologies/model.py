@@ -10,15 +10,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any, Literal
 
-Approach = Literal["routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility"]
-Trigger = Literal["link", "heartbeat", "icmp", "routing", "transport"]
-ExitPolicy = Literal["primary-backup", "load-share"]
-NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
+from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, IMPLEMENTED_TRIGGERS, Approach, ExitPolicy, Trigger
 
-APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility")
-TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing", "transport")
-IMPLEMENTED_APPROACHES: tuple[Approach, ...] = ("routing", "source-routing", "nptv6", "id-loc", "mptcp")
-IMPLEMENTED_TRIGGERS: tuple[Trigger, ...] = ("link", "heartbeat", "icmp", "routing")
+NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
 CORE_ASN = 64500
 SITE_ASN_BASE = 65000
 
@@ -98,10 +92,14 @@ class Bgp:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Bgp:
-        """From a validated ``bgp:`` mapping (a topology's site or a scenario), defaults filled in."""
+        """From a schema-checked ``bgp:`` mapping (a topology's site or a scenario), defaults filled in."""
         bfd = d.get("bfd")
-        return cls(int(d.get("keepalive_s", 60)), int(d.get("hold_s", 180)),
-                   Bfd(int(bfd.get("interval_ms", 300)), int(bfd.get("multiplier", 3))) if bfd is not None else None)
+        return cls(**{k: int(v) for k, v in d.items() if k != "bfd"},
+                   bfd=None if bfd is None else Bfd(**{k: int(v) for k, v in bfd.items()}))
+
+    @property
+    def timers(self) -> tuple[int, int]:
+        return (self.keepalive_s, self.hold_s)
 
     def describe(self) -> str:
         text = f"bgp {self.keepalive_s}/{self.hold_s} s"
@@ -160,9 +158,9 @@ class Topology:
         for s in self.sites:
             if s.approach not in IMPLEMENTED_APPROACHES:
                 out.append(f"site {s.name}: approach '{s.approach}' is not implemented yet "
-                           f"(implemented: {', '.join(IMPLEMENTED_APPROACHES)})")
+                           f"(implemented: {', '.join(map(str, IMPLEMENTED_APPROACHES))})")
             for t in s.triggers:
                 if t not in IMPLEMENTED_TRIGGERS:
                     out.append(f"site {s.name}: trigger '{t}' is not implemented yet "
-                               f"(implemented: {', '.join(IMPLEMENTED_TRIGGERS)})")
+                               f"(implemented: {', '.join(map(str, IMPLEMENTED_TRIGGERS))})")
         return out

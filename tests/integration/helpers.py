@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tools.lab import Lab
-from topologies.topo import Plan
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
+PROBE = [PY, "-m", "multi6lab.traffic.probe"]
 
 
 def topology(name: str) -> Path:
@@ -37,7 +39,7 @@ def lab_with_approach(name: str, approach: str, workdir: Path) -> Iterator[Lab]:
     """A lab of a shipped topology whose sites run ``approach`` instead of the file's own."""
     topo = workdir / f"{name}-{approach}.yaml"
     topo.write_text(topology(name).read_text().replace("approach: nptv6", f"approach: {approach}"))
-    with Lab(topo, workdir) as lab:
+    with Lab(loader.load(topo), workdir) as lab:
         yield lab
 
 
@@ -48,10 +50,10 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int =
     tag = f"{sender}-{receiver}-{port}-{time.monotonic_ns()}"
     rout, sout = wd / f"recv-{tag}.csv", wd / f"send-{tag}.csv"
     duration = count / rate
-    r = lab.popen(receiver, [PY, "-m", "tools.probe", "recv", "--port", str(port),
+    r = lab.popen(receiver, [*PROBE, "recv", "--port", str(port),
                              "--duration", str(listen or duration + 1.0), "--out", str(rout)])
     lab.wait_bound(receiver, port)
-    argv = [PY, "-m", "tools.probe", "send", "--dst", dst, "--port", str(port), "--rate", str(rate),
+    argv = [*PROBE, "send", "--dst", dst, "--port", str(port), "--rate", str(rate),
             "--duration", str(duration), "--out", str(sout)]
     if src:
         argv += ["--src", src]
@@ -169,9 +171,9 @@ def tcp_session(lab: Lab, client: str, server: str, dst: str, port: int, seconds
                 mptcp: bool = False) -> Session:
     extra = ["--mptcp"] if mptcp else []
     server_log, client_log = lab.workdir / f"tcp{port}-server.csv", lab.workdir / f"tcp{port}-client.csv"
-    srv = lab.popen(server, [PY, "-m", "tools.probe", "tcp-server", "--port", str(port), "--duration",
+    srv = lab.popen(server, [*PROBE, "tcp-server", "--port", str(port), "--duration",
                              str(seconds + 2), "--out", str(server_log), *extra])
     lab.wait_bound(server, port, "tcp")
-    cli = lab.popen(client, [PY, "-m", "tools.probe", "tcp-client", "--dst", dst, "--port", str(port),
+    cli = lab.popen(client, [*PROBE, "tcp-client", "--dst", dst, "--port", str(port),
                              "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log), *extra])
     return Session(srv, cli, server_log, client_log)

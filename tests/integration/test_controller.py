@@ -8,9 +8,12 @@ from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
-from controller.npt import Translator
-from controller.policy import SitePolicy, desired
+from multi6lab.controller.npt import Translator
+from multi6lab.controller.policy import SitePolicy, desired
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import loader
 from tests.integration.helpers import (
+    PROBE,
     PY,
     Capture,
     craft,
@@ -21,7 +24,6 @@ from tests.integration.helpers import (
     udp_exchange,
     wait_until,
 )
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -29,7 +31,7 @@ R = "3fff:ff:100::2"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(topology("figure1"), tmp_path_factory.mktemp("nptv6")) as lab:
+    with Lab(loader.load(topology("figure1")), tmp_path_factory.mktemp("nptv6")) as lab:
         yield lab
 
 
@@ -136,7 +138,7 @@ def test_a_spoofed_source_from_a_host_is_dropped_at_the_site(lab: Lab) -> None:
     before_b = nft_counter(lab, "ispb", "bcp38_ispb_eth1")
     drop_rule = [f for f in ovs_flows("sw") if "priority=0" in f]
     assert drop_rule
-    rcv = lab.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5998", "--duration", "2",
+    rcv = lab.popen("r", [*PROBE, "recv", "--port", "5998", "--duration", "2",
                           "--out", str(lab.workdir / "spoof.csv")])
     lab.wait_bound("r", 5998)
     for src in ("3fff:b:5::99", "3fff:a:5::1", "fd00:5::99"):
@@ -150,9 +152,9 @@ def test_a_spoofed_source_from_a_host_is_dropped_at_the_site(lab: Lab) -> None:
 def test_controller_restart_keeps_traffic_flowing_and_reconciles(lab: Lab) -> None:
     t0 = time.monotonic()
     out = lab.workdir / "restart.csv"
-    rcv = lab.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5997", "--duration", "5", "--out", str(out)])
+    rcv = lab.popen("r", [*PROBE, "recv", "--port", "5997", "--duration", "5", "--out", str(out)])
     lab.wait_bound("r", 5997)
-    snd = lab.popen("h1", [PY, "-m", "tools.probe", "send", "--dst", R, "--port", "5997", "--rate", "1000",
+    snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", "5997", "--rate", "1000",
                            "--duration", "4", "--out", str(lab.workdir / "restart-send.csv")])
     time.sleep(1.0)  # let the stream run before the restart: the point is a restart mid-stream
     lab.restart_controller()

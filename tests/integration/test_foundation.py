@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import loader
 from tests.integration.helpers import PY, nft_counter, topology, udp_exchange
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -16,7 +17,7 @@ R = "3fff:ff:100::2"
 
 @pytest.fixture(scope="module")
 def fig1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(topology("figure1"), tmp_path_factory.mktemp("fig1")) as lab:
+    with Lab(loader.load(topology("figure1")), tmp_path_factory.mktemp("fig1")) as lab:
         yield lab
 
 
@@ -34,7 +35,7 @@ def test_isp_ingress_filter_drops_a_foreign_source(fig1: Lab) -> None:
     exa = fig1.plan.sites[0].exit("exa")
     before = nft_counter(fig1, "ispa", "bcp38_ispa_eth1")
     # Put the crafted frame on the exa--ispa link itself, from the exit's side.
-    probe = fig1.popen("r", [PY, "-m", "tools.probe", "recv", "--port", "5999", "--duration", "2",
+    probe = fig1.popen("r", [PY, "-m", "multi6lab.traffic.probe", "recv", "--port", "5999", "--duration", "2",
                              "--out", str(fig1.workdir / "bcp38.csv")])
     fig1.wait_bound("r", 5999)
     from scapy.layers.inet import UDP

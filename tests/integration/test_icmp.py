@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.policy import SitePolicy
-from scenarios.faults import reinstall_routes
+from multi6lab.controller.policy import SitePolicy
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.scenarios.faults import reinstall_routes
+from multi6lab.topologies import loader
 from tests.integration.helpers import events, topology, udp_exchange, wait_until
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -19,7 +20,7 @@ R = "3fff:ff:100::2"
 def test_isp_no_route_moves_the_destination_to_the_other_exit(tmp_path: Path) -> None:
     topo = tmp_path / "figure1-icmp.yaml"
     topo.write_text(topology("figure1").read_text().replace("[link, heartbeat]", "[icmp]"))
-    with Lab(topo, tmp_path) as lab:
+    with Lab(loader.load(topo), tmp_path) as lab:
         sp = lab.plan.sites[0]
         loc_b = str(SitePolicy.of(sp).locator(sp.hosts[0], "exb"))
         t0 = time.monotonic()

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from multi6lab.lab.lifecycle import Lab
 from tests.integration.helpers import events, lab_with_approach, tcp_session, udp_exchange, wait_until
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from multi6lab.lab.emulation import EnvError
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.lab.runstate import records
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import build
 from tests.integration.helpers import PY, ROOT, leftovers, routing_topology, topology, udp_exchange, wait_until
-from tools.emulation import EnvError
-from tools.lab import Lab
-from tools.runstate import records
-from topologies import loader
-from topologies.topo import build
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
 
 
 def test_three_isps_every_host_reaches_r_from_every_prefix(tmp_path: Path) -> None:
-    with Lab(topology("three-isps"), tmp_path) as lab:
+    with Lab(loader.load(topology("three-isps")), tmp_path) as lab:
         for h in lab.plan.sites[0].hosts:
             for name, addr in h.addresses.items():
                 got = udp_exchange(lab, h.name, "r", R, count=20, src=str(addr))
@@ -30,9 +30,9 @@ def test_three_isps_every_host_reaches_r_from_every_prefix(tmp_path: Path) -> No
 
 
 def test_two_multihomed_sites_reach_each_other(tmp_path: Path) -> None:
-    from controller.policy import SitePolicy
+    from multi6lab.controller.policy import SitePolicy
 
-    with Lab(topology("two-sites"), tmp_path) as lab:
+    with Lab(loader.load(topology("two-sites")), tmp_path) as lab:
         s1, s2 = lab.plan.sites
         h2_locator = str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
         got = udp_exchange(lab, "h1", "h2", h2_locator, count=20)
@@ -41,12 +41,12 @@ def test_two_multihomed_sites_reach_each_other(tmp_path: Path) -> None:
 
 
 def test_a_routing_site_and_an_nptv6_site_reach_each_other(tmp_path: Path) -> None:
-    from controller.policy import SitePolicy
+    from multi6lab.controller.policy import SitePolicy
     from tests.unit.test_frr import MIXED
 
     topo = tmp_path / "mixed.yaml"
     topo.write_text(MIXED)
-    with Lab(topo, tmp_path) as lab:
+    with Lab(loader.load(topo), tmp_path) as lab:
         s1, s2 = lab.plan.sites
         h1, h2 = str(s1.hosts[0].addresses["pi"]), str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
         assert len(udp_exchange(lab, "h1", "h2", h2, count=20)) == 20
@@ -55,14 +55,14 @@ def test_a_routing_site_and_an_nptv6_site_reach_each_other(tmp_path: Path) -> No
 
 
 def test_a_second_run_with_the_same_names_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    with Lab(topology("figure1"), tmp_path / "a") as first:
+    with Lab(loader.load(topology("figure1")), tmp_path / "a") as first:
         with pytest.raises(EnvError, match=f"run {first.run_id} .* is using"):
-            Lab(topology("figure1"), tmp_path / "b").__enter__()
+            Lab(loader.load(topology("figure1")), tmp_path / "b").__enter__()
         assert len(udp_exchange(first, "h1", "r", R, count=10)) == 10  # the first run is untouched
 
 
 def test_teardown_leaves_nothing(tmp_path: Path) -> None:
-    with Lab(topology("figure1"), tmp_path) as lab:
+    with Lab(loader.load(topology("figure1")), tmp_path) as lab:
         assert lab.record is not None
         pids = [p.pid for p in lab.record.procs]
         run_id = lab.run_id
@@ -149,7 +149,7 @@ def test_link_loss_is_honoured_and_an_impossible_delay_is_refused(tmp_path: Path
     lossy = tmp_path / "lossy.yaml"
     lossy.write_text(text.replace('- endpoints: ["r:eth0", "core:eth3"]',
                                   '- {endpoints: ["r:eth0", "core:eth3"], loss_pct: 20}'))
-    with Lab(lossy, tmp_path / "loss") as lab:
+    with Lab(loader.load(lossy), tmp_path / "loss") as lab:
         # Neighbor discovery crosses the lossy link too (a lost NS costs a 1 s retransmit while packets
         # queue): measure steady-state loss once the core has resolved R.
         wait_until(lambda: "REACHABLE" in lab.cmd("core", f"ping -6 -c1 -W1 {R} >/dev/null; ip -6 neigh show {R}"),
@@ -162,11 +162,11 @@ def test_link_loss_is_honoured_and_an_impossible_delay_is_refused(tmp_path: Path
     slow.write_text(text.replace('- endpoints: ["r:eth0", "core:eth3"]',
                                  '- {endpoints: ["r:eth0", "core:eth3"], delay_ms: 20}'))
     with pytest.raises(EnvError, match="delay_ms=20 needs the netem qdisc"):
-        Lab(slow, tmp_path / "delay").__enter__()
+        Lab(loader.load(slow), tmp_path / "delay").__enter__()
 
 
 def test_teardown_stops_every_frr_daemon_and_removes_its_state(tmp_path: Path) -> None:
-    with Lab(routing_topology(tmp_path), tmp_path) as lab:
+    with Lab(loader.load(routing_topology(tmp_path)), tmp_path) as lab:
         assert lab.record is not None
         daemons = [p.pid for p in lab.record.procs if p.what.startswith("FRR ")]
         assert len(daemons) == 14  # zebra and bgpd on five routers, bfdd on the four that end an exit session

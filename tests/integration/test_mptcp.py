@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from scenarios.faults import reinstall_routes
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.scenarios.faults import reinstall_routes
 from tests.integration.helpers import events, lab_with_approach, tcp_session, wait_until
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"

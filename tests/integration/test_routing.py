@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from scenarios.faults import compile_fault, reinstall_routes
-from scenarios.model import Fault
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.scenarios.faults import compile_fault, reinstall_routes
+from multi6lab.scenarios.model import Fault
+from multi6lab.topologies import loader
 from tests.integration.helpers import Capture, routing_topology, tcp_session, udp_exchange, wait_until
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -21,7 +22,7 @@ PI = "3fff:5::/48"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("routing")
-    with Lab(routing_topology(workdir), workdir) as lab:
+    with Lab(loader.load(routing_topology(workdir)), workdir) as lab:
         yield lab
 
 

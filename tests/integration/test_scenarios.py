@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import model
-from scenarios.runner import Runner
+from multi6lab.lab.runner import Runner
+from multi6lab.scenarios import model
 from tests.integration.helpers import ROOT
 
 pytestmark = pytest.mark.integration

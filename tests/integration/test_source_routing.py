@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import loader
 from tests.integration.helpers import PY, events, nft_counter, topology, udp_exchange, wait_until
-from tools.lab import Lab
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -36,7 +37,7 @@ except (TimeoutError, ConnectionRefusedError) as exc:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(topology("three-isps"), tmp_path_factory.mktemp("srcrt")) as lab:
+    with Lab(loader.load(topology("three-isps")), tmp_path_factory.mktemp("srcrt")) as lab:
         (lab.workdir / "udp1.py").write_text(PROBE)
         yield lab
 

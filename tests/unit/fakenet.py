@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from typing import Any
 
-from controller.policy import OFPP_IN_PORT, Rule, RuleSet
-from topologies.topo import Plan
+from multi6lab.controller.policy import OFPP_IN_PORT, Rule, RuleSet
+from multi6lab.topologies.plan import Plan
 
 
 @dataclass

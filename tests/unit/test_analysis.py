@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools import analysis as A
+from multi6lab.results import analysis as A
 
 P = 0.001  # 1 kHz
 

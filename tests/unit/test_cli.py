@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.cli import main
+from multi6lab.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIG1 = str(ROOT / "topologies" / "figure1.yaml")
@@ -91,10 +91,11 @@ def test_validate_notes_what_is_not_implemented(tmp_path: Path, capsys: pytest.C
 
 
 def test_up_refuses_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tools.emulation import EnvError
-    from tools.lab import Lab
+    from multi6lab.lab.emulation import EnvError
+    from multi6lab.lab.lifecycle import Lab
+    from multi6lab.topologies import loader
 
     f = tmp_path / "mobility.yaml"
     f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: mobility"))
     with pytest.raises(EnvError, match=r"approach 'mobility' is not implemented yet"):
-        Lab(f, tmp_path)
+        Lab(loader.load(f), tmp_path)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import faults
-from scenarios.model import Fault
-from topologies import frr, loader
-from topologies.topo import NO_DPID, Plan, build
+from multi6lab.scenarios import faults
+from multi6lab.scenarios.model import LinkDown
+from multi6lab.topologies import frr, loader
+from multi6lab.topologies.plan import NO_DPID, Plan, build
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE1 = (ROOT / "topologies" / "figure1.yaml").read_text()
@@ -141,7 +141,7 @@ def test_established_peers_from_summary_json() -> None:
 
 
 def test_link_down_at_a_router_exit_runs_in_its_namespace(plan: Plan) -> None:
-    c = faults.compile_fault(plan, plan.sites[0], Fault("link_down", at=0.0, duration=1.0, exit="exa", end="exit"),
+    c = faults.compile_fault(plan, plan.sites[0], LinkDown(at=0.0, duration=1.0, exit="exa", end="exit"),
                              0, 2.0)
     assert c.actions[0] == faults.Action(0.0, "exa", "ip link set exa-eth2 down", "exa-eth2 down")
 
@@ -171,7 +171,7 @@ MIXED = ((ROOT / "topologies" / "two-sites.yaml").read_text()
 
 
 def test_the_controller_leaves_a_routing_site_alone_beside_a_managed_one() -> None:
-    from controller.policy import desired
+    from multi6lab.controller.policy import desired
 
     plan = build(loader.loads(MIXED))
     s1, s2 = plan.sites

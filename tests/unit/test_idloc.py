@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.pairs import STANDBY_FACTOR, PairTable
-from controller.policy import SitePolicy, desired
+from multi6lab.controller.pairs import STANDBY_FACTOR, PairTable
+from multi6lab.controller.policy import SitePolicy, desired
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import Plan, build
 from tests.unit.fakenet import FakeNet
-from topologies import loader
-from topologies.topo import Plan, build
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.liveness import Liveness
-from topologies import loader
-from topologies.topo import Plan, build
+from multi6lab.controller.liveness import Liveness
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import Plan, build
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from topologies import loader
-from topologies.yamlsrc import InputError
+from multi6lab.topologies import loader
+from multi6lab.topologies.yamlsrc import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE1 = (ROOT / "topologies" / "figure1.yaml").read_text()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.mapping import Locator, MappingService, Record, RegistrationRefused
-from controller.policy import SitePolicy
-from topologies import loader
-from topologies.topo import Plan, build
+from multi6lab.controller.mapping import Locator, MappingService, Record, RegistrationRefused
+from multi6lab.controller.policy import SitePolicy
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import Plan, build
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from scapy.layers.inet import UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, IPv6
 from scapy.layers.l2 import Ether
 
-from controller import packets as P
+from multi6lab.controller import packets as P
 
 GW = "02:6d:67:77:00:01"
 

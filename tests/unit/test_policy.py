@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.policy import RuleSet, SitePolicy, apply, desired, diff
+from multi6lab.controller.policy import RuleSet, SitePolicy, apply, desired, diff
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import Plan, build
 from tests.unit.fakenet import FakeNet
-from topologies import loader
-from topologies.topo import Plan, build
 
 ROOT = Path(__file__).resolve().parents[2]
 R = "3fff:ff:100::2"

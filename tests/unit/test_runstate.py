@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import runstate
+from multi6lab.lab import runstate
 
 
 @pytest.fixture(autouse=True)

@@ -6,15 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import faults, model
-from scenarios.model import Fault
-from tools import plots, report
-from topologies import loader
-from topologies.topo import Plan, SitePlan, build
-from topologies.yamlsrc import InputError
+from multi6lab.results import plots, report
+from multi6lab.scenarios import faults, model
+from multi6lab.scenarios.model import Blackhole, Flap, IspOutage, IspUplinkDown, LinkDown, LossBurst
+from multi6lab.topologies import loader
+from multi6lab.topologies.model import Bgp
+from multi6lab.topologies.plan import Plan, SitePlan, build
+from multi6lab.topologies.yamlsrc import InputError
+from multi6lab.vocabulary import Approach
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if p.name != "compare.yaml")
+SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+COMPARISON = ROOT / "scenarios" / "comparisons" / "approaches.yaml"
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -101,7 +104,7 @@ def fig1() -> Fig1:
 
 def test_link_down_at_the_isp_end_restores_routes(fig1: Fig1) -> None:
     plan, sp = fig1
-    c = faults.compile_fault(plan, sp, Fault("link_down", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
+    c = faults.compile_fault(plan, sp, LinkDown(at=0.0, duration=1.0, exit="exa"), 0, 2.0)
     assert [(a.at, a.node) for a in c.actions] == [(0.0, "ispa"), (1.0, "ispa")]
     assert c.actions[0].command == "ip link set ispa-eth1 down"
     assert "ip -6 route replace 3fff:a:5::/48 via 3fff:a::2 dev ispa-eth1" in c.actions[1].command
@@ -110,32 +113,32 @@ def test_link_down_at_the_isp_end_restores_routes(fig1: Fig1) -> None:
 
 def test_link_down_at_the_exit_end_runs_in_the_root_namespace(fig1: Fig1) -> None:
     plan, sp = fig1
-    c = faults.compile_fault(plan, sp, Fault("link_down", at=0.5, duration=None, exit="exb", end="exit"), 0, 2.0)
+    c = faults.compile_fault(plan, sp, LinkDown(at=0.5, exit="exb", end="exit"), 0, 2.0)
     assert c.actions[0] == faults.Action(0.5, None, "ip link set exb-eth2 down", "exb-eth2 down")
     assert c.actions[1].at == 2.5  # no duration: restored at the end of the trial
 
 
 def test_blackhole_is_prepared_then_one_atomic_command(fig1: Fig1) -> None:
     plan, sp = fig1
-    c = faults.compile_fault(plan, sp, Fault("blackhole", at=0.0, duration=1.0, exit="exa", direction="inbound"),
+    c = faults.compile_fault(plan, sp, Blackhole(at=0.0, duration=1.0, exit="exa", direction="inbound"),
                              3, 2.0)
     for hook in ("forward", "input", "output"):
         assert f"nft add chain ip6 multi6lab_fault3 {hook} '{{ type filter hook {hook} " in c.prepare[0].command
     # Inbound: what the ISP forwards or sends toward the site, its own BGP/BFD/ND included.
     assert c.actions[0].command == ("nft 'add rule ip6 multi6lab_fault3 forward oifname ispa-eth1 drop; "
                                     "add rule ip6 multi6lab_fault3 output oifname ispa-eth1 drop'")
-    both = faults.compile_fault(plan, sp, Fault("blackhole", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
+    both = faults.compile_fault(plan, sp, Blackhole(at=0.0, duration=1.0, exit="exa"), 0, 2.0)
     assert both.actions[0].command.count("add rule") == 4
     assert "input iifname ispa-eth1 drop" in both.actions[0].command
 
 
 def test_flap_loss_and_outage(fig1: Fig1) -> None:
     plan, sp = fig1
-    flap = faults.compile_fault(plan, sp, Fault("flap", at=0.0, duration=None, exit="exa", period=0.2, count=3), 0, 2)
+    flap = faults.compile_fault(plan, sp, Flap(at=0.0, exit="exa", period=0.2, count=3), 0, 2)
     assert [round(a.at, 2) for a in flap.actions] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    loss = faults.compile_fault(plan, sp, Fault("loss_burst", at=0.0, duration=1.0, exit="exa", percent=20), 0, 2)
+    loss = faults.compile_fault(plan, sp, LossBurst(at=0.0, duration=1.0, exit="exa", percent=20), 0, 2)
     assert "numgen random mod 10000 < 2000 drop" in loss.actions[0].command
-    out = faults.compile_fault(plan, sp, Fault("isp_outage", at=0.0, duration=1.0, isp="ispb"), 0, 2.0)
+    out = faults.compile_fault(plan, sp, IspOutage(at=0.0, duration=1.0, isp="ispb"), 0, 2.0)
     assert "ip link set ispb-eth1 down" in out.actions[0].command and out.exits == {"exb"}
     assert "ip -6 route replace" in out.actions[1].command
 
@@ -159,30 +162,70 @@ def test_report_table_and_plot(tmp_path: Path) -> None:
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_comparison_file_expands_to_valid_scenarios(tmp_path: Path) -> None:
-    from scenarios import compare
+def test_comparison_file_expands_to_valid_scenarios() -> None:
+    from multi6lab.scenarios import compare
 
-    cells = compare.cells(ROOT / "scenarios" / "compare.yaml", trials=3)
-    assert len(cells) == 24 and {c.doc["trials"] for c in cells} == {3}
+    cells = compare.load(COMPARISON, trials=3)
+    assert len(cells) == 24 and {c.scenario.trials for c in cells} == {3}
     idloc = next(c for c in cells if c.row.startswith("id-loc") and c.fault == "link down")
-    assert idloc.doc["faults"][0]["exit"] == "s1ea" and idloc.doc["remote"] == "h2"
+    assert idloc.scenario.faults == (LinkDown(at=0.0, duration=1.0, exit="s1ea", end="isp"),)
+    assert idloc.scenario.remote == "h2"
+    assert {s.approach for s in idloc.scenario.effective.sites} == {Approach.ID_LOC}  # both ends managed
     # Routing rows: one per BGP setting, each named, the slow ones with a longer cap on the fault.
     routing = {c.row for c in cells if c.row.startswith("routing")}
     assert routing == {"routing × bgp 60/180 s", "routing × bgp 1/3 s", "routing × bgp 60/180 s, bfd 300 ms x3",
                        "routing × bgp 60/180 s, bfd 10 ms x3"}
     slow = next(c for c in cells if c.slug == "routing-bgp-1-3-silent-blackhole")
-    assert slow.doc["faults"][0]["duration"] == 5.0 and slow.doc["record_s"] == 6.0
-    assert slow.doc["bgp"] == {"keepalive_s": 1, "hold_s": 3}
+    assert slow.scenario.faults[0] == Blackhole(at=0.0, duration=5.0, exit="exa", direction="both")
+    assert slow.scenario.record_s == 6.0
+    assert slow.scenario.effective.site("site").bgp == Bgp(keepalive_s=1, hold_s=3)
     assert len({c.slug for c in cells}) == 24
-    assert compare.validate(ROOT / "scenarios" / "compare.yaml") == 24
-    bad = tmp_path / "c.yaml"
-    bad.write_text("rows:\n  - {approach: nptv6}\nfaults: {x: {kind: link_down}}\n")
-    with pytest.raises(InputError, match="a row has these keys: approach, host"):
-        compare.cells(bad)
+
+
+def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
+    from multi6lab.scenarios import compare
+
+    cell = next(c for c in compare.load(COMPARISON) if c.slug == "routing-bfd-10-link-down")
+    again = model.load(compare.write(cell, tmp_path))
+    assert again.faults == cell.scenario.faults and again.effective == cell.scenario.effective
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    # A problem in a cell is reported where the comparison file says it, never at a generated file.
+    (("site: site, host: h1, remote: r}", "site: nowhere, host: h1, remote: r}"),
+     r"approaches.yaml:8:104: rows\[0\]\.site: no site 'nowhere'"),
+    (("direction: inbound, at: 0.0", "direction: sideways, at: 0.0"),
+     r"approaches.yaml:\d+:\d+: faults.inbound blackhole.direction: 'sideways' is not one of"),
+    (("direction: inbound, at: 0.0", "end: isp, at: 0.0"),
+     r"approaches.yaml:\d+:\d+: faults.inbound blackhole.end: 'end' does not apply to a blackhole fault"),
+    (("{approach: mptcp, triggers: [link, heartbeat]", "{approach: mptcp, triggers: [routing]"),
+     r"approaches.yaml:10:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
+    (("trials: 20", "trials: many"), r"approaches.yaml:5:9: trials: 'many' is not of type 'integer'"),
+])
+def test_comparison_problems_point_into_the_comparison_file(tmp_path: Path, change: tuple[str, str],
+                                                             where: str) -> None:
+    from multi6lab.scenarios import compare
+
+    text = COMPARISON.read_text()
+    assert change[0] in text
+    bad = tmp_path / "comparisons" / "approaches.yaml"
+    bad.parent.mkdir()
+    bad.write_text(text.replace(change[0], change[1], 1).replace("../../topologies/", f"{ROOT}/topologies/"))
+    with pytest.raises(InputError, match=where):
+        compare.load(bad)
+
+
+def test_a_field_of_another_fault_kind_is_an_error_at_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(f"name: x\ntopology: {ROOT}/topologies/figure1.yaml\nfaults:\n"
+                 "  - {kind: link_down, exit: exa, direction: inbound}\n")
+    with pytest.raises(InputError, match=r"s.yaml:4:\d+: faults\[0\]\.direction: 'direction' does not apply to a "
+                                         r"link_down fault \(its fields: at, duration, exit, end\)"):
+        model.load(f)
 
 
 def test_comparison_table_and_chart(tmp_path: Path) -> None:
-    from tools import comparison
+    from multi6lab.results import comparison
 
     def summ(out: float | None, tcp: int, reason: str | None = None) -> dict[str, object]:
         o = {"p50": out, "p95": out, "max": out} if out is not None else None
@@ -202,6 +245,6 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
 
 def test_isp_uplink_down_takes_the_isps_core_links_and_restores_routes(fig1: Fig1) -> None:
     plan, sp = fig1
-    c = faults.compile_fault(plan, sp, Fault("isp_uplink_down", at=0.0, duration=1.0, exit="exa"), 0, 2.0)
+    c = faults.compile_fault(plan, sp, IspUplinkDown(at=0.0, duration=1.0, exit="exa"), 0, 2.0)
     assert c.actions[0].node == "ispa" and c.actions[0].command == "ip link set ispa-eth0 down"
     assert "ip -6 route replace 3fff:ff::/48 via 3fff:a:0:1::2 dev ispa-eth0" in c.actions[1].command

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from topologies import loader
-from topologies.yamlsrc import InputError
+from multi6lab.topologies import loader
+from multi6lab.topologies.yamlsrc import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "topologies" / "schema.json").read_text())

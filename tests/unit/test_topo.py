@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from topologies import loader
-from topologies.addressing import eui64, mac
-from topologies.topo import Plan, build, loss_commands
+from multi6lab.topologies import loader
+from multi6lab.topologies.addressing import eui64, mac
+from multi6lab.topologies.plan import Plan, build, loss_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,6 +18,7 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
 """
 
 from __future__ import annotations
+from multi6lab.vocabulary import DETECTION_EVENTS, Event
 
 import itertools
 import math
@@ -26,8 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-Event = dict[str, Any]
-DETECTION_EVENTS = ("port_down", "heartbeat_timeout", "path_dead", "pair_dead", "dest_dead", "session_down")
+EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
+
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def _with(r: StreamResult, **kw: Any) -> StreamResult:
     return StreamResult(**fields)
 
 
-def detection_ms(events: Iterable[Event], t_fault: float, exits: set[str], since: float | None = None
+def detection_ms(events: Iterable[EventRecord], t_fault: float, exits: set[str], since: float | None = None
                  ) -> float | None:
     """From ``t_fault`` to the first event about a faulted exit at or after ``since`` (default t_fault).
 
@@ -124,16 +125,16 @@ def detection_ms(events: Iterable[Event], t_fault: float, exits: set[str], since
     return max(0.0, (min(hits) - t_fault) * 1000) if hits else None
 
 
-def false_rehomings(events: Iterable[Event], t_start: float, t_end: float, faulted: set[str],
+def false_rehomings(events: Iterable[EventRecord], t_start: float, t_end: float, faulted: set[str],
                     loss_burst: bool) -> int:
-    return sum(1 for e in events if e.get("event") == "path_dead" and t_start <= e["t"] <= t_end
+    return sum(1 for e in events if e.get("event") == Event.PATH_DEAD and t_start <= e["t"] <= t_end
                and (loss_burst or e.get("exit") not in faulted))
 
 
-def exploration_ms(events: Iterable[Event], t_start: float, t_end: float) -> float | None:
+def exploration_ms(events: Iterable[EventRecord], t_start: float, t_end: float) -> float | None:
     """The longest locator-pair exploration (id-loc, RFC 4177 6.3.4) that ended in the window."""
     times = [float(e["exploration_ms"]) for e in events
-             if e.get("event") in ("pair_selected", "pair_confirmed") and "exploration_ms" in e
+             if e.get("event") in (Event.PAIR_SELECTED, Event.PAIR_CONFIRMED) and "exploration_ms" in e
              and t_start <= e["t"] <= t_end]
     return max(times, default=None)
 

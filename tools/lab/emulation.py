@@ -1,6 +1,6 @@
 """The plumbing: a Plan becomes a running Mininet network, and goes away again, completely.
 
-Thin on purpose: every address, route and filter comes from :mod:`topologies.topo`. What this module adds is
+Thin on purpose: every address, route and filter comes from :mod:`multi6lab.topologies.plan`. What this module adds is
 what only a real machine can do: root checks, the OVS datapath choice, impairments the kernel can or cannot
 honour, and a teardown that runs whatever happens (Ctrl-C, exception, SIGTERM).
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tools.runstate import RunRecord
-from topologies import frr
-from topologies.topo import LinkPlan, Plan, loss_commands
+from multi6lab.lab.runstate import RunRecord
+from multi6lab.topologies import frr
+from multi6lab.topologies.plan import LinkPlan, Plan, loss_commands
 
 
 class EnvError(Exception):
@@ -70,7 +70,8 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 class Emulation:
-    """A running network for one Plan, started and stopped by :class:`tools.lab.Lab`; ``stop`` is idempotent."""
+    """A running network for one Plan, started and stopped by :class:`~multi6lab.lab.lifecycle.Lab`; ``stop`` is
+    idempotent."""
 
     def __init__(self, plan: Plan, record: RunRecord, controller_port: int | None = None,
                  logdir: Path | None = None):

@@ -1,4 +1,4 @@
-"""Traffic probes, run inside Mininet nodes: ``python -m tools.probe send|recv|tcp-server|tcp-client|connect``.
+"""Traffic probes, run inside Mininet nodes: ``python -m multi6lab.traffic.probe SUBCOMMAND``.
 
 Plain sockets and pre-packed payloads (scapy is far too slow for 1 kHz here). Every node shares the host's
 CLOCK_MONOTONIC, so timestamps from different namespaces compare directly, and ``--start-at`` lets every
@@ -216,7 +216,7 @@ def connect_loop(targets: list[str], port: int, interval: float, timeout: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.probe", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m multi6lab.traffic.probe", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("send", help="send a UDP sequence stream")
     s.add_argument("--dst", required=True)

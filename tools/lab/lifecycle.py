@@ -18,10 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from tools.emulation import Emulation, EnvError, require_emulator
-from tools.runstate import RunRecord, clean, records
-from topologies import frr, loader
-from topologies.topo import Plan, build
+from multi6lab.lab.emulation import Emulation, EnvError, require_emulator
+from multi6lab.lab.runstate import RunRecord, clean, records
+from multi6lab.topologies import codec, frr
+from multi6lab.topologies.model import Topology
+from multi6lab.topologies.plan import Plan, build
+from multi6lab.vocabulary import Approach, Event, Trigger
 
 READY_TIMEOUT = 30.0
 
@@ -55,21 +57,21 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def controller_argv(topology: Path, port: int, events: Path) -> list[str]:
+def controller_argv(plan: Path, port: int, events: Path) -> list[str]:
     exe = Path(sys.executable).with_name("multi6lab")
-    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "tools.cli"]
-    return [*head, "controller", "--topology", str(topology), "--port", str(port), "--events", str(events)]
+    head = [str(exe)] if exe.exists() else [sys.executable, "-m", "multi6lab.cli"]
+    return [*head, "controller", "--plan", str(plan), "--port", str(port), "--events", str(events)]
 
 
 class Lab:
-    def __init__(self, topology: str | Path, workdir: str | Path, progress: Callable[[str], None] | None = None):
-        self.topology_path = Path(topology)
-        topo = loader.load(self.topology_path)
-        missing = topo.unimplemented()
+    def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None):
+        """``topology``: the checked model, as run (a scenario's overrides applied)."""
+        missing = topology.unimplemented()
         if missing:
-            raise EnvError(f"{self.topology_path}: " + "; ".join(missing))
-        self.plan: Plan = build(topo)
+            raise EnvError(f"{topology.source}: " + "; ".join(missing))
+        self.plan: Plan = build(topology)
         self.workdir = Path(workdir)
+        self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.events_path = self.workdir / "controller-events.jsonl"
         self.progress = progress or (lambda msg: None)
@@ -85,6 +87,7 @@ class Lab:
         clean()  # leftovers of runs whose owner died (killed with SIGKILL, machine trouble)
         self.check_names_free()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        codec.write(self.plan, self.plan_path)
         self.record = RunRecord.create(self.run_id)
         try:
             self.start_controller()
@@ -117,20 +120,20 @@ class Lab:
 
     def start_controller(self) -> None:
         self.port = free_port()
-        self._log = open(self.workdir / "controller.log", "ab")  # noqa: SIM115
+        self._log = open(self.workdir / "multi6lab.controller.log", "ab")  # noqa: SIM115
         self._spawn_controller()
         wait_for("the controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
 
     def _spawn_controller(self) -> None:
         assert self.record is not None
         self.controller = subprocess.Popen(
-            controller_argv(self.topology_path, self.port, self.events_path),
+            controller_argv(self.plan_path, self.port, self.events_path),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.record.add_proc(self.controller.pid, "multi6lab controller")
 
     def _controller_alive(self) -> bool:
         if self.controller is not None and self.controller.poll() is not None:
-            tail = (self.workdir / "controller.log").read_text(errors="replace")[-2000:]
+            tail = (self.workdir / "multi6lab.controller.log").read_text(errors="replace")[-2000:]
             raise EnvError(f"the controller exited (code {self.controller.returncode}):\n{tail}")
         return True
 
@@ -175,24 +178,24 @@ class Lab:
 
     def reconciled_since(self, since: float) -> set[int]:
         return {e["dpid"] for e in self.events()
-                if e["event"] == "rules_sent" and e.get("cause") == "reconcile" and e["t"] >= since}
+                if e["event"] == Event.RULES_SENT and e.get("cause") == "reconcile" and e["t"] >= since}
 
     def wait_ready(self, since: float = 0.0) -> None:
         dpids = {n.dpid for n in self.plan.switches if not n.standalone}
         self.progress("waiting for switches to connect and hosts to autoconfigure")
         wait_for("every switch to connect to the controller",
                  lambda: self._controller_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
-        hb = {e.name for sp in self.plan.sites if "heartbeat" in sp.site.triggers for e in sp.exits}
+        hb = {e.name for sp in self.plan.sites if Trigger.HEARTBEAT in sp.site.triggers for e in sp.exits}
         if hb:
             wait_for(f"heartbeats through {', '.join(sorted(hb))}",
                      lambda: hb <= {e["exit"] for e in self.events()
-                                    if e["event"] == "heartbeat_up" and e["t"] >= since}, READY_TIMEOUT)
-        idloc = [sp.site.name for sp in self.plan.sites if sp.site.approach == "id-loc"]
+                                    if e["event"] == Event.HEARTBEAT_UP and e["t"] >= since}, READY_TIMEOUT)
+        idloc = [sp.site.name for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC]
         routes = {(a, b) for a in idloc for b in idloc if a != b}
         if routes:
             wait_for("locator-pair probes between the id-loc sites",
                      lambda: routes <= {(e["src_site"], e["dst_site"]) for e in self.events()
-                                        if e["event"] == "pair_up" and e["t"] >= since}, READY_TIMEOUT)
+                                        if e["event"] == Event.PAIR_UP and e["t"] >= since}, READY_TIMEOUT)
         if self.emulation is not None and self.emulation.routers:
             self.progress("waiting for BGP sessions and routes to converge")
             try:
@@ -230,7 +233,7 @@ class Lab:
         """Exit-ISP session changes from every bgpd's log, on the monotonic clock (routing approach)."""
         if self.emulation is None or not self.emulation.routers:
             return []
-        exits = {e.name for sp in self.plan.sites if sp.site.approach == "routing" for e in sp.exits}
+        exits = {e.name for sp in self.plan.sites if sp.site.approach == Approach.ROUTING for e in sp.exits}
         offset = time.monotonic() - time.time()
         out = []
         for name in self.emulation.routers:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from topologies.topo import Plan
+from multi6lab.topologies.plan import Plan
+from multi6lab.vocabulary import Approach
 
 STYLE = {
     "core": 'shape=ellipse style=filled fillcolor="#dde7f0"',
@@ -47,7 +48,7 @@ def to_dot(plan: Plan) -> str:
     for sp in plan.sites:
         s = sp.site
         nl = "\\n"
-        routing = s.approach == "routing"
+        routing = s.approach == Approach.ROUTING
         triggers = s.bgp.describe() if routing else "triggers " + "+".join(s.triggers)
         title = f"{s.name} ({s.approach}; {triggers})"
         if s.identity and not routing:

@@ -7,7 +7,7 @@ what this module says; the controller reads the same plan to know ports, MACs an
 Routing is deliberately static and aggregated (RFC 4177 5.3): ISPs route their whole PA prefix, the core
 routes each ISP's PA toward it, and a customer's delegation points at the site exit's link address. When an
 exit link fails, nothing in the routing system repairs it; the site must rehome. The exception is a site of
-the ``routing`` approach (RFC 4177 5.1): its exits are routers, and BGP (:mod:`topologies.frr`) carries its
+the ``routing`` approach (RFC 4177 5.1): its exits are routers, and BGP (:mod:`multi6lab.topologies.frr`) carries its
 provider-independent prefix; the PA aggregates stay static, since they never move.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 from typing import Literal
 
-from topologies.addressing import (
+from multi6lab.topologies.addressing import (
     GATEWAY_LL,
     eui64,
     exit_mac,
@@ -28,7 +28,8 @@ from topologies.addressing import (
     intf_mac,
     nth_address,
 )
-from topologies.model import NodeKind, Site, Topology
+from multi6lab.topologies.model import NodeKind, Site, Topology
+from multi6lab.vocabulary import Approach
 
 Role = Literal["host", "router", "switch"]
 NO_DPID = 0  # datapath ids start at 1; an exit that is a router has none
@@ -144,7 +145,7 @@ class Plan:
 
         A routing site has none: BGP runs its exits and its fabric is a plain learning switch."""
         for sp in self.sites:
-            if sp.site.approach == "routing":
+            if sp.site.approach == Approach.ROUTING:
                 continue
             if sp.fabric_dpid == dpid:
                 return sp, "fabric"
@@ -160,7 +161,7 @@ class Plan:
 
 def roles(topo: Topology) -> dict[str, Role]:
     """Each node's role: by its kind, except that the exits of a routing site are BGP routers."""
-    routers = {e.name for s in topo.sites if s.approach == "routing" for e in s.exits}
+    routers = {e.name for s in topo.sites if s.approach == Approach.ROUTING for e in s.exits}
     return {n: "router" if n in routers else ROLE[k] for n, k in topo.kinds.items()}
 
 
@@ -169,7 +170,7 @@ def build(topo: Topology) -> Plan:
     index = {name: i + 1 for i, name in enumerate(topo.kinds)}
     role = roles(topo)
     dpids = {n: i + 1 for i, n in enumerate(n for n in topo.kinds if role[n] == "switch")}
-    standalone = {s.fabric for s in topo.sites if s.approach == "routing"}
+    standalone = {s.fabric for s in topo.sites if s.approach == Approach.ROUTING}
     addrs = _number_links(topo)
     links = tuple(
         LinkPlan(_intf(lk.a.node, lk.a.port, index, addrs), _intf(lk.b.node, lk.b.port, index, addrs),
@@ -192,11 +193,11 @@ MPTCP_LIMITS = "ip mptcp limits set subflow 4 add_addr_accepted 4"
 def _ready(plan: Plan, name: str, kind: NodeKind) -> tuple[str, ...]:
     """MPTCP (RFC 4177 5.5): every host and remote accepts subflows; a host of an mptcp site announces one
     subflow endpoint per ISP address (which exist only once RAs have been processed)."""
-    if kind not in ("host", "remote") or not any(sp.site.approach == "mptcp" for sp in plan.sites):
+    if kind not in ("host", "remote") or not any(sp.site.approach == Approach.MPTCP for sp in plan.sites):
         return ()
     cmds = [MPTCP_LIMITS]
     sp = next((s for s in plan.sites if name in s.site.hosts), None)
-    if sp is not None and sp.site.approach == "mptcp":
+    if sp is not None and sp.site.approach == Approach.MPTCP:
         h = next(h for h in sp.hosts if h.name == name)
         dev = plan.intfs(name)[0].name
         # A lost subflow is declared stale after one RTO instead of four (halves the stall, DESIGN.md).
@@ -226,7 +227,7 @@ def _number_links(topo: Topology) -> dict[tuple[str, int], tuple[IPv6Interface, 
     remotes = {r.name: r for r in topo.remotes}
     # A routing site's exits share its fabric's subnet (the PI /64): ::1, ::2, ... in preference order.
     inside = {e.name: nth_address(first64(s.pi), i + 1)
-              for s in topo.sites if s.approach == "routing" and s.pi for i, e in enumerate(s.exits)}
+              for s in topo.sites if s.approach == Approach.ROUTING and s.pi for i, e in enumerate(s.exits)}
     out: dict[tuple[str, int], tuple[IPv6Interface, ...]] = {}
     for lk in topo.links:
         ka, kb = topo.kinds[lk.a.node], topo.kinds[lk.b.node]
@@ -260,7 +261,7 @@ def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[s
         down = next(lk for lk in links if topo.kinds[lk.other(e.name).node] == "fabric")
         isp_if = plan.intf(up.other(e.name).node, up.other(e.name).port)
         own = plan.intf(e.name, up.end(e.name).port)
-        routed = site.approach == "routing"  # a real router answers for its own MAC
+        routed = site.approach == Approach.ROUTING  # a real router answers for its own MAC
         exits.append(ExitPlan(
             name=e.name, isp=e.isp, delegation=e.delegation, dpid=dpids.get(e.name, NO_DPID),
             inside_port=down.end(e.name).port, outside_port=up.end(e.name).port,
@@ -310,7 +311,7 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[str]]:
     for sp in plan.sites:
         for e in sp.exits:
             routes[e.isp].append(f"{e.delegation} via {e.address.ip} dev {e.isp_intf}")
-        if sp.site.approach == "routing" and sp.site.pi:
+        if sp.site.approach == Approach.ROUTING and sp.site.pi:
             # BGP brings each exit its default route; the PI aggregate must never follow it back out.
             for e in sp.exits:
                 routes[e.name].append(f"unreachable {sp.site.pi}")
@@ -386,7 +387,7 @@ def _commands(plan: Plan, name: str, kind: NodeKind, role: Role, routes: list[st
 def _static_host_addresses(plan: Plan, name: str) -> tuple[IPv6Interface, ...]:
     """A routing site's hosts are numbered statically in the PI /64 (no router advertises it to them)."""
     for sp in plan.sites:
-        if sp.site.approach == "routing" and name in sp.site.hosts:
+        if sp.site.approach == Approach.ROUTING and name in sp.site.hosts:
             h = next(h for h in sp.hosts if h.name == name)
             return tuple(IPv6Interface(f"{a}/64") for a in h.addresses.values())
     return ()
@@ -425,7 +426,7 @@ def _bcp38(plan: Plan, isp_name: str) -> list[str]:
             if e.isp != isp_name:
                 continue
             # A routing site's PI prefix is announced to this ISP and so accepted from it too.
-            accepted = (e.delegation, e.address.network, *([sp.site.pi] if sp.site.approach == "routing" and
+            accepted = (e.delegation, e.address.network, *([sp.site.pi] if sp.site.approach == Approach.ROUTING and
                                                             sp.site.pi else []))
             allowed = ", ".join(str(p) for p in accepted)
             counter = bcp38_counter(e.isp_intf)

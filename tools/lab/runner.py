@@ -17,28 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from controller.policy import SitePolicy
-from scenarios.faults import Action, Compiled, compile_fault
-from scenarios.model import Scenario, effective_data
-from tools import analysis, plots, report
-from tools.emulation import EnvError, datapath, terminate_as_interrupt
-from tools.lab import Lab, wait_for
+from multi6lab.controller.policy import SitePolicy
+from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
+from multi6lab.lab.lifecycle import Lab, wait_for
+from multi6lab.results import analysis, plots, report
+from multi6lab.scenarios.faults import Action, Compiled, compile_fault
+from multi6lab.scenarios.model import LossBurst, Scenario
+from multi6lab.vocabulary import Approach, Event
 
 PY = sys.executable
+PROBE = [PY, "-m", "multi6lab.traffic.probe"]  # run in a node's namespace
 UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
 STARTUP_S = 1.0  # receivers listen this much longer than the trial, so late arrivals still count
 SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a late one starts at once
-
-
-def effective_topology(sc: Scenario, out: Path) -> Path:
-    """Write the topology as run (the scenario's overrides applied) next to the results, for the lab to load."""
-    data = effective_data(yaml.safe_load(sc.topology_path.read_text()), sc.site, sc.approach,
-                          list(sc.triggers) if sc.triggers else None, sc.heartbeat, sc.bgp)
-    path = out / "topology.yaml"
-    path.write_text(f"# {sc.topology_path} as run by scenario {sc.name}\n" + yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 class Runner:
@@ -54,7 +45,7 @@ class Runner:
         h = next(h for h in sp.hosts if h.name == sc.remote)
         if self.identities(lab):
             return str(h.addresses["identity"])
-        if sp.site.approach == "routing":
+        if sp.site.approach == Approach.ROUTING:
             return str(h.addresses["pi"])
         return str(SitePolicy.of(sp).locator(h, sp.exits[0].name))
 
@@ -62,7 +53,7 @@ class Runner:
         """id-loc between two sites: both ends address each other by identity; the edges map locators."""
         kinds = {s.site.name: s.site.approach for s in lab.plan.sites}
         remote_site = next((s.site.name for s in lab.plan.sites if self.sc.remote in s.site.hosts), None)
-        return kinds[self.sc.site] == "id-loc" and remote_site is not None and kinds[remote_site] == "id-loc"
+        return remote_site is not None and kinds[self.sc.site] == kinds[remote_site] == Approach.ID_LOC
 
     def site_targets(self, lab: Lab) -> list[str]:
         """The site host's addresses as the remote sees them, most preferred first (RFC 6724 order)."""
@@ -70,7 +61,7 @@ class Runner:
         h = next(h for h in sp.hosts if h.name == self.sc.host)
         if self.identities(lab):
             return [str(h.addresses["identity"])]
-        if sp.site.approach == "routing":  # one provider-independent address, whichever ISP carries it
+        if sp.site.approach == Approach.ROUTING:  # one provider-independent address, whichever ISP carries it
             return [str(h.addresses["pi"])]
         pol = SitePolicy.of(sp)
         return [str(pol.locator(h, e.name)) for e in sp.exits]
@@ -78,9 +69,9 @@ class Runner:
     # -- steady state -------------------------------------------------------------------------------------
     def settled(self, lab: Lab) -> bool:
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
-        if sp.site.approach == "routing":  # every session up, every route back on the primary ISP
+        if sp.site.approach == Approach.ROUTING:  # every session up, every route back on the primary ISP
             return lab.bgp_problem() is None
-        idloc = [s for s in lab.plan.sites if s.site.approach == "id-loc"]
+        idloc = [s for s in lab.plan.sites if s.site.approach == Approach.ID_LOC]
         preferred = {(a.site.name, b.site.name): (a.exits[0].name, b.exits[0].name)
                      for a in idloc for b in idloc if a is not b}
         pairs = dict(preferred)
@@ -88,20 +79,20 @@ class Runner:
         held: set[tuple[str, str]] = set()  # icmp trigger: destinations still kept away from an exit
         last_change = 0.0
         for e in lab.events():
-            if e["event"] in ("dest_dead", "dest_alive"):
-                (held.add if e["event"] == "dest_dead" else held.discard)((e["exit"], e["dst"]))
-            if e["event"] in ("path_dead", "path_alive"):
+            if e["event"] in (Event.DEST_DEAD, Event.DEST_ALIVE):
+                (held.add if e["event"] == Event.DEST_DEAD else held.discard)((e["exit"], e["dst"]))
+            if e["event"] in (Event.PATH_DEAD, Event.PATH_ALIVE):
                 state[e["exit"]] = e["event"]
                 last_change = e["t"]
-            elif e["event"] in ("pair_selected", "pair_dead", "exploring"):
+            elif e["event"] in (Event.PAIR_SELECTED, Event.PAIR_DEAD, Event.EXPLORING):
                 last_change = e["t"]
-                if e["event"] == "pair_selected":
+                if e["event"] == Event.PAIR_SELECTED:
                     pairs[(e["src_site"], e["dst_site"])] = (e["exit"], e["dst_exit"])
-        if any(state.get(e.name) == "path_dead" for e in sp.exits) or time.monotonic() - last_change < 0.5:
+        if any(state.get(e.name) == Event.PATH_DEAD for e in sp.exits) or time.monotonic() - last_change < 0.5:
             return False
         if pairs != preferred or held:  # id-loc pairs back on the preferred pair; no icmp hold left
             return False
-        if sp.site.approach in ("source-routing", "mptcp"):
+        if sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
             return "deprecated" not in lab.cmd(self.sc.host, f"ip -6 addr show dev {self.sc.host}-eth0")
         return True
 
@@ -116,19 +107,19 @@ class Runner:
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
         listen = str(total + STARTUP_S + 1.0)
-        mp = ["--mptcp"] if sc.approach_label == "mptcp" else []  # the TCP probes speak MPTCP
+        mp = ["--mptcp"] if sc.approach_label == Approach.MPTCP else []  # the TCP probes speak MPTCP
         for a in (p for c in compiled for p in c.prepare):
             self.run_action(lab, a)
         procs = []
         caps = self.start_pcaps(lab, d) if tr.pcap else []
-        procs.append(lab.popen(r, [PY, "-m", "tools.probe", "recv", "--port", str(UDP_OUT), "--duration", listen,
+        procs.append(lab.popen(r, [*PROBE, "recv", "--port", str(UDP_OUT), "--duration", listen,
                                    "--out", str(d / "outbound.csv")]))
-        procs.append(lab.popen(h, [PY, "-m", "tools.probe", "recv", "--port", str(UDP_IN), "--duration", listen,
+        procs.append(lab.popen(h, [*PROBE, "recv", "--port", str(UDP_IN), "--duration", listen,
                                    "--out", str(d / "inbound.csv")]))
-        procs.append(lab.popen(h, [PY, "-m", "tools.probe", "tcp-server", "--port", str(NEW_PORT),
+        procs.append(lab.popen(h, [*PROBE, "tcp-server", "--port", str(NEW_PORT),
                                    "--duration", listen, "--out", str(d / "new-server.csv"), *mp]))
         for i in range(tr.tcp_sessions):
-            procs.append(lab.popen(r, [PY, "-m", "tools.probe", "tcp-server", "--port", str(TCP_BASE + i),
+            procs.append(lab.popen(r, [*PROBE, "tcp-server", "--port", str(TCP_BASE + i),
                                        "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp]))
         # Receivers must be counting before the first probe leaves; then senders get time to start.
         for node, port, proto in [(r, UDP_OUT, "udp"), (h, UDP_IN, "udp"), (h, NEW_PORT, "tcp"),
@@ -138,16 +129,16 @@ class Runner:
         origin = t0 + sc.warmup_s
         common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
         rate = str(tr.udp_rate)
-        procs.append(lab.popen(h, [PY, "-m", "tools.probe", "send", "--dst", r_addr, "--port", str(UDP_OUT),
+        procs.append(lab.popen(h, [*PROBE, "send", "--dst", r_addr, "--port", str(UDP_OUT),
                                    "--rate", rate, "--out", str(d / "outbound-send.csv"), *common]))
-        procs.append(lab.popen(r, [PY, "-m", "tools.probe", "send", "--dst", targets[0], "--port", str(UDP_IN),
+        procs.append(lab.popen(r, [*PROBE, "send", "--dst", targets[0], "--port", str(UDP_IN),
                                    "--rate", rate, "--out", str(d / "inbound-send.csv"), *common]))
         for i in range(tr.tcp_sessions):
-            procs.append(lab.popen(h, [PY, "-m", "tools.probe", "tcp-client", "--dst", r_addr, "--port",
+            procs.append(lab.popen(h, [*PROBE, "tcp-client", "--dst", r_addr, "--port",
                                        str(TCP_BASE + i), "--interval", str(tr.tcp_interval_ms / 1000),
                                        "--out", str(d / f"tcp{i}-client.csv"), *common, *mp]))
         if tr.new_sessions:
-            procs.append(lab.popen(r, [PY, "-m", "tools.probe", "connect", "--targets", ",".join(targets),
+            procs.append(lab.popen(r, [*PROBE, "connect", "--targets", ",".join(targets),
                                        "--port", str(NEW_PORT), "--interval", str(tr.new_session_interval_ms / 1000),
                                        "--out", str(d / "new-sessions.csv"), *common, *mp]))
         if tr.iperf3_mbit:
@@ -243,7 +234,7 @@ class Runner:
             tcp=sessions, new_session_ms=ns_ms,
             new_session_reason=ns_why,
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
-                                                     any(c.fault.kind == "loss_burst" for c in compiled)),
+                                                     any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end))
         timeline = {}
         for name in ("outbound", "inbound"):
@@ -256,11 +247,10 @@ class Runner:
     def run(self) -> dict[str, Any]:
         sc = self.sc
         self.out.mkdir(parents=True, exist_ok=True)
-        topo_path = effective_topology(sc, self.out)
         trials: list[analysis.Trial] = []
         series: dict[str, list[dict[str, Any]]] = {"outbound": [], "inbound": []}
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        with terminate_as_interrupt(), Lab(topo_path, self.out, progress=self.say) as lab:
+        with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say) as lab:
             sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
             compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
             for k in range(1, sc.trials + 1):

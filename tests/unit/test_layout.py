@@ -1,0 +1,131 @@
+"""The layout's promises: one parse per run, a controller that never sees YAML, an import graph without cycles
+or arrows up to the CLI, and a plan that survives its trip to the controller process unchanged."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from multi6lab.scenarios import compare, model
+from multi6lab.topologies import codec, loader, yamlsrc
+from multi6lab.topologies.plan import build
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDERS = {"tools": "multi6lab", "topologies": "multi6lab.topologies", "controller": "multi6lab.controller",
+           "scenarios": "multi6lab.scenarios"}  # as pyproject.toml maps them
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for folder, package in FOLDERS.items():
+        for f in (ROOT / folder).rglob("*.py"):
+            rel = f.relative_to(ROOT / folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            if folder == "tools" and parts and parts[0] in ("topologies", "controller", "scenarios"):
+                continue
+            out[".".join([package, *parts])] = f
+    return out
+
+
+def imports(path: Path) -> set[str]:
+    """Every multi6lab module ``path`` imports, at any depth of the file (lazy imports count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {m: {i for i in imports(f) if i in mods and i != m} for m, f in mods.items()}
+
+
+def test_the_package_is_mapped_onto_the_users_folders() -> None:
+    mods = modules()
+    assert {"multi6lab.cli", "multi6lab.vocabulary", "multi6lab.lab.lifecycle", "multi6lab.traffic.probe",
+            "multi6lab.results.analysis", "multi6lab.topologies.loader", "multi6lab.controller.policy",
+            "multi6lab.scenarios.model"} <= set(mods)
+    import multi6lab.topologies.loader
+
+    assert Path(multi6lab.topologies.loader.__file__) == ROOT / "topologies" / "loader.py"
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    g = graph()
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(g[m]):
+            if state.get(n) == 1:
+                pytest.fail("import cycle: " + " -> ".join([*stack[stack.index(n):], n]))
+            if n not in state:
+                visit(n, [*stack, n])
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_nothing_below_the_cli_imports_it() -> None:
+    assert [m for m, deps in graph().items() if "multi6lab.cli" in deps] == []
+
+
+def test_pure_layers_do_not_import_the_plumbing() -> None:
+    plumbing = ("multi6lab.lab", "multi6lab.traffic", "multi6lab.cli")
+    pure = [m for m in graph() if m.startswith(("multi6lab.topologies", "multi6lab.scenarios", "multi6lab.results",
+                                                "multi6lab.vocabulary"))]
+    offenders = {m: sorted(d for d in graph()[m] if d.startswith(plumbing)) for m in pure}
+    assert {m: d for m, d in offenders.items() if d} == {}
+
+
+def test_the_controller_never_reads_yaml() -> None:
+    for m, f in modules().items():
+        if m.startswith("multi6lab.controller"):
+            found = imports(f)
+            assert not {"yaml", "multi6lab.topologies.loader", "multi6lab.topologies.yamlsrc"} & found, m
+
+
+def test_a_scenario_parses_each_file_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    real = yamlsrc.parse
+    monkeypatch.setattr(yamlsrc, "parse", lambda text, name="<string>": parsed.append(name) or real(text, name))
+    sc = model.load(ROOT / "scenarios" / "idloc-blackhole.yaml")
+    assert sorted(Path(p).name for p in parsed) == ["idloc-blackhole.yaml", "two-sites.yaml"]
+    plan = codec.loads(codec.dumps(build(sc.effective)))  # what the controller process gets
+    assert len(parsed) == 2 and {s.site.approach for s in plan.sites} == {"id-loc"}
+
+
+def test_a_comparison_parses_each_topology_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    real = yamlsrc.parse
+    monkeypatch.setattr(yamlsrc, "parse", lambda text, name="<string>": parsed.append(name) or real(text, name))
+    cells = compare.load(ROOT / "scenarios" / "comparisons" / "approaches.yaml")
+    assert len(cells) == 24
+    assert sorted(Path(p).name for p in parsed) == ["approaches.yaml", "figure1.yaml", "two-sites.yaml"]
+
+
+@pytest.mark.parametrize("name", ["figure1", "three-isps", "two-sites"])
+def test_the_plan_survives_its_json_trip(name: str) -> None:
+    plan = build(loader.load(ROOT / "topologies" / f"{name}.yaml"))
+    text = codec.dumps(plan)
+    again = codec.loads(text)
+    assert again == plan and codec.dumps(again) == text
+    # Fields excluded from equality travel too.
+    assert again.topology.kinds == plan.topology.kinds
+    assert [h.addresses for s in again.sites for h in s.hosts] == [h.addresses for s in plan.sites for h in s.hosts]
+
+
+@pytest.mark.parametrize("text", ["{}", '{"format": 1, "plan": {"topology": 5}}', "[1, 2]", "not json"])
+def test_a_damaged_plan_file_is_one_sentence(tmp_path: Path, text: str) -> None:
+    f = tmp_path / "plan.json"
+    f.write_text(text)
+    with pytest.raises(codec.CodecError, match="plan"):
+        codec.read(f)

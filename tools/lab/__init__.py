@@ -1,0 +1,1 @@
+"""Lab plumbing: Mininet and Open vSwitch, the controller process, run records, the scenario runner."""

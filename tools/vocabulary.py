@@ -1,0 +1,104 @@
+"""The testbed's shared words: approaches, triggers, exit policies, fault kinds and controller events.
+
+The topology loader, the controller, the runner, the analysis and the reports all speak of these; each is
+defined here once, as a string-valued enum, so a misspelling is an AttributeError instead of a comparison
+that is silently false. The values are what users write in YAML and what the controller's event log holds.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Name(str, Enum):
+    """A string-valued name: compares, hashes, serialises and formats as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+
+class Approach(Name):
+    """RFC 4177 section 5's ways for a site to be multihomed (what a site runs)."""
+
+    ROUTING = "routing"  # 5.1: a PI prefix announced by BGP through every ISP
+    SOURCE_ROUTING = "source-routing"  # 5.6: a locator per ISP, exits chosen by source prefix
+    NPTV6 = "nptv6"  # 5.6: one identity prefix rewritten to a locator per exit (RFC 6296)
+    ID_LOC = "id-loc"  # 5.4, 6: edges at both ends map identities to locator pairs
+    MPTCP = "mptcp"  # 5.5: a transport subflow per locator
+    MOBILITY = "mobility"  # 5.2: home address and care-of bindings (not implemented yet)
+
+
+IMPLEMENTED_APPROACHES = (Approach.ROUTING, Approach.SOURCE_ROUTING, Approach.NPTV6, Approach.ID_LOC,
+                          Approach.MPTCP)
+TRANSLATING = (Approach.NPTV6, Approach.ID_LOC)  # hosts hold an identity; exits map it to locators
+EDGE_MANAGED = (Approach.SOURCE_ROUTING, Approach.NPTV6, Approach.ID_LOC, Approach.MPTCP)  # the controller's
+
+
+class Trigger(Name):
+    """RFC 4177 section 6.3.1's signals that a path failed."""
+
+    LINK = "link"  # port status of an exit's uplink
+    HEARTBEAT = "heartbeat"  # probes through each ISP (BFD-like)
+    ICMP = "icmp"  # an ISP's ICMPv6 destination unreachable
+    ROUTING = "routing"  # BGP withdrawal (the routing approach's only trigger)
+    TRANSPORT = "transport"  # retransmission signals (not implemented yet)
+
+
+IMPLEMENTED_TRIGGERS = (Trigger.LINK, Trigger.HEARTBEAT, Trigger.ICMP, Trigger.ROUTING)
+
+
+class ExitPolicy(Name):
+    PRIMARY_BACKUP = "primary-backup"
+    LOAD_SHARE = "load-share"
+
+
+class FaultKind(Name):
+    LINK_DOWN = "link_down"
+    BLACKHOLE = "blackhole"
+    FLAP = "flap"
+    LOSS_BURST = "loss_burst"
+    ISP_OUTAGE = "isp_outage"
+    ISP_UPLINK_DOWN = "isp_uplink_down"
+
+
+class Event(Name):
+    """What the controller (and, for the routing approach, bgpd's log) reports, one JSON line each.
+
+    The contract between the controller, the lab's readiness checks, the runner and the analysis.
+    """
+
+    CONTROLLER_START = "controller_start"
+    SWITCH_CONNECTED = "switch_connected"
+    UNKNOWN_SWITCH = "unknown_switch"
+    RULES_SENT = "rules_sent"  # a batch of FlowMods/GroupMods left, with its cause
+    BARRIER_OK = "barrier_ok"  # the switch applied it
+    PORT_UP = "port_up"
+    PORT_DOWN = "port_down"
+    HEARTBEAT_UP = "heartbeat_up"  # a heartbeat path answered for the first time
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    PATH_DEAD = "path_dead"  # an exit became unusable (any trigger)
+    PATH_ALIVE = "path_alive"
+    DEST_DEAD = "dest_dead"  # icmp trigger: a destination kept away from an exit
+    DEST_ALIVE = "dest_alive"
+    PAIR_UP = "pair_up"  # id-loc: a directed locator pair delivered its first probe
+    PAIR_DEAD = "pair_dead"
+    PAIR_SELECTED = "pair_selected"
+    PAIR_CONFIRMED = "pair_confirmed"
+    EXPLORING = "exploring"
+    ICMP_SOURCE_POLICY = "icmp_source_policy"  # source-routing: ICMPv6 1/5 sent for a stale source
+    COUNTERS = "counters"
+    RA_ERROR = "ra_error"
+    HEARTBEAT_ERROR = "heartbeat_error"
+    SESSION_DOWN = "session_down"  # routing: an exit's BGP session went down (from bgpd's log)
+    SESSION_UP = "session_up"
+
+
+# The first of these about a faulted exit after a fault is its detection (analysis.detection_ms).
+DETECTION_EVENTS = (Event.PORT_DOWN, Event.HEARTBEAT_TIMEOUT, Event.PATH_DEAD, Event.PAIR_DEAD, Event.DEST_DEAD,
+                    Event.SESSION_DOWN)
+# Events after which the policy's rules change.
+RULE_CHANGING_EVENTS = (Event.PATH_DEAD, Event.PATH_ALIVE, Event.PAIR_SELECTED, Event.DEST_DEAD, Event.DEST_ALIVE)
