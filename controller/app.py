@@ -37,10 +37,16 @@ from multi6lab.controller.policy import (
     COOKIE,
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
+    Action,
+    DecTtl,
     Group,
+    Output,
     Rule,
     RuleSet,
+    SetField,
     SitePolicy,
+    ToController,
+    ToGroup,
     desired,
     diff,
 )
@@ -241,21 +247,20 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         dp.send_msg(p.OFPGroupMod(dp, command, kind, g.group_id, buckets))
 
     @staticmethod
-    def _actions(dp: Any, actions: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    def _actions(dp: Any, actions: tuple[Action, ...]) -> list[Any]:
         p, o = dp.ofproto_parser, dp.ofproto
         out = []
         for a in actions:
-            if a[0] == "output":
-                port = o.OFPP_IN_PORT if a[1] == OFPP_IN_PORT else a[1]
-                out.append(p.OFPActionOutput(port))
-            elif a[0] == "controller":
+            if isinstance(a, Output):
+                out.append(p.OFPActionOutput(o.OFPP_IN_PORT if a.port == OFPP_IN_PORT else a.port))
+            elif isinstance(a, ToController):
                 out.append(p.OFPActionOutput(OFPP_CONTROLLER, o.OFPCML_NO_BUFFER))
-            elif a[0] == "set_field":
-                out.append(p.OFPActionSetField(**{a[1]: a[2]}))
-            elif a[0] == "dec_ttl":
+            elif isinstance(a, SetField):
+                out.append(p.OFPActionSetField(**{a.field: a.value}))
+            elif isinstance(a, DecTtl):
                 out.append(p.OFPActionDecNwTtl())
-            elif a[0] == "group":
-                out.append(p.OFPActionGroup(a[1]))
+            elif isinstance(a, ToGroup):
+                out.append(p.OFPActionGroup(a.group_id))
             else:
                 raise ValueError(f"unknown action {a!r}")
         return out

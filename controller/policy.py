@@ -59,7 +59,43 @@ P_DROP = 0  # table-miss: drop, counted in flow stats
 
 Value = Any
 Match = tuple[tuple[str, Value], ...]
-Action = tuple[Any, ...]
+
+
+# -- actions: what a rule or a bucket does, as typed data (the os-ken shell encodes each one) ------------------
+@dataclass(frozen=True)
+class Action:
+    def __lt__(self, other: Action) -> bool:  # rules and groups sort; actions of different kinds must too
+        return (type(self).__name__, repr(self)) < (type(other).__name__, repr(other))
+
+
+@dataclass(frozen=True)
+class Output(Action):
+    port: int  # OFPP_IN_PORT: back out of the port it came in on
+
+
+@dataclass(frozen=True)
+class ToController(Action):
+    """Send the whole packet to the controller (no buffering)."""
+
+
+@dataclass(frozen=True)
+class SetField(Action):
+    field: str  # os-ken's OFPMatch field name: eth_src, eth_dst, ipv6_src, ipv6_dst
+    value: str
+
+
+@dataclass(frozen=True)
+class DecTtl(Action):
+    """Decrement the IPv6 hop limit, as a router does."""
+
+
+@dataclass(frozen=True)
+class ToGroup(Action):
+    group_id: int
+
+
+TO_CONTROLLER = ToController()
+DEC_TTL = DecTtl()
 
 
 def match(**fields: Value) -> Match:
@@ -229,7 +265,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             groups |= set(g)
         if sp.site.exit_policy == ExitPolicy.LOAD_SHARE and pol.translators and live:
             groups.add(Group(sp.fabric_dpid, 1, "select",
-                             tuple(Bucket((("output", e.fabric_port),), weight=1) for e in live)))
+                             tuple(Bucket((Output(e.fabric_port),), weight=1) for e in live)))
     return RuleSet(frozenset(rules), frozenset(groups))
 
 
@@ -239,31 +275,31 @@ def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
     gw = sp.gateway_mac
     host_ports = [h.port for h in sp.hosts]
     yield Rule(f, P_DROP, match())
-    yield Rule(f, P_CONTROL, icmp6(ICMP6_RS), (("controller",),))
-    yield Rule(f, P_CONTROL, icmp6(ICMP6_NS, ipv6_nd_target=str(GATEWAY_LL)), (("controller",),))
+    yield Rule(f, P_CONTROL, icmp6(ICMP6_RS), (TO_CONTROLLER,))
+    yield Rule(f, P_CONTROL, icmp6(ICMP6_NS, ipv6_nd_target=str(GATEWAY_LL)), (TO_CONTROLLER,))
     for h in sp.hosts:
-        others = tuple(("output", p) for p in host_ports if p != h.port)
+        others = tuple(Output(p) for p in host_ports if p != h.port)
         yield Rule(f, P_MCAST, match(in_port=h.port, eth_dst=MCAST), others)
         # Delivery to a host: from another host or from an exit, by MAC.
-        yield Rule(f, P_FORWARD, match(eth_dst=h.mac), (("output", h.port),))
+        yield Rule(f, P_FORWARD, match(eth_dst=h.mac), (Output(h.port),))
     # An exit handed a packet back (fast failover): forward it to the exit it is now marked for.
     for src in sp.exits:
         for dst in sp.exits:
             if src is not dst:
                 yield Rule(f, P_HANDOFF, match(in_port=src.fabric_port, eth_dst=dst.mac),
-                           (("output", dst.fabric_port),))
+                           (Output(dst.fabric_port),))
     for h in sp.hosts:
         if pol.translators:
             if not live:
                 continue  # no usable exit: the drop rule answers
             if sp.site.exit_policy == ExitPolicy.LOAD_SHARE:
-                act: tuple[Action, ...] = (("group", 1),)
+                act: tuple[Action, ...] = (ToGroup(1),)
             else:
-                act = (("output", live[0].fabric_port),)
+                act = (Output(live[0].fabric_port),)
             yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses["identity"])), act)
         else:
             for e in sp.exits:
-                act = (("output", e.fabric_port),) if e in live else (("controller",),)
+                act = (Output(e.fabric_port),) if e in live else (TO_CONTROLLER,)
                 yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses[e.name])), act)
 
 
@@ -280,43 +316,43 @@ def _avoid_rules(pol: SitePolicy, live: list[ExitPlan], avoid: Mapping[str, set[
         for h in sp.hosts:
             yield Rule(sp.fabric_dpid, P_AVOID, ipv6(in_port=h.port, eth_dst=sp.gateway_mac,
                                                      ipv6_src=str(h.addresses["identity"]), ipv6_dst=dst),
-                       (("output", alt.fabric_port),))
+                       (Output(alt.fabric_port),))
 
 
 def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     sp = pol.plan
     d = e.dpid
-    out = [("set_field", "eth_src", e.mac), ("set_field", "eth_dst", e.isp_mac), ("dec_ttl",)]
-    inward = [("set_field", "eth_src", sp.gateway_mac)]
+    out = [SetField("eth_src", e.mac), SetField("eth_dst", e.isp_mac), DEC_TTL]
+    inward = [SetField("eth_src", sp.gateway_mac)]
     rules = [
         Rule(d, P_DROP, match()),
         Rule(d, P_CONTROL, icmp6(ICMP6_NS, in_port=e.outside_port, ipv6_nd_target=str(e.address.ip)),
-             (("controller",),)),
+             (TO_CONTROLLER,)),
         Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REPLY, in_port=e.outside_port, ipv6_dst=str(e.address.ip)),
-             (("controller",),)),
+             (TO_CONTROLLER,)),
     ]
     if sp.site.approach == Approach.ID_LOC:  # one-way locator-pair probes from the other id-loc sites
         rules.append(Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REQUEST, in_port=e.outside_port,
-                                              ipv6_dst=str(e.address.ip)), (("controller",),)))
+                                              ipv6_dst=str(e.address.ip)), (TO_CONTROLLER,)))
     # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
     rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]
     groups = []
     others = [x for x in sp.exits if x is not e]
     for hi, h in enumerate(sp.hosts):
         loc = pol.locator(h, e.name)
-        inbound = [*inward, ("set_field", "eth_dst", h.mac), ("dec_ttl",), ("output", e.inside_port)]
+        inbound = [*inward, SetField("eth_dst", h.mac), DEC_TTL, Output(e.inside_port)]
         if pol.translators:
             ident = h.addresses["identity"]
-            inbound = [("set_field", "ipv6_dst", str(ident)), *inbound]
-            rewrite = [("set_field", "ipv6_src", str(loc)), *out, ("output", e.outside_port)]
+            inbound = [SetField("ipv6_dst", str(ident)), *inbound]
+            rewrite = [SetField("ipv6_src", str(loc)), *out, Output(e.outside_port)]
             first: tuple[Action, ...] = tuple(rewrite)
             if Trigger.LINK in sp.site.triggers:
                 buckets = [Bucket(tuple(rewrite), watch_port=e.outside_port)]
-                buckets += [Bucket((("set_field", "eth_dst", x.mac), ("output", OFPP_IN_PORT)),
+                buckets += [Bucket((SetField("eth_dst", x.mac), Output(OFPP_IN_PORT)),
                                    watch_port=e.inside_port) for x in others]
                 gid = group_id(hi, sp.exits.index(e))
                 groups.append(Group(d, gid, "ff", tuple(buckets)))
-                first = (("group", gid),)
+                first = (ToGroup(gid),)
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(ident)),
                               first))
             # Handed over by another exit whose uplink failed: rewrite to this exit's locator, no further hand-off.
@@ -325,11 +361,11 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         else:
             src = h.addresses[e.name]
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
-                              (*out, ("output", e.outside_port))))
+                              (*out, Output(e.outside_port))))
         rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
         if Trigger.ICMP in sp.site.triggers and pol.translators:
             rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
-                              (("controller",), *inbound)))
+                              (TO_CONTROLLER, *inbound)))
     return rules, groups
 
 
@@ -344,22 +380,22 @@ def _idloc_rules(src: SitePolicy, dst: Record, dst_hosts: tuple[HostPlan, ...], 
     for hi, h in enumerate(sp.hosts):
         ident = str(h.addresses["identity"])
         rules.add(Rule(sp.fabric_dpid, P_IDLOC, ipv6(in_port=h.port, eth_dst=sp.gateway_mac, ipv6_src=ident,
-                                                    ipv6_dst=net(dst.identity)), (("output", x.fabric_port),)))
+                                                    ipv6_dst=net(dst.identity)), (Output(x.fabric_port),)))
         for ri, rh in enumerate(dst_hosts):
             r_ident = str(rh.addresses["identity"])
             for ei, e in enumerate(sp.exits):
-                rewrite = (("set_field", "ipv6_src", str(src.locator(h, e.name))),
-                           ("set_field", "ipv6_dst", str(dst.locator(rh.addresses["identity"], y))),
-                           ("set_field", "eth_src", e.mac), ("set_field", "eth_dst", e.isp_mac), ("dec_ttl",),
-                           ("output", e.outside_port))
+                rewrite = (SetField("ipv6_src", str(src.locator(h, e.name))),
+                           SetField("ipv6_dst", str(dst.locator(rh.addresses["identity"], y))),
+                           SetField("eth_src", e.mac), SetField("eth_dst", e.isp_mac), DEC_TTL,
+                           Output(e.outside_port))
                 act: tuple[Action, ...] = rewrite
                 if Trigger.LINK in sp.site.triggers:
                     gid = 0x10000 + ((dst_index * 64 + hi) * 16 + ei) * 64 + ri
                     buckets = [Bucket(rewrite, watch_port=e.outside_port)]
-                    buckets += [Bucket((("set_field", "eth_dst", o.mac), ("output", OFPP_IN_PORT)),
+                    buckets += [Bucket((SetField("eth_dst", o.mac), Output(OFPP_IN_PORT)),
                                        watch_port=e.inside_port) for o in sp.exits if o is not e]
                     groups.add(Group(e.dpid, gid, "ff", tuple(buckets)))
-                    act = (("group", gid),)
+                    act = (ToGroup(gid),)
                 m = dict(eth_dst=sp.gateway_mac, ipv6_src=ident, ipv6_dst=r_ident)
                 rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.inside_port, **m), act))
                 rules.add(Rule(e.dpid, P_HANDOFF_IDLOC, ipv6(in_port=e.inside_port, **{**m, "eth_dst": e.mac}),
@@ -369,7 +405,7 @@ def _idloc_rules(src: SitePolicy, dst: Record, dst_hosts: tuple[HostPlan, ...], 
                     rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.outside_port,
                                                          ipv6_src=str(dst.locator(rh.addresses["identity"], fy.exit)),
                                                          ipv6_dst=str(src.locator(h, e.name))),
-                                   (("set_field", "ipv6_src", r_ident), ("set_field", "ipv6_dst", ident),
-                                    ("set_field", "eth_src", sp.gateway_mac), ("set_field", "eth_dst", h.mac),
-                                    ("dec_ttl",), ("output", e.inside_port))))
+                                   (SetField("ipv6_src", r_ident), SetField("ipv6_dst", ident),
+                                    SetField("eth_src", sp.gateway_mac), SetField("eth_dst", h.mac),
+                                    DEC_TTL, Output(e.inside_port))))
     return rules, groups

@@ -200,7 +200,7 @@ def _ready(plan: Plan, name: str, kind: NodeKind) -> tuple[str, ...]:
     if sp is not None and sp.site.approach == Approach.MPTCP:
         h = next(h for h in sp.hosts if h.name == name)
         dev = plan.intfs(name)[0].name
-        # A lost subflow is declared stale after one RTO instead of four (halves the stall, DESIGN.md).
+        # A lost subflow is declared stale after one RTO instead of four (halves the stall; docs/architecture.md).
         cmds += ["sysctl -qw net.mptcp.stale_loss_cnt=1", "ip mptcp endpoint flush"]
         cmds += [f"ip mptcp endpoint add {a} dev {dev} subflow" for a in h.addresses.values()]
     return tuple(cmds)
@@ -365,7 +365,7 @@ def _commands(plan: Plan, name: str, kind: NodeKind, role: Role, routes: list[st
     if kind in ("core", "isp", "exit"):
         cmds += ["sysctl -qw net.ipv6.conf.all.forwarding=1", "sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1"]
     for i in intfs:
-        # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (DESIGN.md).
+        # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (docs/architecture.md).
         cmds.append(f"ethtool -K {i.name} tx off")
         # Addresses are unique by construction; DAD would only hold a re-enabled link-local address
         # tentative for ~1.6 s, during which Linux sends no neighbor solicitations (measured here).

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from typing import Any
 
-from multi6lab.controller.policy import OFPP_IN_PORT, Rule, RuleSet
+from multi6lab.controller.policy import (
+    OFPP_IN_PORT,
+    Action,
+    DecTtl,
+    Output,
+    Rule,
+    RuleSet,
+    SetField,
+    ToController,
+    ToGroup,
+)
 from multi6lab.topologies.plan import Plan
 
 
@@ -90,19 +100,19 @@ class FakeNet:
         return max(candidates, key=lambda r: r.priority, default=None)
 
     def _apply(self, switch: str, in_port: int, pkt: dict[str, Any],
-               actions: tuple[tuple[Any, ...], ...]) -> Outcome | tuple[dict[str, Any], int]:
+               actions: tuple[Action, ...]) -> Outcome | tuple[dict[str, Any], int]:
         pkt = dict(pkt)
         for a in actions:
-            if a[0] == "set_field":
-                pkt[a[1]] = a[2]
-            elif a[0] == "dec_ttl":
+            if isinstance(a, SetField):
+                pkt[a.field] = a.value
+            elif isinstance(a, DecTtl):
                 pkt["hop"] -= 1
-            elif a[0] == "controller":
+            elif isinstance(a, ToController):
                 return Outcome("controller", pkt=pkt, where=switch)
-            elif a[0] == "output":
-                return pkt, in_port if a[1] == OFPP_IN_PORT else a[1]
-            elif a[0] == "group":
-                g = next(g for g in self.rules.groups if g.dpid == self.dpids[switch] and g.group_id == a[1])
+            elif isinstance(a, Output):
+                return pkt, in_port if a.port == OFPP_IN_PORT else a.port
+            elif isinstance(a, ToGroup):
+                g = next(g for g in self.rules.groups if g.dpid == self.dpids[switch] and g.group_id == a.group_id)
                 live = [b for b in g.buckets if b.watch_port is None or (switch, b.watch_port) not in self.down]
                 if not live:
                     return Outcome("dropped", pkt=pkt, where=switch)

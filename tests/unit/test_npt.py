@@ -20,7 +20,7 @@ def test_rfc6296_test_vector() -> None:
 
 
 def test_ip6tables_reference_vector() -> None:
-    # Linux SNPT on the same prefixes (DESIGN.md): fd01:1:1:1::10 -> 2001:db8:100:ce4b::10.
+    # Linux SNPT (ip6tables, RFC 6296) maps the same prefixes so: fd01:1:1:1::10 -> 2001:db8:100:ce4b::10.
     t = Translator(N("fd01:1:1::/48"), N("2001:db8:100::/48"))
     assert t.to_outside(A("fd01:1:1:1::10")) == A("2001:db8:100:ce4b::10")
 

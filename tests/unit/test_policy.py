@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.controller.policy import RuleSet, SitePolicy, apply, desired, diff
+from multi6lab.controller.policy import Output, RuleSet, SitePolicy, ToController, apply, desired, diff
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import Plan, build
 from tests.unit.fakenet import FakeNet
@@ -173,4 +173,24 @@ def test_icmp_trigger_steers_one_destination_to_the_other_exit() -> None:
                                            icmpv6_type=1)
     assert err.kind == "controller"
     rule = next(r for r in desired(p, {}).rules if r.priority == 710 and r.dpid == 2)
-    assert rule.actions[0] == ("controller",) and rule.actions[-1] == ("output", 1)
+    assert rule.actions[0] == ToController() and rule.actions[-1] == Output(1)
+
+
+def test_every_action_encodes_to_an_openflow_action() -> None:
+    """The os-ken shell turns each typed action into its OpenFlow 1.3 action, and refuses anything else."""
+    from types import SimpleNamespace
+
+    from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+    from multi6lab.controller.app import SiteExitController
+    from multi6lab.controller.policy import DEC_TTL, OFPP_IN_PORT, TO_CONTROLLER, Action, SetField, ToGroup
+
+    dp = SimpleNamespace(ofproto=ofproto_v1_3, ofproto_parser=ofproto_v1_3_parser)
+    out = SiteExitController._actions(dp, (Output(3), Output(OFPP_IN_PORT), TO_CONTROLLER,
+                                           SetField("ipv6_src", "3fff:a:5::1"), DEC_TTL, ToGroup(7)))
+    assert [type(a).__name__ for a in out] == ["OFPActionOutput", "OFPActionOutput", "OFPActionOutput",
+                                               "OFPActionSetField", "OFPActionDecNwTtl", "OFPActionGroup"]
+    assert (out[0].port, out[1].port, out[2].port) == (3, ofproto_v1_3.OFPP_IN_PORT, ofproto_v1_3.OFPP_CONTROLLER)
+    assert out[3].key == "ipv6_src" and out[3].value == "3fff:a:5::1" and out[5].group_id == 7
+    with pytest.raises(ValueError, match="unknown action"):
+        SiteExitController._actions(dp, (Action(),))

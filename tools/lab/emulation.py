@@ -167,7 +167,7 @@ class Emulation:
         return r.stdout
 
     def stop_frr(self) -> None:
-        """FRR first: a surviving daemon would keep its namespace alive after Mininet stops (DESIGN.md)."""
+        """FRR first: a surviving daemon would keep its namespace alive after Mininet stops."""
         self.record.stop_procs(lambda p: p.what.startswith("FRR "))
         if self.logdir is not None and self.routers:
             for node in self.routers:
@@ -194,14 +194,15 @@ class Emulation:
         where = probe.node if ends else None
         netem = self._netem_available(where, probe.name)
         if netem:
-            spec = (f"delay {lp.delay_ms}ms " if lp.delay_ms else "") + (f"loss {lp.loss_pct}%" if lp.loss_pct else "")
+            spec = (f"delay {lp.delay_ms:g}ms " if lp.delay_ms else "") + \
+                (f"loss {lp.loss_pct:g}%" if lp.loss_pct else "")
             for i in (lp.a, lp.b):
                 parent = "parent 5:1 handle 10:" if lp.bw else "root"  # below Mininet's tbf (handle 5:)
                 self._tc(i.node, f"tc qdisc add dev {i.name} {parent} netem {spec}")
             return
         link = f"{lp.a.node}:eth{lp.a.port}--{lp.b.node}:eth{lp.b.port}"
         if lp.delay_ms:
-            raise EnvError(f"link {link}: delay_ms={lp.delay_ms} needs the netem qdisc, which this kernel lacks; "
+            raise EnvError(f"link {link}: delay_ms={lp.delay_ms:g} needs the netem qdisc, which this kernel lacks; "
                            "remove the delay or run on a kernel with sch_netem.")
         if not ends:
             raise EnvError(f"link {link}: loss_pct between two switches needs netem, which this kernel lacks; "
