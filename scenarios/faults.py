@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from multi6lab.scenarios.model import Blackhole, Fault, Flap, IspOutage, IspUplinkDown, LinkDown, LossBurst
+from multi6lab.topologies import shell
 from multi6lab.topologies.plan import Plan, SitePlan
 
 TABLE = "multi6lab_fault"
@@ -34,9 +35,11 @@ class Compiled:
 def reinstall_routes(plan: Plan, node: str) -> str:
     """Linux deletes static routes through an interface set administratively down; a routing daemon would
     put them back when it comes up, so restoring a link does too (``replace`` makes it idempotent)."""
-    cmds = [c.replace("ip -6 route add ", "ip -6 route replace ", 1)
-            for c in plan.node(node).commands if c.startswith("ip -6 route add ")]
-    return "; ".join(cmds) or "true"
+    return "; ".join(shell.routes(plan.node(node).config.routes, verb="replace")) or "true"
+
+
+def links(intfs: list[str], up: bool) -> str:
+    return "; ".join(shell.link_set(n, up) for n in intfs)
 
 
 def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: float) -> Compiled:
@@ -44,8 +47,7 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
     if isinstance(fault, IspOutage):
         isp = fault.isp
         intfs = [i.name for i in plan.intfs(isp)]
-        down = "; ".join(f"ip link set {n} down" for n in intfs)
-        up = "; ".join(f"ip link set {n} up" for n in intfs) + "; " + reinstall_routes(plan, isp)
+        down, up = links(intfs, False), links(intfs, True) + "; " + reinstall_routes(plan, isp)
         exits = frozenset(e.name for e in sp.exits if e.isp == isp)
         return Compiled(fault, (Action(fault.at, isp, down, f"{isp} down"), Action(end, isp, up, f"{isp} up")),
                         (Action(end, isp, up),), exits)
@@ -55,15 +57,14 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
     if isinstance(fault, IspUplinkDown):  # the ISP loses the core: it answers 'no route' (icmp trigger)
         customers = {x.isp_intf for s in plan.sites for x in s.exits}
         uplinks = [i.name for i in plan.intfs(e.isp) if i.name not in customers]
-        down = "; ".join(f"ip link set {n} down" for n in uplinks)
-        up = "; ".join(f"ip link set {n} up" for n in uplinks) + "; " + reinstall_routes(plan, e.isp)
+        down, up = links(uplinks, False), links(uplinks, True) + "; " + reinstall_routes(plan, e.isp)
         return Compiled(fault, (Action(fault.at, e.isp, down, f"{e.isp} uplinks down"),
                                 Action(end, e.isp, up, f"{e.isp} uplinks up")), (Action(end, e.isp, up),), exits)
     if isinstance(fault, LinkDown | Flap):
         # A switch exit's interface lives in the root namespace; a router exit's (routing approach) in its own.
         own = e.name if plan.node(e.name).role == "router" else None
         node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (own, f"{e.name}-eth{e.outside_port}")
-        down, up = f"ip link set {intf} down", f"ip link set {intf} up"
+        down, up = links([intf], False), links([intf], True)
         if node is not None:
             up += "; " + reinstall_routes(plan, node)
         if isinstance(fault, LinkDown):
@@ -86,10 +87,10 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
         assert isinstance(fault, LossBurst)
         threshold = round(fault.percent * 100)
         rules = [(chain, f"{m} numgen random mod 10000 < {threshold} drop") for chain, m in into + out_of]
-    undo = f"nft delete table ip6 {table} 2>/dev/null; true"
-    prepare = f"{undo}; nft add table ip6 {table}" + "".join(
-        f" && nft add chain ip6 {table} {chain} '{{ type filter hook {chain} priority -10; }}'"
-        for chain in ("forward", "input", "output"))
-    do = "nft '" + "; ".join(f"add rule ip6 {table} {c} {r}" for c, r in rules) + "'"  # one process, atomic
+    undo = shell.nft(f"delete table ip6 {table}") + " 2>/dev/null; true"
+    prepare = f"{undo}; " + shell.nft(f"add table ip6 {table}", *(
+        f"add chain ip6 {table} {chain} {{ type filter hook {chain} priority -10; }}"
+        for chain in ("forward", "input", "output")))
+    do = shell.nft(*(f"add rule ip6 {table} {c} {r}" for c, r in rules))  # one process, atomic
     return Compiled(fault, (Action(fault.at, e.isp, do, fault.describe()), Action(end, e.isp, undo, "restore")),
                     (Action(end, e.isp, undo),), exits, prepare=(Action(0.0, e.isp, prepare, "prepare"),))

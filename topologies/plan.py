@@ -57,13 +57,58 @@ class LinkPlan:
 
 
 @dataclass(frozen=True)
+class Route:
+    """A static route (``ip -6 route``): to ``prefix`` via a next hop and/or out of a device, or unreachable."""
+
+    prefix: IPv6Network
+    via: IPv6Address | None = None
+    dev: str | None = None
+    unreachable: bool = False
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """BCP 38 on an ISP's customer interface: packets sourced outside ``allowed`` are dropped and counted."""
+
+    intf: str
+    allowed: tuple[IPv6Network, ...]
+
+    @property
+    def counter(self) -> str:
+        """The nftables counter of this interface's drops."""
+        return "bcp38_" + self.intf.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class AddrLabel:
+    """One line of a host's RFC 6724 policy table (``ip addrlabel``)."""
+
+    prefix: IPv6Network
+    dev: str
+    label: int
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """How a host or router is configured, as data; :mod:`multi6lab.topologies.shell` renders it."""
+
+    sysctls: tuple[tuple[str, str], ...] = ()  # (key, value), in order
+    offload_off: tuple[str, ...] = ()  # interfaces whose tx checksum offload is turned off (netdev datapath)
+    addresses: tuple[tuple[str, IPv6Interface], ...] = ()  # (interface, address)
+    routes: tuple[Route, ...] = ()
+    filters: tuple[SourceFilter, ...] = ()
+    labels: tuple[AddrLabel, ...] = ()
+    mptcp: bool = False  # accepts MPTCP subflows (set once the network is ready)
+    mptcp_endpoints: tuple[str, tuple[IPv6Address, ...]] | None = None  # (device, one subflow per address)
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     kind: NodeKind
     role: Role
     dpid: int | None  # switches only
-    commands: tuple[str, ...] = ()  # run in the node's namespace once links are up
-    ready_commands: tuple[str, ...] = ()  # run once hosts hold their autoconfigured addresses
+    config: NodeConfig = NodeConfig()  # hosts and routers
     standalone: bool = False  # a plain learning switch with no controller (the fabric of a routing site)
 
 
@@ -181,29 +226,22 @@ def build(topo: Topology) -> Plan:
     partial = Plan(topo, (), links, sites)
     routes = _routes(topo, partial)
     nodes = tuple(
-        NodePlan(n, k, role[n], dpids.get(n), _commands(partial, n, k, role[n], routes.get(n, [])),
-                 _ready(partial, n, k), n in standalone)
+        NodePlan(n, k, role[n], dpids.get(n),
+                 NodeConfig() if role[n] == "switch" else _config(partial, n, k, routes.get(n, [])), n in standalone)
         for n, k in topo.kinds.items())
     return Plan(topo, nodes, links, sites)
 
 
-MPTCP_LIMITS = "ip mptcp limits set subflow 4 add_addr_accepted 4"
-
-
-def _ready(plan: Plan, name: str, kind: NodeKind) -> tuple[str, ...]:
+def _mptcp(plan: Plan, name: str, kind: NodeKind) -> tuple[bool, tuple[str, tuple[IPv6Address, ...]] | None]:
     """MPTCP (RFC 4177 5.5): every host and remote accepts subflows; a host of an mptcp site announces one
     subflow endpoint per ISP address (which exist only once RAs have been processed)."""
     if kind not in ("host", "remote") or not any(sp.site.approach == Approach.MPTCP for sp in plan.sites):
-        return ()
-    cmds = [MPTCP_LIMITS]
+        return False, None
     sp = next((s for s in plan.sites if name in s.site.hosts), None)
-    if sp is not None and sp.site.approach == Approach.MPTCP:
-        h = next(h for h in sp.hosts if h.name == name)
-        dev = plan.intfs(name)[0].name
-        # A lost subflow is declared stale after one RTO instead of four (halves the stall; docs/architecture.md).
-        cmds += ["sysctl -qw net.mptcp.stale_loss_cnt=1", "ip mptcp endpoint flush"]
-        cmds += [f"ip mptcp endpoint add {a} dev {dev} subflow" for a in h.addresses.values()]
-    return tuple(cmds)
+    if sp is None or sp.site.approach != Approach.MPTCP:
+        return True, None
+    h = next(h for h in sp.hosts if h.name == name)
+    return True, (plan.intfs(name)[0].name, tuple(h.addresses.values()))
 
 
 def _intf(node: str, port: int, index: dict[str, int],
@@ -286,8 +324,11 @@ def _beacon(topo: Topology, plan: Plan, isp: str) -> IPv6Address:
     raise ValueError(f"ISP {isp} has no link beyond itself to aim heartbeats at")
 
 
-def _routes(topo: Topology, plan: Plan) -> dict[str, list[str]]:
-    """Static routes of every router and remote host, as ``ip -6 route`` arguments."""
+DEFAULT = IPv6Network("::/0")
+
+
+def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
+    """Static routes of every router and remote host."""
     routers = [n for n, k in topo.kinds.items() if k in ("core", "isp")]
     originated: dict[str, list[IPv6Network]] = {n: [] for n in routers}
     for i in topo.isps:
@@ -298,29 +339,29 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[str]]:
         rtr = topo.links_of(r.name)[0].other(r.name).node
         originated[rtr].append(r.prefix)
     adj = router_adjacency(plan)
-    routes: dict[str, list[str]] = {n: [] for n in topo.kinds}
+    routes: dict[str, list[Route]] = {n: [] for n in topo.kinds}
     for src in routers:
         first_hop = first_hops(src, adj)
         for dst, hop in sorted(first_hop.items()):
             _peer, dev, via = hop
             for p in originated[dst]:
-                routes[src].append(f"{p} via {via} dev {dev}")
+                routes[src].append(Route(p, via, dev))
         for p in originated[src]:
             if topo.kinds[src] == "isp" or p in [c.prefix for c in topo.cores]:
-                routes[src].append(f"unreachable {p}")
+                routes[src].append(Route(p, unreachable=True))
     for sp in plan.sites:
         for e in sp.exits:
-            routes[e.isp].append(f"{e.delegation} via {e.address.ip} dev {e.isp_intf}")
+            routes[e.isp].append(Route(e.delegation, e.address.ip, e.isp_intf))
         if sp.site.approach == Approach.ROUTING and sp.site.pi:
             # BGP brings each exit its default route; the PI aggregate must never follow it back out.
             for e in sp.exits:
-                routes[e.name].append(f"unreachable {sp.site.pi}")
+                routes[e.name].append(Route(sp.site.pi, unreachable=True))
             gateway = plan.intf(sp.exits[0].name, sp.exits[0].inside_port).addrs[0].ip
             for h in sp.hosts:
-                routes[h.name].append(f"default via {gateway} dev {plan.intfs(h.name)[0].name}")
+                routes[h.name].append(Route(DEFAULT, gateway, plan.intfs(h.name)[0].name))
     for r in topo.remotes:
         dev = plan.intfs(r.name)[0].name
-        routes[r.name].append(f"default via {nth_address(r.prefix, 1).ip} dev {dev}")
+        routes[r.name].append(Route(DEFAULT, nth_address(r.prefix, 1).ip, dev))
     return routes
 
 
@@ -355,33 +396,31 @@ def first_hops(src: str, adj: Adjacency) -> dict[str, tuple[str, str, IPv6Addres
     return hops
 
 
-def _commands(plan: Plan, name: str, kind: NodeKind, role: Role, routes: list[str]) -> tuple[str, ...]:
-    """The shell commands that configure one node, in order."""
-    if role == "switch":
-        return ()
+def _config(plan: Plan, name: str, kind: NodeKind, routes: list[Route]) -> NodeConfig:
+    """How one host or router is configured once its links are up."""
     intfs = plan.intfs(name)
-    cmds = []
     static = _static_host_addresses(plan, name)
+    sysctls: list[tuple[str, str]] = []
     if kind in ("core", "isp", "exit"):
-        cmds += ["sysctl -qw net.ipv6.conf.all.forwarding=1", "sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1"]
+        # keep_addr_on_down: a link going down would flush its addresses and BGP sessions never come back.
+        sysctls += [("net.ipv6.conf.all.forwarding", "1"), ("net.ipv6.conf.all.keep_addr_on_down", "1")]
     for i in intfs:
-        # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (docs/architecture.md).
-        cmds.append(f"ethtool -K {i.name} tx off")
         # Addresses are unique by construction; DAD would only hold a re-enabled link-local address
         # tentative for ~1.6 s, during which Linux sends no neighbor solicitations (measured here).
-        cmds.append(f"sysctl -qw net.ipv6.conf.{i.name}.accept_dad=0")
+        sysctls.append((f"net.ipv6.conf.{i.name}.accept_dad", "0"))
         if kind == "host":
-            slaac = 0 if static else 1
-            for knob, value in (("use_tempaddr", 0), ("addr_gen_mode", 0),
-                                ("accept_ra", slaac), ("autoconf", slaac)):
-                cmds.append(f"sysctl -qw net.ipv6.conf.{i.name}.{knob}={value}")
-        cmds += [f"ip -6 addr add {a} dev {i.name} nodad" for a in (*i.addrs, *static)]
-    cmds += [f"ip -6 route add {r}" for r in routes]
-    if kind == "isp":
-        cmds += _bcp38(plan, name)
-    if kind == "host":
-        cmds += _address_policy(plan, name, intfs[0].name)
-    return tuple(cmds)
+            slaac = "0" if static else "1"
+            sysctls += [(f"net.ipv6.conf.{i.name}.{knob}", value) for knob, value in
+                        (("use_tempaddr", "0"), ("addr_gen_mode", "0"), ("accept_ra", slaac), ("autoconf", slaac))]
+    mptcp, endpoints = _mptcp(plan, name, kind)
+    return NodeConfig(
+        sysctls=tuple(sysctls),
+        # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (docs/architecture.md).
+        offload_off=tuple(i.name for i in intfs),
+        addresses=tuple((i.name, a) for i in intfs for a in (*i.addrs, *static)),
+        routes=tuple(routes), filters=tuple(_bcp38(plan, name)) if kind == "isp" else (),
+        labels=tuple(_address_policy(plan, name, intfs[0].name)) if kind == "host" else (),
+        mptcp=mptcp, mptcp_endpoints=endpoints)
 
 
 def _static_host_addresses(plan: Plan, name: str) -> tuple[IPv6Interface, ...]:
@@ -393,7 +432,7 @@ def _static_host_addresses(plan: Plan, name: str) -> tuple[IPv6Interface, ...]:
     return ()
 
 
-def _address_policy(plan: Plan, host: str, dev: str) -> list[str]:
+def _address_policy(plan: Plan, host: str, dev: str) -> list[AddrLabel]:
     """The site's source address selection policy (RFC 6724 policy table, as RFC 7078 distributes it).
 
     A host holding one address per ISP would otherwise break the tie between them arbitrarily. Giving every
@@ -403,58 +442,22 @@ def _address_policy(plan: Plan, host: str, dev: str) -> list[str]:
     sp = next((s for s in plan.sites if host in s.site.hosts), None)
     if sp is None or len(sp.prefixes) == 1:
         return []
-    return [f"ip addrlabel add prefix {sp.prefixes[e.name]} dev {dev} label {100 + i}"
-            for i, e in enumerate(sp.exits) if i > 0]
+    return [AddrLabel(sp.prefixes[e.name], dev, 100 + i) for i, e in enumerate(sp.exits) if i > 0]
 
 
-BCP38_TABLE = "multi6lab"
-
-
-def bcp38_counter(intf_name: str) -> str:
-    return "bcp38_" + intf_name.replace("-", "_")
-
-
-def _bcp38(plan: Plan, isp_name: str) -> list[str]:
-    """nftables rules dropping (and counting) customer packets sourced outside the customer's prefixes."""
-    isp = plan.topology.isp(isp_name)
-    if not isp.ingress_filter:
+def _bcp38(plan: Plan, isp_name: str) -> list[SourceFilter]:
+    """What each customer interface of an ISP accepts as a source (BCP 38), when the ISP filters at all."""
+    if not plan.topology.isp(isp_name).ingress_filter:
         return []
-    cmds = [f"nft add table ip6 {BCP38_TABLE}",
-            f"nft add chain ip6 {BCP38_TABLE} forward '{{ type filter hook forward priority 0; policy accept; }}'"]
+    out = []
     for sp in plan.sites:
         for e in sp.exits:
-            if e.isp != isp_name:
-                continue
-            # A routing site's PI prefix is announced to this ISP and so accepted from it too.
-            accepted = (e.delegation, e.address.network, *([sp.site.pi] if sp.site.approach == Approach.ROUTING and
-                                                            sp.site.pi else []))
-            allowed = ", ".join(str(p) for p in accepted)
-            counter = bcp38_counter(e.isp_intf)
-            cmds += [f"nft add counter ip6 {BCP38_TABLE} {counter}",
-                     f"nft add rule ip6 {BCP38_TABLE} forward iifname {e.isp_intf} "
-                     f"ip6 saddr != {{ {allowed} }} counter name {counter} drop"]
-    return cmds
+            if e.isp == isp_name:
+                # A routing site's PI prefix is announced to this ISP and so accepted from it too.
+                pi = [sp.site.pi] if sp.site.approach == Approach.ROUTING and sp.site.pi else []
+                out.append(SourceFilter(e.isp_intf, (e.delegation, e.address.network, *pi)))
+    return out
 
 
-__all__ = ["GATEWAY_LL", "ExitPlan", "HostPlan", "Intf", "LinkPlan", "NodePlan", "Plan", "SitePlan", "build"]
-
-
-IMPAIR_TABLE = "multi6lab_impair"
-
-
-def loss_commands(intf_name: str, loss_pct: float) -> list[str]:
-    """Random loss in both directions of a router/host interface, for kernels without netem.
-
-    ``numgen random mod 10000`` gives 0.01 % steps; the prerouting and postrouting hooks cover traffic that
-    arrives on and leaves through the interface, whether routed or local.
-    """
-    threshold = round(loss_pct * 100)
-    t = IMPAIR_TABLE
-    return [
-        f"nft add table inet {t}",
-        f"nft add chain inet {t} pre '{{ type filter hook prerouting priority -300; }}'",
-        f"nft add chain inet {t} post '{{ type filter hook postrouting priority 300; }}'",
-        # Quoted: the rules run through a shell, which would read '<' as a redirection.
-        f"nft 'add rule inet {t} pre iifname {intf_name} numgen random mod 10000 < {threshold} drop'",
-        f"nft 'add rule inet {t} post oifname {intf_name} numgen random mod 10000 < {threshold} drop'",
-    ]
+__all__ = ["GATEWAY_LL", "AddrLabel", "ExitPlan", "HostPlan", "Intf", "LinkPlan", "NodeConfig", "NodePlan", "Plan",
+           "Route", "SitePlan", "SourceFilter", "build"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.lab.lifecycle import Lab
-from multi6lab.topologies import loader
+from multi6lab.topologies import loader, shell
 from multi6lab.topologies.plan import Plan
+from multi6lab.traffic.probe import RECORD_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -115,7 +117,7 @@ class Capture:
         self.proc: Any = None
 
     def __enter__(self) -> Capture:
-        self.lab.cmd(self.node, f"ethtool -K {self.intf} rx off tx off >/dev/null 2>&1")
+        self.lab.cmd(self.node, shell.offload_off(self.intf, rx=True) + " >/dev/null 2>&1")
         with open(self.err, "wb") as err:
             self.proc = self.lab.popen(self.node, ["tcpdump", "-n", "-U", "-i", self.intf, "-w", str(self.pcap),
                                                    self.bpf], stderr=err)
@@ -145,10 +147,24 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+def udp_datagrams(lab: Lab, node: str) -> int:
+    """UDP datagrams ``node``'s stack has delivered to its sockets so far (the namespace's own counter)."""
+    out = lab.cmd(node, "grep -w Udp6InDatagrams /proc/net/snmp6")
+    return int(out.split()[1])
+
+
+def wait_datagrams(lab: Lab, node: str, since: int, n: int, timeout: float = 10.0) -> None:
+    """Wait until ``node`` has received ``n`` more UDP datagrams than ``since`` (a stream is flowing)."""
+    wait_until(lambda: udp_datagrams(lab, node) - since >= n, timeout, f"{n} datagrams at {node}")
+
+
 @dataclasses.dataclass
 class Session:
     """A TCP probe session between two nodes (records every 10 ms), started by :func:`tcp_session`."""
 
+    lab: Lab
+    server_node: str
+    port: int
     server: Any
     client: Any
     server_log: Path
@@ -157,6 +173,16 @@ class Session:
     def wait(self, timeout: float = 15) -> None:
         self.client.wait(timeout)
         self.server.wait(timeout)
+
+    def wait_records(self, n: int, timeout: float = 10.0) -> None:
+        """Wait until the server has received ``n`` records: the session is carrying data. Read from the
+        kernel's counters of the server's connected sockets (every MPTCP subflow counts), since the probe
+        writes its log only when it ends."""
+        def received() -> int:
+            out = self.lab.cmd(self.server_node, f"ss -Htin state established '( sport = :{self.port} )'")
+            return sum(int(x) for x in re.findall(r"bytes_received:(\d+)", out))
+
+        wait_until(lambda: received() >= n * RECORD_SIZE, timeout, f"{n} records of the session on port {self.port}")
 
     def survived(self) -> bool:
         """No error at the client, and its last record arrived at the server."""
@@ -176,4 +202,4 @@ def tcp_session(lab: Lab, client: str, server: str, dst: str, port: int, seconds
     lab.wait_bound(server, port, "tcp")
     cli = lab.popen(client, [*PROBE, "tcp-client", "--dst", dst, "--port", str(port),
                              "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log), *extra])
-    return Session(srv, cli, server_log, client_log)
+    return Session(lab, server, port, srv, cli, server_log, client_log)

@@ -21,7 +21,9 @@ from tests.integration.helpers import (
     nft_counter,
     ovs_flows,
     topology,
+    udp_datagrams,
     udp_exchange,
+    wait_datagrams,
     wait_until,
 )
 
@@ -154,9 +156,10 @@ def test_controller_restart_keeps_traffic_flowing_and_reconciles(lab: Lab) -> No
     out = lab.workdir / "restart.csv"
     rcv = lab.popen("r", [*PROBE, "recv", "--port", "5997", "--duration", "5", "--out", str(out)])
     lab.wait_bound("r", 5997)
+    before = udp_datagrams(lab, "r")
     snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", "5997", "--rate", "1000",
                            "--duration", "4", "--out", str(lab.workdir / "restart-send.csv")])
-    time.sleep(1.0)  # let the stream run before the restart: the point is a restart mid-stream
+    wait_datagrams(lab, "r", before, 500)  # the point is a restart mid-stream
     lab.restart_controller()
     lab.wait_ready(since=t0)
     snd.wait(10)

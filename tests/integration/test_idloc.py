@@ -38,7 +38,7 @@ def test_hosts_talk_identity_to_identity(lab: Lab) -> None:
 def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str, cause: str) -> None:
     t0 = time.monotonic()
     session = tcp_session(lab, "h1", "h2", identity(lab, "h2"), 5600 if cause == "link" else 5601, 3.0)
-    time.sleep(1.0)  # mid-session: the point is a failure while records flow
+    session.wait_records(50)  # mid-session: the point is a failure while records flow
     lab.cmd("ispa", fault)
     try:
         wait_until(lambda: events(lab, "pair_dead", t0, cause=cause), 5, f"a {cause}-detected pair death")

@@ -33,7 +33,7 @@ def test_subflows_through_both_isps(lab: Lab) -> None:
 def test_an_mptcp_session_survives_a_path_failure(lab: Lab) -> None:
     t0 = time.monotonic()
     session = tcp_session(lab, "h1", "r", R, 5701, 4.0, mptcp=True)
-    time.sleep(1.0)  # mid-session: the point is a failure while records flow
+    session.wait_records(50)  # mid-session: the point is a failure while records flow
     lab.cmd("ispa", "ip link set ispa-eth1 down")
     try:
         wait_until(lambda: events(lab, "path_dead", t0, exit="exa"), 5, "exa to be declared dead")

@@ -89,7 +89,7 @@ def test_bfd_sees_a_silent_failure_and_bgp_reroutes(lab: Lab) -> None:
 
 def test_a_tcp_session_keeps_its_address_across_an_exit_failure(lab: Lab) -> None:
     session = tcp_session(lab, "h1", "r", R, 5702, 4.0)
-    time.sleep(1.0)  # mid-session: the point is a failure while records flow
+    session.wait_records(50)  # mid-session: the point is a failure while records flow
     lab.cmd("ispa", "ip link set ispa-eth1 down")
     try:
         wait_until(lambda: "dev core-eth2" in core_route(lab), 10, "the core to move the PI prefix to ISP B")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv6Address as A
+from ipaddress import IPv6Interface, IPv6Network
 from ipaddress import IPv6Network as N
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from multi6lab.scenarios import faults
 from multi6lab.scenarios.model import LinkDown
 from multi6lab.topologies import frr, loader
-from multi6lab.topologies.plan import NO_DPID, Plan, build
+from multi6lab.topologies.plan import NO_DPID, Plan, Route, build
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE1 = (ROOT / "topologies" / "figure1.yaml").read_text()
@@ -43,24 +44,23 @@ def test_exits_become_routers_and_the_fabric_a_plain_switch(plan: Plan) -> None:
 def test_hosts_numbered_statically_in_the_pi_prefix(plan: Plan) -> None:
     h1 = plan.sites[0].hosts[0]
     assert h1.addresses == {"pi": A("3fff:5::6d:ff:fe00:800")}
-    cmds = plan.node("h1").commands
-    assert "sysctl -qw net.ipv6.conf.h1-eth0.accept_ra=0" in cmds
-    assert "ip -6 addr add 3fff:5::6d:ff:fe00:800/64 dev h1-eth0 nodad" in cmds
-    assert "ip -6 route add default via 3fff:5::1 dev h1-eth0" in cmds  # the primary exit
-    assert not any("addrlabel" in c for c in cmds)  # one address: nothing for RFC 6724 to choose
+    c = plan.node("h1").config
+    assert dict(c.sysctls)["net.ipv6.conf.h1-eth0.accept_ra"] == "0"
+    assert ("h1-eth0", IPv6Interface("3fff:5::6d:ff:fe00:800/64")) in c.addresses
+    assert c.routes == (Route(IPv6Network("::/0"), A("3fff:5::1"), "h1-eth0"),)  # the primary exit
+    assert c.labels == ()  # one address: nothing for RFC 6724 to choose
 
 
 def test_exits_forward_and_never_send_the_pi_aggregate_back_out(plan: Plan) -> None:
-    cmds = plan.node("exb").commands
-    assert "sysctl -qw net.ipv6.conf.all.forwarding=1" in cmds
-    assert "ip -6 addr add 3fff:5::2/64 dev exb-eth1 nodad" in cmds
-    assert "ip -6 route add unreachable 3fff:5::/48" in cmds
-    assert not any("default" in c for c in cmds)  # BGP brings the default route
+    c = plan.node("exb").config
+    assert dict(c.sysctls)["net.ipv6.conf.all.forwarding"] == "1"
+    assert ("exb-eth1", IPv6Interface("3fff:5::2/64")) in c.addresses
+    assert c.routes == (Route(IPv6Network("3fff:5::/48"), unreachable=True),)  # BGP brings the default route
 
 
 def test_isp_accepts_the_customers_pi_source(plan: Plan) -> None:
-    rule = next(c for c in plan.node("ispa").commands if "saddr !=" in c)
-    assert "3fff:5::/48" in rule and "3fff:a:5::/48" in rule
+    (f,) = plan.node("ispa").config.filters
+    assert {IPv6Network("3fff:5::/48"), IPv6Network("3fff:a:5::/48")} <= set(f.allowed)
 
 
 def test_who_speaks_bgp_and_to_whom(plan: Plan) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ipaddress import IPv6Address as A
+from ipaddress import IPv6Network as N
 from pathlib import Path
 
 import pytest
 
 from multi6lab.topologies import loader
 from multi6lab.topologies.addressing import eui64, mac
-from multi6lab.topologies.plan import Plan, build, loss_commands
+from multi6lab.topologies.plan import AddrLabel, Plan, Route, SourceFilter, build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,55 +54,44 @@ def test_source_routing_hosts_get_one_address_per_isp() -> None:
 
 def test_static_aggregated_routes() -> None:
     p = plan("figure1")
-    core, ispa, r = p.node("core").commands, p.node("ispa").commands, p.node("r").commands
-    assert "ip -6 route add 3fff:a::/32 via 3fff:a:0:1::1 dev core-eth1" in core  # the core routes the PA
-    assert "ip -6 route add 3fff:a:5::/48 via 3fff:a::2 dev ispa-eth1" in ispa  # delegation to the exit
-    assert "ip -6 route add unreachable 3fff:a::/32" in ispa  # no loop when a customer link is down
-    assert "ip -6 route add 3fff:b::/32 via 3fff:a:0:1::2 dev ispa-eth0" in ispa
-    assert "ip -6 route add default via 3fff:ff:100::1 dev r-eth0" in r
-    assert not any("3fff:b:5" in c for c in ispa)  # ISP A knows nothing of B's customer
+    core, ispa, r = (p.node(n).config.routes for n in ("core", "ispa", "r"))
+    assert Route(N("3fff:a::/32"), A("3fff:a:0:1::1"), "core-eth1") in core  # the core routes the PA
+    assert Route(N("3fff:a:5::/48"), A("3fff:a::2"), "ispa-eth1") in ispa  # delegation to the exit
+    assert Route(N("3fff:a::/32"), unreachable=True) in ispa  # no loop when a customer link is down
+    assert Route(N("3fff:b::/32"), A("3fff:a:0:1::2"), "ispa-eth0") in ispa
+    assert r == (Route(N("::/0"), A("3fff:ff:100::1"), "r-eth0"),)
+    assert not any(rt.prefix.subnet_of(N("3fff:b:5::/48")) for rt in ispa)  # ISP A knows nothing of B's customer
 
 
 def test_two_sites_route_each_other_through_the_core() -> None:
     p = plan("two-sites")
-    ispa = p.node("ispa").commands
-    assert "ip -6 route add 3fff:c::/32 via 3fff:a:0:1::2 dev ispa-eth0" in ispa
+    assert Route(N("3fff:c::/32"), A("3fff:a:0:1::2"), "ispa-eth0") in p.node("ispa").config.routes
     assert [sp.site.name for sp in p.sites] == ["s1", "s2"]
     assert {e.name for sp in p.sites for e in sp.exits} == {"s1ea", "s1eb", "s2ec", "s2ed"}
 
 
 def test_bcp38_filter_on_customer_interface() -> None:
-    cmds = plan("figure1").node("ispa").commands
-    rule = next(c for c in cmds if "saddr !=" in c)
-    assert rule == ("nft add rule ip6 multi6lab forward iifname ispa-eth1 ip6 saddr != "
-                    "{ 3fff:a:5::/48, 3fff:a::/64 } counter name bcp38_ispa_eth1 drop")
+    (f,) = plan("figure1").node("ispa").config.filters
+    assert f == SourceFilter("ispa-eth1", (N("3fff:a:5::/48"), N("3fff:a::/64")))
+    assert f.counter == "bcp38_ispa_eth1"
 
 
 def test_no_filter_when_disabled() -> None:
     text = (ROOT / "topologies" / "figure1.yaml").read_text().replace(
         'prefix: "3fff:a::/32"}', 'prefix: "3fff:a::/32", ingress_filter: false}')
     p = build(loader.loads(text))
-    assert not any("nft" in c for c in p.node("ispa").commands)
-    assert any("nft" in c for c in p.node("ispb").commands)
+    assert p.node("ispa").config.filters == () and len(p.node("ispb").config.filters) == 1
 
 
 def test_hosts_autoconfigure_and_every_interface_drops_tx_offload() -> None:
     p = plan("figure1")
-    h1 = p.node("h1").commands
-    assert "sysctl -qw net.ipv6.conf.h1-eth0.accept_ra=1" in h1
-    assert "sysctl -qw net.ipv6.conf.h1-eth0.use_tempaddr=0" in h1
+    h1 = dict(p.node("h1").config.sysctls)
+    assert h1["net.ipv6.conf.h1-eth0.accept_ra"] == "1" and h1["net.ipv6.conf.h1-eth0.use_tempaddr"] == "0"
     for n in p.nodes:
-        for i in p.intfs(n.name):
-            if n.role != "switch":
-                assert f"ethtool -K {i.name} tx off" in n.commands
-                assert f"sysctl -qw net.ipv6.conf.{i.name}.accept_dad=0" in n.commands  # no 1.6 s after link-up
-
-
-def test_loss_commands_use_nft_numgen() -> None:
-    cmds = loss_commands("ispa-eth1", 2.5)
-    assert "nft 'add rule inet multi6lab_impair post oifname ispa-eth1 numgen random mod 10000 < 250 drop'" in cmds
-    assert any("pre iifname ispa-eth1" in c for c in cmds)
-    assert all("<" not in c or c.count("'") == 2 for c in cmds)  # a shell must never see a bare '<'
+        if n.role != "switch":
+            names = [i.name for i in p.intfs(n.name)]
+            assert list(n.config.offload_off) == names
+            assert all(dict(n.config.sysctls)[f"net.ipv6.conf.{i}.accept_dad"] == "0" for i in names)  # no 1.6 s
 
 
 def test_plan_lookups() -> None:
@@ -121,17 +111,12 @@ def test_mptcp_hosts_announce_a_subflow_endpoint_per_isp_once_ready() -> None:
     p = build(loader.loads(text))
     h1 = p.sites[0].hosts[0]
     assert set(h1.addresses) == {"exa", "exb"}  # one address per ISP, as with source routing
-    ready = p.node("h1").ready_commands
-    assert [c for c in ready if "endpoint add" in c] == [
-        f"ip mptcp endpoint add {h1.addresses['exa']} dev h1-eth0 subflow",
-        f"ip mptcp endpoint add {h1.addresses['exb']} dev h1-eth0 subflow"]
-    assert p.node("r").ready_commands == ("ip mptcp limits set subflow 4 add_addr_accepted 4",)
-    assert plan("figure1").node("h1").ready_commands == ()  # nothing MPTCP about nptv6
+    assert p.node("h1").config.mptcp_endpoints == ("h1-eth0", (h1.addresses["exa"], h1.addresses["exb"]))
+    assert p.node("r").config.mptcp and p.node("r").config.mptcp_endpoints is None  # accepts, announces nothing
+    assert not plan("figure1").node("h1").config.mptcp  # nothing MPTCP about nptv6
 
 
 def test_hosts_prefer_the_primary_exits_prefix_by_rfc6724_labels() -> None:
-    cmds = plan("three-isps").node("h2").commands
-    assert [c for c in cmds if "addrlabel" in c] == [
-        "ip addrlabel add prefix 3fff:b:5::/64 dev h2-eth0 label 101",
-        "ip addrlabel add prefix 3fff:c:5::/64 dev h2-eth0 label 102"]
-    assert not any("addrlabel" in c for c in plan("figure1").node("h1").commands)  # nptv6: one address
+    assert plan("three-isps").node("h2").config.labels == (AddrLabel(N("3fff:b:5::/64"), "h2-eth0", 101),
+                                                           AddrLabel(N("3fff:c:5::/64"), "h2-eth0", 102))
+    assert plan("figure1").node("h1").config.labels == ()  # nptv6: one address

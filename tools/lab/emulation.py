@@ -20,8 +20,8 @@ from types import FrameType
 from typing import Any
 
 from multi6lab.lab.runstate import RunRecord
-from multi6lab.topologies import frr
-from multi6lab.topologies.plan import LinkPlan, Plan, loss_commands
+from multi6lab.topologies import frr, shell
+from multi6lab.topologies.plan import LinkPlan, Plan
 
 
 class EnvError(Exception):
@@ -129,7 +129,7 @@ class Emulation:
         for lp in self.plan.links:
             self._impair(lp)
         for n in self.plan.nodes:
-            for cmd in n.commands:
+            for cmd in shell.configure(n.config):
                 self.run(n.name, cmd)
         if self.routers:
             if not frr.FRR_BIN.exists():
@@ -197,8 +197,7 @@ class Emulation:
             spec = (f"delay {lp.delay_ms:g}ms " if lp.delay_ms else "") + \
                 (f"loss {lp.loss_pct:g}%" if lp.loss_pct else "")
             for i in (lp.a, lp.b):
-                parent = "parent 5:1 handle 10:" if lp.bw else "root"  # below Mininet's tbf (handle 5:)
-                self._tc(i.node, f"tc qdisc add dev {i.name} {parent} netem {spec}")
+                self._tc(i.node, shell.netem(i.name, spec, parent="5:1" if lp.bw else None))  # below Mininet's tbf
             return
         link = f"{lp.a.node}:eth{lp.a.port}--{lp.b.node}:eth{lp.b.port}"
         if lp.delay_ms:
@@ -207,17 +206,17 @@ class Emulation:
         if not ends:
             raise EnvError(f"link {link}: loss_pct between two switches needs netem, which this kernel lacks; "
                            "put the loss on a link with a router or host end.")
-        for cmd in loss_commands(ends[0].name, float(lp.loss_pct or 0)):
+        for cmd in shell.loss(ends[0].name, float(lp.loss_pct or 0)):
             self.run(ends[0].node, cmd)
 
     def _tc(self, node: str, cmd: str) -> None:
         if self.role[node] == "switch":
-            subprocess.run(cmd.split(), check=True, capture_output=True)
+            subprocess.run(cmd, shell=True, check=True, capture_output=True)
         else:
             self.run(node, cmd)
 
     def _netem_available(self, node: str | None, intf: str) -> bool:
-        test = f"tc qdisc add dev {intf} root handle 999: netem delay 0ms && tc qdisc del dev {intf} root handle 999:"
+        test = shell.netem_probe(intf)
         if node is None:
             return subprocess.run(test, shell=True, capture_output=True, check=False).returncode == 0
         out = self.net[node].cmd(f"{test} >/dev/null 2>&1; echo __rc=$?")

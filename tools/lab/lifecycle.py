@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from multi6lab.lab.emulation import Emulation, EnvError, require_emulator
 from multi6lab.lab.runstate import RunRecord, clean, records
-from multi6lab.topologies import codec, frr
+from multi6lab.topologies import codec, frr, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
 from multi6lab.vocabulary import Approach, Event, Trigger
@@ -209,7 +209,7 @@ class Lab:
                          READY_TIMEOUT)
         if since == 0.0 and self.emulation is not None:  # first start only: not after a controller restart
             for n in self.plan.nodes:
-                for cmd in n.ready_commands:
+                for cmd in shell.when_ready(n.config):
                     self.emulation.run(n.name, cmd)
 
     def bgp_problem(self) -> str | None:

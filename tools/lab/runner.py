@@ -23,6 +23,7 @@ from multi6lab.lab.lifecycle import Lab, wait_for
 from multi6lab.results import analysis, plots, report
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
+from multi6lab.topologies import shell
 from multi6lab.vocabulary import Approach, Event
 
 PY = sys.executable
@@ -187,7 +188,7 @@ class Runner:
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
         caps = []
         for e in sp.exits:
-            lab.cmd(e.isp, f"ethtool -K {e.isp_intf} rx off tx off >/dev/null 2>&1")
+            lab.cmd(e.isp, shell.offload_off(e.isp_intf, rx=True) + " >/dev/null 2>&1")
             log = d / f"{e.name}.tcpdump.log"
             with open(log, "wb") as err:
                 caps.append(lab.popen(e.isp, ["tcpdump", "-n", "-U", "-i", e.isp_intf, "-w", str(d / f"{e.name}.pcap"),

@@ -1,0 +1,46 @@
+"""Rendering the plan's data as shell commands: every value quoted, each command one line a shell reads as meant."""
+
+from __future__ import annotations
+
+import shlex
+from ipaddress import IPv6Address as A
+from ipaddress import IPv6Interface, IPv6Network
+
+from multi6lab.topologies import shell
+from multi6lab.topologies.plan import NodeConfig, Route, SourceFilter
+
+
+def test_routes_render_and_replace() -> None:
+    r = Route(IPv6Network("3fff:a:5::/48"), A("3fff:a::2"), "ispa-eth1")
+    assert shell.route(r) == "ip -6 route add 3fff:a:5::/48 via 3fff:a::2 dev ispa-eth1"
+    assert shell.route(r, "replace").startswith("ip -6 route replace ")
+    assert shell.route(Route(IPv6Network("3fff:a::/32"), unreachable=True)) == "ip -6 route add unreachable 3fff:a::/32"
+
+
+def test_a_hostile_value_stays_one_argument() -> None:
+    cmd = shell.link_set("x; rm -rf /", up=False)
+    assert shlex.split(cmd) == ["ip", "link", "set", "x; rm -rf /", "down"]
+    assert shlex.split(shell.sysctl("net.ipv6.conf.a b.x", 1)) == ["sysctl", "-qw", "net.ipv6.conf.a b.x=1"]
+
+
+def test_nft_scripts_are_one_argument_so_a_shell_never_sees_braces_or_redirections() -> None:
+    for cmd in shell.loss("ispa-eth1", 2.5) + shell.bcp38([SourceFilter("ispa-eth1", (IPv6Network("3fff:a:5::/48"),))]):
+        argv = shlex.split(cmd)
+        assert argv[0] == "nft" and len(argv) == 2
+    (loss,) = shell.loss("ispa-eth1", 2.5)
+    assert "add rule inet multi6lab_impair post oifname ispa-eth1 numgen random mod 10000 < 250 drop" in loss
+    rule = shlex.split(shell.bcp38([SourceFilter("ispa-eth1", (IPv6Network("3fff:a:5::/48"),))])[1])[1]
+    assert rule.endswith("iifname ispa-eth1 ip6 saddr != { 3fff:a:5::/48 } counter name bcp38_ispa_eth1 drop")
+
+
+def test_configure_runs_sysctls_before_addresses_and_routes() -> None:
+    c = NodeConfig(sysctls=(("net.ipv6.conf.all.forwarding", "1"),), offload_off=("r-eth0",),
+                   addresses=(("r-eth0", IPv6Interface("3fff:ff:100::2/64")),),
+                   routes=(Route(IPv6Network("::/0"), A("3fff:ff:100::1"), "r-eth0"),))
+    assert shell.configure(c) == ["sysctl -qw net.ipv6.conf.all.forwarding=1", "ethtool -K r-eth0 tx off",
+                                  "ip -6 addr add 3fff:ff:100::2/64 dev r-eth0 nodad",
+                                  "ip -6 route add ::/0 via 3fff:ff:100::1 dev r-eth0"]
+    assert shell.when_ready(c) == []
+    ready = shell.when_ready(NodeConfig(mptcp=True, mptcp_endpoints=("h1-eth0", (A("3fff:a:5::1"),))))
+    assert ready == ["ip mptcp limits set subflow 4 add_addr_accepted 4", "sysctl -qw net.mptcp.stale_loss_cnt=1",
+                     "ip mptcp endpoint flush", "ip mptcp endpoint add 3fff:a:5::1 dev h1-eth0 subflow"]

@@ -1,0 +1,131 @@
+"""Every shell command multi6lab runs in a node or on the host, rendered from data in one place (pure).
+
+The plan and the faults hold what to configure as data (routes, addresses, sysctls, filters, links to set
+down); this module turns that into command lines, quoting every value with :func:`shlex.quote`, so a name or
+prefix can never change what a command does. Commands run through a node's shell (Mininet's ``cmd``) or
+``subprocess`` with ``shell=True``; each function returns one line, or a list to run in order.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the plan imports this module to render itself; only its types are needed here
+    from multi6lab.topologies.plan import NodeConfig, Route, SourceFilter
+
+BCP38_TABLE = "multi6lab"
+IMPAIR_TABLE = "multi6lab_impair"
+MPTCP_LIMITS = {"subflow": 4, "add_addr_accepted": 4}
+
+
+def q(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+def sysctl(key: str, value: object) -> str:
+    return f"sysctl -qw {q(f'{key}={value}')}"
+
+
+def offload_off(intf: str, rx: bool = False) -> str:
+    """veth transmit checksum offload leaves checksums unfinished on OVS's netdev datapath; receive offload
+    off too when a capture must see real checksums."""
+    return f"ethtool -K {q(intf)} {'rx off ' if rx else ''}tx off"
+
+
+def addr_add(intf: str, address: IPv6Interface) -> str:
+    return f"ip -6 addr add {q(address)} dev {q(intf)} nodad"
+
+
+def route(r: Route, verb: str = "add") -> str:
+    """``replace`` makes re-installing idempotent (Linux deletes routes through an interface set down)."""
+    if r.unreachable:
+        return f"ip -6 route {verb} unreachable {q(r.prefix)}"
+    via = f" via {q(r.via)}" if r.via is not None else ""
+    dev = f" dev {q(r.dev)}" if r.dev is not None else ""
+    return f"ip -6 route {verb} {q(r.prefix)}{via}{dev}"
+
+
+def routes(rs: Iterable[Route], verb: str = "add") -> list[str]:
+    return [route(r, verb) for r in rs]
+
+
+def link_set(intf: str, up: bool) -> str:
+    return f"ip link set {q(intf)} {'up' if up else 'down'}"
+
+
+def addrlabel(prefix: IPv6Network, dev: str, label: int) -> str:
+    return f"ip addrlabel add prefix {q(prefix)} dev {q(dev)} label {int(label)}"
+
+
+def nft(*statements: str) -> str:
+    """One ``nft`` process applying ``statements`` atomically; the script is one quoted argument."""
+    return f"nft {q('; '.join(statements))}"
+
+
+def bcp38(filters: Iterable[SourceFilter]) -> list[str]:
+    """nftables rules dropping (and counting) customer packets sourced outside the customer's prefixes."""
+    fs = list(filters)
+    if not fs:
+        return []
+    t = BCP38_TABLE
+    out = [nft(f"add table ip6 {t}",
+               f"add chain ip6 {t} forward {{ type filter hook forward priority 0; policy accept; }}")]
+    for f in fs:
+        allowed = ", ".join(str(p) for p in f.allowed)
+        out.append(nft(f"add counter ip6 {t} {f.counter}",
+                       f"add rule ip6 {t} forward iifname {f.intf} ip6 saddr != {{ {allowed} }} "
+                       f"counter name {f.counter} drop"))
+    return out
+
+
+def loss(intf: str, loss_pct: float) -> list[str]:
+    """Random loss in both directions of a router/host interface, for kernels without netem.
+
+    ``numgen random mod 10000`` gives 0.01 % steps; the prerouting and postrouting hooks cover traffic that
+    arrives on and leaves through the interface, whether routed or local.
+    """
+    threshold = round(loss_pct * 100)
+    t = IMPAIR_TABLE
+    return [nft(f"add table inet {t}",
+                f"add chain inet {t} pre {{ type filter hook prerouting priority -300; }}",
+                f"add chain inet {t} post {{ type filter hook postrouting priority 300; }}",
+                f"add rule inet {t} pre iifname {intf} numgen random mod 10000 < {threshold} drop",
+                f"add rule inet {t} post oifname {intf} numgen random mod 10000 < {threshold} drop")]
+
+
+def netem(intf: str, spec: str, parent: str | None = None) -> str:
+    where = f"parent {parent} handle 10:" if parent else "root"
+    return f"tc qdisc add dev {q(intf)} {where} netem {spec}"
+
+
+def netem_probe(intf: str) -> str:
+    """Succeeds only where the kernel has the netem qdisc (adds and removes a zero delay)."""
+    return f"tc qdisc add dev {q(intf)} root handle 999: netem delay 0ms && tc qdisc del dev {q(intf)} root handle 999:"
+
+
+def mptcp_limits() -> str:
+    return "ip mptcp limits set " + " ".join(f"{k} {v}" for k, v in MPTCP_LIMITS.items())
+
+
+def mptcp_endpoints(dev: str, addresses: Iterable[IPv6Address]) -> list[str]:
+    return ["ip mptcp endpoint flush",
+            *(f"ip mptcp endpoint add {q(a)} dev {q(dev)} subflow" for a in addresses)]
+
+
+def configure(c: NodeConfig) -> list[str]:
+    """What configures a host or router once its links exist, in order."""
+    return [*(sysctl(k, v) for k, v in c.sysctls), *(offload_off(i) for i in c.offload_off),
+            *(addr_add(i, a) for i, a in c.addresses), *routes(c.routes), *bcp38(c.filters),
+            *(addrlabel(lb.prefix, lb.dev, lb.label) for lb in c.labels)]
+
+
+def when_ready(c: NodeConfig) -> list[str]:
+    """What runs once hosts hold their autoconfigured addresses (MPTCP endpoints need them)."""
+    out = [mptcp_limits()] if c.mptcp else []
+    if c.mptcp_endpoints is not None:
+        # A lost subflow is declared stale after one RTO instead of four (halves the stall).
+        out += [sysctl("net.mptcp.stale_loss_cnt", 1), *mptcp_endpoints(*c.mptcp_endpoints)]
+    return out
