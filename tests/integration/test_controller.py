@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from ipaddress import IPv6Address, IPv6Network
+from pathlib import Path
 
 import pytest
 
@@ -31,9 +32,9 @@ pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(loader.load(topology("figure1")), tmp_path_factory.mktemp("nptv6")) as lab:
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    with Lab(loader.load(topology("figure1")), tmp_path) as lab:
         yield lab
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,9 @@ pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
 
 
-@pytest.fixture(scope="module")
-def fig1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(loader.load(topology("figure1")), tmp_path_factory.mktemp("fig1")) as lab:
+@pytest.fixture
+def fig1(tmp_path: Path) -> Iterator[Lab]:
+    with Lab(loader.load(topology("figure1")), tmp_path) as lab:
         yield lab
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +14,9 @@ from tests.integration.helpers import events, lab_with_approach, tcp_session, ud
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with lab_with_approach("two-sites", "id-loc", tmp_path_factory.mktemp("idloc")) as lab:
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    with lab_with_approach("two-sites", "id-loc", tmp_path) as lab:
         yield lab
 
 
@@ -34,7 +35,7 @@ def test_hosts_talk_identity_to_identity(lab: Lab) -> None:
      "dev ispa-eth1", "link"),
     ("nft add table ip6 silent && nft add chain ip6 silent blackhole '{ type filter hook forward priority -10; }'"
      " && nft add rule ip6 silent blackhole drop", "nft delete table ip6 silent", "heartbeat"),
-])
+], ids=["link-down", "silent-blackhole"])
 def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str, cause: str) -> None:
     t0 = time.monotonic()
     session = tcp_session(lab, "h1", "h2", identity(lab, "h2"), 5600 if cause == "link" else 5601, 3.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,9 @@ pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with lab_with_approach("figure1", "mptcp", tmp_path_factory.mktemp("mptcp")) as lab:
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    with lab_with_approach("figure1", "mptcp", tmp_path) as lab:
         yield lab
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.scenarios.faults import compile_fault, reinstall_routes
-from multi6lab.scenarios.model import Fault
+from multi6lab.scenarios.model import Blackhole
 from multi6lab.topologies import loader
 from tests.integration.helpers import Capture, routing_topology, tcp_session, udp_exchange, wait_until
 
@@ -19,9 +20,9 @@ R = "3fff:ff:100::2"
 PI = "3fff:5::/48"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    workdir = tmp_path_factory.mktemp("routing")
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    workdir = tmp_path
     with Lab(loader.load(routing_topology(workdir)), workdir) as lab:
         yield lab
 
@@ -74,7 +75,7 @@ def test_the_pi_prefix_is_reachable_through_either_isp(lab: Lab) -> None:
 
 def test_bfd_sees_a_silent_failure_and_bgp_reroutes(lab: Lab) -> None:
     sp = lab.plan.sites[0]
-    c = compile_fault(lab.plan, sp, Fault("blackhole", at=0.0, duration=None, exit="exa"), 0, 2.0)
+    c = compile_fault(lab.plan, sp, Blackhole(at=0.0, exit="exa"), 0, 2.0)
     for a in (*c.prepare, c.actions[0]):
         lab.cmd(str(a.node), a.command)
     t0 = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,9 +36,9 @@ except (TimeoutError, ConnectionRefusedError) as exc:
 """
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with Lab(loader.load(topology("three-isps")), tmp_path_factory.mktemp("srcrt")) as lab:
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    with Lab(loader.load(topology("three-isps")), tmp_path) as lab:
         (lab.workdir / "udp1.py").write_text(PROBE)
         yield lab
 
