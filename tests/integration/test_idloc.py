@@ -40,16 +40,19 @@ def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str,
     t0 = time.monotonic()
     session = tcp_session(lab, "h1", "h2", identity(lab, "h2"), 5600 if cause == "link" else 5601, 3.0)
     session.wait_records(50)  # mid-session: the point is a failure while records flow
+    t_fault = time.monotonic()
     lab.cmd("ispa", fault)
     try:
-        wait_until(lambda: events(lab, "pair_dead", t0, cause=cause), 5, f"a {cause}-detected pair death")
-        wait_until(lambda: {(e["src_site"], e["dst_site"]) for e in events(lab, "pair_selected", t0)}
+        wait_until(lambda: events(lab, "pair_dead", t_fault, cause=cause), 5, f"a {cause}-detected pair death")
+        wait_until(lambda: {(e["src_site"], e["dst_site"]) for e in events(lab, "pair_selected", t_fault)}
                    >= {("s1", "s2"), ("s2", "s1")}, 5, "both edges to move their pair")
         session.wait()
     finally:
+        t_undo = time.monotonic()
         lab.cmd("ispa", undo)
     assert session.survived(), session.client_log.read_text()
-    moved = [e for e in events(lab, "pair_selected", t0) if e.get("cause") != "preferred pair back"]
+    moved = [e for e in events(lab, "pair_selected", t_fault)
+             if e.get("cause") != "preferred pair back" and e["t"] < t_undo]
     assert moved and all("s1ea" not in (e["exit"], e["dst_exit"]) for e in moved)  # both directions avoid ISP A
     wait_until(lambda: len([e for e in events(lab, "pair_selected", t0) if e.get("cause") == "preferred pair back"])
                >= 2, 10, "both directions back on the preferred pair after the restore")

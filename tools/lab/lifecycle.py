@@ -26,6 +26,7 @@ from multi6lab.topologies.plan import Plan, build
 from multi6lab.vocabulary import Approach, Event, Trigger
 
 READY_TIMEOUT = 30.0
+QUIET_S = 0.5  # steady: no path or locator-pair change for this long
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
@@ -96,6 +97,7 @@ class Lab:
             self.emulation = Emulation(self.plan, self.record, self.port, logdir=self.workdir)
             self.emulation.start()
             self.wait_ready()
+            self.wait_steady()
         except BaseException:
             self.stop()
             raise
@@ -211,6 +213,47 @@ class Lab:
             for n in self.plan.nodes:
                 for cmd in shell.when_ready(n.config):
                     self.emulation.run(n.name, cmd)
+
+    def steady_problem(self) -> str | None:
+        """What keeps the lab from its steady state, or None: every exit usable, the id-loc pairs back on the
+        preferred pair, no icmp hold, no path or pair change for QUIET_S, BGP converged on the primary ISP, and
+        no host holding a deprecated prefix. Bring-up ends here, and every trial starts here."""
+        if self.emulation is not None and self.emulation.routers and (problem := self.bgp_problem()):
+            return problem
+        idloc = [s for s in self.plan.sites if s.site.approach == Approach.ID_LOC]
+        preferred = {(a.site.name, b.site.name): (a.exits[0].name, b.exits[0].name)
+                     for a in idloc for b in idloc if a is not b}
+        pairs = dict(preferred)
+        dead: set[str] = set()
+        held: set[tuple[str, str]] = set()  # icmp trigger: destinations still kept away from an exit
+        last_change = 0.0
+        for e in self.events():
+            if e["event"] in (Event.DEST_DEAD, Event.DEST_ALIVE):
+                (held.add if e["event"] == Event.DEST_DEAD else held.discard)((e["exit"], e["dst"]))
+            elif e["event"] in (Event.PATH_DEAD, Event.PATH_ALIVE):
+                (dead.add if e["event"] == Event.PATH_DEAD else dead.discard)(e["exit"])
+                last_change = e["t"]
+            elif e["event"] in (Event.PAIR_SELECTED, Event.PAIR_DEAD, Event.EXPLORING):
+                last_change = e["t"]
+                if e["event"] == Event.PAIR_SELECTED:
+                    pairs[(e["src_site"], e["dst_site"])] = (e["exit"], e["dst_exit"])
+        if dead:
+            return f"exit {sorted(dead)[0]} is not usable"
+        if time.monotonic() - last_change < QUIET_S:
+            return f"paths or locator pairs changed less than {QUIET_S} s ago"
+        if moved := sorted(k for k in preferred if pairs[k] != preferred[k]):
+            return f"locator pair {moved[0][0]} -> {moved[0][1]} is not back on its preferred pair"
+        if held:
+            return f"the icmp trigger still keeps {sorted(held)[0][1]} away from {sorted(held)[0][0]}"
+        for sp in self.plan.sites:
+            if sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
+                for h in sp.hosts:
+                    if "deprecated" in self.cmd(h.name, f"ip -6 addr show dev {self.plan.intfs(h.name)[0].name}"):
+                        return f"{h.name} still holds a deprecated prefix"
+        return None
+
+    def wait_steady(self, timeout: float = READY_TIMEOUT) -> None:
+        wait_settled("the lab to settle", self.steady_problem, timeout, interval=0.1)
 
     def bgp_problem(self) -> str | None:
         """What keeps the routing sites from their preferred state (a session down, a route elsewhere), or None."""

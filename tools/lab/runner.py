@@ -24,7 +24,7 @@ from multi6lab.results import analysis, plots, report
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
 from multi6lab.topologies import shell
-from multi6lab.vocabulary import Approach, Event
+from multi6lab.vocabulary import Approach
 
 PY = sys.executable
 PROBE = [PY, "-m", "multi6lab.traffic.probe"]  # run in a node's namespace
@@ -67,43 +67,12 @@ class Runner:
         pol = SitePolicy.of(sp)
         return [str(pol.locator(h, e.name)) for e in sp.exits]
 
-    # -- steady state -------------------------------------------------------------------------------------
-    def settled(self, lab: Lab) -> bool:
-        sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
-        if sp.site.approach == Approach.ROUTING:  # every session up, every route back on the primary ISP
-            return lab.bgp_problem() is None
-        idloc = [s for s in lab.plan.sites if s.site.approach == Approach.ID_LOC]
-        preferred = {(a.site.name, b.site.name): (a.exits[0].name, b.exits[0].name)
-                     for a in idloc for b in idloc if a is not b}
-        pairs = dict(preferred)
-        state: dict[str, str] = {}
-        held: set[tuple[str, str]] = set()  # icmp trigger: destinations still kept away from an exit
-        last_change = 0.0
-        for e in lab.events():
-            if e["event"] in (Event.DEST_DEAD, Event.DEST_ALIVE):
-                (held.add if e["event"] == Event.DEST_DEAD else held.discard)((e["exit"], e["dst"]))
-            if e["event"] in (Event.PATH_DEAD, Event.PATH_ALIVE):
-                state[e["exit"]] = e["event"]
-                last_change = e["t"]
-            elif e["event"] in (Event.PAIR_SELECTED, Event.PAIR_DEAD, Event.EXPLORING):
-                last_change = e["t"]
-                if e["event"] == Event.PAIR_SELECTED:
-                    pairs[(e["src_site"], e["dst_site"])] = (e["exit"], e["dst_exit"])
-        if any(state.get(e.name) == Event.PATH_DEAD for e in sp.exits) or time.monotonic() - last_change < 0.5:
-            return False
-        if pairs != preferred or held:  # id-loc pairs back on the preferred pair; no icmp hold left
-            return False
-        if sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
-            return "deprecated" not in lab.cmd(self.sc.host, f"ip -6 addr show dev {self.sc.host}-eth0")
-        return True
-
     # -- one trial ----------------------------------------------------------------------------------------
     def trial(self, lab: Lab, k: int, compiled: list[Compiled]) -> tuple[analysis.Trial, dict[str, Any]]:
         sc, tr = self.sc, self.sc.traffic
         d = self.out / f"trial-{k:02d}"
         d.mkdir(parents=True, exist_ok=True)
-        wait_for("the site to settle (every exit alive, no recent path changes)", lambda: self.settled(lab),
-                 sc.settle_timeout_s, interval=0.1)
+        lab.wait_steady(sc.settle_timeout_s)
         total = sc.warmup_s + sc.record_s
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
