@@ -15,14 +15,21 @@ TYPECHECK := build/typecheck
 COVERAGE_FLOOR := 90
 SCENARIO ?= scenarios/demo.yaml
 COMPARISON ?= scenarios/comparisons/approaches.yaml
+N ?= 5
+# Where runs, comparisons, drawings and repeat reports go (the CLI reads it as MULTI6LAB_RESULTS).
+RESULTS ?= results
+export MULTI6LAB_RESULTS := $(RESULTS)
+TESTS ?= tests/integration
+# TRIALS=n overrides every scenario's (or comparison cell's) trial count: a quick look, or a test of the target.
+TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 
-.PHONY: setup demo test unit integration lint validate draw clean scenario scenarios report compare
+.PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare
 
 setup:
 	@bash tools/setup.sh
 
 demo: setup
-	$(M6) run $(SCENARIO)
+	$(M6) run $(SCENARIO) $(TRIALS_ARG)
 
 lint: setup
 	$(VENV)/bin/ruff check topologies controller scenarios tools tests
@@ -37,6 +44,14 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
+# The integration suite (or TESTS) N times, each test on fresh labs; then each test's pass count
+# ($(RESULTS)/test-repeat/summary.md).
+test-repeat: setup
+	@rm -rf $(RESULTS)/test-repeat && mkdir -p $(RESULTS)/test-repeat
+	@for i in $$(seq 1 $(N)); do echo "== integration run $$i of $(N)"; \
+	  $(PY) -m pytest $(TESTS) -q -p no:cacheprovider --junitxml=$(RESULTS)/test-repeat/run-$$i.xml; \
+	done; $(PY) -m multi6lab.results.repeat $(RESULTS)/test-repeat/run-*.xml
+
 test: lint
 	$(PY) -m pytest tests/unit -q --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 	$(PY) -m pytest tests/integration -q -x --durations=10
@@ -45,20 +60,21 @@ validate: setup
 	$(M6) validate topologies/*.yaml scenarios/*.yaml scenarios/comparisons/*.yaml
 
 draw: setup
-	$(M6) draw topologies/figure1.yaml -o results/figure1.png
+	@mkdir -p $(RESULTS)
+	$(M6) draw topologies/figure1.yaml -o $(RESULTS)/figure1.png
 
 clean:
 	@if [ -x $(M6) ]; then $(M6) clean; else echo "nothing to clean (no .venv yet)"; fi
 
 scenario: setup
-	$(M6) run $(SCENARIO)
+	$(M6) run $(SCENARIO) $(TRIALS_ARG)
 
 # Every shipped scenario (scenarios/*.yaml; comparisons live in scenarios/comparisons/).
 scenarios: setup
-	@for s in scenarios/*.yaml; do $(M6) run $$s || exit 1; done
+	@for s in scenarios/*.yaml; do $(M6) run $$s $(TRIALS_ARG) || exit 1; done
 
 report: setup
 	$(M6) report
 
 compare: setup
-	$(M6) compare $(COMPARISON)
+	$(M6) compare $(COMPARISON) $(TRIALS_ARG)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from multi6lab.topologies import loader
 from multi6lab.topologies.yamlsrc import InputError
 
 PROG = "multi6lab"
-RESULTS = Path("results")
+RESULTS = Path(os.environ.get("MULTI6LAB_RESULTS") or "results")  # where runs go unless --out says otherwise
 DEFAULT_COMPARISON = Path("scenarios/comparisons/approaches.yaml")
 
 
@@ -71,7 +72,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from multi6lab.lab.lifecycle import Lab
 
     topology = loader.load(args.file)  # YAML problems are reported before asking for root
-    workdir = Path(args.workdir or f"results/up-{time.strftime('%Y%m%d-%H%M%S')}")
+    workdir = Path(args.workdir or RESULTS / f"up-{time.strftime('%Y%m%d-%H%M%S')}")
     with terminate_as_interrupt(), Lab(topology, workdir, progress=say) as lab:
         say(f"up: {lab.plan.topology.name}; controller events in {lab.events_path}")
         for sp in lab.plan.sites:

@@ -189,6 +189,44 @@ def steady_routes(plan: Plan) -> list[RouteCheck]:
     return out
 
 
+@dataclass(frozen=True)
+class PathCheck:
+    """In steady state, ``node``'s BGP table holds a path for ``prefix`` learned from each AS in ``via``: every
+    ISP that carries a routing site and is ``node``'s neighbour has announced it (the backup paths included,
+    which arrive after the sessions are Established)."""
+
+    node: str
+    prefix: IPv6Network
+    via: frozenset[int]
+
+    def missing(self, route_json: dict[str, Any]) -> set[int]:
+        """The neighbour ASes ``show bgp ipv6 unicast PREFIX json`` shows no path from."""
+        first = set()
+        for path in route_json.get("paths") or []:
+            hops = str((path.get("aspath") or {}).get("string", "")).split()
+            if hops and hops[0].isdigit():
+                first.add(int(hops[0]))
+        return set(self.via) - first
+
+
+def expected_paths(plan: Plan) -> list[PathCheck]:
+    """Every core router's paths for each routing site's PI prefix: one from each neighbouring ISP that has one
+    of the site's exits as a customer."""
+    topo = plan.topology
+    asn = {i.name: i.asn for i in topo.isps}
+    out = []
+    for sp in plan.sites:
+        if sp.site.approach != Approach.ROUTING or sp.site.pi is None:
+            continue
+        carriers = {e.isp for e in sp.exits}
+        for core in topo.cores:
+            neighbours = {lk.other(core.name).node for lk in topo.links_of(core.name)}
+            via = frozenset(asn[i] for i in carriers & neighbours)
+            if via:
+                out.append(PathCheck(core.name, sp.site.pi, via))
+    return out
+
+
 def established(summary: dict[str, Any]) -> set[str]:
     """Peers in state Established, from ``show bgp summary json``."""
     peers = (summary.get("ipv6Unicast") or {}).get("peers") or {}

@@ -179,3 +179,13 @@ def test_the_controller_leaves_a_routing_site_alone_beside_a_managed_one() -> No
     assert not any(r.dpid == s1.fabric_dpid for r in rules)  # a plain learning switch: no OpenFlow rules
     assert any(r.dpid == s2.fabric_dpid for r in rules) and any(r.dpid == s2.exits[0].dpid for r in rules)
     assert sorted(frr.routers(plan)) == ["core", "ispa", "ispb", "ispc", "ispd", "s1ea", "s1eb"]
+
+
+def test_steady_state_includes_every_isps_path_at_the_core(plan: Plan) -> None:
+    """Sessions can be Established before the backup path reaches the core: readiness waits for it too."""
+    (check,) = frr.expected_paths(plan)
+    assert (check.node, str(check.prefix), check.via) == ("core", "3fff:5::/48", frozenset({64501, 64502}))
+    both = {"paths": [{"aspath": {"string": "64501 65000"}}, {"aspath": {"string": "64502 65000 65000"}}]}
+    assert check.missing(both) == set()
+    assert check.missing({"paths": [{"aspath": {"string": "64501 65000"}}]}) == {64502}
+    assert check.missing({}) == {64501, 64502}

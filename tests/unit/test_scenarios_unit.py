@@ -249,3 +249,27 @@ def test_isp_uplink_down_takes_the_isps_core_links_and_restores_routes(fig1: Fig
     c = faults.compile_fault(plan, sp, IspUplinkDown(at=0.0, duration=1.0, exit="exa"), 0, 2.0)
     assert c.actions[0].node == "ispa" and c.actions[0].command == "ip link set ispa-eth0 down"
     assert "ip -6 route replace 3fff:ff::/48 via 3fff:a:0:1::2 dev ispa-eth0" in c.actions[1].command
+
+
+def test_repeat_counts_passes_per_test_worst_first(tmp_path: Path) -> None:
+    from multi6lab.results import repeat
+
+    def run(failing: bool) -> str:
+        bad = '<failure message="timed out after 5 s waiting for X&#10;more">trace</failure>' if failing else ""
+        return ('<testsuites><testsuite><testcase classname="tests.a" name="test_ok"/>'
+                f'<testcase classname="tests.a" name="test_flaky">{bad}</testcase>'
+                '<testcase classname="tests.a" name="test_skip"><skipped/></testcase></testsuite></testsuites>')
+
+    files = []
+    for i, failing in enumerate((False, True, False)):
+        files.append(tmp_path / f"run-{i}.xml")
+        files[-1].write_text(run(failing))
+    assert repeat.main([str(f) for f in files]) == 1  # a test failed once: the repeat fails
+    text = (tmp_path / "summary.md").read_text()
+    assert text.splitlines()[0] == "3 runs; 1 of 3 tests failed at least once"
+    assert text.splitlines()[4] == "| tests.a::test_flaky | 2/3 | 1 | 0 | timed out after 5 s waiting for X |"
+    assert "| tests.a::test_ok | 3/3 | 0 | 0 |  |" in text
+    files[1].write_text(run(False))
+    assert repeat.main([str(f) for f in files]) == 0
+    files[2].write_text("<not xml")
+    assert repeat.main([str(f) for f in files]) == 1  # an unreadable report is not a pass

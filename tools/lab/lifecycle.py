@@ -267,6 +267,13 @@ class Lab:
             down = [n.name for n in r.neighbors if str(n.address) not in up]
             if down:
                 return f"BGP session {name} - {down[0]} is not established"
+        for p in frr.expected_paths(self.plan):
+            try:
+                missing = p.missing(json.loads(em.bgp(p.node, f"show bgp ipv6 unicast {p.prefix} json") or "{}"))
+            except ValueError:
+                return f"{p.node}'s bgpd does not answer"
+            if missing:
+                return f"{p.node} has no BGP path for {p.prefix} from AS {min(missing)} yet"
         for c in frr.steady_routes(self.plan):
             if not c.holds(self.cmd(c.node, f"ip -6 route show exact {c.prefix}")):
                 return f"{c.node} does not route {c.prefix} out of {c.dev}"

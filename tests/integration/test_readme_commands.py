@@ -1,0 +1,67 @@
+"""The README's commands, each run as a user runs it but in a reduced form (one trial, one cell), so a broken
+target fails CI instead of a user. ``make test`` itself is what CI runs; ``make demo`` is the demo scenario,
+run here by ``make scenarios``; ``multi6lab up`` and ``clean`` are exercised by test_lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def make(*args: str, results: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), *args, f"RESULTS={results}"],
+                       capture_output=True, text=True, timeout=timeout, env={**os.environ}, check=False)
+    assert r.returncode == 0, f"make {' '.join(args)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r
+
+
+def test_make_scenarios_runs_every_shipped_scenario_to_the_end_and_report_lists_them(tmp_path: Path) -> None:
+    make("scenarios", "TRIALS=1", results=tmp_path, timeout=900)
+    shipped = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
+    ran = sorted(json.loads(s.read_text())["scenario"] for s in tmp_path.glob("*/summary.json"))
+    assert ran == shipped
+    report = make("report", results=tmp_path, timeout=60).stdout
+    assert all(f"| {name} |" in report for name in shipped) and (tmp_path / "report.md").exists()
+
+
+def test_make_compare_runs_a_comparison(tmp_path: Path) -> None:
+    comparison = tmp_path / "small.yaml"
+    comparison.write_text(f"""
+trials: 1
+record_s: 1.2
+rows:
+  - {{approach: nptv6, triggers: [link], topology: {ROOT}/topologies/figure1.yaml, site: site, host: h1, remote: r}}
+faults:
+  link down: {{kind: link_down, end: isp, at: 0.0, duration: 0.5}}
+""")
+    make("compare", f"COMPARISON={comparison}", "TRIALS=1", results=tmp_path, timeout=300)
+    (out,) = tmp_path.glob("compare-*")
+    cells = json.loads((out / "comparison.json").read_text())["cells"]
+    assert [(c["row"], c["fault"]) for c in cells] == [("nptv6 × link", "link down")]
+    assert (out / "comparison.png").stat().st_size > 0 and "| nptv6 × link |" in (out / "comparison.md").read_text()
+    assert (out / "scenarios" / "nptv6-link-down.yaml").exists()  # the cell, to rerun alone
+
+
+def test_make_validate_draw_and_clean(tmp_path: Path) -> None:
+    out = make("validate", results=tmp_path, timeout=120).stdout
+    files = [*(ROOT / "topologies").glob("*.yaml"), *(ROOT / "scenarios").glob("*.yaml"),
+             *(ROOT / "scenarios" / "comparisons").glob("*.yaml")]
+    assert all(f"ok: {f.relative_to(ROOT)}" in out for f in files), out
+    make("draw", results=tmp_path, timeout=60)
+    assert (tmp_path / "figure1.png").read_bytes()[:4] == b"\x89PNG"
+    assert "nothing left to clean" in make("clean", results=tmp_path, timeout=60).stdout
+
+
+def test_make_test_repeat_counts_passes(tmp_path: Path) -> None:
+    make("test-repeat", "N=2", "TESTS=tests/integration/test_foundation.py", results=tmp_path, timeout=300)
+    summary = json.loads((tmp_path / "test-repeat" / "summary.json").read_text())
+    assert summary["runs"] == 2 and summary["tests"]
+    assert all(t["passed"] == 2 for t in summary["tests"].values())
