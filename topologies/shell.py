@@ -122,9 +122,15 @@ def configure(c: NodeConfig) -> list[str]:
             *(addrlabel(lb.prefix, lb.dev, lb.label) for lb in c.labels)]
 
 
+def resolve(intf: str, peer: IPv6Address) -> str:
+    """One echo to a link peer: both ends resolve each other, and a link that does not work fails here."""
+    return f"ping -6 -q -n -c1 -W2 -I {q(intf)} {q(peer)} >/dev/null"
+
+
 def when_ready(c: NodeConfig) -> list[str]:
     """What runs once hosts hold their autoconfigured addresses (MPTCP endpoints need them)."""
-    out = [mptcp_limits()] if c.mptcp else []
+    out = [resolve(i, a) for i, a in c.neighbours]
+    out += [mptcp_limits()] if c.mptcp else []
     if c.mptcp_endpoints is not None:
         # A lost subflow is declared stale after one RTO instead of four (halves the stall).
         out += [sysctl("net.mptcp.stale_loss_cnt", 1), *mptcp_endpoints(*c.mptcp_endpoints)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from multi6lab.lab.lifecycle import Lab
-from multi6lab.topologies import loader
+from multi6lab.topologies import codec, loader
 from tests.integration.helpers import PY, nft_counter, topology, udp_exchange
 
 pytestmark = pytest.mark.integration
@@ -54,3 +54,11 @@ def test_isp_ingress_filter_drops_a_foreign_source(fig1: Lab) -> None:
     got = (fig1.workdir / "bcp38.csv").read_text().splitlines()[1:]
     assert nft_counter(fig1, "ispa", "bcp38_ispa_eth1") == before + 1
     assert [line.split(",")[3] for line in got] == ["3fff:a:5::99"]  # only the legitimate one arrived
+
+
+def test_the_run_folder_keeps_what_the_controller_ran(fig1: Lab) -> None:
+    """The controller process ran from plan.json (it reads no YAML), and its log is where the README says."""
+    assert codec.read(fig1.plan_path) == fig1.plan
+    assert (fig1.workdir / "controller.log").exists() and (fig1.workdir / "controller-events.jsonl").exists()
+    started = [e for e in fig1.events() if e["event"] == "controller_start"]
+    assert [e["topology"] for e in started] == ["figure1"]

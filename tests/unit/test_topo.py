@@ -120,3 +120,12 @@ def test_hosts_prefer_the_primary_exits_prefix_by_rfc6724_labels() -> None:
     assert plan("three-isps").node("h2").config.labels == (AddrLabel(N("3fff:b:5::/64"), "h2-eth0", 101),
                                                            AddrLabel(N("3fff:c:5::/64"), "h2-eth0", 102))
     assert plan("figure1").node("h1").config.labels == ()  # nptv6: one address
+
+
+def test_routers_and_remotes_resolve_their_link_peers_once_up() -> None:
+    """Only Linux peers (an OVS exit answers through the controller); every numbered link of the core."""
+    p = plan("figure1")
+    assert p.node("core").config.neighbours == (("core-eth1", A("3fff:a:0:1::1")), ("core-eth2", A("3fff:b:0:1::1")),
+                                                ("core-eth3", A("3fff:ff:100::2")))
+    assert p.node("ispa").config.neighbours == (("ispa-eth0", A("3fff:a:0:1::2")),)  # not the switch exit
+    assert p.node("h1").config.neighbours == ()

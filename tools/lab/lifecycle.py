@@ -122,7 +122,7 @@ class Lab:
 
     def start_controller(self) -> None:
         self.port = free_port()
-        self._log = open(self.workdir / "multi6lab.controller.log", "ab")  # noqa: SIM115
+        self._log = open(self.workdir / "controller.log", "ab")  # noqa: SIM115
         self._spawn_controller()
         wait_for("the controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
 
@@ -135,7 +135,7 @@ class Lab:
 
     def _controller_alive(self) -> bool:
         if self.controller is not None and self.controller.poll() is not None:
-            tail = (self.workdir / "multi6lab.controller.log").read_text(errors="replace")[-2000:]
+            tail = (self.workdir / "controller.log").read_text(errors="replace")[-2000:]
             raise EnvError(f"the controller exited (code {self.controller.returncode}):\n{tail}")
         return True
 
