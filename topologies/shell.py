@@ -123,8 +123,9 @@ def configure(c: NodeConfig) -> list[str]:
 
 
 def resolve(intf: str, peer: IPv6Address) -> str:
-    """One echo to a link peer: both ends resolve each other, and a link that does not work fails here."""
-    return f"ping -6 -q -n -c1 -W2 -I {q(intf)} {q(peer)} >/dev/null"
+    """Echoes to a link peer until one is answered (a lossy link may need several): both ends resolve each
+    other, and a link that does not work fails here."""
+    return f"ping -6 -q -n -c1 -i0.2 -w3 -I {q(intf)} {q(peer)} >/dev/null"  # until one reply, at most 3 s
 
 
 def when_ready(c: NodeConfig) -> list[str]:
