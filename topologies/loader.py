@@ -280,6 +280,7 @@ class _Semantics:
     def check_links(self, links: list[Link], sites: list[Site], isps: dict[str, Isp]) -> None:
         used: dict[str, int] = {}
         degree: Counter[tuple[str, str]] = Counter()  # (node, peer kind)
+        site_of = {n: s for s in sites for n in (s.fabric, *s.hosts, *(e.name for e in s.exits))}
         for i, lk in enumerate(links):
             path: PathKey = ("links", i)
             kinds = []
@@ -299,7 +300,7 @@ class _Semantics:
                 continue
             for ep, peer in ((lk.a, lk.b), (lk.b, lk.a)):
                 degree[(ep.node, self.kinds[peer.node])] += 1
-                site, psite = self._site(ep.node, sites), self._site(peer.node, sites)
+                site, psite = site_of.get(ep.node), site_of.get(peer.node)
                 if site and psite and site.name != psite.name:
                     self.err((*path, "endpoints"), f"{ep.node} (site {site.name}) cannot link to {peer.node} "
                                                    f"(site {psite.name}): sites meet only through ISPs")
@@ -321,12 +322,6 @@ class _Semantics:
             if kind == "isp" and self.kinds and "core" in self.kinds.values() and degree[(name, "core")] == 0:
                 self.err(self.where[name], f"ISP '{name}' has no link to the core")
 
-    @staticmethod
-    def _site(node: str, sites: list[Site]) -> Site | None:
-        for s in sites:
-            if node == s.fabric or node in s.hosts or any(e.name == node for e in s.exits):
-                return s
-        return None
 
     def check_overlaps(self, cores: list[CoreRouter | None], isps: list[Isp | None], sites: list[Site | None],
                        remotes: list[Remote | None]) -> None:

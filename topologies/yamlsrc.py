@@ -7,6 +7,7 @@ at the exact place in the user's file. Duplicate mapping keys, which PyYAML acce
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,64 +71,137 @@ class Source:
         return Problem(self.file, line, col, dotted(path), message)
 
 
+MAX_BYTES = 4 * 1024 * 1024  # no topology, scenario or comparison comes near this
+MAX_VALUES = 200_000  # mappings, lists and scalars after aliases are expanded (an alias bomb stops here)
+MAX_INT = 2**63  # no field holds a larger number; Python would spend seconds converting thousands of digits
+# LibYAML's parser where PyYAML was built with it (about 3x faster on large files), keeping every position.
+LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+
+
 def load(path: str | Path) -> Source:
-    """Parse ``path``; a syntax error or a duplicate key raises :class:`InputError`."""
+    """Read and parse ``path``; anything that is not a sane YAML document raises :class:`InputError`."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:
+            raise InputError([Problem(name, 1, 1, "", f"the file is {size} bytes; the limit is {MAX_BYTES} "
+                                                       "(is it really a topology or scenario?)")])
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise InputError([Problem(name, 1, 1, "", f"cannot read the file: {exc.strerror}")]) from None
-    return parse(text, name)
+    return parse(decode(raw, name), name)
+
+
+def decode(raw: bytes, name: str) -> str:
+    """UTF-8 text, or a problem at the first byte that is not (binary files say so)."""
+    if raw[:2] == b"\x1f\x8b":
+        raise InputError([Problem(name, 1, 1, "", "this is a gzip-compressed file, not YAML text")])
+    if (nul := raw.find(b"\x00")) >= 0:
+        line, col = _position(raw[:nul].decode("utf-8", errors="replace"))
+        raise InputError([Problem(name, line, col, "", "a NUL byte: this is a binary file, not YAML text")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(raw[: exc.start].decode("utf-8", errors="replace"))
+        raise InputError([Problem(name, line, col, "", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} here "
+                                                       "(save the file as UTF-8)")]) from None
+
+
+def _position(text: str) -> tuple[int, int]:
+    """1-based line and column just after ``text``."""
+    return text.count("\n") + 1, len(text) - (text.rfind("\n") + 1) + 1
 
 
 def parse(text: str, name: str = "<string>") -> Source:
+    if len(text) > MAX_BYTES:
+        raise InputError([Problem(name, 1, 1, "", f"the document is {len(text)} characters; the limit is {MAX_BYTES}")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return _raise([Problem(name, line, col, "", f"YAML syntax error: {exc.problem or exc.context}")])
-    marks: dict[PathKey, tuple[int, int]] = {}
-    key_marks: dict[PathKey, tuple[int, int]] = {}
-    problems: list[Problem] = []
-    data = _walk(node, (), marks, key_marks, problems, name) if node is not None else None
-    if problems:
-        _raise(problems)
-    return Source(name, data, marks, key_marks)
+        raise InputError([Problem(name, line, col, "", f"YAML syntax error: {exc.problem or exc.context}")]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: NUL, an ANSI escape, ...
+        line, col = _position(text[: exc.position])
+        raise InputError([Problem(name, line, col, "", f"control character U+{exc.character:04X} is not allowed "
+                                                       "in YAML (remove it)")]) from None
+    walker = _Walker(name)
+    data = walker.walk(node, ()) if node is not None else None
+    if walker.problems:
+        raise InputError(walker.problems)
+    return Source(name, data, walker.marks, walker.key_marks)
 
 
-def _raise(problems: list[Problem]) -> Source:
-    raise InputError(problems)
+class _Walker:
+    """Builds plain data from the composed node tree, with positions; bounded against alias tricks."""
 
+    def __init__(self, name: str):
+        self.name = name
+        self.marks: dict[PathKey, tuple[int, int]] = {}
+        self.key_marks: dict[PathKey, tuple[int, int]] = {}
+        self.problems: list[Problem] = []
+        self.values = 0
+        self.open: set[int] = set()  # nodes being walked on the current path: an alias back to one recurses
+        self.constructor = yaml.constructor.SafeConstructor()  # scalars as yaml.safe_load would make them
 
-def _walk(node: yaml.Node, path: PathKey, marks: dict[PathKey, tuple[int, int]],
-          key_marks: dict[PathKey, tuple[int, int]], problems: list[Problem], name: str) -> Any:
-    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for knode, vnode in node.value:
-            key = _scalar(knode)
-            if key in out:
-                problems.append(Problem(name, knode.start_mark.line + 1, knode.start_mark.column + 1,
-                                        dotted((*path, str(key))), "duplicate key"))
-                continue
-            kpath = (*path, str(key))
-            key_marks[kpath] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
-            out[key] = _walk(vnode, kpath, marks, key_marks, problems, name)
-            if isinstance(vnode, yaml.MappingNode | yaml.SequenceNode):
-                marks[kpath] = key_marks[kpath]  # a whole object is best pointed at by its key
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(v, (*path, i), marks, key_marks, problems, name) for i, v in enumerate(node.value)]
-    return _scalar(node)
+    def problem(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        self.problems.append(Problem(self.name, node.start_mark.line + 1, node.start_mark.column + 1,
+                                     dotted(path), message))
 
+    def walk(self, node: yaml.Node, path: PathKey) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            if self.values == MAX_VALUES + 1:
+                self.problem(node, path, f"more than {MAX_VALUES} values (anchors and aliases expanded): "
+                                         "the document is too large to check")
+            return None
+        if id(node) in self.open:
+            self.problem(node, path, "this alias refers to a node that contains it (a recursive alias)")
+            return None
+        if node.tag not in STANDARD_TAGS:
+            self.problem(node, path, f"unknown tag '{node.tag}': tags are not supported (remove it)")
+            return None
+        self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            self.open.add(id(node))
+            out: dict[Any, Any] = {}
+            for knode, vnode in node.value:
+                key = self.scalar(knode, path) if isinstance(knode, yaml.ScalarNode) else None
+                if not isinstance(key, str | int | float | bool) or key is None:
+                    self.problem(knode, path, "a mapping key must be a plain word or number")
+                    continue
+                kpath = (*path, str(key))
+                if key in out:
+                    self.problem(knode, kpath, "duplicate key")
+                    continue
+                self.key_marks[kpath] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+                out[key] = self.walk(vnode, kpath)
+                if isinstance(vnode, yaml.MappingNode | yaml.SequenceNode):
+                    self.marks[kpath] = self.key_marks[kpath]  # a whole object is best pointed at by its key
+            self.open.discard(id(node))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            self.open.add(id(node))
+            items = [self.walk(v, (*path, i)) for i, v in enumerate(node.value)]
+            self.open.discard(id(node))
+            return items
+        return self.scalar(node, path)
 
-def _scalar(node: yaml.Node) -> Any:
-    """Construct a scalar the way ``yaml.safe_load`` would (ints, floats, bools, null, strings)."""
-    if not isinstance(node, yaml.ScalarNode):
-        return str(node.value)
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
-    finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+    def scalar(self, node: yaml.Node, path: PathKey) -> Any:
+        """A scalar as ``yaml.safe_load`` would construct it, within sane numeric bounds."""
+        if node.tag == "tag:yaml.org,2002:int" and len(str(node.value).lstrip("+-0")) > 19:
+            self.problem(node, path, f"the number {str(node.value)[:20]}... is far too large")
+            return None
+        try:
+            value = self.constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            self.problem(node, path, f"cannot read this value: {exc}")
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(node, path, f"{node.value!r} is not a finite number (NaN and infinities are not allowed)")
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT:
+            self.problem(node, path, f"the number {value} is far too large")
+            return None
+        return value
