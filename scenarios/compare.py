@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from multi6lab.scenarios.model import COMPARISON_SCHEMA_PATH, Checker, Scenario, validator
+from multi6lab.scenarios.model import COMPARISON_SCHEMA_PATH, RECORD_S, Checker, Scenario, validator
 from multi6lab.topologies import loader, yamlsrc
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.yamlsrc import InputError, PathKey, Source
@@ -80,7 +80,7 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
         raise InputError([src.problem(("rows", i, "site"), f"no site '{row['site']}' in {row['topology']}")])
     duration = row.get("duration")
     # A row may cap how long its faults last (and so how long a trial waits for a slow recovery).
-    record_s = float(d.get("record_s", 2.0))
+    record_s = float(d.get("record_s", RECORD_S))
     if duration is not None:
         record_s = max(record_s, float(duration) + 1.0)
     slug = f"{row.get('name', row['approach'])}-{fname}".replace(" ", "-")

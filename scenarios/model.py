@@ -28,6 +28,7 @@ from multi6lab.topologies.yamlsrc import InputError, PathKey, Problem, Source
 from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, IMPLEMENTED_TRIGGERS, Approach, FaultKind, Trigger
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
+RECORD_S = 2.0  # default measurement time after the first fault (a scenario's or a comparison's record_s)
 COMPARISON_SCHEMA_PATH = Path(__file__).parent / "comparisons" / "schema.json"
 
 
@@ -283,7 +284,7 @@ class Checker:
                      if remote else "the topology has no remote host or other site to talk to")
         overrides = self.overrides()
         effective = self.effective(topo, tpath, site_name, overrides)
-        record_s = float(d.get("record_s", 2.0))
+        record_s = float(d.get("record_s", RECORD_S))
         faults = [self.fault(i, f, site_name, effective, record_s) for i, f in enumerate(d["faults"])]
         if self.problems:
             raise self.fail()

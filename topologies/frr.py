@@ -27,13 +27,13 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from multi6lab.topologies.model import Bfd
+from multi6lab.topologies.model import Bfd, Bgp
 from multi6lab.topologies.plan import Plan, first_hops, router_adjacency
 from multi6lab.vocabulary import Approach, Event
 
 FRR_BIN = Path("/usr/lib/frr")
 LOG_PRECISION = "log timestamp precision 6"  # microseconds: session changes are dated against the probes
-DEFAULT_TIMERS = (60, 180)
+DEFAULT_TIMERS = Bgp().timers  # RFC 4271's keepalive/hold, defined on the model
 CUSTOMER_LOCAL_PREF = 200
 
 

@@ -106,6 +106,25 @@ def netem_probe(intf: str) -> str:
     return f"tc qdisc add dev {q(intf)} root handle 999: netem delay 0ms && tc qdisc del dev {q(intf)} root handle 999:"
 
 
+def addresses(dev: str) -> str:
+    return f"ip -6 addr show dev {q(dev)}"
+
+
+def route_show(prefix: IPv6Network) -> str:
+    """The kernel's route for exactly ``prefix`` (what packets use)."""
+    return f"ip -6 route show exact {q(prefix)}"
+
+
+def listening(port: int, proto: str) -> str:
+    """Sockets bound to ``port`` (``udp`` or ``tcp``), no header."""
+    return f"ss -Hln{'u' if proto == 'udp' else 't'} {q(f'sport = :{int(port)}')}"
+
+
+def argv(words: Iterable[str]) -> str:
+    """A program and its arguments as one shell line, each word quoted."""
+    return shlex.join(list(words))
+
+
 def mptcp_limits() -> str:
     return "ip mptcp limits set " + " ".join(f"{k} {v}" for k, v in MPTCP_LIMITS.items())
 

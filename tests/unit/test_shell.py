@@ -46,3 +46,11 @@ def test_configure_runs_sysctls_before_addresses_and_routes() -> None:
     ready = shell.when_ready(NodeConfig(mptcp=True, mptcp_endpoints=("h1-eth0", (A("3fff:a:5::1"),))))
     assert ready == ["ip mptcp limits set subflow 4 add_addr_accepted 4", "sysctl -qw net.mptcp.stale_loss_cnt=1",
                      "ip mptcp endpoint flush", "ip mptcp endpoint add 3fff:a:5::1 dev h1-eth0 subflow"]
+
+
+def test_queries_and_programs_are_quoted_too() -> None:
+    assert shell.listening(5001, "udp") == "ss -Hlnu 'sport = :5001'"
+    assert shell.listening(5100, "tcp") == "ss -Hlnt 'sport = :5100'"
+    assert shell.route_show(IPv6Network("3fff:5::/48")) == "ip -6 route show exact 3fff:5::/48"
+    assert shlex.split(shell.argv(["/usr/lib/frr/bgpd", "-f", "/run/x y/bgpd.conf"])) == [
+        "/usr/lib/frr/bgpd", "-f", "/run/x y/bgpd.conf"]

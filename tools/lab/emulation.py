@@ -151,7 +151,7 @@ class Emulation:
         for path in (self.record.state_dir, self.record.state_dir / "frr", d, *d.iterdir()):
             shutil.chown(path, "frr", "frr")  # the daemons drop to user frr and write here
         for daemon in r.daemons:
-            self.run(r.name, " ".join(frr.argv(daemon, d)))
+            self.run(r.name, shell.argv(frr.argv(daemon, d)))
             pidfile = d / f"{daemon}.pid"
             deadline = time.monotonic() + 10
             while not (pidfile.exists() and pidfile.read_text().strip()):

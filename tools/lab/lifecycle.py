@@ -248,7 +248,7 @@ class Lab:
         for sp in self.plan.sites:
             if sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
                 for h in sp.hosts:
-                    if "deprecated" in self.cmd(h.name, f"ip -6 addr show dev {self.plan.intfs(h.name)[0].name}"):
+                    if "deprecated" in self.cmd(h.name, shell.addresses(self.plan.intfs(h.name)[0].name)):
                         return f"{h.name} still holds a deprecated prefix"
         return None
 
@@ -275,7 +275,7 @@ class Lab:
             if missing:
                 return f"{p.node} has no BGP path for {p.prefix} from AS {min(missing)} yet"
         for c in frr.steady_routes(self.plan):
-            if not c.holds(self.cmd(c.node, f"ip -6 route show exact {c.prefix}")):
+            if not c.holds(self.cmd(c.node, shell.route_show(c.prefix))):
                 return f"{c.node} does not route {c.prefix} out of {c.dev}"
         return None
 
@@ -306,9 +306,8 @@ class Lab:
 
     def wait_bound(self, node: str, port: int, proto: str = "udp", timeout: float = 10.0) -> None:
         """Wait until a process in ``node`` has bound ``port`` (a probe's receiver is ready to count)."""
-        flag = "-Hlun" if proto == "udp" else "-Hltn"
         wait_for(f"{node} to listen on {proto} port {port}",
-                 lambda: f":{port} " in self.cmd(node, f"ss {flag} 'sport = :{port}'") + " ", timeout)
+                 lambda: f":{port} " in self.cmd(node, shell.listening(port, proto)) + " ", timeout)
 
     def popen(self, node: str, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
         """Start a process in ``node``'s namespace, recorded so teardown ends it."""
