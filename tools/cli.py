@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -18,6 +19,7 @@ from multi6lab.topologies.yamlsrc import InputError
 PROG = "multi6lab"
 RESULTS = Path(os.environ.get("MULTI6LAB_RESULTS") or "results")  # where runs go unless --out says otherwise
 DEFAULT_COMPARISON = Path("scenarios/comparisons/approaches.yaml")
+MANIFEST = "compare.json"  # what a comparison directory was made from, for --resume
 
 
 def say(msg: str) -> None:
@@ -170,28 +172,59 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Every row of the comparison file against every fault, one generated scenario per cell."""
+    """Every row of the comparison file against every fault, one generated scenario per cell.
+
+    A cell that fails is recorded with its reason and the comparison goes on; ``--resume DIR`` runs only the
+    cells of DIR that have no summary yet (after a failure, an interruption or a reboot)."""
     import json
 
+    from multi6lab.lab.emulation import EnvError
     from multi6lab.lab.runner import Runner
     from multi6lab.results import comparison
     from multi6lab.scenarios import compare
 
-    out = Path(args.out) if args.out else RESULTS / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    cells_spec = compare.load(Path(args.file), args.trials)
+    if args.resume:
+        out = Path(args.resume)
+        try:
+            manifest = json.loads((out / MANIFEST).read_text())
+        except (OSError, ValueError):
+            raise EnvError(f"{out} is not a comparison to resume (no readable {MANIFEST} in it)") from None
+        source, trials = Path(manifest["file"]), manifest.get("trials")
+    else:
+        out = Path(args.out) if args.out else RESULTS / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+        source, trials = Path(args.file), args.trials
+    cells_spec = compare.load(source, trials)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials}) + "\n")
     rows = list(dict.fromkeys(c.row for c in cells_spec))
     faults = list(dict.fromkeys(c.fault for c in cells_spec))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for k, c in enumerate(cells_spec, start=1):
         compare.write(c, out / "scenarios")  # to rerun one cell alone
+        done = out / c.slug / "summary.json"
+        if args.resume and done.exists():
+            say(f"[{k}/{len(cells_spec)}] {c.row}: {c.fault} (kept from before)")
+            cells[(c.row, c.fault)] = json.loads(done.read_text())
+            continue
         say(f"[{k}/{len(cells_spec)}] {c.row}: {c.fault}")
-        cells[(c.row, c.fault)] = Runner(c.scenario, out / c.slug, say).run()
+        try:
+            cells[(c.row, c.fault)] = Runner(c.scenario, out / c.slug, say).run()
+        except Exception as exc:  # whatever broke this cell's lab, the comparison goes on and says why
+            (out / c.slug).mkdir(parents=True, exist_ok=True)
+            (out / c.slug / "error.txt").write_text(traceback.format_exc())
+            say(f"  cell failed: {exc} (details: {out / c.slug / 'error.txt'})")
+            cells[(c.row, c.fault)] = {"scenario": c.slug, "error": f"{type(exc).__name__}: {exc}"}
         (out / "comparison.json").write_text(json.dumps(comparison.as_json(rows, faults, cells), indent=1))
     table = comparison.markdown(rows, faults, cells)
     (out / "comparison.md").write_text(table)
     comparison.chart(rows, faults, cells, out / "comparison.png")
     print(table, end="")
     print(f"\nresults: {out}/comparison.md, comparison.json, comparison.png")
+    failed = [c for c in cells.values() if "error" in c]
+    if failed:
+        print(f"{PROG}: {len(failed)} of {len(cells)} cells failed; 'multi6lab compare --resume {out}' reruns them",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -238,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("file", nargs="?", default=str(DEFAULT_COMPARISON), help="rows and faults to compare")
     cp.add_argument("--trials", type=int, help="override the trials per cell")
     cp.add_argument("--out", help="results directory (default results/compare-<time>)")
+    cp.add_argument("--resume", metavar="DIR", help="finish the comparison in DIR: run only its cells that have no "
+                                                    "summary yet (its file and trials are read from DIR)")
     return p
 
 

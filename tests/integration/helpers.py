@@ -66,6 +66,14 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int =
         return list(csv.DictReader(f))
 
 
+def netem_available() -> bool:
+    """Whether this kernel has the netem qdisc (tried on a dummy interface made and removed here)."""
+    probe = subprocess.run("ip link add m6lnetem type dummy && tc qdisc add dev m6lnetem root netem delay 1ms",
+                           shell=True, capture_output=True, check=False)
+    subprocess.run(["ip", "link", "del", "m6lnetem"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
 def craft(lab: Lab, node: str, iface: str, scapy_expr: str) -> str:
     """Send one scapy-built frame from ``node`` (e.g. a spoofed source); ``scapy_expr`` builds the packet."""
     code = f"from scapy.all import *; sendp({scapy_expr}, iface={iface!r}, verbose=False)"

@@ -15,7 +15,16 @@ from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runstate import records
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import build
-from tests.integration.helpers import PY, ROOT, leftovers, routing_topology, topology, udp_exchange, wait_until
+from tests.integration.helpers import (
+    PY,
+    ROOT,
+    leftovers,
+    netem_available,
+    routing_topology,
+    topology,
+    udp_exchange,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -72,10 +81,13 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     assert run_id not in {r.run_id for r in records()}
 
 
-def _up(extra: list[str], topo: Path | None = None) -> subprocess.Popen[str]:
+def _up(extra: list[str], topo: Path | None = None, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    """``multi6lab up`` in its own session; ``ignore_sigint`` starts it as ``cmd &`` or ``nohup`` would."""
     exe = Path(PY).with_name("multi6lab")
+    inherit = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
     return subprocess.Popen([str(exe), "up", str(topo or topology("figure1")), *extra], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=inherit)
 
 
 def _wait_up(p: subprocess.Popen[str]) -> list[str]:
@@ -97,11 +109,15 @@ def _pids_of_newest_record() -> list[int]:
     return [p.pid for p in rec.procs]
 
 
-def test_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
-    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"])
+@pytest.mark.parametrize(("sig", "ignore_sigint"), [
+    (signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGHUP, True),
+], ids=["ctrl-c", "ctrl-c-started-in-background", "sigterm", "sighup"])
+def test_a_signal_tears_everything_down_whatever_the_run_inherited(tmp_path: Path, sig: int,
+                                                                   ignore_sigint: bool) -> None:
+    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], ignore_sigint=ignore_sigint)
     _wait_up(p)
     pids = _pids_of_newest_record()
-    os.killpg(p.pid, signal.SIGINT)
+    os.killpg(p.pid, sig)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 130, out
     assert "interrupted" in out and "Traceback" not in out
@@ -137,13 +153,6 @@ def test_up_opens_a_working_mininet_cli(tmp_path: Path) -> None:
     assert "available nodes are" in text and "tearing down" in text
 
 
-def _netem_available() -> bool:
-    probe = subprocess.run("ip link add m6lnetem type dummy && tc qdisc add dev m6lnetem root netem delay 1ms",
-                           shell=True, capture_output=True, check=False)
-    subprocess.run(["ip", "link", "del", "m6lnetem"], capture_output=True, check=False)
-    return probe.returncode == 0
-
-
 def test_link_loss_is_honoured_and_an_impossible_delay_is_refused(tmp_path: Path) -> None:
     text = topology("figure1").read_text()
     lossy = tmp_path / "lossy.yaml"
@@ -156,7 +165,7 @@ def test_link_loss_is_honoured_and_an_impossible_delay_is_refused(tmp_path: Path
                    15, "the core to resolve R across the lossy link")
         got = udp_exchange(lab, "h1", "r", R, count=1000, rate=1000)
     assert 700 <= len(got) <= 900, f"{len(got)} of 1000 arrived through a 20% loss link"
-    if _netem_available():
+    if netem_available():
         pytest.skip("this kernel has netem: delays are honoured, nothing to refuse")
     slow = tmp_path / "slow.yaml"
     slow.write_text(text.replace('- endpoints: ["r:eth0", "core:eth3"]',

@@ -99,3 +99,9 @@ def test_up_refuses_what_is_not_implemented(tmp_path: Path, capsys: pytest.Captu
     f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: mobility"))
     with pytest.raises(EnvError, match=r"approach 'mobility' is not implemented yet"):
         Lab(loader.load(f), tmp_path)
+
+
+def test_resume_needs_a_comparison_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--resume", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"multi6lab: {tmp_path} is not a comparison to resume (no readable compare.json in it)"

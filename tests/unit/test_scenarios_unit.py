@@ -273,3 +273,16 @@ def test_repeat_counts_passes_per_test_worst_first(tmp_path: Path) -> None:
     assert repeat.main([str(f) for f in files]) == 0
     files[2].write_text("<not xml")
     assert repeat.main([str(f) for f in files]) == 1  # an unreadable report is not a pass
+
+
+def test_a_failed_cell_reads_as_failed_and_is_left_out_of_the_chart(tmp_path: Path) -> None:
+    from multi6lab.results import comparison
+
+    ok = {"metrics": {"outbound": {"outage_ms": {"p50": 7.0, "p95": 9.0, "max": 9.5}},
+                      "inbound": {"outage_ms": {"p50": 8.0, "p95": 9.0, "max": 9.5}}}}
+    cells = {("nptv6 × link", "link down"): ok,
+             ("nptv6 × link", "blackhole"): {"scenario": "x", "error": "EnvError: timed out | waiting\nmore"}}
+    md = comparison.markdown(["nptv6 × link"], ["link down", "blackhole"], cells)
+    assert "failed: EnvError: timed out / waiting |" in md  # one line, no stray table separator
+    comparison.chart(["nptv6 × link"], ["link down", "blackhole"], cells, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -58,10 +58,13 @@ def require_emulator(what: str) -> None:
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so that ``finally`` blocks tear down as on Ctrl-C."""
+    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt so that ``finally`` blocks tear down as on Ctrl-C.
+
+    SIGINT too: a process started in the background by a script (``cmd &``, ``nohup``, many CI runners)
+    inherits it as ignored, and Python then installs no handler of its own, so Ctrl-C would do nothing."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -91,14 +94,12 @@ class Emulation:
         from mininet.link import Link, TCLink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import Host, OVSSwitch, RemoteController
+        from mininet.node import Host, OVSSwitch
 
         setLogLevel("error")
         net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False,
                       waitConnected=False)
         self.net = net
-        if self.controller_port is not None:
-            net.addController("c0", controller=RemoteController, ip="127.0.0.1", port=self.controller_port)
         for n in self.plan.nodes:
             if n.role == "switch":
                 self.record.add_bridge(n.name)
@@ -121,11 +122,10 @@ class Emulation:
         for n in self.plan.nodes:
             if n.role != "switch":
                 self.record.add_proc(net[n.name].pid, f"mininet node {n.name}")
-        net.start()
-        for n in self.plan.nodes:
-            if n.standalone:  # a plain learning switch: without a controller, OVS forwards like one
-                subprocess.run(["ovs-vsctl", "--timeout=5", "del-controller", n.name], check=True,
-                               capture_output=True)
+        net.start()  # switches start with no controller: a standalone one forwards as a learning switch
+        managed = [n.name for n in self.plan.nodes if n.role == "switch" and not n.standalone]
+        if self.controller_port is not None and managed:
+            self.attach_controller(managed, self.controller_port)
         for lp in self.plan.links:
             self._impair(lp)
         for n in self.plan.nodes:
@@ -137,6 +137,18 @@ class Emulation:
             self.record.add_dir(self.record.state_dir)
             for r in self.routers.values():
                 self.start_frr(r)
+
+    @staticmethod
+    def attach_controller(bridges: list[str], port: int) -> None:
+        """Point ``bridges`` at the controller in one OVS transaction. Mininet's RemoteController is not used:
+        it probes the port with telnet and decodes the binary OpenFlow answer as text, which can raise."""
+        argv = ["ovs-vsctl", "--timeout=10"]
+        for i, br in enumerate(bridges):
+            argv += ["--", f"--id=@c{i}", "create", "Controller", f'target="tcp:127.0.0.1:{port}"',
+                     "max_backoff=1000", "--", "set", "bridge", br, f"controller=[@c{i}]"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+        if r.returncode:
+            raise EnvError(f"could not attach the switches to the controller: {r.stderr.strip()}")
 
     # -- FRR (routing approach) ---------------------------------------------------------------------------
     def frr_dir(self, node: str) -> Path:

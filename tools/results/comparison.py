@@ -30,6 +30,8 @@ def _outage(m: dict[str, Any]) -> str:
 
 
 def cell_text(s: dict[str, Any]) -> str:
+    if "error" in s:  # the cell's lab failed; its reason, shortened for a table
+        return "failed: " + str(s["error"]).splitlines()[0][:100].replace("|", "/")
     m = s["metrics"]
     tcp = m.get("tcp_sessions")
     ns = m.get("new_session_ms")
@@ -74,7 +76,7 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
         for d, (direction, color) in enumerate((("outbound", "#2c7fb8"), ("inbound", "#f03b20"))):
             for i, r in enumerate(rows):
                 s = cells.get((r, f))
-                if s is None:
+                if s is None or "error" in s:
                     continue
                 m = s["metrics"][direction]
                 o = m["outage_ms"]
