@@ -9,10 +9,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from multi6lab.results.progress import Progress
 from multi6lab.topologies import loader
 from multi6lab.topologies.yamlsrc import InputError
 
@@ -24,6 +26,19 @@ MANIFEST = "compare.json"  # what a comparison directory was made from, for --re
 
 def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Ticker:
+    """Counts finished trials and says how far the work is (a bar too when a person is watching)."""
+
+    progress: Progress
+    bar: bool = field(default_factory=sys.stdout.isatty)
+    done: int = 0
+
+    def __call__(self) -> str:
+        self.done += 1
+        return self.progress.status(self.done, time.monotonic(), self.bar)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -150,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else RESULTS / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     say(f"scenario {sc.name}: {sc.topology.name}, {sc.approach_label}, trigger {sc.trigger_label}, "
         f"{sc.trials} trials -> {out}")
-    summary = Runner(sc, out, say).run()
+    summary = Runner(sc, out, say, Ticker(Progress(sc.trials, time.monotonic()))).run()
     print()
     print(report.markdown([summary]), end="")
     print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
@@ -199,6 +214,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows = list(dict.fromkeys(c.row for c in cells_spec))
     faults = list(dict.fromkeys(c.fault for c in cells_spec))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
+    todo = [c for c in cells_spec if not (args.resume and (out / c.slug / "summary.json").exists())]
+    tick = Ticker(Progress(sum(c.scenario.trials for c in todo), time.monotonic()))
     for k, c in enumerate(cells_spec, start=1):
         compare.write(c, out / "scenarios")  # to rerun one cell alone
         done = out / c.slug / "summary.json"
@@ -208,7 +225,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             continue
         say(f"[{k}/{len(cells_spec)}] {c.row}: {c.fault}")
         try:
-            cells[(c.row, c.fault)] = Runner(c.scenario, out / c.slug, say).run()
+            cells[(c.row, c.fault)] = Runner(c.scenario, out / c.slug, say, tick).run()
         except Exception as exc:  # whatever broke this cell's lab, the comparison goes on and says why
             (out / c.slug).mkdir(parents=True, exist_ok=True)
             (out / c.slug / "error.txt").write_text(traceback.format_exc())

@@ -286,3 +286,13 @@ def test_a_failed_cell_reads_as_failed_and_is_left_out_of_the_chart(tmp_path: Pa
     assert "failed: EnvError: timed out / waiting |" in md  # one line, no stray table separator
     comparison.chart(["nptv6 × link"], ["link down", "blackhole"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_progress_says_elapsed_and_time_to_go() -> None:
+    from multi6lab.results.progress import Progress, clock
+
+    p = Progress(total=20, started=100.0)
+    assert p.status(0, 100.0) == "0/20 · 00:00 elapsed · estimating"
+    assert p.status(5, 160.0) == "5/20 · 01:00 elapsed · about 03:00 to go"  # 12 s a trial, 15 left
+    assert p.status(10, 220.0, bar=True, width=10) == "[#####.....] 10/20 · 02:00 elapsed · about 02:00 to go"
+    assert clock(3 * 3600 + 62) == "3:01:02" and clock(-5) == "00:00"

@@ -34,8 +34,10 @@ SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a 
 
 
 class Runner:
-    def __init__(self, sc: Scenario, out: Path, progress: Callable[[str], None]):
-        self.sc, self.out, self.say = sc, out, progress
+    def __init__(self, sc: Scenario, out: Path, progress: Callable[[str], None],
+                 tick: Callable[[], str] | None = None):
+        """``progress`` prints a line; ``tick``, called once per finished trial, says how far the work is."""
+        self.sc, self.out, self.say, self.tick = sc, out, progress, tick
 
     # -- addresses ----------------------------------------------------------------------------------------
     def remote_address(self, lab: Lab) -> str:
@@ -231,7 +233,8 @@ class Runner:
                     series[name].append(tl[name])
                 self.say(f"  outbound {_fmt(trial.outbound)}, inbound {_fmt(trial.inbound)}, detection "
                          f"{'—' if trial.detection_ms is None else f'{trial.detection_ms:.1f} ms'}, TCP "
-                         f"{sum(s.survived for s in trial.tcp)}/{len(trial.tcp)}")
+                         f"{sum(s.survived for s in trial.tcp)}/{len(trial.tcp)}"
+                         + (f" · {self.tick()}" if self.tick else ""))
         summary = {
             "scenario": sc.name, "topology": sc.topology.name, "approach": sc.approach_label,
             "trigger": sc.trigger_label, "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
