@@ -17,6 +17,7 @@ from typing import Any
 from multi6lab.results.progress import Progress
 from multi6lab.topologies import loader
 from multi6lab.topologies.yamlsrc import InputError
+from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, Approach
 
 PROG = "multi6lab"
 RESULTS = Path(os.environ.get("MULTI6LAB_RESULTS") or "results")  # where runs go unless --out says otherwise
@@ -121,6 +122,29 @@ def cmd_clean(args: argparse.Namespace) -> int:
     for r in removed:
         print(f"removed {r}")
     print("nothing left to clean" if not removed else f"removed {len(removed)} item(s)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from multi6lab.topologies import generate
+    from multi6lab.vocabulary import Trigger
+
+    words = [w.strip() for w in args.triggers.split(",")]
+    if unknown := [w for w in words if w not in Trigger.values()]:
+        print(f"{PROG} generate: unknown trigger {unknown[0]!r} (triggers: {', '.join(Trigger.values())})",
+              file=sys.stderr)
+        return 2
+    shape = generate.Shape(args.sites, args.isps, args.exits, args.hosts, args.remotes, Approach(args.approach),
+                           tuple(Trigger(w) for w in words), args.seed)
+    if problems := shape.problems():
+        print(f"{PROG} generate: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    text = generate.dumps(shape)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}: {args.sites} sites on {args.isps} ISPs")
     return 0
 
 
@@ -266,6 +290,17 @@ def parser() -> argparse.ArgumentParser:
                    help="run CMD on NODE instead of opening the CLI (repeatable)")
     c = add("clean", cmd_clean, "remove what crashed or interrupted runs left behind (root)")
     c.add_argument("--all", action="store_true", help="also end runs whose owner process is still alive")
+    g = add("generate", cmd_generate, "write a topology of N multihomed sites on M ISPs (deterministic from --seed)")
+    g.add_argument("--sites", type=int, required=True, help="number of sites")
+    g.add_argument("--isps", type=int, required=True, help="number of ISPs")
+    g.add_argument("--exits", type=int, default=2, help="ISPs each site is multihomed to (default 2)")
+    g.add_argument("--hosts", type=int, default=1, help="hosts per site (default 1)")
+    g.add_argument("--remotes", type=int, default=1, help="single-homed remote hosts on the core (default 1)")
+    g.add_argument("--approach", default="nptv6", choices=[a.value for a in Approach if a in IMPLEMENTED_APPROACHES])
+    g.add_argument("--triggers", default="link,heartbeat", help="comma-separated (default link,heartbeat; "
+                                                                "routing sites always use routing)")
+    g.add_argument("--seed", type=int, default=1, help="which ISPs each site uses (default 1)")
+    g.add_argument("-o", "--output", help="file to write (default: standard output)")
     ct = add("controller", cmd_controller, "run the OpenFlow site-exit controller (os-ken) for a topology")
     what = ct.add_mutually_exclusive_group(required=True)
     what.add_argument("--topology", metavar="FILE", help="a topology YAML file")
