@@ -215,11 +215,6 @@ def validator(path: Path) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({"$ref": uri}, registry=registry())
 
 
-def schema() -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
-    return result
-
-
 # -- loading ---------------------------------------------------------------------------------------------------
 def looks_like_scenario(path: str | Path) -> bool:
     """A scenario names a ``topology:`` at the top level; a topology never does."""

@@ -35,7 +35,6 @@ class Approach(Name):
 IMPLEMENTED_APPROACHES = (Approach.ROUTING, Approach.SOURCE_ROUTING, Approach.NPTV6, Approach.ID_LOC,
                           Approach.MPTCP)
 TRANSLATING = (Approach.NPTV6, Approach.ID_LOC)  # hosts hold an identity; exits map it to locators
-EDGE_MANAGED = (Approach.SOURCE_ROUTING, Approach.NPTV6, Approach.ID_LOC, Approach.MPTCP)  # the controller's
 
 
 class Trigger(Name):

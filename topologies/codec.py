@@ -16,11 +16,10 @@ from enum import Enum
 from functools import cache
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from multi6lab.topologies.plan import Plan
 
-T = TypeVar("T")
 FORMAT = 1  # bumped when a change makes older files unreadable
 ADDRESS_TYPES = (IPv6Address, IPv6Network, IPv6Interface)
 

@@ -73,3 +73,17 @@ def test_semantic_mistakes_pass_schema_fail_loader(name: str) -> None:
     assert SEMANTIC[name] != FIGURE1
     assert schema_ok(SEMANTIC[name])
     assert not loader_ok(SEMANTIC[name])
+
+
+@pytest.mark.parametrize("schema", ["topologies/schema.json", "scenarios/schema.json",
+                                    "scenarios/comparisons/schema.json"])
+def test_every_shipped_schema_is_valid_and_resolves_its_refs(schema: str) -> None:
+    """An editor resolves the shared definitions relative to each file; so does the checker."""
+    from multi6lab.scenarios.model import validator
+
+    jsonschema.Draft202012Validator.check_schema(json.loads((ROOT / schema).read_text()))
+    files = {"topologies/schema.json": (ROOT / "topologies").glob("*.yaml"),
+             "scenarios/schema.json": (ROOT / "scenarios").glob("*.yaml"),
+             "scenarios/comparisons/schema.json": (ROOT / "scenarios" / "comparisons").glob("*.yaml")}[schema]
+    for f in files:
+        assert list(validator(ROOT / schema).iter_errors(yaml.safe_load(f.read_text()))) == [], f
