@@ -220,6 +220,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from multi6lab.lab.emulation import EnvError
     from multi6lab.lab.runner import Runner
     from multi6lab.results import comparison
+    from multi6lab.results.report import write_atomic
     from multi6lab.scenarios import compare
 
     if args.resume:
@@ -255,7 +256,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             (out / c.slug / "error.txt").write_text(traceback.format_exc())
             say(f"  cell failed: {exc} (details: {out / c.slug / 'error.txt'})")
             cells[(c.row, c.fault)] = {"scenario": c.slug, "error": f"{type(exc).__name__}: {exc}"}
-        (out / "comparison.json").write_text(json.dumps(comparison.as_json(rows, faults, cells), indent=1))
+        write_atomic(out / "comparison.json", json.dumps(comparison.as_json(rows, faults, cells), indent=1))
     table = comparison.markdown(rows, faults, cells)
     (out / "comparison.md").write_text(table)
     comparison.chart(rows, faults, cells, out / "comparison.png")
@@ -338,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; everything this run created has been removed", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file it cannot read or write (full disk, missing or read-only directory), a program
+        print(f"{PROG}: {exc.filename}: {exc.strerror}" if exc.filename else f"{PROG}: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         from multi6lab.lab.emulation import EnvError
         from multi6lab.topologies.codec import CodecError

@@ -105,3 +105,26 @@ def test_resume_needs_a_comparison_directory(tmp_path: Path, capsys: pytest.Capt
     assert main(["compare", "--resume", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"multi6lab: {tmp_path} is not a comparison to resume (no readable compare.json in it)"
+
+
+def test_an_output_that_cannot_be_written_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["draw", FIG1, "-o", str(tmp_path / "missing" / "x.dot")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"multi6lab: {tmp_path / 'missing' / 'x.dot'}: No such file or directory\n"
+
+
+def test_an_atomic_write_leaves_the_old_file_when_it_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from multi6lab.results import report
+
+    f = tmp_path / "summary.json"
+    f.write_text("old")
+    report.write_atomic(f, "new")
+    assert f.read_text() == "new"
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        report.write_atomic(f, "half")
+    assert f.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]

@@ -21,6 +21,7 @@ from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
 from multi6lab.results import analysis, plots, report
+from multi6lab.results.report import write_atomic
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
 from multi6lab.topologies import shell
@@ -242,7 +243,6 @@ class Runner:
             "command": f"multi6lab run {sc.source} --trials {len(trials)}",
             "metrics": analysis.aggregate(trials),
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         with open(self.out / "trials.csv", "w", newline="") as f:
             rows = [t.row() for t in trials]
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -254,6 +254,8 @@ class Runner:
             plots.timeline(series[name], f"{sc.name}: {name} ({sc.approach_label}, {sc.trigger_label}) — {stats}",
                            self.out / f"timeline-{name}.png")
         (self.out / "table.md").write_text(report.markdown([summary]))
+        # Last, and whole or not at all: a summary means the run is complete (compare --resume relies on it).
+        write_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         latest = self.out.parent / "latest"
         if latest.is_symlink() or not latest.exists():
             latest.unlink(missing_ok=True)
