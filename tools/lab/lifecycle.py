@@ -1,8 +1,10 @@
 """A running lab: the controller process, the emulated network, and the record of both.
 
-Start order: record, controller (wait until it listens), network, then wait until every switch is reconciled
-and every host holds its addresses and a default route. Stop order is the reverse, and runs on Ctrl-C,
-exceptions and SIGTERM: daemons first, then the network, then whatever the record still lists.
+Start order: plan.json and the record, the controller (wait until it listens), the network, then wait until
+every switch is reconciled, heartbeats and locator-pair probes answer, BGP has converged with every ISP's
+path, hosts hold their addresses and a default route, every Linux link is resolved, and the lab is steady
+(:meth:`Lab.steady_problem`). Stop order is the reverse, and runs on Ctrl-C, exceptions, SIGTERM and SIGHUP:
+daemons first, then the network, then whatever the record still lists.
 """
 
 from __future__ import annotations
