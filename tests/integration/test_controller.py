@@ -198,3 +198,27 @@ def test_a_controller_killed_with_sigkill_leaves_the_switches_forwarding_then_re
     assert len(seqs) >= 3990, f"lost {4000 - len(seqs)} of 4000 probes across the kill and the restart"
     recon = events(lab, "rules_sent", t0, cause="reconcile")
     assert {e["dpid"] for e in recon} == {1, 2, 3} and all(e["stale"] == 0 for e in recon)
+
+
+def test_malformed_packets_on_every_packet_in_path_leave_the_controller_working(lab: Lab) -> None:
+    """Frames that match the controller's packet-in rules but carry garbage behind the matched fields:
+    router and neighbour solicitations from a host, heartbeat replies and solicitations from the ISP side,
+    truncated, with bogus options, extension headers or oversized padding. The controller must survive them
+    and the site keep working."""
+    sp = lab.plan.sites[0]
+    exa, h1 = sp.exit("exa"), sp.hosts[0]
+    junk = "[bytes([(i * 37 + k) % 256 for k in range(n)]) for i, n in enumerate([0, 1, 7, 40, 300, 1400] * 20)]"
+    host = (f"[Ether(src='{h1.mac}', dst=d)/IPv6(src='fe80::99', dst=a)/m/Raw(j) for j in {junk} "
+            f"for d, a, m in [('33:33:00:00:00:02', 'ff02::2', ICMPv6ND_RS()), "
+            f"('{sp.gateway_mac}', 'fe80::1', ICMPv6ND_NS(tgt='fe80::1')), "
+            f"('{sp.gateway_mac}', 'fe80::1', IPv6ExtHdrHopByHop()/ICMPv6ND_NS(tgt='fe80::1'))]]")
+    isp = (f"[Ether(src='{exa.isp_mac}', dst='{exa.mac}')/IPv6(src='{exa.isp_address}', dst='{exa.address.ip}')"
+           f"/m/Raw(j) for j in {junk} for m in [ICMPv6EchoReply(id=1), ICMPv6ND_NS(tgt='{exa.address.ip}'), "
+           f"ICMPv6EchoRequest(), ICMPv6DestUnreach()/IPv6(dst='{R}')]]")
+    t0 = time.monotonic()
+    craft(lab, "h1", "h1-eth0", host)
+    craft(lab, "ispa", exa.isp_intf, isp)
+    assert lab.controller is not None and lab.controller.poll() is None, "the controller died"
+    lab.wait_steady()
+    assert not events(lab, "path_dead", t0)  # garbage is not evidence of a failure
+    assert len(udp_exchange(lab, "h1", "r", R, count=50)) == 50
