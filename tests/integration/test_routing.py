@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.scenarios.faults import compile_fault, reinstall_routes
 from multi6lab.scenarios.model import Blackhole
@@ -98,3 +101,13 @@ def test_a_tcp_session_keeps_its_address_across_an_exit_failure(lab: Lab) -> Non
     finally:
         restored(lab, "ip link set ispa-eth1 up; " + reinstall_routes(lab.plan, "ispa"), "ispa")
     assert session.survived(), session.client_log.read_text()
+
+
+def test_a_crashed_bgpd_is_reported_as_a_crash(lab: Lab) -> None:
+    """Not as a BGP session that is slow to come back: the lab checks its daemons by pid and start time."""
+    bgpd = next(p for p in lab.record.procs if p.what == "FRR bgpd in exa") if lab.record else None
+    assert bgpd is not None and bgpd.alive()
+    os.kill(bgpd.pid, signal.SIGKILL)
+    wait_until(lambda: not bgpd.alive(), 5, "bgpd to die")
+    with pytest.raises(EnvError, match=r"FRR bgpd in exa exited during the run \(a crash, not slow convergence\)"):
+        lab.wait_steady(5)

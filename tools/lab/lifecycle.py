@@ -216,10 +216,21 @@ class Lab:
                 for cmd in shell.when_ready(n.config):
                     self.emulation.run(n.name, cmd)
 
+    def check_alive(self) -> None:
+        """Raise EnvError if the controller or a routing daemon of this run died: a crash is reported as one,
+        not waited on as a slow convergence."""
+        self._controller_alive()
+        assert self.record is not None
+        dead = [p.what for p in self.record.procs if p.what.startswith("FRR ") and not p.alive()]
+        if dead:
+            raise EnvError(f"{dead[0]} exited during the run (a crash, not slow convergence); FRR's logs are "
+                           f"copied to {self.workdir / 'frr'} when the lab stops")
+
     def steady_problem(self) -> str | None:
         """What keeps the lab from its steady state, or None: every exit usable, the id-loc pairs back on the
         preferred pair, no icmp hold, no path or pair change for QUIET_S, BGP converged on the primary ISP, and
         no host holding a deprecated prefix. Bring-up ends here, and every trial starts here."""
+        self.check_alive()
         if self.emulation is not None and self.emulation.routers and (problem := self.bgp_problem()):
             return problem
         idloc = [s for s in self.plan.sites if s.site.approach == Approach.ID_LOC]

@@ -229,6 +229,7 @@ class Runner:
             for k in range(1, sc.trials + 1):
                 self.say(f"trial {k}/{sc.trials}: {', '.join(c.fault.describe() for c in compiled)}")
                 trial, tl = self.trial(lab, k, compiled)
+                lab.check_alive()  # a daemon that died in the trial makes its numbers meaningless
                 trials.append(trial)
                 for name in series:
                     series[name].append(tl[name])
