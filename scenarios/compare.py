@@ -51,7 +51,15 @@ def load(path: Path, trials: int | None = None) -> list[Cell]:
     d = src.data
     topologies: dict[Path, Topology] = {}
     out: list[Cell] = []
+    names: dict[str, int] = {}  # a row's name makes its cells' directories: two rows may not share one
     for i, row in enumerate(d["rows"]):
+        name = row.get("name", row["approach"])
+        if name in names:
+            where = ("rows", i, "name") if "name" in row else ("rows", i)
+            problems.append(src.problem(where, f"rows[{names[name]}] is already named '{name}' (its cells' results "
+                                               "would overwrite each other); give this row its own 'name'"))
+            continue
+        names[name] = i
         tpath = (path.parent / row["topology"]).resolve()
         if tpath not in topologies:
             try:

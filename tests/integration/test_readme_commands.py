@@ -80,8 +80,8 @@ trials: 1
 record_s: 1.2
 rows:
   - {{approach: nptv6, triggers: [link], topology: {delayed}, site: site, host: h1, remote: r}}
-  - {{approach: nptv6, triggers: [link, heartbeat], topology: {ROOT}/topologies/figure1.yaml, site: site,
-     host: h1, remote: r}}
+  - {{name: plain, approach: nptv6, triggers: [link, heartbeat], topology: {ROOT}/topologies/figure1.yaml,
+     site: site, host: h1, remote: r}}
 faults:
   link down: {{kind: link_down, end: isp, at: 0.0, duration: 0.5}}
 """)

@@ -202,6 +202,8 @@ def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
     (("{approach: mptcp, triggers: [link, heartbeat]", "{approach: mptcp, triggers: [routing]"),
      r"approaches.yaml:10:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
     (("trials: 20", "trials: many"), r"approaches.yaml:5:9: trials: 'many' is not of type 'integer'"),
+    (("{name: routing-bgp-1-3,", "{name: routing-bgp-default,"),
+     r"approaches.yaml:\d+:\d+: rows\[5\]\.name: rows\[4\] is already named 'routing-bgp-default'"),
 ])
 def test_comparison_problems_point_into_the_comparison_file(tmp_path: Path, change: tuple[str, str],
                                                              where: str) -> None:
