@@ -18,7 +18,6 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
 """
 
 from __future__ import annotations
-from multi6lab.vocabulary import DETECTION_EVENTS, Event
 
 import itertools
 import math
@@ -26,6 +25,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from multi6lab.vocabulary import DETECTION_EVENTS, Event
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 
