@@ -31,17 +31,14 @@ class Cell:
     scenario: Scenario
 
 
-def looks_like_comparison(path: str | Path) -> bool:
-    try:
-        data = yamlsrc.load(path).data
-    except InputError:
-        return False
-    return isinstance(data, dict) and "rows" in data
-
-
 def load(path: Path, trials: int | None = None) -> list[Cell]:
     """Every cell of the comparison at ``path``, rows in order, each row's faults in order."""
-    src = yamlsrc.load(path)
+    return from_source(yamlsrc.load(path), trials)
+
+
+def from_source(src: Source, trials: int | None = None) -> list[Cell]:
+    """The cells of an already parsed comparison file (its topology paths are relative to the file)."""
+    path = Path(src.file)
     if not isinstance(src.data, dict):
         raise InputError([src.problem((), "a comparison is a YAML mapping (rows, faults, trials, record_s)")])
     problems = [src.problem(p, msg, at_key) for err in validator(COMPARISON_SCHEMA_PATH).iter_errors(src.data)

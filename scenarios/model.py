@@ -216,20 +216,16 @@ def validator(path: Path) -> jsonschema.Draft202012Validator:
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
-def looks_like_scenario(path: str | Path) -> bool:
-    """A scenario names a ``topology:`` at the top level; a topology never does."""
-    try:
-        src = yamlsrc.load(path)
-    except InputError:
-        return Path(path).parent.name == "scenarios"
-    return isinstance(src.data, dict) and "topology" in src.data
-
-
 def load(path: str | Path) -> Scenario:
-    src = yamlsrc.load(path)
+    return from_source(yamlsrc.load(path))
+
+
+def from_source(src: Source) -> Scenario:
+    """The scenario of an already parsed file (its topology path is relative to the file)."""
+    path = Path(src.file)
     if not isinstance(src.data, dict):
         raise InputError([src.problem((), "a scenario is a YAML mapping (name, topology, faults, ...)")])
-    return Checker(src, src.data, Path(path).parent, str(path)).build()
+    return Checker(src, src.data, path.parent, str(path)).build()
 
 
 Locate = Callable[[PathKey], PathKey]

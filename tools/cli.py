@@ -43,20 +43,25 @@ class Ticker:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Each file is parsed once and checked as what it is: a comparison names ``rows``, a scenario names a
+    ``topology``, anything else is a topology."""
     from multi6lab.scenarios import compare
     from multi6lab.scenarios import model as scenario_model
+    from multi6lab.topologies import yamlsrc
 
     bad = 0
     for f in args.files:
         try:
-            if compare.looks_like_comparison(f):
-                print(f"ok: {f} (comparison: {len(compare.load(Path(f)))} cells)")
-            elif scenario_model.looks_like_scenario(f):
-                sc = scenario_model.load(f)
+            src = yamlsrc.load(f)
+            kind = src.data.keys() if isinstance(src.data, dict) else set()
+            if "rows" in kind:
+                print(f"ok: {f} (comparison: {len(compare.from_source(src))} cells)")
+            elif "topology" in kind:
+                sc = scenario_model.from_source(src)
                 print(f"ok: {f} (scenario {sc.name}: {sc.topology_path.name}, {sc.approach_label}, "
                       f"{len(sc.faults)} fault(s), {sc.trials} trials)")
             else:
-                t = loader.load(f)
+                t = loader.from_source(src)
                 print(f"ok: {f} ({len(t.sites)} site(s), {len(t.isps)} ISP(s), {len(t.kinds)} nodes, "
                       f"{len(t.links)} links)")
                 for note in t.unimplemented():

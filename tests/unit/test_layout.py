@@ -129,3 +129,19 @@ def test_a_damaged_plan_file_is_one_sentence(tmp_path: Path, text: str) -> None:
     f.write_text(text)
     with pytest.raises(codec.CodecError, match="plan"):
         codec.read(f)
+
+
+@pytest.mark.parametrize(("path", "parsed"), [
+    ("topologies/figure1.yaml", ["figure1.yaml"]),
+    ("scenarios/demo.yaml", ["demo.yaml", "figure1.yaml"]),
+    ("scenarios/comparisons/approaches.yaml", ["approaches.yaml", "figure1.yaml", "two-sites.yaml"]),
+])
+def test_validate_parses_each_file_once(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                        path: str, parsed: list[str]) -> None:
+    from multi6lab.cli import main
+
+    seen: list[str] = []
+    real = yamlsrc.parse
+    monkeypatch.setattr(yamlsrc, "parse", lambda text, name="<string>": seen.append(name) or real(text, name))
+    assert main(["validate", str(ROOT / path)]) == 0 and "ok:" in capsys.readouterr().out
+    assert sorted(Path(p).name for p in seen) == parsed

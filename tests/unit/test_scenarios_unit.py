@@ -89,11 +89,6 @@ def test_broken_topology_is_reported_from_the_scenario(tmp_path: Path) -> None:
         model.load(f)
 
 
-def test_looks_like_scenario() -> None:
-    assert model.looks_like_scenario(ROOT / "scenarios" / "demo.yaml")
-    assert not model.looks_like_scenario(ROOT / "topologies" / "figure1.yaml")
-
-
 Fig1 = tuple[Plan, SitePlan]
 
 
