@@ -189,7 +189,7 @@ def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "where"), [
     # A problem in a cell is reported where the comparison file says it, never at a generated file.
     (("site: site, host: h1, remote: r}", "site: nowhere, host: h1, remote: r}"),
-     r"approaches.yaml:8:104: rows\[0\]\.site: no site 'nowhere'"),
+     r"approaches.yaml:8:99: rows\[0\]\.site: no site 'nowhere'"),
     (("direction: inbound, at: 0.0", "direction: sideways, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.direction: 'sideways' is not one of"),
     (("direction: inbound, at: 0.0", "end: isp, at: 0.0"),
@@ -206,9 +206,12 @@ def test_comparison_problems_point_into_the_comparison_file(tmp_path: Path, chan
 
     text = COMPARISON.read_text()
     assert change[0] in text
-    bad = tmp_path / "comparisons" / "approaches.yaml"
-    bad.parent.mkdir()
-    bad.write_text(text.replace(change[0], change[1], 1).replace("../../topologies/", f"{ROOT}/topologies/"))
+    # Same depth as in the project, so the relative topology paths (and so every column) stay as written,
+    # wherever the checkout lives.
+    (tmp_path / "topologies").symlink_to(ROOT / "topologies")
+    bad = tmp_path / "scenarios" / "comparisons" / "approaches.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(text.replace(change[0], change[1], 1))
     with pytest.raises(InputError, match=where):
         compare.load(bad)
 
