@@ -32,7 +32,7 @@ from multi6lab.controller.compat import (
     set_ev_cls,
 )
 from multi6lab.controller.liveness import Liveness
-from multi6lab.controller.pairs import PairTable
+from multi6lab.controller.pairs import Edge, Message, edge_of
 from multi6lab.controller.policy import (
     COOKIE,
     OFPP_CONTROLLER,
@@ -50,12 +50,12 @@ from multi6lab.controller.policy import (
     desired,
     diff,
 )
-from multi6lab.topologies.addressing import GATEWAY_LL
+from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import Plan
 from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Approach, Event
 
 # Filled by controller.launcher before the framework instantiates the app.
-SETTINGS: dict[str, Any] = {"plan": None, "events": None, "ra_interval": 3.0}
+SETTINGS: dict[str, Any] = {"plan": None, "site": None, "events": None, "ra_interval": 3.0}
 ICMP_ERRORS_PER_SECOND = 100
 POLICY_CACHE = 256
 RA_VALID = 1800
@@ -71,27 +71,34 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.plan: Plan = SETTINGS["plan"]
-        self.sites = {sp.site.name: SitePolicy.of(sp) for sp in self.plan.sites}
+        # The sites this process runs: one (a site's own controller) or, without --site, every managed site.
+        own = [sp for sp in self.plan.sites if SETTINGS["site"] in (None, sp.site.name)]
+        self.own = {sp.site.name for sp in own if sp.site.approach != Approach.ROUTING}
+        self.sites = {sp.site.name: SitePolicy.of(sp) for sp in own}
         self.lock = threading.RLock()
         self.event_log = open(SETTINGS["events"], "a", buffering=1) if SETTINGS["events"] else None  # noqa: SIM115
-        self.liveness = Liveness(self.plan, time.monotonic())
-        self.pairs = PairTable(self.plan)
-        self.exit_by_address = {e.address.ip: e for sp in self.plan.sites for e in sp.exits}
+        self.liveness = Liveness(self.plan, time.monotonic(), self.own)
+        # Each id-loc site's edge decides alone, from the messages that reach its own exits.
+        self.edges: dict[str, Edge] = {sp.site.name: edge_of(self.plan, sp.site.name) for sp in own
+                                       if sp.site.approach == Approach.ID_LOC}
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
-        self.pair_probes: dict[tuple[str, str], bytes] = {}  # built once: a probe's content never changes
-        for route in self.pairs.routes.values():
-            for pair in route.candidates:
-                x, y = self.exit_by_name[pair.src_exit], self.exit_by_name[pair.dst_exit]
-                self.pair_probes[pair.key] = packets.echo_request(x.mac, x.isp_mac, x.address.ip, y.address.ip,
-                                                                  0x6D37, 1)
+        # Edge addresses: this site's own, and the far sites' as the mapping records give their locators.
+        self.far_edge: dict[Any, tuple[str, str]] = {}  # address -> (far site, its exit)
+        self.far_address: dict[tuple[str, str], Any] = {}
+        for edge in self.edges.values():
+            for record in edge.records.values():
+                for loc in record.locators:
+                    self.far_edge[edge_address(loc.prefix)] = (record.site, loc.exit)
+                    self.far_address[(record.site, loc.exit)] = edge_address(loc.prefix)
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
         self.policies: dict[Hashable, RuleSet] = {}  # by (usable exits, active pairs, icmp holds)
         self.pending: dict[int, dict[str, Any]] = {}
-        self.barriers: dict[int, float] = {}
+        self.barriers: dict[int, tuple[float, int]] = {}  # xid -> (sent, push)
+        self.pushes = 0  # numbers each push, so a barrier reply names the decision it completes
         self.icmp_budget: dict[str, float] = defaultdict(float)
         self.counters: dict[str, int] = defaultdict(int)
-        self.log(Event.CONTROLLER_START, topology=self.plan.topology.name)
+        self.log(Event.CONTROLLER_START, topology=self.plan.topology.name, sites=sorted(self.own))
         hub.spawn(self._heartbeat_loop)
         hub.spawn(self._ra_loop)
 
@@ -108,7 +115,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def on_features(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        if self.plan.site_by_dpid(dp.id) is None:
+        if self._where(dp.id) is None:
             self.log(Event.UNKNOWN_SWITCH, dpid=dp.id)
             return
         p, o = dp.ofproto_parser, dp.ofproto
@@ -183,6 +190,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         """
         want = self._desired()
         sent = []
+        self.pushes += 1
         for dpid, dp in list(self.datapaths.items()):
             if dpid not in self.installed:
                 continue  # still reconciling; it will get the current state
@@ -204,33 +212,37 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self.installed[dpid] = target
             sent.append((dp, len(ch)))
         for dp, n in sent:
-            self._barrier(dp, cause, n)
+            self._barrier(dp, cause, n, push=self.pushes)
 
     def _desired(self) -> RuleSet:
         """The policy for the current state. States recur (every trial fails the same exit), and computing
         the policy costs ~3 ms of Python on a busy machine, all of it before the first FlowMod leaves: each
         state's policy is computed once."""
-        usable, pairs, avoid = self.liveness.usable(), self.pairs.active(), self.liveness.avoided(time.monotonic())
+        pairs = {k: v for edge in self.edges.values() for k, v in edge.active().items()}
+        usable, avoid = self.liveness.usable(), self.liveness.avoided(time.monotonic())
         key = (frozenset(usable.items()), frozenset(pairs.items()),
                frozenset((k, frozenset(v)) for k, v in avoid.items()))
         if key not in self.policies:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
-            self.policies[key] = desired(self.plan, usable, pairs, avoid)
+            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own)
         return self.policies[key]
 
-    def _barrier(self, dp: Any, cause: str, n: int, **extra: Any) -> None:
+    def _barrier(self, dp: Any, cause: str, n: int, push: int = 0, **extra: Any) -> None:
         req = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(req)
-        self.barriers[req.xid] = time.monotonic()
-        self.log(Event.RULES_SENT, dpid=dp.id, switch=self._name(dp.id), cause=cause, changes=n, **extra)
+        self.barriers[req.xid] = (time.monotonic(), push)
+        self.log(Event.RULES_SENT, dpid=dp.id, switch=self._name(dp.id), site=self._site(dp.id), cause=cause,
+                 changes=n, push=push, **extra)
         dp.send_msg(req)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def on_barrier(self, ev: Any) -> None:
         sent = self.barriers.pop(ev.msg.xid, None)
         if sent is not None:
-            self.log(Event.BARRIER_OK, dpid=ev.msg.datapath.id, rtt_ms=round((time.monotonic() - sent) * 1000, 3))
+            dpid = ev.msg.datapath.id
+            self.log(Event.BARRIER_OK, dpid=dpid, site=self._site(dpid), push=sent[1],
+                     rtt_ms=round((time.monotonic() - sent[0]) * 1000, 3))
 
     def _send_rule(self, dp: Any, r: Rule, command: int) -> None:
         p, o = dp.ofproto_parser, dp.ofproto
@@ -277,23 +289,23 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         now = time.monotonic()
         with self.lock:
             events = self.liveness.port_status(dp.id, port.port_no, up, now)
-            where = self.plan.site_by_dpid(dp.id)
-            if where and where[1] != "fabric" and where[0].exit(where[1]).outside_port == port.port_no:
-                events += self.pairs.link(where[1], up, now)
+            where = self._where(dp.id)
+            edge = self.edges.get(where[0].site.name) if where else None
+            if where and edge and where[1] != "fabric" and where[0].exit(where[1]).outside_port == port.port_no:
+                events += edge.link(where[1], up, now)
             self._after(events)
+            self._send_pair_messages(now)  # a locator update leaves at once
 
     def _after(self, events: list[dict[str, Any]]) -> None:
         """Act on liveness events: probe, push rules, re-advertise prefixes; then write the events down."""
         changed = any(e["event"] in RULE_CHANGING_EVENTS for e in events)
         # Only source-routing hosts see a path change in RAs (a deprecated prefix); nobody else needs one.
         moved = {e.get("site") for e in events if e["event"] in (Event.PATH_DEAD, Event.PATH_ALIVE)}
-        if any(e["event"] == Event.EXPLORING for e in events):
-            self._send_pair_probes(time.monotonic())  # probe every candidate now, not at the next tick
         if changed:
             self._push("liveness")
         for e in events:
             self.log(e.pop("event"), **e)
-        for sp in self.plan.sites:
+        for sp in (p.plan for p in self.sites.values()):
             if sp.site.name in moved and sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
                 self._send_ras(sp.fabric_dpid)
 
@@ -302,7 +314,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def on_packet_in(self, ev: Any) -> None:
         msg = ev.msg
         dp = msg.datapath
-        where = self.plan.site_by_dpid(dp.id)
+        where = self._where(dp.id)
         if where is None:
             return
         sp, role = where
@@ -316,12 +328,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             with self.lock:
                 self._after(self.liveness.icmp_unreachable(role, str(unreachable), time.monotonic()))
             return
-        probe = packets.echo_request_addresses(msg.data) if role != "fabric" else None
-        if probe is not None:
-            src = self.exit_by_address.get(probe[0])
-            if src is not None:
-                with self.lock:
-                    self._after(self.pairs.seen(src.name, role, time.monotonic()))
+        message = packets.read_pair_message(msg.data) if role != "fabric" else None
+        if message is not None:
+            self._pair_message(sp, role, message)
             return
         pkt = packets.parse(msg.data)
         if pkt.kind == "ns" and pkt.src is not None:
@@ -332,6 +341,21 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._stale_source(dp, sp, in_port, pkt, msg.data)
         else:
             self.counters["dropped_packet_in"] += 1
+
+    def _pair_message(self, sp: Any, role: str, m: packets.PairMessage) -> None:
+        """A far edge's message reached exit ``role``: hand it to this site's edge, send what it answers."""
+        edge = self.edges.get(sp.site.name)
+        far = self.far_edge.get(m.src)
+        if edge is None or far is None or m.dst != edge_address(sp.exit(role).delegation):
+            self.counters["foreign_pair_message"] += 1
+            return
+        down = tuple(e for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
+        message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.exploring, m.reports,
+                          tuple(name for _, name in down))
+        now = time.monotonic()
+        with self.lock:
+            self._after(edge.received(message, now))
+            self._send_pair_messages(now)
 
     def _answer_ns(self, dp: Any, sp: Any, role: str, in_port: int, pkt: packets.Parsed) -> None:
         if role == "fabric" and pkt.target == GATEWAY_LL:
@@ -375,7 +399,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self._packet_out(dp, port, packets.router_advert(sp.gateway_mac, GATEWAY_LL, self._ra_prefixes(sp)))
 
     def _send_ras(self, dpid: int) -> None:
-        where = self.plan.site_by_dpid(dpid)
+        where = self._where(dpid)
         dp = self.datapaths.get(dpid)
         if where is None or dp is None or where[1] != "fabric":
             return
@@ -400,17 +424,17 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def _heartbeat_loop(self) -> None:
         """Send one echo request per heartbeat path every interval; judging happens in the event queue."""
         paths = self.liveness.heartbeat_paths()
-        if not paths and not self.pairs.routes:
+        if not paths and not self.edges:
             return
         # Replies are not matched to requests (any reply proves the path), so each request is built once.
         probes = []
         for p in paths:
-            where = self.plan.site_by_dpid(p.dpid)
+            where = self._where(p.dpid)
             assert where is not None
             e = where[0].exit(p.exit)
             data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, 1)
             probes.append((p, e.outside_port, data))
-        interval = min([p.interval for p in paths] + ([self.pairs.interval] if self.pairs.routes else []))
+        interval = min([p.interval for p in paths] + [edge.interval for edge in self.edges.values()])
         next_probe = time.monotonic()
         judged: float | None = None  # the deadline a tick was already posted for
         while True:
@@ -425,11 +449,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                     except Exception as exc:
                         self.log(Event.HEARTBEAT_ERROR, exit=p.exit, error=str(exc))
                 with self.lock:
-                    self._send_pair_probes(now)
+                    self._send_pair_messages(now)
                 next_probe = max(next_probe + interval, now)  # fell behind: do not burst to catch up
             # Wake for the next probe, or exactly at the earliest detection deadline, whichever is first:
             # judging only on probe ticks would add up to one interval to every detection.
-            deadlines = [d for d in (self.liveness.next_deadline(), self.pairs.next_deadline()) if d is not None]
+            deadlines = [d for d in (self.liveness.next_deadline(), *(e.next_deadline() for e in self.edges.values()))
+                         if d is not None]
             deadline = min(deadlines, default=None)
             if deadline == judged:
                 deadline = None  # its tick is queued; do not post it again
@@ -445,20 +470,34 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def on_heartbeat_tick(self, ev: EventHeartbeatTick) -> None:
         now = time.monotonic()
         with self.lock:
-            self._after(self.liveness.tick(now) + self.pairs.tick(now))
+            self._after(self.liveness.tick(now) + [e for edge in self.edges.values() for e in edge.tick(now)])
+            self._send_pair_messages(now)
 
-    def _send_pair_probes(self, now: float) -> None:
-        """One-way probes for the locator pairs that are due (id-loc); caller holds the lock."""
-        for xn, yn in self.pairs.due(now):
-            x = self.exit_by_name[xn]
-            dp = self.datapaths.get(x.dpid)
-            if dp is None or x.dpid not in self.installed:
-                continue
-            try:
-                self._packet_out(dp, x.outside_port, self.pair_probes[(xn, yn)])
-            except Exception as exc:
-                self.log(Event.HEARTBEAT_ERROR, exit=xn, error=str(exc))
+    def _send_pair_messages(self, now: float) -> None:
+        """The id-loc edges' messages that are due, each out of its exit's uplink; caller holds the lock."""
+        for edge in self.edges.values():
+            for m in edge.due(now):
+                x = self.exit_by_name[m.src_exit]
+                dp = self.datapaths.get(x.dpid)
+                if dp is None or x.dpid not in self.installed:
+                    continue
+                wire = packets.PairMessage(edge_address(x.delegation), self.far_address[(m.dst_site, m.dst_exit)],
+                                           m.nonce, m.exploring, m.reports,
+                                           tuple(edge_address(self.exit_by_name[d].delegation) for d in m.down))
+                try:
+                    self._packet_out(dp, x.outside_port, packets.pair_message(x.mac, x.isp_mac, wire))
+                except Exception as exc:
+                    self.log(Event.HEARTBEAT_ERROR, exit=m.src_exit, error=str(exc))
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _where(self, dpid: int) -> tuple[Any, str] | None:
+        """The site and role of one of this process's switches; None for a switch of another site's."""
+        where = self.plan.site_by_dpid(dpid)
+        return where if where is not None and where[0].site.name in self.own else None
+
+    def _site(self, dpid: int) -> str | None:
+        where = self._where(dpid)
+        return where[0].site.name if where is not None else None
+
     def _name(self, dpid: int) -> str:
         return next((n.name for n in self.plan.switches if n.dpid == dpid), f"dpid {dpid}")

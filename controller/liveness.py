@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,13 @@ class PathState:
 
 
 class Liveness:
-    def __init__(self, plan: Plan, now: float):
+    def __init__(self, plan: Plan, now: float, sites: Collection[str] | None = None):
+        """Paths of ``sites`` (default: every site of ``plan``)."""
+        own = [sp for sp in plan.sites if sites is None or sp.site.name in sites]
         self.paths: dict[str, PathState] = {}
         self.unreachable: dict[tuple[str, str], float] = {}  # (exit, destination) -> avoided until
-        self.site_triggers = {sp.site.name: sp.site.triggers for sp in plan.sites}
-        for sp in plan.sites:
+        self.site_triggers = {sp.site.name: sp.site.triggers for sp in own}
+        for sp in own:
             s = sp.site
             for e in sp.exits:
                 self.paths[e.name] = PathState(

@@ -2,11 +2,13 @@
 
 The site router's control plane lives here: neighbor advertisements for the gateway and exit addresses,
 router advertisements with per-prefix lifetimes (deprecation is a preferred lifetime of 0, RFC 8475),
-ICMPv6 destination unreachable code 5 for stale sources (RFC 8678), and heartbeat echo requests.
+ICMPv6 destination unreachable code 5 for stale sources (RFC 8678), heartbeat echo requests, and the id-loc
+edges' locator-pair messages (built and read by hand: one leaves or arrives every few milliseconds per pair).
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
@@ -30,6 +32,11 @@ ALL_NODES = IPv6Address("ff02::1")
 ALL_NODES_MAC = "33:33:00:00:00:01"
 SOURCE_POLICY_FAILED = 5  # ICMPv6 type 1 code 5: source address failed ingress/egress policy (RFC 4443)
 MIN_MTU = 1280
+PAIR_PORT = 5534  # UDP port of the locator-pair protocol (RFC 5534 is REAP, which it is modelled on)
+PAIR_MAGIC = b"m6lp"
+PAIR_VERSION = 1
+_PAIR_HEAD = struct.Struct("!4sBBBBI")  # magic, version, flags, reports, down locators, nonce
+_UDP_AT = 14 + 40
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,6 @@ class Parsed:
 def is_echo_reply(data: bytes) -> bool:
     """Fast path for heartbeat replies (hundreds a second): Ethernet/IPv6/ICMPv6 type 129, no scapy."""
     return len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 129
-
-
-def echo_request_addresses(data: bytes) -> tuple[IPv6Address, IPv6Address] | None:
-    """Fast path for locator-pair probes: (source, destination) of an ICMPv6 echo request, else None."""
-    if len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 128:
-        return IPv6Address(data[22:38]), IPv6Address(data[38:54])
-    return None
 
 
 def unreachable_destination(data: bytes) -> IPv6Address | None:
@@ -130,3 +130,57 @@ def source_policy_failed(src_mac: str, src: IPv6Address, dst_mac: str, offending
     pkt = (Ether(src=src_mac, dst=dst_mac) / IPv6(src=str(src), dst=ip.src, hlim=255)
            / ICMPv6DestUnreach(code=SOURCE_POLICY_FAILED) / quoted)
     return bytes(pkt)
+
+
+@dataclass(frozen=True)
+class PairMessage:
+    """A locator-pair message as it travels: between two edge addresses (see addressing.edge_address)."""
+
+    src: IPv6Address
+    dst: IPv6Address
+    nonce: int
+    exploring: bool
+    reports: tuple[int, ...] = ()  # nonces the sender received from the addressee
+    down: tuple[IPv6Address, ...] = ()  # edge addresses of the sender's locators whose uplink is down
+
+
+def pair_message(src_mac: str, dst_mac: str, m: PairMessage) -> bytes:
+    """Ethernet/IPv6/UDP carrying ``m``, with a valid UDP checksum."""
+    payload = (_PAIR_HEAD.pack(PAIR_MAGIC, PAIR_VERSION, int(m.exploring), len(m.reports), len(m.down), m.nonce)
+               + b"".join(struct.pack("!I", n) for n in m.reports) + b"".join(a.packed for a in m.down))
+    length = 8 + len(payload)
+    pseudo = m.src.packed + m.dst.packed + struct.pack("!IxxxB", length, 17)
+    checksum = _ones_complement(pseudo + struct.pack("!HHHH", PAIR_PORT, PAIR_PORT, length, 0) + payload) or 0xFFFF
+    ip = struct.pack("!IHBB", 0x6 << 28, length, 17, 64) + m.src.packed + m.dst.packed
+    udp = struct.pack("!HHHH", PAIR_PORT, PAIR_PORT, length, checksum)
+    return _mac(dst_mac) + _mac(src_mac) + b"\x86\xdd" + ip + udp + payload
+
+
+def read_pair_message(data: bytes) -> PairMessage | None:
+    """The locator-pair message in a packet-in, or None for anything else or anything malformed."""
+    if len(data) < _UDP_AT + 8 + _PAIR_HEAD.size or data[12:14] != b"\x86\xdd" or data[20] != 17:
+        return None
+    if struct.unpack_from("!H", data, _UDP_AT + 2)[0] != PAIR_PORT:
+        return None
+    at = _UDP_AT + 8
+    magic, version, flags, n_reports, n_down, nonce = _PAIR_HEAD.unpack_from(data, at)
+    at += _PAIR_HEAD.size
+    if magic != PAIR_MAGIC or version != PAIR_VERSION or len(data) < at + 4 * n_reports + 16 * n_down:
+        return None
+    reports = struct.unpack_from(f"!{n_reports}I", data, at)
+    at += 4 * n_reports
+    down = tuple(IPv6Address(data[at + 16 * i: at + 16 * (i + 1)]) for i in range(n_down))
+    return PairMessage(IPv6Address(data[22:38]), IPv6Address(data[38:54]), nonce, bool(flags & 1), reports, down)
+
+
+def _mac(text: str) -> bytes:
+    return bytes(int(x, 16) for x in text.split(":"))
+
+
+def _ones_complement(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF

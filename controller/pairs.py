@@ -1,215 +1,325 @@
-"""Locator-pair liveness and selection for ``id-loc`` sites (RFC 4177 sections 5.4, 6.3.4). Pure.
+"""Locator pairs between id-loc sites, chosen by each site's edge from what reached it (RFC 4177 5.4, 6.3.4). Pure.
 
-Between two id-loc sites S and R, traffic from S to R uses one *directed locator pair* (an exit X of S, an
-exit Y of R): S's edge writes X's locator as source and Y's locator as destination. Each directed pair is
-probed one way (X's address to Y's address, through the ISPs); the controller runs both edges, so it sees
-a probe arrive at Y without a reply, and unidirectional failures show up as one dead direction.
+Between two id-loc sites S and R, traffic from S to R uses one *directed locator pair* (an exit X of S, a
+locator Y of R): S's edge writes X's locator as source and Y's as destination. Each site's edge chooses its
+own outbound pair, and it learns whether a pair delivers only from messages of the far edge that crossed the
+emulated network: the two edges run a small protocol modelled on REAP (RFC 5534), one :class:`Edge` each.
 
-The active pair is probed every ``interval``; the others every ``STANDBY_FACTOR`` intervals. When the link
-trigger sees an exit of the active pair go down, the failure's place is known: the most preferred pair that
-avoids that link and delivered within the standby detection time is selected at once. When a silent failure
-kills the active pair (no probe for ``interval x multiplier``), where it failed is unknown: the most preferred
-pair sharing neither exit with the dead one that delivered recently carries traffic at once, and every
-candidate is probed at once (RFC 4177 6.3.4's exploration). The first to deliver settles it: if it is the pair
-already carrying traffic, that pair is confirmed; if another, traffic moves there. Without such a disjoint
-pair, traffic waits for the exploration. Its time is reported either way. When a more preferred pair
-delivers ``multiplier`` probes in a row again, traffic moves back to it.
+* Every message is a probe with a fresh random nonce, sent from the edge's address in one of its locators to
+  the far edge's address in one of the far site's locators (:class:`Message`). Each message also *reports*
+  the newest nonce the sender received on each pair from the addressee recently (REAP's received-probe
+  reports), and lists the sender's locators whose uplink is down (a locator update, as SHIM6's).
+* Keepalives: the edge probes its active pair every ``interval``; the controller sees no data packets, so a
+  direction is always treated as one that carries no data. Standby pairs are probed every ``STANDBY_FACTOR``
+  intervals, so a failover can pick a pair with recent evidence.
+* Send timeout: when no probe sent on the active pair within ``interval x multiplier`` has been reported
+  back, the edge *explores*: it probes every usable pair at once and then every interval, flagged so that the
+  far edge answers at once (answers are never flagged, so they do not answer each other). It keeps sending
+  on the active pair meanwhile: silence alone does not say which direction failed.
+* Evidence: the edge changes its outbound pair only on what it received. During an exploration, the first
+  report of a probe sent since it began settles it: the active pair reported confirms it; another pair
+  reported first (the active pair's probe went first and did not arrive) takes traffic. The edge's own
+  uplink going down, or the far edge's word that one of its locators is down, moves traffic at once to the
+  most preferred pair reported recently (or explores, with none).
+* A more preferred pair whose probes are reported ``multiplier`` times since it last failed takes traffic back.
+
+A unidirectional failure therefore moves only the broken direction: both edges may time out, but the reports
+that end the exploration of the edge whose direction still works confirm the pair it kept, and the edge whose
+probes stopped arriving hears of another pair first. The state machine is drawn in docs/locator-pairs.md.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from multi6lab.controller.mapping import MappingService
+from multi6lab.controller.mapping import MappingService, Record
 from multi6lab.topologies.plan import Plan
 from multi6lab.vocabulary import Approach, Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 STANDBY_FACTOR = 10
+NEVER = float("-inf")
 
 
-@dataclass
-class Pair:
+@dataclass(frozen=True)
+class Message:
+    """One probe from the edge of ``src_site``, sent through its exit ``src_exit`` to the far site's locator
+    ``dst_exit``. On the wire the exits are the edges' addresses in those locators."""
+
     src_site: str
     dst_site: str
     src_exit: str
     dst_exit: str
+    nonce: int
+    exploring: bool = False  # the sender is exploring: answer at once
+    reports: tuple[int, ...] = ()  # the newest nonce received from the addressee on each pair, recently
+    down: tuple[str, ...] = ()  # the sender's exits whose uplink is down
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.src_exit, self.dst_exit)
+
+
+@dataclass
+class OutPair:
+    """One outbound pair (this site's exit, a far locator) and what the far edge reported about it."""
+
+    src_exit: str
+    dst_exit: str
     rank: int  # lower is preferred
-    last_seen: float | None = None
-    streak: int = 0  # consecutive probes seen since the last loss verdict
-    dead: bool = False
-    link_down: bool = False
+    seq: int = 0  # probes sent on it so far
+    confirmed_seq: int = 0  # the newest of them the far edge reported
+    confirmed_sent: float | None = None  # ... and when it was sent
+    streak: int = 0  # reports since it last failed
+    link_down: bool = False  # this site's uplink of src_exit is down
+    peer_down: bool = False  # the far edge said dst_exit is down
+    last_probe: float = NEVER
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.src_exit, self.dst_exit)
 
+    @property
+    def usable(self) -> bool:
+        return not self.link_down and not self.peer_down
+
 
 @dataclass
-class Route:
-    """The choice for one ordered site pair."""
+class Context:
+    """This edge's state toward one far id-loc site."""
 
-    src_site: str
-    dst_site: str
-    candidates: list[Pair]
-    active: Pair
+    site: str
+    peer: str
+    candidates: list[OutPair]
+    triggers: tuple[str, ...]
+    interval: float
+    multiplier: int
+    active: OutPair = field(init=False)
+    active_since: float = NEVER
     exploring_since: float | None = None
-    triggers: tuple[str, ...] = ()
-    interval: float = 0.01
-    multiplier: int = 3
-    probed: dict[tuple[str, str], float] = field(default_factory=dict)
+    sent: dict[int, tuple[OutPair, int, float]] = field(default_factory=dict)  # nonce -> (pair, seq, sent at)
+    inbound: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)  # pair -> (nonce, arrived)
+    answer: bool = False  # a message asked to be answered at once
+    answered: float = NEVER
+
+    def __post_init__(self) -> None:
+        self.active = self.candidates[0]
 
     @property
     def detect_time(self) -> float:
         return self.interval * self.multiplier
 
+    @property
+    def window(self) -> float:
+        """How long evidence stays fresh: the standby probes' detection time."""
+        return self.interval * STANDBY_FACTOR * self.multiplier
 
-class PairTable:
-    def __init__(self, plan: Plan):
-        sites = [sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC]
-        mapping = MappingService.of(plan)
-        self.routes: dict[tuple[str, str], Route] = {}
-        self.by_key: dict[tuple[str, str], list[Pair]] = {}
-        for s in sites:
-            for r in sites:
-                if s is r:
-                    continue
-                assert r.site.identity is not None
-                record = mapping.resolve(r.site.identity.network_address)  # the far site's locators
-                assert record is not None
-                cands = [Pair(s.site.name, r.site.name, x.name, y.exit, rank=i * 16 + j)
-                         for i, x in enumerate(s.exits) for j, y in enumerate(record.locators)]
-                cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
-                for p in cands:
-                    self.by_key.setdefault(p.key, []).append(p)
-                hb = s.site.heartbeat
-                self.routes[(s.site.name, r.site.name)] = Route(
-                    s.site.name, r.site.name, cands, cands[0], triggers=s.site.triggers,
-                    interval=hb.interval_ms / 1000.0, multiplier=hb.multiplier)
+    def ev(self, name: str, now: float, p: OutPair, **extra: Any) -> EventRecord:
+        return {"event": name, "t": now, "src_site": self.site, "dst_site": self.peer, "exit": p.src_exit,
+                "dst_exit": p.dst_exit, **extra}
+
+
+class Edge:
+    """One id-loc site's edge: its exits, and a :class:`Context` per far site it learned from the mapping.
+
+    ``exits`` are this site's exit names in preference order; ``peers`` the mapping records of the far
+    sites. Nothing else about the far sites is known here.
+    """
+
+    def __init__(self, site: str, exits: Iterable[str], peers: Iterable[Record], triggers: tuple[str, ...],
+                 interval: float, multiplier: int, seed: int | None = None):
+        self.site = site
+        self.exits = tuple(exits)
+        self.down: set[str] = set()
+        self.rng = random.Random(seed)
+        self.contexts: dict[str, Context] = {}
+        self.records = {r.site: r for r in peers}
+        for record in self.records.values():
+            cands = [OutPair(x, loc.exit, rank=i * 16 + j)
+                     for i, x in enumerate(self.exits) for j, loc in enumerate(record.locators)]
+            cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
+            self.contexts[record.site] = Context(site, record.site, cands, triggers, interval, multiplier)
 
     def active(self) -> dict[tuple[str, str], tuple[str, str]]:
-        return {k: r.active.key for k, r in self.routes.items()}
+        return {(self.site, c.peer): c.active.key for c in self.contexts.values()}
 
     @property
     def interval(self) -> float:
-        return min((r.interval for r in self.routes.values()), default=0.01)
+        return min((c.interval for c in self.contexts.values()), default=0.01)
 
-    # -- probes -----------------------------------------------------------------------------------------
-    def due(self, now: float) -> list[tuple[str, str]]:
-        """Directed pairs to probe now: the active pair every interval, candidates while exploring, the
-        rest every STANDBY_FACTOR intervals."""
+    # -- sending ------------------------------------------------------------------------------------------
+    def due(self, now: float) -> list[Message]:
+        """The messages to send now: the active pair every interval, every usable pair while exploring, the
+        others every STANDBY_FACTOR intervals, and at once whatever a message asked to be answered."""
         out = []
-        for r in self.routes.values():
-            for p in r.candidates:
-                fast = p is r.active or r.exploring_since is not None
-                every = r.interval if fast else r.interval * STANDBY_FACTOR
-                if p.link_down:
+        for c in self.contexts.values():
+            horizon = now - c.window
+            c.sent = {n: s for n, s in c.sent.items() if s[2] >= horizon}
+            answer = c.answer and now - c.answered >= c.interval / 4  # coalesce a burst of requests
+            if answer:
+                c.answer, c.answered = False, now
+            exploring = c.exploring_since is not None
+            reports = tuple(n for n, at in c.inbound.values() if at >= horizon)
+            order = [c.active] + [p for p in c.candidates if p is not c.active]  # the active pair's first
+            for p in order:
+                if not p.usable:
                     continue
-                if now - r.probed.get(p.key, -1e9) >= every * 0.999:
-                    r.probed[p.key] = now
-                    out.append(p.key)
+                fast = p is c.active or exploring
+                every = c.interval if fast else c.interval * STANDBY_FACTOR
+                scheduled = now - p.last_probe >= every * 0.999
+                if not scheduled and not (answer and fast):
+                    continue
+                p.last_probe = now
+                p.seq += 1
+                nonce = self.rng.getrandbits(32) or 1
+                c.sent[nonce] = (p, p.seq, now)
+                # Only a scheduled exploration probe asks for an answer: answers never answer each other.
+                out.append(Message(self.site, c.peer, p.src_exit, p.dst_exit, nonce, exploring and scheduled,
+                                   reports, tuple(sorted(self.down))))
         return out
 
-    def seen(self, src_exit: str, dst_exit: str, now: float) -> list[EventRecord]:
-        """A probe of pair (src_exit, dst_exit) arrived at the far exit."""
-        out: list[EventRecord] = []
-        for p in self.by_key.get((src_exit, dst_exit), []):
-            r = self.routes[(p.src_site, p.dst_site)]
-            first = p.last_seen is None
-            p.last_seen = now
-            p.streak += 1
-            if p.dead and p.streak >= (1 if r.exploring_since is not None else r.multiplier):
-                p.dead = False
-            if first:
-                out.append(self._ev(Event.PAIR_UP, now, p))
-            if r.exploring_since is not None and p is r.active:  # the provisional pair delivered
-                out.append(self._ev(Event.PAIR_CONFIRMED, now, p, exploration_ms=round((now - r.exploring_since)
-                                                                                   * 1000, 3)))
-                r.exploring_since = None
-            elif r.exploring_since is not None and not p.dead and not p.link_down:
-                out += self._select(r, p, now, "explored")
-            elif p is not r.active and not p.dead and not p.link_down and p.rank < r.active.rank \
-                    and p.streak >= r.multiplier:
-                out += self._select(r, p, now, "preferred pair back")
+    # -- receiving ----------------------------------------------------------------------------------------
+    def received(self, m: Message, now: float) -> list[EventRecord]:
+        """A message of the far edge arrived (through this site's exit ``m.dst_exit``)."""
+        c = self.contexts.get(m.src_site)
+        if c is None or m.dst_site != self.site:
+            return []
+        c.inbound[m.pair] = (m.nonce, now)
+        if m.exploring:
+            c.answer = True
+        # A locator update moves traffic, so it counts only from a message that proves it saw our probes (it
+        # reports a nonce we sent recently): a forger off the path cannot make an edge leave a working pair.
+        out = self._peer_down(c, set(m.down), now) if any(n in c.sent for n in m.reports) else []
+        fresh = self._reports(c, m.reports, now, out)
+        out += self._settle(c, fresh, now) if c.exploring_since is not None else self._preferred_back(c, now)
         return out
+
+    def _peer_down(self, c: Context, down: set[str], now: float) -> list[EventRecord]:
+        was = c.active.peer_down
+        for p in c.candidates:
+            if p.peer_down != (p.dst_exit in down):
+                p.peer_down = p.dst_exit in down
+                p.streak = 0
+        if c.active.peer_down and not was and Trigger.LINK in c.triggers:
+            return [c.ev(Event.PAIR_DEAD, now, c.active, cause="locator down"), *self._failover(c, now)]
+        return []
+
+    @staticmethod
+    def _reports(c: Context, nonces: tuple[int, ...], now: float, out: list[EventRecord]) -> list[OutPair]:
+        """Credit each reported nonce to the pair it was sent on; return the pairs with news."""
+        news: list[OutPair] = []
+        for n in nonces:
+            sent = c.sent.get(n)
+            if sent is None:
+                continue  # not ours, or too old to count
+            p, seq, at = sent
+            if seq <= p.confirmed_seq:
+                continue
+            if p.confirmed_sent is None:
+                out.append(c.ev(Event.PAIR_UP, now, p))
+            p.confirmed_seq, p.confirmed_sent = seq, at
+            p.streak += 1
+            news.append(p)
+        return news
+
+    def _settle(self, c: Context, news: list[OutPair], now: float) -> list[EventRecord]:
+        """During exploration: the active pair reported again confirms it; another pair reported first wins."""
+        assert c.exploring_since is not None
+        news = [p for p in news if p.usable and p.confirmed_sent is not None and p.confirmed_sent >= c.exploring_since]
+        if not news:
+            return []
+        ms = round((now - c.exploring_since) * 1000, 3)
+        if c.active in news:
+            c.exploring_since = None
+            return [c.ev(Event.PAIR_CONFIRMED, now, c.active, exploration_ms=ms)]
+        return self._select(c, min(news, key=lambda p: p.rank), now, "explored")
+
+    def _preferred_back(self, c: Context, now: float) -> list[EventRecord]:
+        best = next((p for p in c.candidates if p.usable and p.streak >= c.multiplier
+                     and p.confirmed_sent is not None and now - p.confirmed_sent <= c.window), None)
+        if best is not None and best.rank < c.active.rank:
+            return self._select(c, best, now, "preferred pair back")
+        return []
 
     # -- failures -----------------------------------------------------------------------------------------
     def link(self, exit_name: str, up: bool, now: float) -> list[EventRecord]:
-        """Port status of an exit's uplink: every pair through it is down (with the link trigger)."""
+        """Port status of this site's uplink ``exit_name`` (the link trigger): its pairs go down or up, and
+        the far edges hear of it in the next messages, which leave at once."""
+        if (exit_name in self.down) != up:
+            return []
+        (self.down.discard if up else self.down.add)(exit_name)
         out: list[EventRecord] = []
-        for r in self.routes.values():
-            changed = [p for p in r.candidates if exit_name in p.key and p.link_down == up]
-            for p in changed:  # mark every pair through the link before choosing among the rest
-                p.link_down = not up
-                p.streak = 0
-            if not up and r.active in changed and Trigger.LINK in r.triggers:
-                out.append(self._ev(Event.PAIR_DEAD, now, r.active, cause=Trigger.LINK))
-                out += self._failover(r, now)
+        for c in self.contexts.values():
+            c.answer, c.answered = True, NEVER
+            changed = [p for p in c.candidates if p.src_exit == exit_name]
+            for p in changed:
+                p.link_down, p.streak = not up, 0
+            if not up and c.active in changed and Trigger.LINK in c.triggers:
+                out.append(c.ev(Event.PAIR_DEAD, now, c.active, cause=Trigger.LINK))
+                out += self._failover(c, now)
         return out
 
-    def _failover(self, r: Route, now: float) -> list[EventRecord]:
-        """After a link-triggered death: a pair with fresh evidence at once, else explore."""
-        p = self._fresh(r, now, avoid=set())
-        return self._select(r, p, now, "known alive") if p else self._explore(r, now)
-
-    @staticmethod
-    def _fresh(r: Route, now: float, avoid: set[str]) -> Pair | None:
-        """The most preferred other usable pair through none of the exits in ``avoid`` that delivered within
-        the standby detection time."""
-        fresh = r.interval * STANDBY_FACTOR * r.multiplier
-        return next((p for p in r.candidates if p is not r.active and not p.dead and not p.link_down
-                     and p.last_seen is not None and now - p.last_seen <= fresh and not avoid & set(p.key)), None)
-
     def tick(self, now: float) -> list[EventRecord]:
-        """Declare active pairs dead whose last probe is older than the detection time."""
+        """Send timeout: explore where the active pair's probes have not been reported for the detection
+        time. The pair stays: nothing yet says which direction failed."""
         out: list[EventRecord] = []
-        for r in self.routes.values():
-            p = r.active
-            if r.exploring_since is not None or p.last_seen is None or Trigger.HEARTBEAT not in r.triggers:
-                continue
-            if now - p.last_seen > r.detect_time:
-                p.dead = True
-                p.streak = 0
-                out.append(self._ev(Event.PAIR_DEAD, now, p, cause=Trigger.HEARTBEAT,
-                                    silent_ms=round((now - p.last_seen) * 1000, 3)))
-                out += self._explore(r, now)
-                # Where it failed is unknown: a pair avoiding both of its exits is the best guess meanwhile.
-                guess = self._fresh(r, now, avoid={p.src_exit, p.dst_exit})
-                if guess is not None:
-                    r.active = guess
-                    guess.last_seen = now
-                    out.append(self._ev(Event.PAIR_SELECTED, now, guess, cause="disjoint, known alive",
-                                        provisional=True))
+        for c in self.contexts.values():
+            due = self._deadline(c)
+            if due is not None and now > due:
+                silent = now - max(c.active.confirmed_sent or NEVER, c.active_since)
+                out += self._explore(c, now, cause="send timeout", silent_ms=round(silent * 1000, 3))
         return out
 
     def next_deadline(self) -> float | None:
-        due = [r.active.last_seen + r.detect_time for r in self.routes.values()
-               if r.exploring_since is None and r.active.last_seen is not None and Trigger.HEARTBEAT in r.triggers]
-        return min(due, default=None)
+        return min((d for c in self.contexts.values() if (d := self._deadline(c)) is not None), default=None)
 
-    # -- selection ------------------------------------------------------------------------------------------
-    def _explore(self, r: Route, now: float) -> list[EventRecord]:
-        r.exploring_since = now
-        for p in r.candidates:
-            if p is not r.active:
-                p.streak = 0  # only probes seen from now on count as evidence
-            r.probed.pop(p.key, None)  # probe every candidate at once
-        return [{"event": Event.EXPLORING, "t": now, "src_site": r.src_site, "dst_site": r.dst_site,
-                 "candidates": [list(p.key) for p in r.candidates if p is not r.active and not p.link_down]}]
+    @staticmethod
+    def _deadline(c: Context) -> float | None:
+        if c.exploring_since is not None or c.active.confirmed_sent is None or Trigger.HEARTBEAT not in c.triggers:
+            return None
+        return max(c.active.confirmed_sent, c.active_since) + c.detect_time
 
-    def _select(self, r: Route, p: Pair, now: float, cause: str) -> list[EventRecord]:
-        if p is r.active and r.exploring_since is None:
-            return []
-        started = r.exploring_since
-        r.active, r.exploring_since = p, None
-        p.last_seen = now  # judged from now on at the active rate, not by its slower standby probes
-        ev = self._ev(Event.PAIR_SELECTED, now, p, cause=cause)
+    def _failover(self, c: Context, now: float) -> list[EventRecord]:
+        """The active pair is dead where it is known to be (this site's uplink, or the far locator): the most
+        preferred usable pair reported recently carries traffic at once; without one, explore."""
+        c.active.streak = 0
+        p = next((q for q in c.candidates if q is not c.active and q.usable and q.confirmed_sent is not None
+                  and now - q.confirmed_sent <= c.window), None)
+        return self._select(c, p, now, "known alive") if p is not None else self._explore(c, now, cause="pair dead")
+
+    def _explore(self, c: Context, now: float, cause: str, **extra: Any) -> list[EventRecord]:
+        c.exploring_since = now
+        for p in c.candidates:
+            p.last_probe = NEVER  # probe every usable pair now, not at the next interval
+            p.streak = 0  # only reports from now on count toward moving back
+        return [{"event": Event.EXPLORING, "t": now, "src_site": c.site, "dst_site": c.peer, "cause": cause,
+                 "exit": c.active.src_exit, "dst_exit": c.active.dst_exit, **extra,
+                 "candidates": [list(p.key) for p in c.candidates if p.usable]}]
+
+    @staticmethod
+    def _select(c: Context, p: OutPair, now: float, cause: str) -> list[EventRecord]:
+        started = c.exploring_since
+        c.active, c.active_since, c.exploring_since = p, now, None
+        ev = c.ev(Event.PAIR_SELECTED, now, p, cause=cause)
         if started is not None:
             ev["exploration_ms"] = round((now - started) * 1000, 3)
         return [ev]
 
-    @staticmethod
-    def _ev(name: str, now: float, p: Pair, **extra: Any) -> EventRecord:
-        return {"event": name, "t": now, "src_site": p.src_site, "dst_site": p.dst_site, "exit": p.src_exit,
-                "dst_exit": p.dst_exit, **extra}
+
+def edge_of(plan: Plan, site: str, seed: int | None = None) -> Edge:
+    """The edge of id-loc site ``site``: its own exits and timers, and the far id-loc sites as the mapping
+    service describes them (their identities and locators, nothing of their state)."""
+    sp = next(s for s in plan.sites if s.site.name == site)
+    mapping = MappingService.of(plan)
+    peers = []
+    for other in plan.sites:
+        if other is not sp and other.site.approach == Approach.ID_LOC and other.site.identity is not None:
+            record = mapping.resolve(other.site.identity.network_address)
+            if record is not None:
+                peers.append(record)
+    hb = sp.site.heartbeat
+    return Edge(site, [e.name for e in sp.exits], peers, sp.site.triggers, hb.interval_ms / 1000.0, hb.multiplier,
+                seed)

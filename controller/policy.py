@@ -22,21 +22,22 @@ and (nptv6) translate prefixes (RFC 6296). Approaches:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from multi6lab.controller.mapping import MappingService, Record
 from multi6lab.controller.npt import Translator
-from multi6lab.topologies.addressing import GATEWAY_LL
+from multi6lab.controller.packets import PAIR_PORT
+from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import ExitPlan, HostPlan, Plan, SitePlan
 from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 
 ETH_IPV6 = 0x86DD
 ICMPV6 = 58
+UDP = 17
 ICMP6_DEST_UNREACH = 1
-ICMP6_ECHO_REQUEST = 128
 ICMP6_ECHO_REPLY = 129
 ICMP6_RS = 133
 ICMP6_NS = 135
@@ -234,15 +235,17 @@ Pairs = Mapping[tuple[str, str], tuple[str, str]]
 
 
 def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
-            avoid: Mapping[str, set[str]] | None = None) -> RuleSet:
-    """Every rule and group for every site switch, given which exits are usable (missing = usable),
-    between id-loc sites which directed locator pair is active (missing = the most preferred), and which
-    destinations the icmp trigger says to keep away from which exit."""
+            avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None) -> RuleSet:
+    """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
+    (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
+    preferred), and which destinations the icmp trigger says to keep away from which exit."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = [sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC]
     mapping = MappingService.of(plan)
     for a in idloc:
+        if sites is not None and a.site.name not in sites:
+            continue
         for b in idloc:
             if a is not b:
                 assert b.site.identity is not None
@@ -253,8 +256,8 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
                 rules |= rr
                 groups |= gg
     for sp in plan.sites:
-        if sp.site.approach == Approach.ROUTING:  # BGP runs its exits; its fabric is a plain learning switch
-            continue
+        if sp.site.approach == Approach.ROUTING or (sites is not None and sp.site.name not in sites):
+            continue  # BGP runs a routing site's exits, and its fabric is a plain learning switch
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
         rules |= set(_fabric_rules(pol, live))
@@ -331,9 +334,9 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REPLY, in_port=e.outside_port, ipv6_dst=str(e.address.ip)),
              (TO_CONTROLLER,)),
     ]
-    if sp.site.approach == Approach.ID_LOC:  # one-way locator-pair probes from the other id-loc sites
-        rules.append(Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REQUEST, in_port=e.outside_port,
-                                              ipv6_dst=str(e.address.ip)), (TO_CONTROLLER,)))
+    if sp.site.approach == Approach.ID_LOC:  # the far edges' locator-pair messages, to this edge's address
+        rules.append(Rule(d, P_CONTROL, ipv6(in_port=e.outside_port, ip_proto=UDP, udp_dst=PAIR_PORT,
+                                             ipv6_dst=str(edge_address(e.delegation))), (TO_CONTROLLER,)))
     # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
     rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]
     groups = []

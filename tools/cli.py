@@ -97,7 +97,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     topology = loader.load(args.file)  # YAML problems are reported before asking for root
     workdir = Path(args.workdir or RESULTS / f"up-{time.strftime('%Y%m%d-%H%M%S')}")
     with terminate_as_interrupt(), Lab(topology, workdir, progress=say) as lab:
-        say(f"up: {lab.plan.topology.name}; controller events in {lab.events_path}")
+        say(f"up: {lab.plan.topology.name}; each site controller's log and events in {lab.workdir}")
         for sp in lab.plan.sites:
             for h in sp.hosts:
                 say(f"  {h.name}: " + ", ".join(f"{a} ({k})" for k, a in h.addresses.items()))
@@ -159,7 +159,11 @@ def cmd_controller(args: argparse.Namespace) -> int:
     from multi6lab.topologies.plan import build
 
     plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
-    launcher.run(plan, args.port, args.events, args.host)
+    managed = [sp.site.name for sp in plan.sites if sp.site.approach != Approach.ROUTING]
+    if args.site is not None and args.site not in managed:
+        raise InputError(f"--site {args.site}: no such site with switches of its own in {plan.topology.name} "
+                         f"(there are: {', '.join(managed) or 'none'})")
+    launcher.run(plan, args.port, args.events, args.host, args.site)
     return 0
 
 
@@ -313,6 +317,8 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--plan", metavar="FILE", help="a run's resolved plan (plan.json in its results directory)")
     ct.add_argument("--port", type=int, default=6653)
     ct.add_argument("--host", default="127.0.0.1")
+    ct.add_argument("--site", help="run only this site's switches, as that site's own control plane (default: "
+                                   "every site with switches, in one process)")
     ct.add_argument("--events", help="append JSON events (one per line, monotonic timestamps) to this file")
     n = add("nptv6", cmd_nptv6, "map addresses with RFC 6296 checksum-neutral prefix translation")
     n.add_argument("--inside", required=True, metavar="PREFIX")

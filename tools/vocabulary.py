@@ -83,7 +83,7 @@ class Event(Name):
     PATH_ALIVE = "path_alive"
     DEST_DEAD = "dest_dead"  # icmp trigger: a destination kept away from an exit
     DEST_ALIVE = "dest_alive"
-    PAIR_UP = "pair_up"  # id-loc: a directed locator pair delivered its first probe
+    PAIR_UP = "pair_up"  # id-loc: the far edge reported a directed locator pair's first probe
     PAIR_DEAD = "pair_dead"
     PAIR_SELECTED = "pair_selected"
     PAIR_CONFIRMED = "pair_confirmed"
@@ -97,7 +97,8 @@ class Event(Name):
 
 
 # The first of these about a faulted exit after a fault is its detection (analysis.detection_ms).
-DETECTION_EVENTS = (Event.PORT_DOWN, Event.HEARTBEAT_TIMEOUT, Event.PATH_DEAD, Event.PAIR_DEAD, Event.DEST_DEAD,
-                    Event.SESSION_DOWN)
+# An id-loc edge's send timeout is an EXPLORING event: it has noticed, before it knows which way it failed.
+DETECTION_EVENTS = (Event.PORT_DOWN, Event.HEARTBEAT_TIMEOUT, Event.PATH_DEAD, Event.PAIR_DEAD, Event.EXPLORING,
+                    Event.DEST_DEAD, Event.SESSION_DOWN)
 # Events after which the policy's rules change.
 RULE_CHANGING_EVENTS = (Event.PATH_DEAD, Event.PATH_ALIVE, Event.PAIR_SELECTED, Event.DEST_DEAD, Event.DEST_ALIVE)

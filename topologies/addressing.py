@@ -65,3 +65,9 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
 
 def nth_address(net: IPv6Network, n: int) -> IPv6Interface:
     return IPv6Interface(f"{net.network_address + n}/{net.prefixlen}")
+
+
+def edge_address(locator: IPv6Network) -> IPv6Address:
+    """Where an id-loc site's edge speaks the locator-pair protocol in each of its locators: the prefix's first
+    address (no host takes it: host addresses are EUI-64 or translated EUI-64)."""
+    return locator.network_address + 1

@@ -59,6 +59,6 @@ def test_isp_ingress_filter_drops_a_foreign_source(fig1: Lab) -> None:
 def test_the_run_folder_keeps_what_the_controller_ran(fig1: Lab) -> None:
     """The controller process ran from plan.json (it reads no YAML), and its log is where the README says."""
     assert codec.read(fig1.plan_path) == fig1.plan
-    assert (fig1.workdir / "controller.log").exists() and (fig1.workdir / "controller-events.jsonl").exists()
+    assert (fig1.workdir / "controller-site.log").exists() and (fig1.workdir / "controller-site.events.jsonl").exists()
     started = [e for e in fig1.events() if e["event"] == "controller_start"]
     assert [e["topology"] for e in started] == ["figure1"]

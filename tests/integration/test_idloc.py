@@ -56,3 +56,42 @@ def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str,
     assert moved and all("s1ea" not in (e["exit"], e["dst_exit"]) for e in moved)  # both directions avoid ISP A
     wait_until(lambda: len([e for e in events(lab, "pair_selected", t0) if e.get("cause") == "preferred pair back"])
                >= 2, 10, "both directions back on the preferred pair after the restore")
+
+
+def test_each_site_runs_its_own_controller_and_the_edges_meet_only_through_the_network(lab: Lab) -> None:
+    """Two processes, two ports, two event logs: each edge decides alone, from messages it received."""
+    s1, s2 = lab.controllers["s1"], lab.controllers["s2"]
+    assert s1.port != s2.port and s1.proc is not None and s2.proc is not None and s1.proc.pid != s2.proc.pid
+    for c in (s1, s2):
+        pairs = [e for e in c.events() if e["event"] in ("pair_up", "pair_selected")]
+        assert pairs and {e["src_site"] for e in pairs} == {c.site}  # it speaks only for its own site
+
+    # s1's control plane stops. Its switches keep forwarding; s2 hears nothing more from s1's edge, which is
+    # no evidence of anything: it explores, and keeps its pair.
+    t_stop = time.monotonic()
+    lab.stop_controller("s1")
+    wait_until(lambda: events(lab, "exploring", t_stop, src_site="s2"), 5, "s2's edge to notice the silence")
+    got = udp_exchange(lab, "h2", "h1", identity(lab, "h1"), count=50)
+    assert len(got) == 50  # one site's controller dying does not stop the other site, nor the traffic
+    assert not events(lab, "pair_selected", t_stop, src_site="s2")
+
+    # s1's controller comes back: its edge's reports confirm the pair s2 kept.
+    t_back = time.monotonic()
+    lab.restart_controller("s1")
+    wait_until(lambda: events(lab, "pair_confirmed", t_back, src_site="s2"), 10, "s2 to hear from s1's edge again")
+    assert lab.controllers["s2"].proc is s2.proc  # untouched throughout
+    assert not events(lab, "pair_selected", t_stop, src_site="s2")
+
+    # Evidence: s1's uplink through ISP A goes down. Only s1's edge sees the port; s2's edge moves when s1's
+    # locator update reaches it through ISP B.
+    wait_until(lambda: lab.steady_problem() is None, 15, "the lab to settle")
+    t_down = time.monotonic()
+    lab.cmd("ispa", "ip link set ispa-eth1 down")
+    try:
+        wait_until(lambda: events(lab, "pair_selected", t_down, src_site="s2"), 5, "s2's edge to move")
+        moved = events(lab, "pair_selected", t_down, src_site="s2")[0]
+        dead = events(lab, "pair_dead", t_down, src_site="s2")[0]
+        assert dead["cause"] == "locator down" and moved["dst_exit"] == "s1eb"
+        assert events(lab, "port_down", t_down)[0]["t"] <= dead["t"]  # s1 saw it first, then told s2
+    finally:
+        lab.cmd("ispa", "ip link set ispa-eth1 up; ip -6 route replace 3fff:a:1::/48 via 3fff:a::2 dev ispa-eth1")

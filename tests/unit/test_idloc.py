@@ -1,18 +1,19 @@
-"""id-loc: locator-pair liveness and exploration (fake clock), and the edges' rules (fake flow table)."""
+"""id-loc: the edges' locator-pair protocol (scripted arrivals on a fake wire), and their rules (fake flow table)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from multi6lab.controller.pairs import STANDBY_FACTOR, PairTable
+from multi6lab.controller.pairs import STANDBY_FACTOR, Edge, EventRecord, Message, edge_of
 from multi6lab.controller.policy import SitePolicy, desired
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import Plan, build
 from tests.unit.fakenet import FakeNet
 
 ROOT = Path(__file__).resolve().parents[2]
+STEP_US = 500  # the wire's clock: every edge acts every 0.5 ms
+DELAY_US = 500  # one-way delay of every message
 
 
 def two_sites(triggers: str = "[link, heartbeat]") -> Plan:
@@ -21,105 +22,163 @@ def two_sites(triggers: str = "[link, heartbeat]") -> Plan:
     return build(loader.loads(text))
 
 
-def names(events: list[dict[str, object]]) -> list[object]:
-    return [e["event"] for e in events]
+class Wire:
+    """The two edges of ``two-sites``, each knowing only its own state, joined by a network that carries
+    their messages after DELAY_US unless ``drop`` says the path is broken. A stopped edge neither sends nor
+    hears (its controller is gone)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.edges: dict[str, Edge] = {n: edge_of(plan, n, seed=i) for i, n in enumerate(("s1", "s2"))}
+        self.us = 0
+        self.flight: list[tuple[int, Message]] = []
+        self.drop: Callable[[Message], bool] = lambda m: False
+        self.stopped: set[str] = set()
+        self.events: list[EventRecord] = []
+        self.log: list[tuple[float, Message]] = []  # what was sent, and when
+
+    @property
+    def t(self) -> float:
+        return self.us / 1e6
+
+    def send(self, edge: Edge) -> None:
+        for m in edge.due(self.t):
+            self.log.append((self.t, m))
+            if not self.drop(m):
+                self.flight.append((self.us + DELAY_US, m))
+
+    def run(self, until: float) -> None:
+        while self.us < round(until * 1e6):
+            self.us += STEP_US
+            for name, edge in self.edges.items():
+                if name in self.stopped:
+                    continue
+                for m in [m for at, m in self.flight if at <= self.us and m.dst_site == name]:
+                    self.flight.remove(next(f for f in self.flight if f[1] is m))
+                    self.events += edge.received(m, self.t)
+                    self.send(edge)  # answers leave at once
+                self.events += edge.tick(self.t)
+                self.send(edge)
+
+    def link(self, site: str, exit_name: str, up: bool) -> None:
+        self.events += self.edges[site].link(exit_name, up, self.t)
+        self.send(self.edges[site])
+
+    def active(self) -> dict[tuple[str, str], tuple[str, str]]:
+        return {**self.edges["s1"].active(), **self.edges["s2"].active()}
+
+    def named(self, *names: str, since: float = 0.0, site: str | None = None) -> list[EventRecord]:
+        return [e for e in self.events if e["event"] in names and e["t"] >= since
+                and (site is None or e["src_site"] == site)]
 
 
-def up(t: PairTable, now: float) -> None:
-    """Every pair delivers a probe at ``now`` (the network came up)."""
-    for r in t.routes.values():
-        for p in r.candidates:
-            t.seen(p.src_exit, p.dst_exit, now)
+PREFERRED = {("s1", "s2"): ("s1ea", "s2ec"), ("s2", "s1"): ("s2ec", "s1ea")}
 
 
-def test_candidates_in_preference_order_and_probing_rates() -> None:
-    t = PairTable(two_sites())
-    r = t.routes[("s1", "s2")]
+def steady() -> Wire:
+    w = Wire(two_sites())
+    w.run(1.0)
+    assert w.active() == PREFERRED
+    return w
+
+
+def test_a_working_network_brings_every_pair_up_and_keeps_the_preferred_ones() -> None:
+    w = steady()
+    r = w.edges["s1"].contexts["s2"]
     assert [p.key for p in r.candidates] == [("s1ea", "s2ec"), ("s1ea", "s2ed"), ("s1eb", "s2ec"), ("s1eb", "s2ed")]
-    assert t.active() == {("s1", "s2"): ("s1ea", "s2ec"), ("s2", "s1"): ("s2ec", "s1ea")}
-    assert set(t.due(0.0)) == {p.key for r in t.routes.values() for p in r.candidates}  # first round: all
-    assert set(t.due(0.010)) == {("s1ea", "s2ec"), ("s2ec", "s1ea")}  # then the active pairs every interval
-    assert len(t.due(0.010 * STANDBY_FACTOR)) == 8  # and the others every STANDBY_FACTOR intervals
+    assert len(w.named("pair_up")) == 8  # every directed pair, learnt from the far edge's reports
+    assert not w.named("pair_dead", "exploring", "pair_selected")
+    # Keepalives on the active pair every interval, standby pairs every STANDBY_FACTOR intervals.
+    late = [m for t, m in w.log if t >= 0.5 and m.src_site == "s1"]
+    assert 49 <= sum(m.pair == ("s1ea", "s2ec") for m in late) <= 51
+    assert 4 <= sum(m.pair == ("s1eb", "s2ed") for m in late) <= 6
+    assert all(not m.exploring and m.reports for m in late)
 
 
-def test_silent_failure_moves_to_a_disjoint_pair_at_once_and_explores_to_confirm_it() -> None:
-    t = PairTable(two_sites())
-    up(t, 1.000)
-    assert t.tick(1.029) == []
-    ev = t.tick(1.0305)
-    # Both directions through ISP A die; each moves at once to the pair avoiding both of its exits.
-    assert names(ev) == ["pair_dead", "exploring", "pair_selected"] * 2
-    assert ev[0]["cause"] == "heartbeat" and ev[0]["exit"] == "s1ea"
-    assert ev[2]["cause"] == "disjoint, known alive" and ev[2]["provisional"]
-    assert t.active() == {("s1", "s2"): ("s1eb", "s2ed"), ("s2", "s1"): ("s2ed", "s1eb")}
-    assert set(t.due(1.0306)) >= {("s1eb", "s2ec"), ("s1eb", "s2ed"), ("s1ea", "s2ed")}  # all candidates now
-    assert t.tick(1.0400) == []  # no verdict on anything while the exploration runs
-    conf = t.seen("s1eb", "s2ed", 1.0318)
-    assert names(conf) == ["pair_confirmed"] and conf[0]["exploration_ms"] == pytest.approx(1.3)
-    assert t.active()[("s1", "s2")] == ("s1eb", "s2ed")
-    assert t.seen("s1eb", "s2ec", 1.0320) == []  # exploration over: a later arrival changes nothing
+def test_a_silent_failure_of_both_directions_moves_both_edges_within_the_detection_time() -> None:
+    w = steady()
+    w.drop = lambda m: "s1ea" in m.pair  # ISP A black-holes everything, both ways
+    w.run(1.2)
+    assert w.active()[("s1", "s2")][0] != "s1ea" and w.active()[("s2", "s1")][1] != "s1ea"
+    first = min(e["t"] for e in w.named("exploring", "pair_dead"))
+    assert 1.0 + 0.02 <= first <= 1.0 + 0.0305  # 3 probes of 10 ms unanswered, not fewer
+    moved = max(e["t"] for e in w.named("pair_selected") if e["t"] < 1.2)
+    assert moved <= first + 0.015  # then an exploration round trip, or a pair known alive at once
 
 
-def test_silent_failure_follows_whichever_pair_the_exploration_finds_first() -> None:
-    t = PairTable(two_sites())
-    up(t, 1.000)
-    t.tick(1.0305)
-    sel = t.seen("s1eb", "s2ec", 1.0318)  # the guess (s1eb, s2ed) has not delivered yet; this one has
-    assert names(sel) == ["pair_selected"] and sel[0]["exploration_ms"] == pytest.approx(1.3)
-    assert t.active()[("s1", "s2")] == ("s1eb", "s2ec")
+def test_a_failure_of_one_direction_moves_only_that_direction() -> None:
+    w = steady()
+    w.drop = lambda m: m.src_site == "s1" and m.src_exit == "s1ea"  # s1 -> s2 through ISP A is lost
+    w.run(1.5)
+    assert w.active()[("s1", "s2")][0] == "s1eb"
+    assert w.active()[("s2", "s1")] == ("s2ec", "s1ea")  # s2's traffic to s1 through ISP A still arrives
+    assert not w.named("pair_selected", "pair_dead", site="s2")  # s2 may explore, but keeps its pair
+    moved = w.named("pair_selected", site="s1")
+    assert [e["cause"] for e in moved] == ["explored"] and moved[0]["t"] <= 1.0 + 0.0305 + 0.002
 
 
-def test_silent_failure_without_fresh_evidence_waits_for_the_exploration() -> None:
-    t = PairTable(two_sites())
-    up(t, 1.000)
-    for k in range(1, 41):  # only the active pairs keep delivering: standby evidence grows stale
-        t.seen("s1ea", "s2ec", 1.0 + k * 0.01)
-        t.seen("s2ec", "s1ea", 1.0 + k * 0.01)
-    ev = t.tick(1.4305)
-    assert names(ev) == ["pair_dead", "exploring", "pair_dead", "exploring"]
-    assert t.active()[("s1", "s2")] == ("s1ea", "s2ec")  # still the dead pair until something delivers
-    sel = t.seen("s1eb", "s2ec", 1.4318)
-    assert names(sel) == ["pair_selected"] and t.active()[("s1", "s2")] == ("s1eb", "s2ec")
+def test_a_failure_of_the_other_direction_moves_only_the_far_edge() -> None:
+    w = steady()
+    w.drop = lambda m: m.src_site == "s2" and m.dst_exit == "s1ea"  # into s1 through ISP A is lost
+    w.run(1.5)
+    assert w.active()[("s1", "s2")] == ("s1ea", "s2ec")
+    assert w.active()[("s2", "s1")][1] == "s1eb"
+    assert not w.named("pair_selected", "pair_dead", site="s1")
+    explored = w.named("exploring", site="s1")  # s1 heard nothing and could not tell which way it failed
+    assert explored and w.named("pair_confirmed", site="s1")  # ... until s2's reports came back
 
 
-def test_link_trigger_moves_both_directions_at_once_to_pairs_known_alive() -> None:
-    t = PairTable(two_sites())
-    up(t, 1.0)
-    ev = t.link("s1ea", up=False, now=1.2)
-    assert names(ev) == ["pair_dead", "pair_selected", "pair_dead", "pair_selected"]
-    assert ev[1]["cause"] == "known alive" and "exploration_ms" not in ev[1]  # nothing was explored
-    assert t.active() == {("s1", "s2"): ("s1eb", "s2ec"), ("s2", "s1"): ("s2ec", "s1eb")}
-    assert ("s1ea", "s2ed") not in t.due(1.2001)  # never probe through a down link
-    assert t.tick(1.2002) == []  # the new pairs are judged from their selection, not by standby age
-    assert names(t.tick(1.2305)) == ["pair_dead", "exploring", "pair_dead", "exploring"]
+def test_an_uplink_down_moves_both_edges_at_once_through_a_locator_update() -> None:
+    w = steady()
+    w.drop = lambda m: "s1ea" in m.pair
+    w.link("s1", "s1ea", up=False)
+    assert w.active()[("s1", "s2")][0] == "s1eb"  # local evidence: at once
+    assert w.named("pair_selected", site="s1")[0]["cause"] == "known alive"
+    w.run(1.002)
+    far = w.named("pair_selected", site="s2")  # the far edge heard that locator s1ea is down
+    assert far and far[0]["t"] <= 1.0 + 2 * DELAY_US / 1e6 and w.active()[("s2", "s1")][1] == "s1eb"
+    assert w.named("pair_dead", site="s2")[0]["cause"] == "locator down"
+    # Restored: both come back to the preferred pairs after multiplier standby reports.
+    w.drop = lambda m: False
+    w.link("s1", "s1ea", up=True)
+    w.run(2.0)
+    assert w.active() == PREFERRED
+    back = w.named("pair_selected", since=1.002)
+    assert {e["cause"] for e in back} == {"preferred pair back"}
+    assert min(e["t"] for e in back) >= 1.0 + 2 * STANDBY_FACTOR * 0.010  # not on the first report
 
 
-def test_link_trigger_without_fresh_evidence_explores() -> None:
-    t = PairTable(two_sites())
-    up(t, 1.0)
-    ev = t.link("s1ea", up=False, now=5.0)  # standby evidence is 4 s old: stale
-    assert names(ev) == ["pair_dead", "exploring", "pair_dead", "exploring"]
-    t.seen("s1ea", "s2ed", 5.0002)  # a probe sent before the link went down, still in flight
-    assert t.active()[("s1", "s2")] == ("s1ea", "s2ec")  # ... is not evidence: still exploring
-    t.seen("s1eb", "s2ec", 5.0010)
-    assert t.active()[("s1", "s2")] == ("s1eb", "s2ec")
+def test_with_the_far_edge_stopped_an_edge_explores_but_keeps_its_pair() -> None:
+    w = steady()
+    w.stopped = {"s2"}
+    w.run(3.0)
+    assert w.edges["s1"].active() == {("s1", "s2"): ("s1ea", "s2ec")}  # silence is no evidence
+    assert w.named("exploring", site="s1") and not w.named("pair_selected", "pair_dead", site="s1")
+    # The edge keeps probing every pair, so the far edge's return is noticed at once.
+    w.stopped = set()
+    w.run(3.05)
+    assert w.named("pair_confirmed", site="s1", since=3.0)
 
 
-def test_preferred_pair_comes_back_after_multiplier_probes() -> None:
-    t = PairTable(two_sites())
-    up(t, 1.0)
-    t.link("s1ea", up=False, now=1.5)
-    t.seen("s1eb", "s2ec", 1.501)
-    t.link("s1ea", up=True, now=2.0)
-    assert t.seen("s1ea", "s2ec", 2.1) == [] and t.seen("s1ea", "s2ec", 2.2) == []
-    ev = t.seen("s1ea", "s2ec", 2.3)
-    assert names(ev) == ["pair_selected"] and ev[0]["cause"] == "preferred pair back"
+def test_reports_of_nonces_never_sent_prove_nothing_and_move_nothing() -> None:
+    w = steady()
+    s1 = w.edges["s1"]
+    before = {p.key: p.confirmed_seq for p in s1.contexts["s2"].candidates}
+    forged = Message("s2", "s1", "s2ed", "s1eb", nonce=7, reports=(1, 2, 3, 0xDEADBEEF))
+    assert s1.received(forged, 1.0005) == []
+    assert {p.key: p.confirmed_seq for p in s1.contexts["s2"].candidates} == before
+    spoofed_update = Message("s2", "s1", "s2ed", "s1eb", nonce=8, reports=(0xDEADBEEF,), down=("s2ec",))
+    assert s1.received(spoofed_update, 1.0005) == [] and s1.active() == {("s1", "s2"): ("s1ea", "s2ec")}
+    assert s1.received(Message("nobody", "s1", "x", "s1ea", nonce=9), 1.0006) == []
+    assert s1.received(Message("s2", "s3", "s2ec", "s1ea", nonce=9), 1.0007) == []
 
 
-def test_no_heartbeat_trigger_no_verdicts() -> None:
-    t = PairTable(two_sites("[link]"))
-    up(t, 1.0)
-    assert t.tick(5.0) == [] and t.next_deadline() is None
+def test_without_the_heartbeat_trigger_silence_is_never_judged() -> None:
+    w = Wire(two_sites("[link]"))
+    w.run(1.0)
+    w.drop = lambda m: "s1ea" in m.pair
+    w.run(2.0)
+    assert not w.named("pair_dead", "exploring", "pair_selected")
+    assert w.edges["s1"].next_deadline() is None
 
 
 def identity(p: Plan, host: str) -> str:
@@ -161,3 +220,25 @@ def test_return_traffic_from_any_far_exit_is_mapped_back() -> None:
         back = net.inject("s1eb", 2, ipv6_src=str(SitePolicy.of(s2).locator(s2.hosts[0], far)),
                           ipv6_dst=str(SitePolicy.of(s1).locator(s1.hosts[0], "s1eb")))
         assert back.node == "h1" and back.pkt["ipv6_src"] == identity(p, "h2")
+
+
+def test_a_site_controller_computes_exactly_its_own_switches_rules() -> None:
+    from multi6lab.controller.liveness import Liveness
+
+    p = two_sites()
+    whole = desired(p, {}, {("s1", "s2"): ("s1eb", "s2ed")})
+    for sp in p.sites:
+        own = desired(p, {}, {("s1", "s2"): ("s1eb", "s2ed")}, sites={sp.site.name})
+        dpids = {sp.fabric_dpid, *(e.dpid for e in sp.exits)}
+        assert own.rules and {r.dpid for r in own.rules} == dpids
+        assert own.rules == {r for r in whole.rules if r.dpid in dpids}
+        assert own.groups == {g for g in whole.groups if g.dpid in dpids}
+    assert set(Liveness(p, 0.0, {"s2"}).usable()) == {"s2ec", "s2ed"}  # it watches only its own exits
+
+
+def test_each_edge_knows_only_its_own_exits_and_the_far_sites_mapping_records() -> None:
+    p = two_sites()
+    s1 = edge_of(p, "s1")
+    assert s1.exits == ("s1ea", "s1eb") and set(s1.contexts) == {"s2"}
+    assert [(loc.exit, str(loc.prefix)) for loc in s1.records["s2"].locators] == [
+        (e.name, str(e.delegation)) for e in p.sites[1].exits]

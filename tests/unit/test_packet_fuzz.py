@@ -1,6 +1,6 @@
 """Malformed packets on every decoding path the controller's packet-in handler uses: none may raise.
 
-The controller decodes whatever a switch sends it (heartbeat replies, locator-pair probes, ISP errors,
+The controller decodes whatever a switch sends it (heartbeat replies, locator-pair messages, ISP errors,
 neighbour and router solicitations, stale-source packets); one exception there would stop a site's control
 plane. A seeded fuzz mutates well-formed packets (truncation, flipped bytes, bogus extension headers,
 oversized payloads, random bytes) and feeds each to every decoder.
@@ -38,6 +38,8 @@ SEEDS = [
     bytes(ETH / IP / ICMPv6DestUnreach(code=0) / IPv6(src="3fff:a:5::1", dst="3fff:ff:100::2") / UDP()),
     bytes(ETH / IP / UDP(sport=1, dport=5001) / (b"x" * 64)),
     bytes(ETH / IP / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting() / IPv6ExtHdrFragment() / ICMPv6EchoReply()),
+    packets.pair_message("02:6d:00:00:08:00", "02:6d:67:77:00:01", packets.PairMessage(
+        IPv6Address("3fff:c:1::1"), IPv6Address("3fff:a:1::1"), 77, True, (1, 2), (IPv6Address("3fff:d:1::1"),))),
 ]
 
 
@@ -71,8 +73,10 @@ def test_every_decoder_survives_malformed_packets() -> None:
     for _ in range(2000):
         data = mutate(rng, rng.choice(SEEDS))
         assert isinstance(packets.is_echo_reply(data), bool)
-        pair = packets.echo_request_addresses(data)
-        assert pair is None or all(isinstance(a, IPv6Address) for a in pair)
+        message = packets.read_pair_message(data)
+        if message is not None:
+            kinds["pair"] = kinds.get("pair", 0) + 1
+            assert all(isinstance(a, IPv6Address) for a in (message.src, message.dst, *message.down))
         dest = packets.unreachable_destination(data)
         assert dest is None or isinstance(dest, IPv6Address)
         parsed = packets.parse(data)
@@ -81,4 +85,4 @@ def test_every_decoder_survives_malformed_packets() -> None:
             reply = packets.source_policy_failed("02:6d:67:77:00:01", IPv6Address("fe80::1"), parsed.eth_src, data)
             assert len(reply) <= 14 + packets.MIN_MTU
     # The fuzz reaches every outcome the handler distinguishes, malformed ones most of all.
-    assert {"ns", "rs", "echo_reply", "ipv6", "other"} <= set(kinds) and kinds["other"] > 200
+    assert {"ns", "rs", "echo_reply", "ipv6", "other", "pair"} <= set(kinds) and kinds["other"] > 200

@@ -1,7 +1,8 @@
-"""Packets the controller builds and parses (ND, RA, ICMPv6 1/5, heartbeats)."""
+"""Packets the controller builds and parses (ND, RA, ICMPv6 1/5, heartbeats, locator-pair messages)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from ipaddress import IPv6Address as A
 from ipaddress import IPv6Network as N
 
@@ -68,3 +69,26 @@ def test_unreachable_destination_is_read_from_the_quoted_packet() -> None:
     assert P.unreachable_destination(err) == A("3fff:ff:100::2")
     assert P.unreachable_destination(bytes(quoted)) is None
     assert P.unreachable_destination(err[:60]) is None  # a truncated quote is not a verdict
+
+
+def test_a_locator_pair_message_round_trips_with_a_valid_udp_checksum() -> None:
+    m = P.PairMessage(A("3fff:a:1::1"), A("3fff:c:1::1"), 0xDEADBEEF, True, (1, 2, 3),
+                            (A("3fff:b:1::1"),))
+    data = P.pair_message("02:00:00:00:00:01", "02:00:00:00:00:02", m)
+    assert P.read_pair_message(data) == m
+    pkt = Ether(data)
+    assert pkt.src == "02:00:00:00:00:01" and pkt[IPv6].hlim == 64 and pkt[UDP].dport == P.PAIR_PORT
+    sent = pkt[UDP].chksum
+    del pkt[UDP].chksum  # scapy computes it afresh
+    assert Ether(bytes(pkt))[UDP].chksum == sent
+
+
+@pytest.mark.parametrize("damage", [
+    lambda b: b[:-1],  # one report address short
+    lambda b: b[:62] + b"M6LP" + b[66:],  # not our magic
+    lambda b: b[:66] + b"\x02" + b[67:],  # a version we do not speak
+    lambda b: b[:56] + b"\x00\x35" + b[58:],  # another UDP port
+])
+def test_anything_else_is_not_a_locator_pair_message(damage: Callable[[bytes], bytes]) -> None:
+    m = P.PairMessage(A("3fff:a:1::1"), A("3fff:c:1::1"), 9, False, (), (A("::1"),))
+    assert P.read_pair_message(damage(P.pair_message("02:00:00:00:00:01", "02:00:00:00:00:02", m))) is None

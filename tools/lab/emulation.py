@@ -76,11 +76,12 @@ class Emulation:
     """A running network for one Plan, started and stopped by :class:`~multi6lab.lab.lifecycle.Lab`; ``stop`` is
     idempotent."""
 
-    def __init__(self, plan: Plan, record: RunRecord, controller_port: int | None = None,
+    def __init__(self, plan: Plan, record: RunRecord, controllers: dict[str, int] | None = None,
                  logdir: Path | None = None):
+        """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller)."""
         self.plan = plan
         self.record = record
-        self.controller_port = controller_port
+        self.controllers = controllers or {}
         self.logdir = logdir  # FRR's logs are copied here when the network stops
         self.datapath = datapath()
         self.net: Any = None
@@ -123,9 +124,10 @@ class Emulation:
             if n.role != "switch":
                 self.record.add_proc(net[n.name].pid, f"mininet node {n.name}")
         net.start()  # switches start with no controller: a standalone one forwards as a learning switch
-        managed = [n.name for n in self.plan.nodes if n.role == "switch" and not n.standalone]
-        if self.controller_port is not None and managed:
-            self.attach_controller(managed, self.controller_port)
+        managed = {n.name: self.controllers[n.name] for n in self.plan.switches
+                   if not n.standalone and n.name in self.controllers}
+        if managed:
+            self.attach_controllers(managed)
         for lp in self.plan.links:
             self._impair(lp)
         for n in self.plan.nodes:
@@ -139,11 +141,12 @@ class Emulation:
                 self.start_frr(r)
 
     @staticmethod
-    def attach_controller(bridges: list[str], port: int) -> None:
-        """Point ``bridges`` at the controller in one OVS transaction. Mininet's RemoteController is not used:
-        it probes the port with telnet and decodes the binary OpenFlow answer as text, which can raise."""
+    def attach_controllers(bridges: dict[str, int]) -> None:
+        """Point each bridge at the controller on its port, in one OVS transaction. Mininet's RemoteController
+        is not used: it probes the port with telnet and decodes the binary OpenFlow answer as text, which can
+        raise."""
         argv = ["ovs-vsctl", "--timeout=10"]
-        for i, br in enumerate(bridges):
+        for i, (br, port) in enumerate(sorted(bridges.items())):
             argv += ["--", f"--id=@c{i}", "create", "Controller", f'target="tcp:127.0.0.1:{port}"',
                      "max_backoff=1000", "--", "set", "bridge", br, f"controller=[@c{i}]"]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)

@@ -1,6 +1,10 @@
-"""A running lab: the controller process, the emulated network, and the record of both.
+"""A running lab: the site controllers, the emulated network, and the record of both.
 
-Start order: plan.json and the record, the controller (wait until it listens), the network, then wait until
+Each managed site has its own controller process (:class:`SiteController`): its own OpenFlow port, events file
+and log, and only its own switches. They share nothing but the emulated network: the id-loc edges learn about
+each other only from the messages that cross it.
+
+Start order: plan.json and the record, the controllers (wait until they listen), the network, then wait until
 every switch is reconciled, heartbeats and locator-pair probes answer, BGP has converged with every ISP's
 path, hosts hold their addresses and a default route, every Linux link is resolved, and the lab is steady
 (:meth:`Lab.steady_problem`). Stop order is the reverse, and runs on Ctrl-C, exceptions, SIGTERM and SIGHUP:
@@ -60,10 +64,72 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def controller_argv(plan: Path, port: int, events: Path) -> list[str]:
+def controller_argv(plan: Path, port: int, events: Path, site: str) -> list[str]:
     exe = Path(sys.executable).with_name("multi6lab")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "multi6lab.cli"]
-    return [*head, "controller", "--plan", str(plan), "--port", str(port), "--events", str(events)]
+    return [*head, "controller", "--plan", str(plan), "--site", site, "--port", str(port), "--events", str(events)]
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """One JSON object per line; a line being written as we read is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
+
+
+class SiteController:
+    """One site's controller process. A restart keeps its port, so its switches reconnect to the new one."""
+
+    def __init__(self, site: str, plan_path: Path, workdir: Path):
+        self.site = site
+        self.plan_path = plan_path
+        self.events_path = workdir / f"controller-{site}.events.jsonl"
+        self.log_path = workdir / f"controller-{site}.log"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self, record: RunRecord) -> None:
+        if self._log is None:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            controller_argv(self.plan_path, self.port, self.events_path, self.site),
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        record.add_proc(self.proc.pid, f"multi6lab controller of site {self.site}")
+
+    def wait_listening(self) -> None:
+        wait_for(f"site {self.site}'s controller to listen on port {self.port}",
+                 lambda: self.alive() and listening(self.port), 15)
+
+    def alive(self) -> bool:
+        """True while it runs; EnvError with the end of its log once it has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise EnvError(f"site {self.site}'s controller exited (code {self.proc.returncode}):\n{tail}")
+        return True
+
+    def stop(self) -> None:
+        p, self.proc = self.proc, None
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+    def close(self) -> None:
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_events(self.events_path)
 
 
 class Lab:
@@ -76,13 +142,11 @@ class Lab:
         self.workdir = Path(workdir)
         self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.events_path = self.workdir / "controller-events.jsonl"
         self.progress = progress or (lambda msg: None)
         self.record: RunRecord | None = None
-        self.controller: subprocess.Popen[bytes] | None = None
+        self.controllers = {sp.site.name: SiteController(sp.site.name, self.plan_path, self.workdir)
+                            for sp in self.plan.sites if sp.site.approach != Approach.ROUTING}
         self.emulation: Emulation | None = None
-        self._log: IO[bytes] | None = None
-        self.port = 0
 
     # -- life cycle ------------------------------------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -93,10 +157,18 @@ class Lab:
         codec.write(self.plan, self.plan_path)
         self.record = RunRecord.create(self.run_id)
         try:
-            self.start_controller()
+            for c in self.controllers.values():
+                c.start(self.record)
+            for c in self.controllers.values():
+                c.wait_listening()
             self.progress(f"building {self.plan.topology.name}: {len(self.plan.nodes)} nodes, "
                           f"{len(self.plan.links)} links")
-            self.emulation = Emulation(self.plan, self.record, self.port, logdir=self.workdir)
+            ports = {}
+            for n in self.plan.switches:
+                where = self.plan.site_by_dpid(n.dpid) if n.dpid is not None else None
+                if where is not None and not n.standalone:
+                    ports[n.name] = self.controllers[where[0].site.name].port
+            self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir)
             self.emulation.start()
             self.wait_ready()
             self.wait_steady()
@@ -122,63 +194,41 @@ class Lab:
         raise EnvError(f"{who} {', '.join(taken[:4])}{' ...' if len(taken) > 4 else ''}; stop it first "
                        "(or 'multi6lab clean --all' if it is one of ours).")
 
-    def start_controller(self) -> None:
-        self.port = free_port()
-        self._log = open(self.workdir / "controller.log", "ab")  # noqa: SIM115
-        self._spawn_controller()
-        wait_for("the controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
+    def _controllers_alive(self) -> bool:
+        return all(c.alive() for c in self.controllers.values())
 
-    def _spawn_controller(self) -> None:
+    def stop_controller(self, site: str | None = None) -> None:
+        """Stop one site's controller (default: every one); its switches keep their rules."""
+        for c in self.controllers.values():
+            if site in (None, c.site):
+                c.stop()
+
+    def restart_controller(self, site: str | None = None) -> None:
+        """Kill a site's controller (default: every one) and start a new one on the same port: its switches
+        reconnect and are reconciled."""
         assert self.record is not None
-        self.controller = subprocess.Popen(
-            controller_argv(self.plan_path, self.port, self.events_path),
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.record.add_proc(self.controller.pid, "multi6lab controller")
-
-    def _controller_alive(self) -> bool:
-        if self.controller is not None and self.controller.poll() is not None:
-            tail = (self.workdir / "controller.log").read_text(errors="replace")[-2000:]
-            raise EnvError(f"the controller exited (code {self.controller.returncode}):\n{tail}")
-        return True
-
-    def stop_controller(self) -> None:
-        c, self.controller = self.controller, None
-        if c is not None and c.poll() is None:
-            c.terminate()
-            try:
-                c.wait(5)
-            except subprocess.TimeoutExpired:
-                c.kill()
-                c.wait(5)
-
-    def restart_controller(self) -> None:
-        """Kill the controller and start a new one on the same port (reconnect reconciliation)."""
-        self.stop_controller()
-        self._spawn_controller()
-        wait_for("the restarted controller to listen", lambda: self._controller_alive() and listening(self.port), 15)
+        chosen = [c for c in self.controllers.values() if site in (None, c.site)]
+        for c in chosen:
+            c.stop()
+            c.start(self.record)
+        for c in chosen:
+            c.wait_listening()
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop_controller()
+        for c in self.controllers.values():
+            with contextlib.suppress(Exception):
+                c.close()
         if self.emulation is not None:
             self.emulation.stop()
             self.emulation = None
         if self.record is not None:
             self.record.remove_all()
             self.record = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     # -- readiness --------------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
-        if not self.events_path.exists():
-            return []
-        out = []
-        for line in self.events_path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+        """Every site controller's events, on the one monotonic clock, in time order."""
+        return sorted((e for c in self.controllers.values() for e in c.events()), key=lambda e: float(e["t"]))
 
     def reconciled_since(self, since: float) -> set[int]:
         return {e["dpid"] for e in self.events()
@@ -188,7 +238,7 @@ class Lab:
         dpids = {n.dpid for n in self.plan.switches if not n.standalone}
         self.progress("waiting for switches to connect and hosts to autoconfigure")
         wait_for("every switch to connect to the controller",
-                 lambda: self._controller_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
+                 lambda: self._controllers_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
         hb = {e.name for sp in self.plan.sites if Trigger.HEARTBEAT in sp.site.triggers for e in sp.exits}
         if hb:
             wait_for(f"heartbeats through {', '.join(sorted(hb))}",
@@ -217,9 +267,9 @@ class Lab:
                     self.emulation.run(n.name, cmd)
 
     def check_alive(self) -> None:
-        """Raise EnvError if the controller or a routing daemon of this run died: a crash is reported as one,
+        """Raise EnvError if a controller or a routing daemon of this run died: a crash is reported as one,
         not waited on as a slow convergence."""
-        self._controller_alive()
+        self._controllers_alive()
         assert self.record is not None
         dead = [p.what for p in self.record.procs if p.what.startswith("FRR ") and not p.alive()]
         if dead:

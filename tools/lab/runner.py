@@ -59,6 +59,15 @@ class Runner:
         remote_site = next((s.site.name for s in lab.plan.sites if self.sc.remote in s.site.hosts), None)
         return remote_site is not None and kinds[self.sc.site] == kinds[remote_site] == Approach.ID_LOC
 
+    def repair_steps(self, lab: Lab, events: list[dict[str, Any]], t_fault: float,
+                     t_end: float) -> dict[str, analysis.Steps]:
+        """id-loc between two sites: the measured site's edge repairs outbound, the remote's edge inbound."""
+        if not self.identities(lab):
+            return {}
+        remote_site = next(s.site.name for s in lab.plan.sites if self.sc.remote in s.site.hosts)
+        return {"outbound": analysis.repair_steps(events, t_fault, t_end, self.sc.site),
+                "inbound": analysis.repair_steps(events, t_fault, t_end, remote_site)}
+
     def site_targets(self, lab: Lab) -> list[str]:
         """The site host's addresses as the remote sees them, most preferred first (RFC 6724 order)."""
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
@@ -208,7 +217,8 @@ class Runner:
             new_session_reason=ns_why,
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
-            exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end))
+            exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),
+            steps=self.repair_steps(lab, events, t_fault, t_end))
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))
