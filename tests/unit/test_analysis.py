@@ -162,3 +162,38 @@ def test_aggregate_reports_null_with_reason() -> None:
     assert partly["outbound"]["outage_ms"]["not_recovered"] == 1
     assert partly["tcp_sessions"] is None and partly["detection_ms"] is None
     assert A.Trial(0, ok, bad, None).row()["inbound_reason"].startswith("not recovered")
+
+
+def test_an_idloc_repair_splits_into_detection_decision_and_installation() -> None:
+    from multi6lab.results.analysis import Steps, repair_steps
+
+    ev = [
+        {"t": 9.0, "event": "pair_selected", "src_site": "s1", "exit": "s1ea"},  # before the fault: not counted
+        {"t": 10.021, "event": "exploring", "src_site": "s1", "exit": "s1ea", "dst_exit": "s2ec"},
+        {"t": 10.0215, "event": "exploring", "src_site": "s2", "exit": "s2ec", "dst_exit": "s1ea"},
+        {"t": 10.022, "event": "pair_selected", "src_site": "s1", "exit": "s1eb", "dst_exit": "s2ec"},
+        {"t": 10.0222, "event": "rules_sent", "site": "s1", "dpid": 1, "push": 5},
+        {"t": 10.0223, "event": "rules_sent", "site": "s1", "dpid": 2, "push": 5},
+        {"t": 10.0230, "event": "barrier_ok", "site": "s1", "dpid": 1, "push": 5},
+        {"t": 10.0241, "event": "barrier_ok", "site": "s1", "dpid": 2, "push": 5},
+        {"t": 10.5, "event": "barrier_ok", "site": "s1", "dpid": 2, "push": 6},  # a later decision's
+    ]
+    s1 = repair_steps(ev, 10.0, 11.0, "s1")
+    assert s1.detection_ms == pytest.approx(21.0) and s1.decision_ms == pytest.approx(1.0)
+    assert s1.install_ms == pytest.approx(2.1)
+    assert repair_steps(ev, 10.0, 11.0, "s2") == Steps(detection_ms=pytest.approx(21.5))  # noticed, kept its pair
+    assert repair_steps(ev, 10.0, 11.0, "s3") == Steps()
+
+
+def test_repair_steps_are_summarised_per_direction_and_written_per_trial() -> None:
+    from multi6lab.results.analysis import Steps, StreamResult, Trial, aggregate
+
+    ok = StreamResult(1000, 990, 10, 10.0)
+    trials = [Trial(i, ok, ok, 5.0, steps={"outbound": Steps(20.0 + i, 1.0, 2.0), "inbound": Steps(21.0)})
+              for i in range(3)]
+    steps = aggregate(trials)["steps"]
+    assert steps["outbound"]["detection_ms"]["p50"] == 21.0 and steps["outbound"]["install_ms"]["max"] == 2.0
+    assert steps["inbound"]["decision_ms"] is None  # that edge never moved
+    row = trials[0].row()
+    assert row["outbound_detection_ms"] == "20.000" and row["inbound_install_ms"] == ""
+    assert "steps" not in aggregate([Trial(0, ok, ok, 5.0)])

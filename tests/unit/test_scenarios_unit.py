@@ -236,8 +236,12 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
 
     cells = {("nptv6 × link", "link down"): summ(7.0, 0, "not recovered before the restore at +2000 ms"),
              ("id-loc × link", "link down"): summ(8.0, 2)}
+    cells[("id-loc × link", "link down")]["metrics"]["steps"] = {  # type: ignore[index]
+        "outbound": {"detection_ms": {"p50": 3.2}, "decision_ms": {"p50": 0.1}, "install_ms": {"p50": 1.4}},
+        "inbound": {"detection_ms": {"p50": 4.0}, "decision_ms": {"p50": 1.0}, "install_ms": None}}
     md = comparison.markdown(["nptv6 × link", "id-loc × link"], ["link down"], cells)
-    assert "| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2, stall p50 9 ms<br>new 201 ms |" in md
+    assert ("| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2, stall p50 9 ms<br>new 201 ms<br>"
+            "out repair 3 + 0 + 1 ms<br>in repair 4 + 1 + — ms |") in md
     assert "| nptv6 × link | out 7.0 / 7.0<br>in not recovered within 2.0 s<br>" in md
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")

@@ -15,6 +15,10 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
 * **new_session_ms**: from the fault to the first successful new connection (remote to site, locators in
   RFC 6724 order) among attempts started after the fault.
 * **false_rehomings**: path_dead events for exits the scenario did not fault (or any, during a loss burst).
+* **steps** of an id-loc edge's repair of one direction: *detection* from the fault to the edge's first
+  detection event (a send timeout, a dead pair), *decision* from there to its new pair (the exploration, or
+  the far edge's locator update travelling to it), *installation* from there to the last switch's barrier
+  reply for the rules that decision changed.
 """
 
 from __future__ import annotations
@@ -141,6 +145,33 @@ def exploration_ms(events: Iterable[EventRecord], t_start: float, t_end: float) 
 
 
 @dataclass(frozen=True)
+class Steps:
+    """Where one direction's repair went (id-loc): see the module's definitions. None where it did not happen."""
+
+    detection_ms: float | None = None
+    decision_ms: float | None = None
+    install_ms: float | None = None
+
+
+def repair_steps(events: Sequence[EventRecord], t_fault: float, t_end: float, site: str) -> Steps:
+    """The steps of ``site``'s edge moving its outbound pair after a fault at ``t_fault``."""
+    evs = [e for e in events if t_fault <= e["t"] <= t_end]
+    detect = next((e["t"] for e in evs if e.get("event") in DETECTION_EVENTS and e.get("src_site") == site), None)
+    chosen = next((e["t"] for e in evs if e.get("event") == Event.PAIR_SELECTED and e.get("src_site") == site), None)
+    if detect is None:
+        return Steps()
+    ms = 1000.0
+    if chosen is None:
+        return Steps((detect - t_fault) * ms)
+    push = next((e.get("push") for e in evs if e.get("event") == Event.RULES_SENT and e.get("site") == site
+                 and e["t"] >= chosen), None)
+    done = [e["t"] for e in evs if e.get("event") == Event.BARRIER_OK and e.get("site") == site
+            and push is not None and e.get("push") == push]
+    return Steps((detect - t_fault) * ms, (chosen - min(detect, chosen)) * ms,
+                 (max(done) - chosen) * ms if done else None)
+
+
+@dataclass(frozen=True)
 class TcpSession:
     survived: bool
     stall_ms: float | None
@@ -224,6 +255,7 @@ class Trial:
     new_session_reason: str | None = None
     false_rehomings: int = 0
     exploration_ms: float | None = None
+    steps: dict[str, Steps] = field(default_factory=dict)  # id-loc: "outbound"/"inbound" -> its repair
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -240,6 +272,8 @@ class Trial:
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
             "false_rehomings": self.false_rehomings, "exploration_ms": num(self.exploration_ms),
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
+            **{f"{d}_{k}": num(getattr(self.steps[d], k)) if d in self.steps else ""
+               for d in ("outbound", "inbound") for k in ("detection_ms", "decision_ms", "install_ms")},
         }
 
 
@@ -269,4 +303,9 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     out["false_rehomings"] = sum(t.false_rehomings for t in trials)
     if any(t.exploration_ms is not None for t in trials):
         out["exploration_ms"] = summary([t.exploration_ms for t in trials])
+    steps = {d: {k: summary([getattr(t.steps[d], k) for t in trials if d in t.steps])
+                 for k in ("detection_ms", "decision_ms", "install_ms")}
+             for d in ("outbound", "inbound") if any(d in t.steps for t in trials)}
+    if steps:
+        out["steps"] = steps
     return out

@@ -41,6 +41,10 @@ def cell_text(s: dict[str, Any]) -> str:
         tcp_text += f", stall p50 {stall['p50']:.0f} ms"
     parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text,
              f"new {ns['p50']:.0f} ms" if ns else "new —"]
+    for d, steps in (m.get("steps") or {}).items():
+        parts.append(f"{d[:-5] if d.endswith('bound') else d} repair "
+                     + " + ".join("—" if steps[k] is None else f"{steps[k]['p50']:.0f}"
+                                  for k in ("detection_ms", "decision_ms", "install_ms")) + " ms")
     return "<br>".join(parts)
 
 
@@ -54,7 +58,8 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
                  "TCP sessions not reset and their longest stall (a session that only waited for the restore "
                  "survived with a stall of about the fault's length), new-session recovery p50. 'not "
                  "recovered within X s': the direction came back only when the fault was restored, X s after it "
-                 "began.")
+                 "began. id-loc: each direction's repair by its edge, p50 of detection + decision + rule "
+                 "installation ('—': that edge had nothing to repair).")
     return "\n".join(lines) + "\n"
 
 
