@@ -356,6 +356,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         with self.lock:
             self._after(edge.received(message, now))
             self._send_pair_messages(now)
+            if edge.refused:
+                self.counters["refused_locator_updates"] = sum(e.refused for e in self.edges.values())
 
     def _answer_ns(self, dp: Any, sp: Any, role: str, in_port: int, pkt: packets.Parsed) -> None:
         if role == "fabric" and pkt.target == GATEWAY_LL:

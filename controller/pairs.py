@@ -134,6 +134,7 @@ class Edge:
         self.site = site
         self.exits = tuple(exits)
         self.down: set[str] = set()
+        self.refused = 0  # locator updates ignored for want of proof (forged, or from a confused far edge)
         self.rng = random.Random(seed)
         self.contexts: dict[str, Context] = {}
         self.records = {r.site: r for r in peers}
@@ -192,7 +193,10 @@ class Edge:
             c.answer = True
         # A locator update moves traffic, so it counts only from a message that proves it saw our probes (it
         # reports a nonce we sent recently): a forger off the path cannot make an edge leave a working pair.
-        out = self._peer_down(c, set(m.down), now) if any(n in c.sent for n in m.reports) else []
+        proven = any(n in c.sent for n in m.reports)
+        if m.down and not proven:
+            self.refused += 1
+        out = self._peer_down(c, set(m.down), now) if proven else []
         fresh = self._reports(c, m.reports, now, out)
         out += self._settle(c, fresh, now) if c.exploring_since is not None else self._preferred_back(c, now)
         return out

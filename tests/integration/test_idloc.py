@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from multi6lab.lab.lifecycle import Lab
-from tests.integration.helpers import events, lab_with_approach, tcp_session, udp_exchange, wait_until
+from multi6lab.topologies.addressing import edge_address
+from tests.integration.helpers import PY, events, lab_with_approach, tcp_session, udp_exchange, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +96,24 @@ def test_each_site_runs_its_own_controller_and_the_edges_meet_only_through_the_n
         assert events(lab, "port_down", t_down)[0]["t"] <= dead["t"]  # s1 saw it first, then told s2
     finally:
         lab.cmd("ispa", "ip link set ispa-eth1 up; ip -6 route replace 3fff:a:1::/48 via 3fff:a::2 dev ispa-eth1")
+
+
+def test_forged_locator_pair_messages_move_nothing(lab: Lab) -> None:
+    """An attacker inside ISP A sends s1's edge messages claiming to come from s2's edge: s2's locator C is
+    down, with reports of nonces it guessed. Without one of s1's own recent nonces they prove nothing."""
+    s1, s2 = lab.plan.sites
+    ea, far = s1.exit("s1ea"), s2.exit("s2ec")
+    forged = (f"[Ether(packets.pair_message('{ea.isp_mac}', '{ea.mac}', packets.PairMessage("
+              f"IPv6Address('{edge_address(far.delegation)}'), IPv6Address('{edge_address(ea.delegation)}'), "
+              f"n, True, tuple(range(n, n + 8)), (IPv6Address('{edge_address(far.delegation)}'),)))) "
+              "for n in range(1, 2001, 10)]")
+    t0 = time.monotonic()
+    out = lab.cmd("ispa", f"{PY} -c " + repr("from ipaddress import IPv6Address; from scapy.all import *; "
+                                            "from multi6lab.controller import packets; "
+                                            f"sendp({forged}, iface={ea.isp_intf!r}, verbose=False)"))
+    assert "Error" not in out, out
+    udp_exchange(lab, "h1", "h2", identity(lab, "h2"), count=50)  # and traffic still flows meanwhile
+    # They reached s1's edge (it counts what it refused) and moved nothing.
+    wait_until(lambda: any(e.get("refused_locator_updates", 0) >= 200 for e in events(lab, "counters", t0)), 10,
+               "s1's controller to count 200 refused locator updates")
+    assert not events(lab, "pair_selected", t0, src_site="s1") and not events(lab, "pair_dead", t0, src_site="s1")

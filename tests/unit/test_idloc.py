@@ -168,6 +168,7 @@ def test_reports_of_nonces_never_sent_prove_nothing_and_move_nothing() -> None:
     assert {p.key: p.confirmed_seq for p in s1.contexts["s2"].candidates} == before
     spoofed_update = Message("s2", "s1", "s2ed", "s1eb", nonce=8, reports=(0xDEADBEEF,), down=("s2ec",))
     assert s1.received(spoofed_update, 1.0005) == [] and s1.active() == {("s1", "s2"): ("s1ea", "s2ec")}
+    assert s1.refused == 1
     assert s1.received(Message("nobody", "s1", "x", "s1ea", nonce=9), 1.0006) == []
     assert s1.received(Message("s2", "s3", "s2ec", "s1ea", nonce=9), 1.0007) == []
 
