@@ -150,13 +150,15 @@ def test_aggregate_reports_null_with_reason() -> None:
     bad = A.StreamResult(3000, 2000, 1000, None, "not recovered before the restore at +1000 ms")
     trials = [A.Trial(i, ok, bad, 30.0 + i, [A.TcpSession(i % 2 == 0, 12.0)], 40.0) for i in range(4)]
     m = A.aggregate(trials)
-    assert m["outbound"]["outage_ms"] == {"p50": 9.0, "p95": 9.0, "max": 9.0}
+    assert m["outbound"]["outage_ms"] == {"p50": 9.0, "p95": 9.0, "max": 9.0, "p50_ci": [None, None],
+                                          "p95_ci": [9.0, None]}  # 4 trials bound little
     assert m["inbound"]["outage_ms"] is None
     assert m["inbound"]["reason"] == "not recovered before the restore at +1000 ms"
-    assert m["inbound"]["lost_packets"] == {"p50": 1000.0, "max": 1000.0}
+    assert m["inbound"]["lost_packets"] == {"p50": 1000.0, "max": 1000.0, "p50_ci": [None, None]}
     assert m["detection_ms"]["p50"] == 31.5 and m["detection_ms"]["max"] == 33.0
     assert m["tcp_sessions"]["survived"] == 2 and m["tcp_sessions"]["total"] == 4
-    assert m["tcp_sessions"]["stall_ms"] == {"p50": 12.0, "p95": 12.0, "max": 12.0}
+    assert {k: m["tcp_sessions"]["stall_ms"][k] for k in ("p50", "p95", "max")} == {"p50": 12.0, "p95": 12.0,
+                                                                                    "max": 12.0}
     assert m["new_session_ms"]["p95"] == 40.0
     partly = A.aggregate([A.Trial(0, ok, ok, None), A.Trial(1, bad, ok, None)])
     assert partly["outbound"]["outage_ms"]["not_recovered"] == 1
@@ -197,3 +199,32 @@ def test_repair_steps_are_summarised_per_direction_and_written_per_trial() -> No
     row = trials[0].row()
     assert row["outbound_detection_ms"] == "20.000" and row["inbound_install_ms"] == ""
     assert "steps" not in aggregate([Trial(0, ok, ok, 5.0)])
+
+
+@pytest.mark.parametrize(("n", "q", "bounds"), [
+    (20, 0.5, (6, 15)),  # the textbook interval for a median of 20
+    (20, 0.95, (17, None)),  # too few trials to bound p95 from above
+    (71, 0.95, (63, None)),
+    (72, 0.95, (64, 72)),  # from 72 trials on, the maximum bounds p95 (two-sided 95 %)
+    (5, 0.5, (None, None)),
+    (6, 0.5, (1, 6)),
+])
+def test_percentile_intervals_come_from_order_statistics(n: int, q: float, bounds: tuple[int | None, int | None]
+                                                         ) -> None:
+    from multi6lab.results.intervals import quantile_interval
+
+    assert quantile_interval([float(x) for x in range(n, 0, -1)], q) == bounds  # the input order does not matter
+
+
+def test_a_percentile_interval_covers_the_true_quantile_at_least_as_often_as_it_claims() -> None:
+    import random
+
+    from multi6lab.results.intervals import quantile_interval
+
+    rng = random.Random(11)
+    hits = 0
+    for _ in range(400):  # exponential samples: the true median is ln 2
+        lo, hi = quantile_interval([rng.expovariate(1.0) for _ in range(30)], 0.5)
+        assert lo is not None and hi is not None
+        hits += lo <= 0.6931 <= hi
+    assert hits / 400 >= 0.93

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from multi6lab.results.intervals import quantile_interval
 from multi6lab.vocabulary import DETECTION_EVENTS, Event
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
@@ -226,7 +227,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def summary(values: Sequence[float | None], reasons: Sequence[str | None] = (),
             keys: Sequence[str] = ("p50", "p95", "max"), digits: int = 2) -> dict[str, Any] | None:
-    """p50/p95/max over trials that have a value; None (with the commonest reason) when none has."""
+    """p50/p95/max over trials that have a value, each percentile with its 95 % interval (``p95_ci``: [lower,
+    upper]); None (with the commonest reason) when none has."""
     xs = [v for v in values if v is not None]
     missing = len(values) - len(xs)
     if not xs:
@@ -234,6 +236,10 @@ def summary(values: Sequence[float | None], reasons: Sequence[str | None] = (),
     out: dict[str, Any] = {}
     for k in keys:
         out[k] = round(max(xs) if k == "max" else percentile(xs, float(k[1:])), digits)
+    for k in keys:  # a 95 % interval for each percentile (results.intervals); None: too few trials for a bound
+        if k != "max":
+            out[f"{k}_ci"] = [None if b is None else round(b, digits)
+                              for b in quantile_interval(xs, float(k[1:]) / 100)]
     if missing:
         out["not_recovered"] = missing
         reason = commonest(reasons)
