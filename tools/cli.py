@@ -226,6 +226,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cells of DIR that have no summary yet (after a failure, an interruption or a reboot)."""
     import json
 
+    from multi6lab.lab import provenance
     from multi6lab.lab.emulation import EnvError
     from multi6lab.lab.runner import Runner
     from multi6lab.results import comparison
@@ -250,6 +251,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     todo = [c for c in cells_spec if not (args.resume and (out / c.slug / "summary.json").exists())]
     tick = Ticker(Progress(sum(c.scenario.trials for c in todo), time.monotonic()))
+    origin = provenance.collect()
     for k, c in enumerate(cells_spec, start=1):
         compare.write(c, out / "scenarios")  # to rerun one cell alone
         done = out / c.slug / "summary.json"
@@ -265,7 +267,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             (out / c.slug / "error.txt").write_text(traceback.format_exc())
             say(f"  cell failed: {exc} (details: {out / c.slug / 'error.txt'})")
             cells[(c.row, c.fault)] = {"scenario": c.slug, "error": f"{type(exc).__name__}: {exc}"}
-        write_atomic(out / "comparison.json", json.dumps(comparison.as_json(rows, faults, cells), indent=1))
+        write_atomic(out / "comparison.json", json.dumps(comparison.as_json(rows, faults, cells, origin), indent=1))
     table = comparison.markdown(rows, faults, cells)
     (out / "comparison.md").write_text(table)
     comparison.chart(rows, faults, cells, out / "comparison.png")

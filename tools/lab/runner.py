@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
+from multi6lab.lab import provenance
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
 from multi6lab.results import analysis, plots, report
@@ -233,6 +234,7 @@ class Runner:
         trials: list[analysis.Trial] = []
         series: dict[str, list[dict[str, Any]]] = {"outbound": [], "inbound": []}
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        origin = provenance.collect(sc.seed)  # before the lab loads the machine
         with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say) as lab:
             sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
             compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
@@ -252,7 +254,7 @@ class Runner:
             "trigger": sc.trigger_label, "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
             "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
             "command": f"multi6lab run {sc.source} --trials {len(trials)}",
-            "metrics": analysis.aggregate(trials),
+            "metrics": analysis.aggregate(trials), "provenance": origin,
         }
         with open(self.out / "trials.csv", "w", newline="") as f:
             rows = [t.row() for t in trials]

@@ -63,8 +63,10 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
     return "\n".join(lines) + "\n"
 
 
-def as_json(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
-    return {"rows": rows, "faults": faults,
+def as_json(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]],
+            origin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The comparison's data; ``origin``: its provenance (lab.provenance), as each cell's summary has its own."""
+    return {"rows": rows, "faults": faults, "provenance": origin,
             "cells": [{"row": r, "fault": f, "summary": cells[(r, f)]} for r in rows for f in faults
                       if (r, f) in cells]}
 

@@ -33,9 +33,24 @@ def row(summary: dict[str, Any]) -> list[str]:
             _pair(m.get("new_session_ms"), m.get("new_session_reason")), str(m.get("false_rehomings", 0))]
 
 
+def origin(summary: dict[str, Any]) -> str:
+    """One line saying where a run's numbers came from (its provenance block), or "" for older runs."""
+    p = summary.get("provenance")
+    if not p:
+        return ""
+    commit = (p["commit"] or "unknown")[:12] + (" (uncommitted changes)" if p.get("dirty") else "")
+    return (f"{summary['scenario']}: commit {commit}; Linux {p['kernel']}, Open vSwitch {p['ovs']} "
+            f"{p['datapath']}, FRR {p['frr']}, os-ken {p['os_ken']}, Python {p['python']}; {p['cpus']} x "
+            f"{p['cpu']}, load {' '.join(map(str, p['load_before']))} at the start; seed {p['seed']}; "
+            f"`{p['command']}`")
+
+
 def markdown(summaries: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row(s)) + " |" for s in summaries]
+    origins = [o for s in summaries if (o := origin(s))]
+    if origins:
+        lines += ["", "Measured with:", *[f"- {o}" for o in origins]]
     return "\n".join(lines) + "\n"
 
 
