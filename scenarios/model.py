@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -189,6 +190,21 @@ class Scenario:
     settle_timeout_s: float
     traffic: Traffic
     faults: tuple[Fault, ...]
+
+    @property
+    def phase_span_s(self) -> float:
+        """How far a trial's fault is shifted at random: one period of every schedule that could line up with
+        it (the site's heartbeats, the UDP probes, the TCP records, the new-connection attempts)."""
+        periods = [self.effective.site(self.site).heartbeat.interval_ms / 1000, 1 / self.traffic.udp_rate,
+                   self.traffic.tcp_interval_ms / 1000]
+        if self.traffic.new_sessions:
+            periods.append(self.traffic.new_session_interval_ms / 1000)
+        return max(periods)
+
+    def phase(self, trial: int) -> float:
+        """Trial ``trial``'s shift of the faults, uniform over ``phase_span_s``: the same seed gives the same
+        schedule, so a run can be repeated exactly."""
+        return random.Random(self.seed * 1_000_003 + trial).uniform(0.0, self.phase_span_s)
 
     @property
     def trigger_label(self) -> str:

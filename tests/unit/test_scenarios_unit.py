@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -300,3 +301,15 @@ def test_progress_says_elapsed_and_time_to_go() -> None:
     assert p.status(5, 160.0) == "5/20 · 01:00 elapsed · about 03:00 to go"  # 12 s a trial, 15 left
     assert p.status(10, 220.0, bar=True, width=10) == "[#####.....] 10/20 · 02:00 elapsed · about 02:00 to go"
     assert clock(3 * 3600 + 62) == "3:01:02" and clock(-5) == "00:00"
+
+
+def test_each_trial_shifts_its_faults_by_a_seeded_phase_over_every_schedule() -> None:
+    sc = model.load(ROOT / "scenarios" / "idloc-blackhole.yaml")
+    assert sc.phase_span_s == pytest.approx(0.050)  # the new-connection attempts have the longest period
+    phases = [sc.phase(k) for k in range(1, 201)]
+    assert phases == [sc.phase(k) for k in range(1, 201)]  # same seed, same schedule
+    assert all(0 <= p <= 0.050 for p in phases) and min(phases) < 0.005 and max(phases) > 0.045
+    other = dataclasses.replace(sc, seed=sc.seed + 1)
+    assert [other.phase(k) for k in range(1, 6)] != phases[:5]
+    quiet = dataclasses.replace(sc, traffic=dataclasses.replace(sc.traffic, new_sessions=False))
+    assert quiet.phase_span_s == pytest.approx(0.010)  # then the heartbeat's and the TCP records' 10 ms

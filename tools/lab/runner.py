@@ -86,7 +86,8 @@ class Runner:
         d = self.out / f"trial-{k:02d}"
         d.mkdir(parents=True, exist_ok=True)
         lab.wait_steady(sc.settle_timeout_s)
-        total = sc.warmup_s + sc.record_s
+        phase = sc.phase(k)  # the faults move at random against every periodic schedule (seeded)
+        total = sc.warmup_s + sc.phase_span_s + sc.record_s
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
         listen = str(total + STARTUP_S + 1.0)
@@ -109,7 +110,7 @@ class Runner:
                                   *((r, TCP_BASE + i, "tcp") for i in range(tr.tcp_sessions))]:
             lab.wait_bound(node, port, proto)
         t0 = time.monotonic() + SENDER_START_S
-        origin = t0 + sc.warmup_s
+        origin = t0 + sc.warmup_s + phase
         common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
         rate = str(tr.udp_rate)
         procs.append(lab.popen(h, [*PROBE, "send", "--dst", r_addr, "--port", str(UDP_OUT),
@@ -138,7 +139,8 @@ class Runner:
                 done = time.monotonic()
                 # The fault takes effect inside the command: the midpoint is the reference (off by at most half
                 # the command's duration); the fault is certainly in effect from its end to the next start.
-                injected.append({"at": a.at, "t": (t + done) / 2, "start": t, "end": done,
+                injected.append({"at": a.at, "phase_ms": round(phase * 1000, 3), "t": (t + done) / 2, "start": t,
+                                 "end": done,
                                  "command_ms": round((done - t) * 1000, 3), "what": a.label})
         finally:
             for a in (u for c in compiled for u in c.undo):
