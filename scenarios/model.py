@@ -167,6 +167,7 @@ class Traffic:
     tcp_interval_ms: float = 10.0
     new_sessions: bool = True
     new_session_interval_ms: float = 50.0
+    recovery_k: int = 5  # consecutive arrivals that end an outage (results.analysis.stream)
     iperf3_mbit: float | None = None
     pcap: bool = False
 

@@ -54,18 +54,51 @@ def test_duplicates_and_reordering_are_neither_loss_nor_gap() -> None:
 
 
 def test_failback_gap_spanning_the_restore_is_not_the_outage() -> None:
-    # Rehomed 6 ms after the fault; the return to the primary exit drops 25 probes across the restore.
-    lost = set(range(1000, 1006)) | set(range(1990, 2015))
+    # Rehomed 6 ms after the fault; the return to the primary exit drops 25 probes once the fault is restored.
+    lost = set(range(1000, 1006)) | set(range(2000, 2025))
     r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
     assert r.outage_ms == pytest.approx(6.0, abs=1e-6) and r.reason is None
-    assert r.lost == 31
+    assert r.lost == 31 and r.disruption_ms == pytest.approx(6.0, abs=1e-6)
 
 
-def test_longest_gap_in_the_window_wins() -> None:
+def test_the_outage_lasts_until_the_stream_stays_up_and_disruption_adds_up_the_lost_time() -> None:
+    # Back after 5 ms, down again for 30 ms at +400 ms: the stream was not up for good until +430 ms.
     lost = set(range(1000, 1005)) | set(range(1400, 1430)) | set(range(2500, 2600))  # last gap is after restore
     r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
-    assert r.outage_ms == pytest.approx(30.0, abs=1e-6)
+    assert r.outage_ms == pytest.approx(430.0, abs=1e-6) and r.disruption_ms == pytest.approx(35.0, abs=1e-6)
     assert r.lost == 135
+    # A gap shorter than k periods after the recovery is a blip, not a relapse: the outage stays 5 ms.
+    blip = set(range(1000, 1005)) | {1400, 1401}
+    r = A.stream(stream(3000, drop=blip), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == pytest.approx(5.0, abs=1e-6) and r.disruption_ms == pytest.approx(7.0, abs=1e-6)
+
+
+def test_a_stray_probe_in_the_middle_does_not_end_the_outage() -> None:
+    # 40 probes lost but one, 20 ms in: "recovered" needs k consecutive arrivals.
+    lost = set(range(1000, 1040)) - {1020}
+    r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == pytest.approx(40.0, abs=1e-6) and r.lost == 39
+    assert A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0,
+                    k=1).outage_ms == pytest.approx(40.0, abs=1e-6)  # the relapse after 1020 is k periods long
+
+
+def test_a_stream_that_falls_silent_before_the_restore_did_not_recover() -> None:
+    # Back for a while, then down again for the last 100 ms of the fault: not a rehoming that held.
+    lost = set(range(1000, 1010)) | set(range(1900, 2000))
+    r = A.stream(stream(3000, drop=lost), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms is None and r.reason == "not recovered before the restore at +1000 ms"
+    assert r.disruption_ms == pytest.approx(110.0, abs=0.6)
+    endless = A.stream(stream(1500), sent=3000, period=P, t_fault=101.0, t_restore=103.0, t_end=103.0)
+    assert endless.reason == "not recovered by the end of the record"
+
+
+def test_the_sender_stall_correction_is_kept_and_flagged() -> None:
+    # 10 probes lost, and the sender itself stalled 3 ms inside that outage.
+    arr = [A.Arrival(s, 100 + s * P + (0.003 if s >= 1010 else 0), 100 + s * P + 0.0005 + (0.003 if s >= 1010 else 0))
+           for s in range(3000) if not 1000 <= s < 1010]
+    r = A.stream(arr, sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.raw_gap_ms == pytest.approx(13.0, abs=1e-6) and r.sender_stall_ms == pytest.approx(3.0, abs=1e-6)
+    assert r.outage_ms == pytest.approx(10.0, abs=1e-6) and r.stall_flagged
 
 
 def test_recovered_only_by_the_restore_is_not_a_rehoming() -> None:

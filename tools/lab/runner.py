@@ -196,7 +196,8 @@ class Runner:
         for name in ("outbound", "inbound"):
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in _rows(d / f"{name}.csv")]
-            streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end)
+            streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end,
+                                            sc.traffic.recovery_k)
         events = sorted((e for e in lab.events() + lab.bgp_events() if t0 <= e["t"] <= t_end + 1),
                         key=lambda e: e["t"])
         (d / "controller-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))

@@ -2,11 +2,17 @@
 
 Definitions (all times on the host's monotonic clock, shared by every namespace):
 
-* **outage_ms** of a UDP stream: the longest gap between consecutive arrivals that closes after the first
-  fault and before the last restore, less one probe period and less any part of it the sender caused by
-  stalling (seen in the probes' send times), so an unaffected stream scores 0 and pure loss of n probes
-  scores n periods. Gaps closing after the restore are the failback, not the outage. If nothing arrives
-  between fault and restore, the site did not rehome that direction: ``None`` with a reason.
+* **outage_ms** of a UDP stream: from the last arrival before the first gap at or after the fault to the
+  first of k consecutive arrivals (consecutive sequence numbers, no gap; k = ``traffic.recovery_k``, 5 by
+  default) after which no gap of k periods or more opens before the restore, less one probe period and
+  less any part of it the sender caused by stalling (seen in the probes' send times; kept per trial as
+  ``sender_stall_ms`` beside the uncorrected ``raw_gap_ms``, and flagged above 1 ms). An unaffected stream
+  scores 0; pure loss of n probes scores n periods; a stray probe inside an outage does not end it. A gap is
+  a network gap of at least one period (a probe lost or held that long). Gaps closing after the restore are
+  the failback, not the outage. A stream still (or again) down for k periods when the fault is restored did
+  not rehome that direction: ``None`` with a reason.
+* **disruption_ms**: every gap in the fault window added up (the trailing silence before the restore
+  included): the time lost, where outage_ms is the time until the stream was back for good.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
 * **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead,
   pair_dead, dest_dead).
@@ -31,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multi6lab.results.intervals import quantile_interval
+from multi6lab.scenarios.model import Traffic
 from multi6lab.vocabulary import DETECTION_EVENTS, Event
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
@@ -54,18 +61,29 @@ class StreamResult:
     reason: str | None = None
     gap: tuple[float, float] | None = None  # (last arrival before, first arrival after), absolute
     sources: tuple[str, ...] = ()  # distinct sources seen, in order of first arrival
+    disruption_ms: float | None = None  # every gap of a period or more in the fault window, added up
+    raw_gap_ms: float | None = None  # the outage before the sender-stall correction
+    sender_stall_ms: float | None = None  # what the correction took off (the sender, not the network)
+
+    @property
+    def stall_flagged(self) -> bool:
+        """The sender stalled more than STALL_FLAG_MS inside the outage: the correction matters here."""
+        return (self.sender_stall_ms or 0.0) > STALL_FLAG_MS
 
 
 IN_FLIGHT = 0.002  # s: probes already past the failure point when it takes effect still arrive this late
+STALL_FLAG_MS = 1.0
 
 
 def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float, t_restore: float,
-           t_end: float) -> StreamResult:
-    """Outage and loss of one probe stream around a fault window [t_fault, t_restore].
+           t_end: float, k: int = Traffic.recovery_k) -> StreamResult:
+    """Outage, disruption and loss of one probe stream around a fault window [t_fault, t_restore].
 
     ``t_fault`` is when the fault was certainly in effect (its command had returned), ``t_restore`` when it
-    certainly still was (the restore command had not started). Arrivals within IN_FLIGHT of ``t_fault`` were
-    already past the failure point, so they do not count as recovery.
+    certainly still was (the restore command had not started). The outage runs from the last arrival before
+    the first gap at or after the fault to the first of ``k`` consecutive arrivals (consecutive sequence
+    numbers, no gap between them) after which no gap of ``k`` periods or more opens before the restore. Arrivals
+    within IN_FLIGHT of ``t_fault`` were already past the failure point, so they never start a recovery.
     """
     seen: dict[int, Arrival] = {}
     for a in arrivals:
@@ -83,21 +101,33 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
         return _with(base, reason="no probe arrived before the fault (the path was not up)")
     if not after:
         return _with(base, reason="no probe arrived after the fault")
-    recovered = any(t_fault + IN_FLIGHT < a.t_recv < t_restore for a in after)
-    if not recovered and t_restore < t_end:
-        first_back = next((a for a in after if a.t_recv >= t_restore), after[-1])
-        return _with(base, reason=f"not recovered before the restore at +{(t_restore - t_fault) * 1000:.0f} ms",
-                     gap=(before[-1].t_recv, first_back.t_recv))
-    # Gaps closing after the restore are the failback, not the outage the fault caused.
-    longest, gap, prev = -1.0, (before[-1].t_recv, after[0].t_recv), before[-1]
-    for a in after:
-        if a.t_recv > t_restore:
-            break
-        value = network_gap(prev, a, period)
-        if value > longest:
-            longest, gap = value, (prev.t_recv, a.t_recv)
-        prev = a
-    return _with(base, outage_ms=max(0.0, longest * 1000), gap=gap)
+    # Gaps closing after the restore are the failback, not what the fault caused.
+    seg = [before[-1], *(a for a in after if a.t_recv <= t_restore)]
+    gaps = [network_gap(x, y, period) for x, y in itertools.pairwise(seg)]
+    end = min(t_restore, t_end)
+    trailing = end - seg[-1].t_recv - period  # silence from the last arrival to the restore (or the end)
+    disruption = (sum(g for g in gaps if g >= period) + (trailing if trailing >= period else 0.0)) * 1000
+    first = next((i for i, g in enumerate(gaps) if g >= period), None)
+    start = seg[first] if first is not None else seg[-1]
+    back = None
+    if trailing < k * period:  # the stream is up when the fault ends: find where it came back for good
+        if first is None:
+            return _with(base, outage_ms=0.0, disruption_ms=disruption)
+        last_big = max((i + 1 for i, g in enumerate(gaps) if g >= k * period), default=first + 1)
+        back = next((seg[r] for r in range(max(first + 1, last_big), len(seg) - k + 1)
+                     if seg[r].t_recv > t_fault + IN_FLIGHT
+                     and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < period for q in range(r + 1, r + k))),
+                    None)
+    if back is None:
+        after_restore = next((a for a in after if a.t_recv > t_restore), after[-1])
+        when = (f"before the restore at +{(t_restore - t_fault) * 1000:.0f} ms" if t_restore < t_end
+                else "by the end of the record")
+        return _with(base, reason=f"not recovered {when}", gap=(start.t_recv, after_restore.t_recv),
+                     disruption_ms=disruption)
+    raw = back.t_recv - start.t_recv - period
+    stall = max(0.0, (back.t_sent - start.t_sent) - max(1, back.seq - start.seq) * period)
+    return _with(base, outage_ms=max(0.0, raw - stall) * 1000, gap=(start.t_recv, back.t_recv),
+                 disruption_ms=disruption, raw_gap_ms=max(0.0, raw) * 1000, sender_stall_ms=stall * 1000)
 
 
 def network_gap(a: Arrival, b: Arrival, period: float) -> float:
@@ -273,6 +303,8 @@ class Trial:
                                    else (self.outbound.gap[1] - self.outbound.gap[0]) * 1000),
             "outbound_reason": self.outbound.reason or "", "inbound_outage_ms": num(self.inbound.outage_ms),
             "inbound_lost": self.inbound.lost, "inbound_reason": self.inbound.reason or "",
+            **{f"{d}_{k}": num(getattr(getattr(self, d), k)) for d in ("outbound", "inbound")
+               for k in ("disruption_ms", "raw_gap_ms", "sender_stall_ms")},
             "detection_ms": num(self.detection_ms), "tcp_survived": sum(t.survived for t in self.tcp),
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
@@ -292,7 +324,9 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     def direction(pick: str) -> dict[str, Any]:
         rs: list[StreamResult] = [getattr(t, pick) for t in trials]
         out: dict[str, Any] = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs]),
-                               "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1)}
+                               "disruption_ms": summary([r.disruption_ms for r in rs]),
+                               "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1),
+                               "sender_stall_flagged": sum(r.stall_flagged for r in rs)}
         if out["outage_ms"] is None:
             out["reason"] = commonest(r.reason for r in rs)
         return out
