@@ -152,6 +152,23 @@ def test_tcp_sessions() -> None:
     assert not reset.survived and reset.error == "ECONNRESET"
     short = A.tcp_session(recs[:30], last_seq=99, error=None)
     assert not short.survived and short.error == "the last record never arrived"
+    # Fault from 100.35 to 100.75: records 40-59 (100.40-100.59) never came; 60-74 came while it still stood.
+    during = A.tcp_session(recs, last_seq=99, error=None, window=(100.35, 100.75, 0.01))
+    assert during.resumed and during.goodput == pytest.approx(19 / 39.8, abs=1e-3)  # 36-39 and 60-74 of ~40
+    stuck = A.tcp_session([r for r in recs if not 100.35 < r[1] < 100.75], last_seq=99, error=None,
+                          window=(100.35, 100.75, 0.01))
+    assert stuck.survived and stuck.resumed is False and stuck.goodput == 0.0
+
+
+def test_the_stall_is_a_survivors_and_resets_are_counted_apart() -> None:
+    ok = A.StreamResult(10, 10, 0, 0.0)
+    sessions = [A.TcpSession(True, 210.0, resumed=True, goodput=0.5),
+                A.TcpSession(False, 11.0, "ECONNRESET after record 40", resumed=False, goodput=0.0),
+                A.TcpSession(False, None, "the last record never arrived", resumed=False, goodput=0.0)]
+    tcp = A.aggregate([A.Trial(0, ok, ok, None, sessions)])["tcp_sessions"]
+    assert (tcp["survived"], tcp["reset"], tcp["total"], tcp["resumed_before_restore"]) == (1, 1, 3, 1)
+    assert tcp["stall_ms"]["max"] == 210.0  # the reset session's 11 ms is not a stall
+    assert tcp["goodput_during_fault"]["max"] == 0.5
 
 
 def test_new_sessions() -> None:

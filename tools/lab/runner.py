@@ -208,7 +208,8 @@ class Runner:
             client = _rows(d / f"tcp{i}-client.csv")
             err = next((r["detail"] for r in client if r["event"] == "error"), None)
             done = next((int(r["detail"]) for r in client if r["event"] == "done"), None)
-            sessions.append(analysis.tcp_session(recs, done, err))
+            sessions.append(analysis.tcp_session(recs, done, err,
+                                                 (in_effect, restore_start, sc.traffic.tcp_interval_ms / 1000)))
         ns_ms, ns_why = None, None
         if sc.traffic.new_sessions:
             att = [analysis.Attempt(float(r["t_start"]), float(r["t_end"]), r["ok"] == "1", r["address"])

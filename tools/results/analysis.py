@@ -16,8 +16,10 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
 * **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead,
   pair_dead, dest_dead).
-* **tcp**: a session survived if the client saw no error and the server got its last record; the stall is
-  the longest gap between records at the server.
+* **tcp**: a session survived if the client saw no error and the server got its last record; resets are
+  counted apart; the stall is the longest gap between records at the server, over survivors only; a
+  session *resumed* if records arrived while the fault still stood, and its *goodput* is the share of the
+  records due in that window that arrived in it.
 * **new_session_ms**: from the fault to the first successful new connection (remote to site, locators in
   RFC 6724 order) among attempts started after the fault.
 * **false_rehomings**: path_dead events for exits the scenario did not fault (or any, during a loss burst).
@@ -207,15 +209,26 @@ class TcpSession:
     survived: bool
     stall_ms: float | None
     error: str | None = None
+    resumed: bool | None = None  # records arrived after the fault while it still stood
+    goodput: float | None = None  # share of the records due in the fault window that arrived in it
 
 
-def tcp_session(records: Sequence[tuple[int, float]], last_seq: int | None, error: str | None) -> TcpSession:
-    """``records``: (seq, t_recv) at the server; ``last_seq``: the client's final record (None if it failed)."""
+def tcp_session(records: Sequence[tuple[int, float]], last_seq: int | None, error: str | None,
+                window: tuple[float, float, float] | None = None) -> TcpSession:
+    """``records``: (seq, t_recv) at the server; ``last_seq``: the client's final record (None if it failed);
+    ``window``: (fault, restore, record interval) for what happened while the fault stood."""
     times = sorted(t for _, t in records)
     stall = max((b - a for a, b in itertools.pairwise(times)), default=None)
     got_last = last_seq is not None and any(s == last_seq for s, _ in records)
+    resumed = goodput = None
+    if window is not None:
+        t_fault, t_restore, interval = window
+        inside = [t for t in times if t_fault + IN_FLIGHT < t < t_restore]
+        resumed = bool(inside)
+        goodput = min(1.0, len(inside) / max(1.0, (t_restore - t_fault - IN_FLIGHT) / interval))
     return TcpSession(survived=error is None and got_last, stall_ms=None if stall is None else stall * 1000,
-                      error=error or (None if got_last else "the last record never arrived"))
+                      error=error or (None if got_last else "the last record never arrived"), resumed=resumed,
+                      goodput=goodput)
 
 
 @dataclass(frozen=True)
@@ -334,8 +347,13 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     out: dict[str, Any] = {"outbound": direction("outbound"), "inbound": direction("inbound"),
                            "detection_ms": summary([t.detection_ms for t in trials])}
     sessions = [s for t in trials for s in t.tcp]
-    out["tcp_sessions"] = ({"survived": sum(s.survived for s in sessions), "total": len(sessions),
-                            "stall_ms": summary([s.stall_ms for s in sessions])}
+    # The stall is a survivor's: a reset session did not stall, it ended (counted apart).
+    survivors = [s for s in sessions if s.survived]
+    out["tcp_sessions"] = ({"survived": len(survivors), "total": len(sessions),
+                            "reset": sum(1 for s in sessions if s.error and "reset" in s.error.lower()),
+                            "resumed_before_restore": sum(1 for s in survivors if s.resumed),
+                            "stall_ms": summary([s.stall_ms for s in survivors]),
+                            "goodput_during_fault": summary([s.goodput for s in sessions], digits=3)}
                            if sessions else None)
     out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials])
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):
