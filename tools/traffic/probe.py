@@ -4,7 +4,8 @@ Plain sockets and pre-packed payloads (scapy is far too slow for 1 kHz here). Ev
 CLOCK_MONOTONIC, so timestamps from different namespaces compare directly, and ``--start-at`` lets every
 stream of a trial begin at the same instant.
 
-* ``send``/``recv``: a UDP sequence stream; the receiver logs ``seq,t_sent,t_recv,source`` per datagram,
+* ``send``/``recv``: a UDP sequence stream; the receiver logs ``seq,t_sent,t_recv,source,t_user`` per datagram
+  (``t_recv`` the kernel's receive time, ``t_user`` when the probe read it),
   the sender ``seq,t_sent,error`` for sends the kernel refused.
 * ``tcp-server``/``tcp-client``: long-lived TCP sessions carrying timestamped records; the server logs
   ``conn,seq,t_sent,t_recv``, the client ``event,t,detail`` (connected, error, done).
@@ -73,26 +74,53 @@ def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str 
     return 0
 
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+TIMESPEC = struct.Struct("@qq")
+
+
+def realtime_offset() -> float:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, read where the two reads are closest together."""
+    best = None
+    for _ in range(20):
+        a = time.monotonic()
+        r = time.clock_gettime(time.CLOCK_REALTIME)
+        b = time.monotonic()
+        if best is None or b - a < best[0]:
+            best = (b - a, r - (a + b) / 2)
+    assert best is not None
+    return best[1]
+
+
 def recv(port: int, duration: float, out: Path) -> int:
+    """Log each datagram with the kernel's receive time (SO_TIMESTAMPNS, taken when the packet reached the
+    socket, so a receiver that was scheduled late does not stretch a gap), converted to the monotonic clock
+    every node shares; ``t_user`` is when this process read it."""
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.bind(("::", port))
     sock.settimeout(0.2)
     rows = []
+    offset = realtime_offset()
     end = time.monotonic() + duration
     try:
         while time.monotonic() < end:
             try:
-                data, addr = sock.recvfrom(2048)
+                data, anc, _, addr = sock.recvmsg(2048, socket.CMSG_SPACE(TIMESPEC.size))
             except TimeoutError:
                 continue
-            t = time.monotonic()
+            t_user = time.monotonic()
+            t = t_user
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= TIMESPEC.size:
+                    sec, nsec = TIMESPEC.unpack_from(value)
+                    t = min(t_user, sec + nsec / 1e9 - offset)  # never later than it was read
             if len(data) >= HEADER.size:
                 seq, sent = HEADER.unpack_from(data)
-                rows.append(f"{seq},{sent:.6f},{t:.6f},{addr[0]}")
+                rows.append(f"{seq},{sent:.6f},{t:.6f},{addr[0]},{t_user:.6f}")
     except Stop:
         pass
     finally:
-        out.write_text("seq,t_sent,t_recv,source\n" + "\n".join(rows) + ("\n" if rows else ""))
+        out.write_text("seq,t_sent,t_recv,source,t_user\n" + "\n".join(rows) + ("\n" if rows else ""))
     return 0
 
 
