@@ -244,6 +244,12 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
     assert ("| id-loc × link | out 8.0 / 8.0<br>in not recovered<br>TCP 2/2, stall p50 9 ms<br>new 201 ms<br>"
             "out repair 3 + 0 + 1 ms<br>in repair 4 + 1 + — ms |") in md
     assert "| nptv6 × link | out 7.0 / 7.0<br>in not recovered within 2.0 s<br>" in md
+    assert comparison.common_cap(cells) == 4000.0  # every n/r at one height, above the 2 s restore
+    cells[("nptv6 × link", "link down")]["metrics"]["outbound"]["outage_ms"].update(  # type: ignore[index]
+        p95_ci=[6.0, None], not_recovered=3)
+    cells[("nptv6 × link", "link down")]["metrics"]["new_session_ms"]["not_recovered"] = 2  # type: ignore[index]
+    md = comparison.markdown(["nptv6 × link"], ["link down"], cells)
+    assert "out 7.0 / 7.0 [p95 ≥ 6.0] (3 n/r)" in md and "new 201 ms (2 n/r)" in md
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

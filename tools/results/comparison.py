@@ -26,6 +26,9 @@ def _outage(m: dict[str, Any]) -> str:
         cap = restore_ms(m)
         return f"not recovered within {cap / 1000:.1f} s" if cap is not None else "not recovered"
     text = f"{o['p50']:.1f} / {o['p95']:.1f}"
+    lo, hi = o.get("p95_ci") or [None, None]
+    if lo is not None:
+        text += f" [p95 {lo:.1f}–{hi:.1f}]" if hi is not None else f" [p95 ≥ {lo:.1f}]"
     return text + (f" ({o['not_recovered']} n/r)" if o.get("not_recovered") else "")
 
 
@@ -39,8 +42,9 @@ def cell_text(s: dict[str, Any]) -> str:
     tcp_text = f"TCP {tcp['survived']}/{tcp['total']}" if tcp else "TCP —"
     if stall:
         tcp_text += f", stall p50 {stall['p50']:.0f} ms"
-    parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text,
-             f"new {ns['p50']:.0f} ms" if ns else "new —"]
+    new = f"new {ns['p50']:.0f} ms" + (f" ({ns['not_recovered']} n/r)" if ns.get("not_recovered") else "") \
+        if ns else "new —"
+    parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text, new]
     for d, steps in (m.get("steps") or {}).items():
         parts.append(f"{d[:-5] if d.endswith('bound') else d} repair "
                      + " + ".join("—" if steps[k] is None else f"{steps[k]['p50']:.0f}"
@@ -58,8 +62,9 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
                  "TCP sessions not reset and their longest stall (a session that only waited for the restore "
                  "survived with a stall of about the fault's length), new-session recovery p50. 'not "
                  "recovered within X s': the direction came back only when the fault was restored, X s after it "
-                 "began. id-loc: each direction's repair by its edge, p50 of detection + decision + rule "
-                 "installation ('—': that edge had nothing to repair).")
+                 "began. [p95 a–b]: its 95 % interval; [p95 ≥ a]: too few trials to bound it from above. "
+                 "(k n/r): trials without a value. id-loc: each direction's repair by its edge, p50 of "
+                 "detection + decision + rule installation ('—': that edge had nothing to repair).")
     return "\n".join(lines) + "\n"
 
 
@@ -71,12 +76,23 @@ def as_json(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dic
                       if (r, f) in cells]}
 
 
-def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]], out: Path,
-          cap_ms: float = 1000.0) -> None:
-    """Grouped bars of outage p95 per direction; a direction that never recovered is drawn hatched at the time
-    its fault was restored (a lower bound on its outage), or at ``cap_ms`` when that is unknown."""
+def common_cap(cells: dict[tuple[str, str], dict[str, Any]]) -> float:
+    """Where the chart draws "not recovered": twice the largest p95 or restore time of any cell."""
+    values = [o["p95"] for s in cells.values() if "error" not in s for d in ("outbound", "inbound")
+              if (o := s["metrics"][d]["outage_ms"])]
+    values += [r for s in cells.values() if "error" not in s for d in ("outbound", "inbound")
+               if (r := restore_ms(s["metrics"][d])) is not None]
+    return max(values, default=1000.0) * 2
+
+
+def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]], out: Path) -> None:
+    """Grouped bars of outage p95 per direction, every fault on one axis, with the p95's 95 % interval as an
+    error bar (an upward caret where the trials do not bound it from above). A direction that never recovered
+    is drawn hatched at one common cap above every measured value and restore time, so no row's cap reads as
+    a measurement."""
+    cap = common_cap(cells)
     width_per_fault = max(4.2, 0.8 * len(rows))  # room for every row's label
-    fig, axes = plt.subplots(1, len(faults), figsize=(width_per_fault * len(faults), 5.4), dpi=110, sharey=True)
+    fig, axes = plt.subplots(1, len(faults), figsize=(width_per_fault * len(faults), 5.6), dpi=110, sharey=True)
     axes = axes if len(faults) > 1 else [axes]
     width = 0.38
     for ax, f in zip(axes, faults, strict=True):
@@ -85,23 +101,36 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
                 s = cells.get((r, f))
                 if s is None or "error" in s:
                     continue
-                m = s["metrics"][direction]
-                o = m["outage_ms"]
-                value, hatch = (o["p95"], None) if o else (restore_ms(m) or cap_ms, "//")
-                ax.bar(i + (d - 0.5) * width, max(value, 0.1), width, color=color if hatch is None else "white",
-                       edgecolor=color, hatch=hatch, label=direction if i == 0 else None)
-                ax.text(i + (d - 0.5) * width, max(value, 0.1) * 1.08, "n/r" if hatch else f"{value:.0f}",
-                        ha="center", fontsize=7)
+                o = s["metrics"][direction]["outage_ms"]
+                x = i + (d - 0.5) * width
+                if o is None:
+                    ax.bar(x, cap, width, color="white", edgecolor=color, hatch="//",
+                           label=direction if i == 0 else None)
+                    ax.text(x, cap * 1.08, "n/r", ha="center", fontsize=7)
+                    continue
+                value = max(o["p95"], 0.5)
+                ax.bar(x, value, width, color=color, edgecolor=color, label=direction if i == 0 else None)
+                lo, hi = o.get("p95_ci") or [None, None]
+                if lo is not None:
+                    top = hi if hi is not None else value
+                    ax.errorbar(x, value, yerr=[[value - max(lo, 0.5)], [top - value]], fmt="none", ecolor="black",
+                                elinewidth=0.8, capsize=2)
+                if hi is None:
+                    ax.plot(x, value * 1.25, marker="^", color="black", markersize=3)
+                label = f"{o['p95']:.0f}" + (f" ({o['not_recovered']} n/r)" if o.get("not_recovered") else "")
+                ax.text(x, value * 1.6, label, ha="center", fontsize=7)
         ax.set_title(f, fontsize=10)
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels([r.replace(" × ", "\n") for r in rows], fontsize=7, rotation=35, ha="right",
                            rotation_mode="anchor")
         ax.set_yscale("log")
+        ax.set_ylim(0.5, cap * 3)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("outage p95 (ms, log scale)")
     axes[0].legend(fontsize=8)
-    fig.suptitle("RFC 4177 approaches on the same faults (p95 over trials; hatched n/r: not recovered before "
-                 "the fault was restored, drawn at that time)", fontsize=11)
+    fig.suptitle("RFC 4177 approaches on the same faults: outage p95 over trials with its 95 % interval (^: not "
+                 "bounded above by this many trials); hatched n/r: not recovered before the fault was restored, "
+                 "drawn at one common cap", fontsize=10, wrap=True)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
