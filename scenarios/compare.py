@@ -8,6 +8,7 @@ Each cell's scenario can also be written out as a file, so that a user can rerun
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,17 @@ class Cell:
     slug: str  # names the cell's results directory and scenario file
     doc: dict[str, Any]  # the cell as scenario data (what write() saves)
     scenario: Scenario
+
+
+def run_order(cells: list[Cell], seed: int | None) -> list[Cell]:
+    """The order to run ``cells`` in: shuffled from ``seed`` (the same seed, the same order), so that whatever
+    drifts during a long comparison (the machine's load, its temperature) spreads over every row instead of
+    falling on the rows that happen to run last; the file's order when ``seed`` is None."""
+    if seed is None:
+        return list(cells)
+    order = list(cells)
+    random.Random(seed).shuffle(order)
+    return order
 
 
 def load(path: Path, trials: int | None = None) -> list[Cell]:

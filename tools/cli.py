@@ -239,20 +239,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
             manifest = json.loads((out / MANIFEST).read_text())
         except (OSError, ValueError):
             raise EnvError(f"{out} is not a comparison to resume (no readable {MANIFEST} in it)") from None
-        source, trials = Path(manifest["file"]), manifest.get("trials")
+        source, trials, seed = Path(manifest["file"]), manifest.get("trials"), manifest.get("seed")
     else:
         out = Path(args.out) if args.out else RESULTS / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-        source, trials = Path(args.file), args.trials
+        source, trials, seed = Path(args.file), args.trials, None if args.file_order else args.seed
     cells_spec = compare.load(source, trials)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials}) + "\n")
+    (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials, "seed": seed}) + "\n")
     rows = list(dict.fromkeys(c.row for c in cells_spec))
     faults = list(dict.fromkeys(c.fault for c in cells_spec))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     todo = [c for c in cells_spec if not (args.resume and (out / c.slug / "summary.json").exists())]
     tick = Ticker(Progress(sum(c.scenario.trials for c in todo), time.monotonic()))
-    origin = provenance.collect()
-    for k, c in enumerate(cells_spec, start=1):
+    origin = {**provenance.collect(seed), "order": [c.slug for c in compare.run_order(cells_spec, seed)]}
+    for k, c in enumerate(compare.run_order(cells_spec, seed), start=1):
         compare.write(c, out / "scenarios")  # to rerun one cell alone
         done = out / c.slug / "summary.json"
         if args.resume and done.exists():
@@ -336,6 +336,10 @@ def parser() -> argparse.ArgumentParser:
     cp = add("compare", cmd_compare, "RFC 4177's approaches side by side on the same faults and clock (root)")
     cp.add_argument("file", nargs="?", default=str(DEFAULT_COMPARISON), help="rows and faults to compare")
     cp.add_argument("--trials", type=int, help="override the trials per cell")
+    cp.add_argument("--seed", type=int, default=1, help="the cells run in an order shuffled from this seed, so "
+                                                         "a slow drift of the machine does not fall on one row "
+                                                         "(default 1)")
+    cp.add_argument("--file-order", action="store_true", help="run the cells in the file's order instead")
     cp.add_argument("--out", help="results directory (default results/compare-<time>)")
     cp.add_argument("--resume", metavar="DIR", help="finish the comparison in DIR: run only its cells that have no "
                                                     "summary yet (its file and trials are read from DIR)")

@@ -319,3 +319,14 @@ def test_each_trial_shifts_its_faults_by_a_seeded_phase_over_every_schedule() ->
     assert [other.phase(k) for k in range(1, 6)] != phases[:5]
     quiet = dataclasses.replace(sc, traffic=dataclasses.replace(sc.traffic, new_sessions=False))
     assert quiet.phase_span_s == pytest.approx(0.010)  # then the heartbeat's and the TCP records' 10 ms
+
+
+def test_a_comparison_runs_its_cells_in_a_seeded_shuffle() -> None:
+    from multi6lab.scenarios import compare
+
+    cells = compare.load(COMPARISON)
+    order = compare.run_order(cells, 1)
+    assert sorted(c.slug for c in order) == sorted(c.slug for c in cells)  # every cell, once
+    assert [c.slug for c in order] == [c.slug for c in compare.run_order(cells, 1)]  # the same seed, the same order
+    assert [c.slug for c in order] != [c.slug for c in cells]
+    assert [c.slug for c in compare.run_order(cells, None)] == [c.slug for c in cells]
