@@ -15,10 +15,19 @@ from typing import Any
 
 import yaml
 
-from multi6lab.scenarios.model import COMPARISON_SCHEMA_PATH, RECORD_S, Checker, Scenario, validator
+from multi6lab.scenarios.model import (
+    COMPARISON_SCHEMA_PATH,
+    FAULT_TYPES,
+    RECORD_S,
+    Checker,
+    Scenario,
+    fault_fields,
+    validator,
+)
 from multi6lab.topologies import loader, yamlsrc
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.yamlsrc import InputError, PathKey, Source
+from multi6lab.vocabulary import FaultKind
 
 ROW_KEYS = ("approach", "triggers", "heartbeat", "bgp", "site", "host", "remote", "topology")
 
@@ -96,6 +105,7 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
     if site is None:
         raise InputError([src.problem(("rows", i, "site"), f"no site '{row['site']}' in {row['topology']}")])
     duration = row.get("duration")
+    takes_exit = "exit" in fault_fields(FAULT_TYPES[FaultKind(fault["kind"])])  # a baseline breaks nothing
     # A row may cap how long its faults last (and so how long a trial waits for a slow recovery).
     record_s = float(d.get("record_s", RECORD_S))
     if duration is not None:
@@ -104,7 +114,7 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
     doc: dict[str, Any] = {"name": slug, "topology": str((path.parent / row["topology"]).resolve()),
                            **{k: row[k] for k in ROW_KEYS if k in row and k != "topology"},
                            "trials": int(trials or d.get("trials", 20)), "record_s": record_s,
-                           "faults": [{**fault, "exit": site.exits[0].name,
+                           "faults": [{**fault, **({"exit": site.exits[0].name} if takes_exit else {}),
                                        **({"duration": duration} if duration is not None else {})}]}
 
     def locate(p: PathKey) -> PathKey:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from multi6lab.scenarios.model import Blackhole, Fault, Flap, IspOutage, IspUplinkDown, LinkDown, LossBurst
+from multi6lab.scenarios.model import (
+    Baseline,
+    Blackhole,
+    Fault,
+    Flap,
+    IspOutage,
+    IspUplinkDown,
+    LinkDown,
+    LossBurst,
+)
 from multi6lab.topologies import shell
 from multi6lab.topologies.plan import Plan, SitePlan
 
@@ -51,6 +60,9 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
         exits = frozenset(e.name for e in sp.exits if e.isp == isp)
         return Compiled(fault, (Action(fault.at, isp, down, f"{isp} down"), Action(end, isp, up, f"{isp} up")),
                         (Action(end, isp, up),), exits)
+    if isinstance(fault, Baseline):  # the clock marks where a fault would be, and nothing changes
+        return Compiled(fault, (Action(fault.at, None, "true", "nothing broken"), Action(end, None, "true", "end")),
+                        (), frozenset())
     assert isinstance(fault, LinkDown | Flap | Blackhole | LossBurst | IspUplinkDown)
     e = sp.exit(fault.exit)
     exits = frozenset({e.name})

@@ -125,8 +125,19 @@ class IspUplinkDown(Timed):
         return f"{self.kind} {self.exit} (ISP's core link)"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Baseline(Timed):
+    """Nothing breaks. Its outage must read 0, and its probes' inter-arrival spread is the instrument's
+    resolution: a cell per row says how finely the others can be read."""
+
+    kind: ClassVar[FaultKind] = FaultKind.BASELINE
+
+    def describe(self) -> str:
+        return f"{self.kind} (nothing broken)"
+
+
 FAULT_TYPES: dict[FaultKind, type[Fault]] = {
-    cls.kind: cls for cls in (LinkDown, Blackhole, Flap, LossBurst, IspOutage, IspUplinkDown)}
+    cls.kind: cls for cls in (LinkDown, Blackhole, Flap, LossBurst, IspOutage, IspUplinkDown, Baseline)}
 
 
 def fault_fields(cls: type[Fault]) -> list[str]:
@@ -357,7 +368,7 @@ class Checker:
             isps = sorted({e.isp for e in site.exits})
             if f.get("isp") not in isps:
                 self.err((*where, "isp"), f"{cls.kind} needs 'isp', one of {', '.join(isps)}")
-        elif f.get("exit") not in {e.name for e in site.exits}:
+        elif "exit" in own and f.get("exit") not in {e.name for e in site.exits}:
             self.err((*where, "exit"), f"{cls.kind} needs 'exit', one of {', '.join(e.name for e in site.exits)}")
         if len(self.problems) > before:
             return None

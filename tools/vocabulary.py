@@ -62,6 +62,7 @@ class FaultKind(Name):
     LOSS_BURST = "loss_burst"
     ISP_OUTAGE = "isp_outage"
     ISP_UPLINK_DOWN = "isp_uplink_down"
+    BASELINE = "baseline"  # nothing breaks: what the instrument reads on a healthy network
 
 
 class Event(Name):

@@ -310,3 +310,12 @@ def test_provenance_reads_every_fact_or_says_null() -> None:
     assert p["commit"] is None or len(p["commit"]) == 40  # a checkout says which commit it is
     assert p["dirty"] in (None, True, False) and p["seed"] == 3 and p["cpus"] >= 1 and len(p["load_before"]) == 3
     assert p["python"].count(".") == 2 and p["datapath"] in ("kernel", "userspace (netdev)")
+
+
+def test_a_healthy_stream_reads_zero_and_its_spacing_is_the_resolution() -> None:
+    # Ten probes in 3000 held 1.8 ms each, one of them inside the fault window: jitter, not gaps.
+    arr = [A.Arrival(s, 100 + s * P, 100 + s * P + 0.0005 + (0.0018 if s % 300 == 150 else 0.0))
+           for s in range(3000)]
+    r = A.stream(arr, sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == 0.0 and r.disruption_ms == 0.0
+    assert r.interarrival_p999_ms == pytest.approx(2.0, abs=0.01)  # the spacing around each held probe

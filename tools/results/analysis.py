@@ -7,12 +7,14 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   default) after which no gap of k periods or more opens before the restore, less one probe period and
   less any part of it the sender caused by stalling (seen in the probes' send times; kept per trial as
   ``sender_stall_ms`` beside the uncorrected ``raw_gap_ms``, and flagged above 1 ms). An unaffected stream
-  scores 0; pure loss of n probes scores n periods; a stray probe inside an outage does not end it. A gap is
-  a network gap of at least one period (a probe lost or held that long). Gaps closing after the restore are
-  the failback, not the outage. A stream still (or again) down for k periods when the fault is restored did
-  not rehome that direction: ``None`` with a reason.
-* **disruption_ms**: every gap in the fault window added up (the trailing silence before the restore
-  included): the time lost, where outage_ms is the time until the stream was back for good.
+  scores 0; pure loss of n probes scores n periods; a stray probe inside an outage does not end it. A gap
+  is a network gap of at least two periods (two probes lost, or one held that long); anything shorter is
+  within the instrument's jitter, which a baseline scenario (nothing broken) measures as
+  ``interarrival_p999_ms``. Gaps closing after the restore are the failback, not the outage. A stream still
+  (or again) down for k periods when the fault is restored did not rehome that direction: ``None`` with a
+  reason.
+* **disruption_ms**: every gap (as above) in the fault window added up, the silence before the restore
+  included: the time lost, where outage_ms is the time until the stream was back for good.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
 * **detection_ms**: first controller event about the faulted exit (port_down, heartbeat_timeout, path_dead,
   pair_dead, dest_dead).
@@ -66,6 +68,7 @@ class StreamResult:
     disruption_ms: float | None = None  # every gap of a period or more in the fault window, added up
     raw_gap_ms: float | None = None  # the outage before the sender-stall correction
     sender_stall_ms: float | None = None  # what the correction took off (the sender, not the network)
+    interarrival_p999_ms: float | None = None  # the resolution: read it in a baseline cell (nothing broken)
 
     @property
     def stall_flagged(self) -> bool:
@@ -75,6 +78,7 @@ class StreamResult:
 
 IN_FLIGHT = 0.002  # s: probes already past the failure point when it takes effect still arrive this late
 STALL_FLAG_MS = 1.0
+GAP_PERIODS = 2  # a gap: two probes lost, or one held two periods; less is the instrument's jitter (baseline)
 
 
 def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float, t_restore: float,
@@ -96,7 +100,9 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
         if a.source and a.source not in sources:
             sources.append(a.source)
     lost = max(0, sent - len(seen))
-    base = StreamResult(sent, len(seen), lost, None, sources=tuple(sources))
+    spacing = [(b.t_recv - a.t_recv) * 1000 for a, b in itertools.pairwise(order)]
+    base = StreamResult(sent, len(seen), lost, None, sources=tuple(sources),
+                        interarrival_p999_ms=percentile(spacing, 99.9) if spacing else None)
     before = [a for a in order if a.t_recv <= t_fault]
     after = [a for a in order if a.t_recv > t_fault]
     if not before:
@@ -108,8 +114,9 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
     gaps = [network_gap(x, y, period) for x, y in itertools.pairwise(seg)]
     end = min(t_restore, t_end)
     trailing = end - seg[-1].t_recv - period  # silence from the last arrival to the restore (or the end)
-    disruption = (sum(g for g in gaps if g >= period) + (trailing if trailing >= period else 0.0)) * 1000
-    first = next((i for i, g in enumerate(gaps) if g >= period), None)
+    gap = GAP_PERIODS * period
+    disruption = (sum(g for g in gaps if g >= gap) + (trailing if trailing >= gap else 0.0)) * 1000
+    first = next((i for i, g in enumerate(gaps) if g >= gap), None)
     start = seg[first] if first is not None else seg[-1]
     back = None
     if trailing < k * period:  # the stream is up when the fault ends: find where it came back for good
@@ -118,7 +125,7 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
         last_big = max((i + 1 for i, g in enumerate(gaps) if g >= k * period), default=first + 1)
         back = next((seg[r] for r in range(max(first + 1, last_big), len(seg) - k + 1)
                      if seg[r].t_recv > t_fault + IN_FLIGHT
-                     and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < period for q in range(r + 1, r + k))),
+                     and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < gap for q in range(r + 1, r + k))),
                     None)
     if back is None:
         after_restore = next((a for a in after if a.t_recv > t_restore), after[-1])
@@ -317,7 +324,7 @@ class Trial:
             "outbound_reason": self.outbound.reason or "", "inbound_outage_ms": num(self.inbound.outage_ms),
             "inbound_lost": self.inbound.lost, "inbound_reason": self.inbound.reason or "",
             **{f"{d}_{k}": num(getattr(getattr(self, d), k)) for d in ("outbound", "inbound")
-               for k in ("disruption_ms", "raw_gap_ms", "sender_stall_ms")},
+               for k in ("disruption_ms", "raw_gap_ms", "sender_stall_ms", "interarrival_p999_ms")},
             "detection_ms": num(self.detection_ms), "tcp_survived": sum(t.survived for t in self.tcp),
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
@@ -339,7 +346,8 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
         out: dict[str, Any] = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs]),
                                "disruption_ms": summary([r.disruption_ms for r in rs]),
                                "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1),
-                               "sender_stall_flagged": sum(r.stall_flagged for r in rs)}
+                               "sender_stall_flagged": sum(r.stall_flagged for r in rs),
+                               "interarrival_p999_ms": summary([r.interarrival_p999_ms for r in rs])}
         if out["outage_ms"] is None:
             out["reason"] = commonest(r.reason for r in rs)
         return out
