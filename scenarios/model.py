@@ -177,7 +177,9 @@ class Traffic:
     tcp_sessions: int = 1
     tcp_interval_ms: float = 10.0
     new_sessions: bool = True
-    new_session_interval_ms: float = 50.0
+    new_session_interval_ms: float = 50.0  # mean gap between fresh clients' starts (exponential)
+    attempt_delay_ms: float = 250.0  # RFC 8305's connection attempt delay
+    give_up_s: float = 3.0  # how long a client tries before it gives up
     recovery_k: int = 5  # consecutive arrivals that end an outage (results.analysis.stream)
     iperf3_mbit: float | None = None
     pcap: bool = False

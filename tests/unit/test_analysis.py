@@ -319,3 +319,17 @@ def test_a_healthy_stream_reads_zero_and_its_spacing_is_the_resolution() -> None
     r = A.stream(arr, sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
     assert r.outage_ms == 0.0 and r.disruption_ms == 0.0
     assert r.interarrival_p999_ms == pytest.approx(2.0, abs=0.01)  # the spacing around each held probe
+
+
+def test_fresh_clients_started_in_the_fault_window_are_counted_by_how_soon_they_connected() -> None:
+    att = [A.Attempt(100.5, 100.501, True),  # before the fault: not counted
+           A.Attempt(101.1, 101.35, True),  # 250 ms: Happy Eyeballs moved to the next address
+           A.Attempt(101.2, 102.9, True),  # 1.7 s
+           A.Attempt(101.5, 104.5, False),  # gave up after 3 s
+           A.Attempt(102.2, 102.201, True)]  # after the restore: not counted
+    c = A.clients_in_fault(att, 101.0, 102.0)
+    assert (c.started, c.within_1s, c.within_3s) == (3, 1, 2)
+    ok = A.StreamResult(10, 10, 0, 0.0)
+    m = A.aggregate([A.Trial(0, ok, ok, None, clients=c), A.Trial(1, ok, ok, None, clients=A.Clients(1, 1, 1))])
+    assert m["new_clients"] == {"started_in_fault": 4, "within_1s": 0.5, "within_3s": 0.75}
+    assert "new_clients" not in A.aggregate([A.Trial(0, ok, ok, None)])

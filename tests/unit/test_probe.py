@@ -36,3 +36,44 @@ def test_the_clock_offset_is_read_where_the_two_clocks_are_closest() -> None:
 
     offset = probe.realtime_offset()
     assert abs(time.clock_gettime(time.CLOCK_REALTIME) - time.monotonic() - offset) < 0.001
+
+
+def test_happy_eyeballs_tries_the_next_address_after_the_attempt_delay() -> None:
+    import time
+
+    # A listener whose accept queue is full drops SYNs silently, as a dead path does; the next address works.
+    full = socket.socket(socket.AF_INET6)
+    full.bind(("::1", 0))
+    port = int(full.getsockname()[1])
+    full.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket(socket.AF_INET6)
+        f.setblocking(False)
+        f.connect_ex(("::1", port))
+        fillers.append(f)
+    v4 = socket.socket(socket.AF_INET)
+    v4.bind(("127.0.0.1", port))
+    v4.listen(8)
+    try:
+        t = time.monotonic()
+        assert probe.happy_eyeballs(["::1", "::ffff:127.0.0.1"], port, 0.25, 3.0, False) == (True, "::ffff:127.0.0.1")
+        assert 0.24 <= time.monotonic() - t < 1.0  # RFC 8305's 250 ms, not a timeout
+        t = time.monotonic()
+        assert probe.happy_eyeballs(["::1"], port, 0.25, 0.3, False) == (False, "")  # gives up on time
+        assert 0.29 <= time.monotonic() - t < 1.0
+    finally:
+        for s in (*fillers, full, v4):
+            s.close()
+
+
+def test_a_refused_attempt_starts_the_next_at_once_and_all_refused_fails_at_once() -> None:
+    import time
+
+    closed = socket.socket(socket.AF_INET6)
+    closed.bind(("::1", 0))
+    port = int(closed.getsockname()[1])
+    closed.close()
+    t = time.monotonic()
+    assert probe.happy_eyeballs(["::1", "::ffff:127.0.0.1"], port, 0.25, 3.0, False) == (False, "")
+    assert time.monotonic() - t < 0.2  # no attempt delay after a refusal (RFC 8305 section 5)

@@ -100,8 +100,10 @@ class Runner:
                                    "--out", str(d / "outbound.csv")]))
         procs.append(lab.popen(h, [*PROBE, "recv", "--port", str(UDP_IN), "--duration", listen,
                                    "--out", str(d / "inbound.csv")]))
-        procs.append(lab.popen(h, [*PROBE, "tcp-server", "--port", str(NEW_PORT),
-                                   "--duration", listen, "--out", str(d / "new-server.csv"), *mp]))
+        # The fresh clients' server lives until the last client has given up; it is stopped once they are done.
+        new_server = lab.popen(h, [*PROBE, "tcp-server", "--port", str(NEW_PORT), "--duration",
+                                   str(total + STARTUP_S + 1.0 + tr.give_up_s), "--out", str(d / "new-server.csv"),
+                                   *mp])
         for i in range(tr.tcp_sessions):
             procs.append(lab.popen(r, [*PROBE, "tcp-server", "--port", str(TCP_BASE + i),
                                        "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp]))
@@ -122,8 +124,10 @@ class Runner:
                                        str(TCP_BASE + i), "--interval", str(tr.tcp_interval_ms / 1000),
                                        "--out", str(d / f"tcp{i}-client.csv"), *common, *mp]))
         if tr.new_sessions:
-            procs.append(lab.popen(r, [*PROBE, "connect", "--targets", ",".join(targets),
-                                       "--port", str(NEW_PORT), "--interval", str(tr.new_session_interval_ms / 1000),
+            procs.append(lab.popen(r, [*PROBE, "clients", "--targets", ",".join(targets), "--port", str(NEW_PORT),
+                                       "--mean-gap", str(tr.new_session_interval_ms / 1000),
+                                       "--attempt-delay", str(tr.attempt_delay_ms / 1000),
+                                       "--give-up", str(tr.give_up_s), "--seed", str(sc.seed * 1000 + k),
                                        "--out", str(d / "new-sessions.csv"), *common, *mp]))
         if tr.iperf3_mbit:
             procs.append(lab.popen(r, ["iperf3", "-s", "-1", "-p", "5201"], stdout=subprocess.DEVNULL))
@@ -148,10 +152,12 @@ class Runner:
         _sleep_until(t0 + total + 0.3)
         for p in procs:
             try:
-                p.wait(timeout=STARTUP_S + 5)
+                p.wait(timeout=STARTUP_S + 5 + self.sc.traffic.give_up_s)
             except subprocess.TimeoutExpired:
                 p.terminate()
                 p.wait(5)
+        new_server.terminate()  # every client has connected or given up
+        new_server.wait(5)
         for c in caps:
             c.terminate()
             c.wait(5)
@@ -210,11 +216,12 @@ class Runner:
             done = next((int(r["detail"]) for r in client if r["event"] == "done"), None)
             sessions.append(analysis.tcp_session(recs, done, err,
                                                  (in_effect, restore_start, sc.traffic.tcp_interval_ms / 1000)))
-        ns_ms, ns_why = None, None
+        ns_ms, ns_why, fresh = None, None, analysis.Clients()
         if sc.traffic.new_sessions:
             att = [analysis.Attempt(float(r["t_start"]), float(r["t_end"]), r["ok"] == "1", r["address"])
                    for r in _rows(d / "new-sessions.csv")]
             ns_ms, ns_why = analysis.new_session_ms(att, t_fault, restore_start, in_effect)
+            fresh = analysis.clients_in_fault(att, in_effect, restore_start)
         trial = analysis.Trial(
             index=k, outbound=streams["outbound"], inbound=streams["inbound"],
             detection_ms=analysis.detection_ms(events, t_fault, faulted, since=injected[0]["start"]),
@@ -223,7 +230,7 @@ class Runner:
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),
-            steps=self.repair_steps(lab, events, t_fault, t_end))
+            steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh)
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))

@@ -22,8 +22,12 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   counted apart; the stall is the longest gap between records at the server, over survivors only; a
   session *resumed* if records arrived while the fault still stood, and its *goodput* is the share of the
   records due in that window that arrived in it.
-* **new_session_ms**: from the fault to the first successful new connection (remote to site, locators in
-  RFC 6724 order) among attempts started after the fault.
+* **new_session_ms**: from the fault to the first successful connection of a fresh client started after it.
+  Clients start at random times (exponential gaps, mean ``traffic.new_session_interval_ms``), each
+  connecting from the remote to the site's addresses as a resolver lists them (RFC 6724 order) with Happy
+  Eyeballs (RFC 8305: the next address after ``attempt_delay_ms``, 250 by default), the kernel's own SYN
+  retransmissions, giving up after ``give_up_s``. **new_clients**: of the clients started while the fault
+  stood, the share connected within 1 s and within 3 s (pooled over trials).
 * **false_rehomings**: path_dead events for exits the scenario did not fault (or any, during a loss burst).
 * **steps** of an id-loc edge's repair of one direction: *detection* from the fault to the edge's first
   detection event (a send timeout, a dead pair), *decision* from there to its new pair (the exploration, or
@@ -264,6 +268,21 @@ def new_session_ms(attempts: Sequence[Attempt], t_fault: float, t_restore: float
     return (first.t_end - t_fault) * 1000, None
 
 
+@dataclass(frozen=True)
+class Clients:
+    """The fresh clients started while the fault stood, and how many had connected within 1 s and 3 s."""
+
+    started: int = 0
+    within_1s: int = 0
+    within_3s: int = 0
+
+
+def clients_in_fault(attempts: Sequence[Attempt], in_effect: float, t_restore: float) -> Clients:
+    inside = [a for a in attempts if in_effect <= a.t_start < t_restore]
+    return Clients(len(inside), sum(1 for a in inside if a.ok and a.t_end - a.t_start <= 1.0),
+                   sum(1 for a in inside if a.ok and a.t_end - a.t_start <= 3.0))
+
+
 # -- aggregation -----------------------------------------------------------------------------------------
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
@@ -312,6 +331,7 @@ class Trial:
     false_rehomings: int = 0
     exploration_ms: float | None = None
     steps: dict[str, Steps] = field(default_factory=dict)  # id-loc: "outbound"/"inbound" -> its repair
+    clients: Clients = field(default_factory=Clients)
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -329,6 +349,8 @@ class Trial:
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
             "false_rehomings": self.false_rehomings, "exploration_ms": num(self.exploration_ms),
+            "clients_in_fault": self.clients.started, "clients_within_1s": self.clients.within_1s,
+            "clients_within_3s": self.clients.within_3s,
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
             **{f"{d}_{k}": num(getattr(self.steps[d], k)) if d in self.steps else ""
                for d in ("outbound", "inbound") for k in ("detection_ms", "decision_ms", "install_ms")},
@@ -366,6 +388,11 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials])
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):
         out["new_session_reason"] = commonest(t.new_session_reason for t in trials)
+    started = sum(t.clients.started for t in trials)
+    if started:  # pooled over trials: each client is one user's experience
+        out["new_clients"] = {"started_in_fault": started,
+                              "within_1s": round(sum(t.clients.within_1s for t in trials) / started, 3),
+                              "within_3s": round(sum(t.clients.within_3s for t in trials) / started, 3)}
     out["false_rehomings"] = sum(t.false_rehomings for t in trials)
     if any(t.exploration_ms is not None for t in trials):
         out["exploration_ms"] = summary([t.exploration_ms for t in trials])

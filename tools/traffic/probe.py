@@ -9,8 +9,9 @@ stream of a trial begin at the same instant.
   the sender ``seq,t_sent,error`` for sends the kernel refused.
 * ``tcp-server``/``tcp-client``: long-lived TCP sessions carrying timestamped records; the server logs
   ``conn,seq,t_sent,t_recv``, the client ``event,t,detail`` (connected, error, done).
-* ``connect``: new connections tried against the site's addresses in order (RFC 6724 order, as a resolver
-  would return them); logs ``t_start,t_end,ok,address`` per attempt.
+* ``clients``: fresh clients started at random times, each connecting to the site's addresses with Happy
+  Eyeballs (RFC 8305) in the order a resolver would return them (RFC 6724); logs ``t_start,t_end,ok,address``
+  per client.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import selectors
 import signal
 import socket
 import struct
@@ -145,7 +147,7 @@ def connect(addr: str, port: int, timeout: float, mptcp: bool) -> socket.socket:
 
 
 def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> int:
-    """Accept sessions and log every record's arrival; also serves as the target of ``connect``."""
+    """Accept sessions and log every record's arrival; also serves as the target of ``clients``."""
     srv = stream_socket(mptcp)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     srv.bind(("::", port))
@@ -218,28 +220,76 @@ def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path,
     return 0
 
 
-def connect_loop(targets: list[str], port: int, interval: float, timeout: float, duration: float, out: Path,
-                 start_at: float | None, mptcp: bool = False) -> int:
-    rows = ["t_start,t_end,ok,address"]
+def happy_eyeballs(targets: list[str], port: int, delay: float, give_up: float, mptcp: bool) -> tuple[bool, str]:
+    """One client connecting as RFC 8305 says: the most preferred address first, the next one ``delay`` later
+    (or at once when an attempt fails) while the earlier ones go on, the first to complete wins. The kernel
+    retransmits SYNs on its default schedule; the client gives up after ``give_up`` seconds."""
+    start = time.monotonic()
+    sel = selectors.DefaultSelector()
+    nxt, next_at = 0, start
+    try:
+        while True:
+            now = time.monotonic()
+            if now - start >= give_up:
+                return False, ""
+            if nxt < len(targets) and now >= next_at:
+                s = stream_socket(mptcp)
+                s.setblocking(False)
+                s.connect_ex((targets[nxt], port))
+                sel.register(s, selectors.EVENT_WRITE, targets[nxt])
+                nxt, next_at = nxt + 1, now + delay
+            if not sel.get_map():
+                if nxt >= len(targets):
+                    return False, ""  # every address refused at once
+                continue
+            wake = start + give_up if nxt >= len(targets) else min(next_at, start + give_up)
+            for key, _ in sel.select(max(0.0, wake - time.monotonic())):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    return True, str(key.data)
+                sel.unregister(sock)
+                sock.close()
+                next_at = time.monotonic()  # RFC 8305 5: a failed attempt starts the next one at once
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
+
+
+def clients(targets: list[str], port: int, mean_gap: float, delay: float, give_up: float, duration: float,
+            out: Path, start_at: float | None, seed: int, mptcp: bool = False) -> int:
+    """Fresh clients started at random times (exponential gaps, seeded), each connecting with Happy Eyeballs;
+    logs ``t_start,t_end,ok,address`` per client."""
+    import random
+
+    rng = random.Random(seed)
+    rows: list[str] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        t_start = time.monotonic()
+        ok, used = happy_eyeballs(targets, port, delay, give_up, mptcp)
+        with lock:
+            rows.append(f"{t_start:.6f},{time.monotonic():.6f},{int(ok)},{used}")
+
+    threads = []
     wait_until(start_at)
     end = time.monotonic() + duration
+    t = time.monotonic()
     try:
-        while time.monotonic() < end:
-            t_start = time.monotonic()
-            ok, used = 0, ""
-            for addr in targets:
-                try:
-                    connect(addr, port, timeout, mptcp).close()
-                    ok, used = 1, addr
-                    break
-                except OSError:
-                    continue
-            t_end = time.monotonic()
-            rows.append(f"{t_start:.6f},{t_end:.6f},{ok},{used}")
-            wait_until(t_start + interval)
+        while t < end:
+            wait_until(t)
+            th = threading.Thread(target=one, daemon=True)
+            th.start()
+            threads.append(th)
+            t += rng.expovariate(1.0 / mean_gap)
+        for th in threads:
+            th.join(give_up + 1.0)
     except Stop:
         pass
-    out.write_text("\n".join(rows) + "\n")
+    with lock:
+        out.write_text("\n".join(["t_start,t_end,ok,address", *sorted(rows)]) + "\n")
     return 0
 
 
@@ -271,11 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     tc.add_argument("--out", type=Path, required=True)
     tc.add_argument("--start-at", type=float)
     tc.add_argument("--mptcp", action="store_true", help="speak MPTCP (kernel, IPPROTO_MPTCP)")
-    cl = sub.add_parser("connect", help="new connections against addresses tried in order")
+    cl = sub.add_parser("clients", help="fresh clients at random times, each connecting with Happy Eyeballs")
     cl.add_argument("--targets", required=True, help="comma-separated addresses, most preferred first")
     cl.add_argument("--port", type=int, required=True)
-    cl.add_argument("--interval", type=float, default=0.05)
-    cl.add_argument("--timeout", type=float, default=0.2, help="per-address connect timeout (seconds)")
+    cl.add_argument("--mean-gap", type=float, default=0.05, help="mean seconds between client starts")
+    cl.add_argument("--attempt-delay", type=float, default=0.25, help="RFC 8305 connection attempt delay")
+    cl.add_argument("--give-up", type=float, default=3.0, help="seconds a client tries before it gives up")
+    cl.add_argument("--seed", type=int, default=1)
     cl.add_argument("--duration", type=float, required=True)
     cl.add_argument("--out", type=Path, required=True)
     cl.add_argument("--start-at", type=float)
@@ -291,8 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             return tcp_server(a.port, a.duration, a.out, a.mptcp)
         if a.cmd == "tcp-client":
             return tcp_client(a.dst, a.port, a.interval, a.duration, a.out, a.start_at, a.mptcp)
-        return connect_loop(a.targets.split(","), a.port, a.interval, a.timeout, a.duration, a.out, a.start_at,
-                            a.mptcp)
+        return clients(a.targets.split(","), a.port, a.mean_gap, a.attempt_delay, a.give_up, a.duration, a.out,
+                       a.start_at, a.seed, a.mptcp)
     return 130
 
 
