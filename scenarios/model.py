@@ -183,6 +183,7 @@ class Traffic:
     recovery_k: int = 5  # consecutive arrivals that end an outage (results.analysis.stream)
     iperf3_mbit: float | None = None
     pcap: bool = False
+    cross_check: bool = True  # capture the probes where they leave the network and recompute each outage
 
 
 @dataclass(frozen=True)

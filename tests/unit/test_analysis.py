@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from multi6lab.results import analysis as A
@@ -333,3 +335,42 @@ def test_fresh_clients_started_in_the_fault_window_are_counted_by_how_soon_they_
     m = A.aggregate([A.Trial(0, ok, ok, None, clients=c), A.Trial(1, ok, ok, None, clients=A.Clients(1, 1, 1))])
     assert m["new_clients"] == {"started_in_fault": 4, "within_1s": 0.5, "within_3s": 0.75}
     assert "new_clients" not in A.aggregate([A.Trial(0, ok, ok, None)])
+
+
+def test_probe_arrivals_are_read_back_from_a_capture(tmp_path: Path) -> None:
+    import struct
+
+    from scapy.layers.inet import UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    from multi6lab.results.capture import probe_arrivals
+
+    frames = []
+    for seq in range(5):
+        p = (Ether() / IPv6(src="3fff:a:5::1", dst="3fff:ff:100::2") / UDP(sport=4000, dport=5001)
+             / (struct.pack("!Qd", seq, 50.0 + seq * 0.001) + b"\0" * 48))
+        p.time = 1_700_000_000.25 + seq * 0.001
+        frames.append(p)
+    frames.append(Ether() / IPv6() / UDP(dport=9999) / (b"\0" * 64))  # another port: not a probe
+    wrpcap(str(tmp_path / "p.pcap"), frames)
+    got = probe_arrivals(tmp_path / "p.pcap", 5001, realtime_offset=1_700_000_000.0 - 100.0)
+    assert [a.seq for a in got] == [0, 1, 2, 3, 4] and got[1].t_sent == pytest.approx(50.001)
+    assert got[0].t_recv == pytest.approx(100.25, abs=1e-6)
+    (tmp_path / "bad.pcap").write_bytes(b"\0" * 40)
+    with pytest.raises(ValueError, match="not a pcap"):
+        probe_arrivals(tmp_path / "bad.pcap", 5001, 0.0)
+    (tmp_path / "empty.pcap").write_bytes(b"")
+    assert probe_arrivals(tmp_path / "empty.pcap", 5001, 0.0) == []
+
+
+def test_probes_and_capture_disagreeing_are_measured_and_flagged() -> None:
+    ok, slow, down = A.StreamResult(1, 1, 0, 5.0), A.StreamResult(1, 1, 0, 8.5), A.StreamResult(1, 0, 1, None)
+    assert A.disagreement(ok, slow) == pytest.approx(3.5)
+    assert A.disagreement(ok, down) == float("inf") and A.disagreement(down, down) is None
+    trials = [A.Trial(0, ok, ok, None, cross_check={"outbound": 0.4, "inbound": None}),
+              A.Trial(1, ok, ok, None, cross_check={"outbound": 3.5, "inbound": float("inf")})]
+    m = A.aggregate(trials)
+    assert m["outbound"]["capture_disagreement_ms"] == {"max": 3.5, "flagged": 1}
+    assert m["inbound"]["capture_disagreement_ms"] == {"max": "inf", "flagged": 1}

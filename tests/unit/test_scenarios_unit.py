@@ -250,6 +250,10 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
     cells[("nptv6 × link", "link down")]["metrics"]["new_session_ms"]["not_recovered"] = 2  # type: ignore[index]
     md = comparison.markdown(["nptv6 × link"], ["link down"], cells)
     assert "out 7.0 / 7.0 [p95 ≥ 6.0] (3 n/r)" in md and "new 201 ms (2 n/r)" in md
+    cells[("nptv6 × link", "link down")]["metrics"]["outbound"]["capture_disagreement_ms"] = {  # type: ignore[index]
+        "max": 3.5, "flagged": 1}
+    assert "capture disagrees: out up to 3.5 ms in 1 trials" in comparison.markdown(["nptv6 × link"], ["link down"],
+                                                                                    cells)
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

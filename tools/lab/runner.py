@@ -21,11 +21,12 @@ from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab import provenance
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
-from multi6lab.results import analysis, plots, report
+from multi6lab.results import analysis, capture, plots, report
 from multi6lab.results.report import write_atomic
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
 from multi6lab.topologies import shell
+from multi6lab.traffic.probe import realtime_offset
 from multi6lab.vocabulary import Approach
 
 PY = sys.executable
@@ -96,6 +97,9 @@ class Runner:
             self.run_action(lab, a)
         procs = []
         caps = self.start_pcaps(lab, d) if tr.pcap else []
+        offset = realtime_offset()  # capture stamps are CLOCK_REALTIME
+        if tr.cross_check:
+            caps += self.start_probe_captures(lab, d)
         procs.append(lab.popen(r, [*PROBE, "recv", "--port", str(UDP_OUT), "--duration", listen,
                                    "--out", str(d / "outbound.csv")]))
         procs.append(lab.popen(h, [*PROBE, "recv", "--port", str(UDP_IN), "--duration", listen,
@@ -161,7 +165,7 @@ class Runner:
         for c in caps:
             c.terminate()
             c.wait(5)
-        return self.analyse(lab, k, d, compiled, t0, total, injected)
+        return self.analyse(lab, k, d, compiled, t0, total, injected, offset)
 
     def run_action(self, lab: Lab, a: Action, check: bool = True) -> None:
         if a.node is None:
@@ -172,6 +176,20 @@ class Runner:
             lab.emulation.run(a.node, a.command)  # type: ignore[union-attr]
         else:
             lab.cmd(a.node, a.command)
+
+    def start_probe_captures(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
+        """tcpdump where each UDP probe stream leaves the network: at the receiving host's interface."""
+        caps = []
+        for name, node, port in (("outbound", self.sc.remote, UDP_OUT), ("inbound", self.sc.host, UDP_IN)):
+            intf = lab.plan.intfs(node)[0].name
+            log = d / f"{name}-probes.tcpdump.log"
+            with open(log, "wb") as err:
+                caps.append(lab.popen(node, ["tcpdump", "-n", "-U", "-i", intf, "--time-stamp-precision=nano",
+                                             "-w", str(d / f"{name}-probes.pcap"), f"udp dst port {port}"],
+                                      stderr=err))
+            wait_for(f"tcpdump on {node}'s {intf}", lambda log=log: "listening on" in log.read_text(errors="replace"),
+                     10)
+        return caps
 
     def start_pcaps(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
         """tcpdump on the ISP side of every exit uplink of the site (offloads off: real checksums)."""
@@ -189,7 +207,7 @@ class Runner:
 
     # -- analysis -----------------------------------------------------------------------------------------
     def analyse(self, lab: Lab, k: int, d: Path, compiled: list[Compiled], t0: float, total: float,
-                injected: list[dict[str, Any]]) -> tuple[analysis.Trial, dict[str, Any]]:
+                injected: list[dict[str, Any]], offset: float) -> tuple[analysis.Trial, dict[str, Any]]:
         sc = self.sc
         t_end = t0 + total
         t_fault = injected[0]["t"]  # reference for detection and plots
@@ -204,6 +222,13 @@ class Runner:
                    for r in _rows(d / f"{name}.csv")]
             streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end,
                                             sc.traffic.recovery_k)
+        cross = {}
+        for name, port in (("outbound", UDP_OUT), ("inbound", UDP_IN)):
+            pcap = d / f"{name}-probes.pcap"
+            if sc.traffic.cross_check and pcap.exists():
+                seen = analysis.stream(capture.probe_arrivals(pcap, port, offset), sent, period, in_effect,
+                                       restore_start, t_end, sc.traffic.recovery_k)
+                cross[name] = analysis.disagreement(streams[name], seen)
         events = sorted((e for e in lab.events() + lab.bgp_events() if t0 <= e["t"] <= t_end + 1),
                         key=lambda e: e["t"])
         (d / "controller-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
@@ -230,7 +255,7 @@ class Runner:
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),
-            steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh)
+            steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh, cross_check=cross)
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))

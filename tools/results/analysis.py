@@ -82,6 +82,7 @@ class StreamResult:
 
 IN_FLIGHT = 0.002  # s: probes already past the failure point when it takes effect still arrive this late
 STALL_FLAG_MS = 1.0
+CROSS_CHECK_MS = 2.0
 GAP_PERIODS = 2  # a gap: two probes lost, or one held two periods; less is the instrument's jitter (baseline)
 
 
@@ -283,6 +284,16 @@ def clients_in_fault(attempts: Sequence[Attempt], in_effect: float, t_restore: f
                    sum(1 for a in inside if a.ok and a.t_end - a.t_start <= 3.0))
 
 
+def disagreement(probe: StreamResult, captured: StreamResult) -> float | None:
+    """How far the outage read from the probes is from the one read from a capture, in ms: infinite when
+    only one of the two says the direction recovered, None when neither does."""
+    if probe.outage_ms is None and captured.outage_ms is None:
+        return None
+    if probe.outage_ms is None or captured.outage_ms is None:
+        return math.inf
+    return abs(probe.outage_ms - captured.outage_ms)
+
+
 # -- aggregation -----------------------------------------------------------------------------------------
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
@@ -332,6 +343,7 @@ class Trial:
     exploration_ms: float | None = None
     steps: dict[str, Steps] = field(default_factory=dict)  # id-loc: "outbound"/"inbound" -> its repair
     clients: Clients = field(default_factory=Clients)
+    cross_check: dict[str, float | None] = field(default_factory=dict)  # direction -> |probe - capture| outage
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -388,6 +400,12 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials])
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):
         out["new_session_reason"] = commonest(t.new_session_reason for t in trials)
+    for d in ("outbound", "inbound"):
+        found = [x for t in trials if (x := t.cross_check.get(d)) is not None]
+        if found:  # trials whose probes and capture disagree by more than CROSS_CHECK_MS are flagged
+            worst = max(found)
+            out[d]["capture_disagreement_ms"] = {"max": round(worst, 3) if math.isfinite(worst) else "inf",
+                                                 "flagged": sum(1 for x in found if x > CROSS_CHECK_MS)}
     started = sum(t.clients.started for t in trials)
     if started:  # pooled over trials: each client is one user's experience
         out["new_clients"] = {"started_in_fault": started,
