@@ -202,6 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(report.markdown([summary]), end="")
     print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
+    print(f"report: {out / 'report.html'}")
     return 0
 
 
@@ -216,6 +217,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     table = report.markdown(runs)
     (Path(args.results) / "report.md").write_text(table)
     print(table, end="")
+    if args.html:
+        from multi6lab.results import html
+
+        index = Path(args.results) / "index.html"
+        index.write_text(html.index_page([(str(s.get("folder", "")), s) for s in runs]))
+        print(f"\nindex: {index}")
     return 0
 
 
@@ -333,6 +340,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="results directory (default results/<name>-<time>)")
     rp = add("report", cmd_report, "a markdown table over every run in results/")
     rp.add_argument("results", nargs="?", default=str(RESULTS))
+    rp.add_argument("--html", action="store_true", help="also write index.html: every run, newest first, each "
+                                                         "linking to its own report.html")
     cp = add("compare", cmd_compare, "RFC 4177's approaches side by side on the same faults and clock (root)")
     cp.add_argument("file", nargs="?", default=str(DEFAULT_COMPARISON), help="rows and faults to compare")
     cp.add_argument("--trials", type=int, help="override the trials per cell")

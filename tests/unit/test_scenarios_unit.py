@@ -153,7 +153,7 @@ def test_report_table_and_plot(tmp_path: Path) -> None:
     assert "| demo | nptv6 | link | link_down exa isp end | 3 | 7.0 / 9.5 | — (not recovered) | 7 / 1000 |" in md
     (tmp_path / "run1").mkdir()
     (tmp_path / "run1" / "summary.json").write_text(__import__("json").dumps(summary))
-    assert report.collect(tmp_path) == [summary]
+    assert report.collect(tmp_path) == [{**summary, "folder": "run1"}]  # where each run lives, for the index
     out = tmp_path / "t.png"
     plots.timeline([{"t": [float(x) for x in range(-500, 2000) if not 0 <= x < 8], "restore_ms": 1000.0}], "demo", out)
     assert out.read_bytes()[:4] == b"\x89PNG"

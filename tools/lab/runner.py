@@ -21,7 +21,7 @@ from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab import provenance
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
-from multi6lab.results import analysis, capture, plots, report
+from multi6lab.results import analysis, capture, html, plots, report
 from multi6lab.results.report import write_atomic
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
@@ -305,6 +305,8 @@ class Runner:
         (self.out / "table.md").write_text(report.markdown([summary]))
         # Last, and whole or not at all: a summary means the run is complete (compare --resume relies on it).
         write_atomic(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        files = [str(f.relative_to(self.out)) for f in sorted(self.out.rglob("*")) if f.is_file()]
+        (self.out / "report.html").write_text(html.run_page(summary, rows, files))
         latest = self.out.parent / "latest"
         if latest.is_symlink() or not latest.exists():
             latest.unlink(missing_ok=True)

@@ -66,12 +66,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def collect(results: Path) -> list[dict[str, Any]]:
+    """Every run's summary under ``results``, each with the name of its folder (``folder``)."""
     out = []
     for f in sorted(results.glob("*/summary.json")):
         if f.parent.is_symlink():
             continue
         try:
-            out.append(json.loads(f.read_text()))
+            out.append({**json.loads(f.read_text()), "folder": f.parent.name})
         except (OSError, ValueError):
             continue
     return out

@@ -1,0 +1,64 @@
+"""The static HTML pages of a run and of the results index (pure rendering)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from multi6lab.results import html
+
+
+class Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a":
+            self.links.append(a["href"] or "")
+        if tag == "img":
+            self.images.append(a["src"] or "")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def summary(name: str = "demo") -> dict[str, object]:
+    stat = {"p50": 6.8, "p95": 10.5, "max": 10.9, "p50_ci": [6.1, 7.3], "p95_ci": [9.4, None]}
+    return {"scenario": name, "approach": "nptv6", "trigger": "link", "fault": "link_down exa isp end",
+            "trials": 2, "topology": "figure1", "datapath": "userspace (netdev)", "started": "2026-11-28T23:00:00",
+            "command": "multi6lab run scenarios/demo.yaml --trials 2",
+            "metrics": {"outbound": {"outage_ms": stat, "disruption_ms": stat},
+                        "inbound": {"outage_ms": None, "reason": "not recovered before the restore at +1000 ms"},
+                        "detection_ms": stat, "new_session_ms": None,
+                        "tcp_sessions": {"survived": 2, "total": 2, "reset": 0, "resumed_before_restore": 2},
+                        "new_clients": {"started_in_fault": 40, "within_1s": 0.5, "within_3s": 1.0}},
+            "provenance": {"commit": "abc", "seed": 1}}
+
+
+def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
+    files = ["summary.json", "trials.csv", "timeline-outbound.png", "timeline-inbound.png", "trial-01/outbound.csv",
+             "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "report.html"]
+    page = html.run_page(summary(), [{"trial": 1, "outbound_outage_ms": "6.1"}, {"trial": "2"}], files)
+    p = Collect()
+    p.feed(page)
+    assert p.images == ["timeline-inbound.png", "timeline-outbound.png"]
+    assert {"trial-01/outbound.csv", "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "summary.json",
+            "trials.csv"} == set(p.links)  # every file once, the page itself not
+    text = " ".join(p.text)
+    assert "10.5 [9.4, —]" in text and "not recovered before the restore at +1000 ms" in text
+    assert "within 1 s: 50%" in text and "commit" in text
+
+
+def test_values_are_escaped_and_the_index_is_newest_first() -> None:
+    page = html.run_page(summary("<script>alert(1)</script>"), [], [])
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    old, new = summary("old"), summary("new")
+    new["started"] = "2026-11-29T01:00:00"
+    index = html.index_page([("run-old", old), ("run-new", new)])
+    p = Collect()
+    p.feed(index)
+    assert p.links == ["run-new/report.html", "run-old/report.html"]
+    assert "not recovered" in index and "10.5 [9.4, —]" in index

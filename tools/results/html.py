@@ -1,0 +1,129 @@
+"""A run's results as one static HTML page, and an index over every run. Pure: data in, text out.
+
+The page opens from disk (no server, no script, nothing fetched): the summary with its intervals, the
+timelines, a row per trial linking to that trial's files (probe logs, controller events, captures), the
+run's own files and where its numbers came from. Every value is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}
+.note{color:#555;font-size:12px}code{background:#f6f6f6;padding:1px 3px}"""
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.1f}" if isinstance(x, float) else escape(str(x))
+
+
+def _stat(s: Mapping[str, Any] | None) -> list[str]:
+    """p50 [interval], p95 [interval], max, and how many trials had no value."""
+    if not s:
+        return ["—", "—", "—", ""]
+
+    def with_ci(k: str) -> str:
+        lo, hi = s.get(f"{k}_ci") or [None, None]
+        ci = f" [{_num(lo)}, {_num(hi) if hi is not None else '—'}]" if lo is not None or hi is not None else ""
+        return _num(s.get(k)) + ci
+
+    return [with_ci("p50"), with_ci("p95"), _num(s.get("max")), _num(s.get("not_recovered", ""))]
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows]
+    return "\n".join(out) + "</table>"
+
+
+def _metric_rows(m: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for d in ("outbound", "inbound"):
+        md = m[d]
+        rows.append([f"{d} outage (ms)", *_stat(md["outage_ms"])])
+        if not md["outage_ms"] and md.get("reason"):
+            rows[-1][-1] = escape(md["reason"])
+        for key, label in (("disruption_ms", "disruption (ms)"), ("interarrival_p999_ms", "inter-arrival p99.9 (ms)")):
+            if md.get(key):
+                rows.append([f"{d} {label}", *_stat(md[key])])
+    rows.append(["detection (ms)", *_stat(m.get("detection_ms"))])
+    rows.append(["new session (ms)", *_stat(m.get("new_session_ms"))])
+    if m.get("exploration_ms"):
+        rows.append(["pair exploration (ms)", *_stat(m["exploration_ms"])])
+    for d, steps in (m.get("steps") or {}).items():
+        for k, label in (("detection_ms", "detection"), ("decision_ms", "decision"), ("install_ms", "installation")):
+            rows.append([f"{d} repair: {label} (ms)", *_stat(steps[k])])
+    return rows
+
+
+def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], files: Iterable[str]) -> str:
+    """The page for one run. ``trials``: the rows of trials.csv; ``files``: paths in the run folder, relative
+    to it (what exists is linked, nothing else)."""
+    have = sorted(set(files))
+    m = summary["metrics"]
+    title = f"{summary['scenario']} — {summary['approach']}, {summary['trigger']}"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body>", f"<h1>{escape(title)}</h1>",
+             f"<p>{escape(summary.get('fault', ''))}; {_num(summary['trials'])} trials on "
+             f"{escape(summary['topology'])} ({escape(summary.get('datapath', ''))}). Reproduce: "
+             f"<code>{escape(summary.get('command', ''))}</code></p>",
+             "<h2>Summary</h2>",
+             _table(["metric", "p50 [95 % interval]", "p95 [95 % interval]", "max", "no value"],
+                    _metric_rows(m)),
+             "<p class='note'>Intervals from order statistics; '—' for a bound means too few trials for it. "
+             "Definitions: README, 'Scenarios and results'.</p>"]
+    tcp, clients = m.get("tcp_sessions"), m.get("new_clients")
+    if tcp:
+        parts.append(f"<p>TCP sessions: {tcp['survived']} of {tcp['total']} survived, {tcp.get('reset', 0)} reset, "
+                     f"{tcp.get('resumed_before_restore', 0)} resumed before the restore.</p>")
+    if clients:
+        parts.append(f"<p>Fresh clients started during the fault: {clients['started_in_fault']}; connected within "
+                     f"1 s: {clients['within_1s']:.0%}, within 3 s: {clients['within_3s']:.0%}.</p>")
+    images = [f for f in have if f.startswith("timeline-") and f.endswith(".png")]
+    if images:
+        parts.append("<h2>Timelines</h2>" + "".join(f"<p><img src='{escape(f)}' alt='{escape(f)}'></p>"
+                                                     for f in images))
+    if trials:
+        cols = ["trial", "outbound_outage_ms", "inbound_outage_ms", "detection_ms", "tcp_survived", "new_session_ms"]
+        rows = []
+        for t in trials:
+            folder = f"trial-{int(t['trial']):02d}/"
+            links = " ".join(f"<a href='{escape(f)}'>{escape(f[len(folder):])}</a>" for f in have
+                             if f.startswith(folder))
+            rows.append([escape(str(t.get(c, ""))) or "—" for c in cols] + [links])
+        parts.append("<h2>Trials</h2>" + _table([*cols, "files"], rows))
+    own = [f for f in have if "/" not in f and not f.startswith("timeline-") and f != "report.html"]
+    parts.append("<h2>Files</h2><ul>" + "".join(f"<li><a href='{escape(f)}'>{escape(f)}</a></li>" for f in own)
+                 + "</ul>")
+    p = summary.get("provenance")
+    if p:
+        parts.append("<h2>Provenance</h2>" + _table(["what", "value"], [[escape(k), escape(str(v))]
+                                                                        for k, v in p.items()]))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def index_page(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """Every run, newest first: (its folder, its summary) -> a table with each run's headline figures."""
+    def started(item: tuple[str, Mapping[str, Any]]) -> str:
+        return str(item[1].get("started", ""))
+
+    rows = []
+    for folder, s in sorted(runs, key=started, reverse=True):
+        m = s["metrics"]
+        head = [_stat(m[d]["outage_ms"])[1] if m[d]["outage_ms"] else "not recovered"
+                for d in ("outbound", "inbound")]
+        rows.append([f"<a href='{escape(folder)}/report.html'>{escape(s['scenario'])}</a>",
+                     escape(started((folder, s))), escape(str(s["approach"])), escape(str(s["trigger"])), *head,
+                     _num(s["trials"])])
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>multi6lab results</title>"
+            f"<style>{STYLE}</style></head><body><h1>multi6lab results</h1>"
+            + _table(["run", "started", "approach", "trigger", "outbound outage p95 [interval] (ms)",
+                      "inbound outage p95 [interval] (ms)", "trials"], rows)
+            + "</body></html>\n")
