@@ -361,6 +361,7 @@ class Trial:
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
             "false_rehomings": self.false_rehomings, "exploration_ms": num(self.exploration_ms),
+            **{f"{d}_capture_disagreement_ms": num(self.cross_check.get(d)) for d in ("outbound", "inbound")},
             "clients_in_fault": self.clients.started, "clients_within_1s": self.clients.within_1s,
             "clients_within_3s": self.clients.within_3s,
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
