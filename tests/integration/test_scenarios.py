@@ -61,9 +61,10 @@ def test_short_scenario_end_to_end(tmp_path: Path) -> None:
         outage = float(row["outbound_outage_ms"])
         lost = int(row["outbound_lost"])
         assert 0 < outage < 600, "the outage must lie inside the fault window (0.6 s)"
-        # 1 kHz probes: the outage spans every lost probe (n lost = n ms); probes held in a queue during the
-        # switch-over arrive late instead of being lost, so they lengthen the outage without adding loss.
-        assert 1 <= lost <= outage + 2, f"trial {i}: {lost} probes lost for a {outage} ms outage"
+        # An outage loses probes. (Not "lost <= outage": lost counts the whole trial, and the failback after the
+        # restore may drop a few more; one repeat run saw 14 lost for a 10.6 ms outage that way.)
+        assert lost >= 1, f"trial {i}: a {outage} ms outage without a lost probe"
+        assert float(row["outbound_disruption_ms"]) <= float(row["outbound_outage_ms"]) + 0.001  # one gap here
         pcap_gap = probe_gaps_from_pcaps(out / f"trial-{i:02d}")
         probe_gap = float(row["outbound_gap_ms"])
         assert abs(pcap_gap - probe_gap) <= 2.0, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe gap {probe_gap}"

@@ -18,13 +18,14 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from multi6lab.lab.emulation import Emulation, EnvError, require_emulator
+from multi6lab.lab.emulation import Emulation, EnvError, require_emulator, terminate_as_interrupt
 from multi6lab.lab.runstate import RunRecord, clean, records
 from multi6lab.topologies import codec, frr, shell
 from multi6lab.topologies.model import Topology
@@ -147,12 +148,18 @@ class Lab:
         self.controllers = {sp.site.name: SiteController(sp.site.name, self.plan_path, self.workdir)
                             for sp in self.plan.sites if sp.site.approach != Approach.ROUTING}
         self.emulation: Emulation | None = None
+        self._signals: contextlib.AbstractContextManager[None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------------------
     def __enter__(self) -> Lab:
         require_emulator("building a network")
         clean()  # leftovers of runs whose owner died (killed with SIGKILL, machine trouble)
         self.check_names_free()
+        # Whoever holds the lab (the CLI, a test, a script started in the background with SIGINT ignored),
+        # SIGINT, SIGTERM and SIGHUP unwind through the teardown instead of ending the process on the spot.
+        if threading.current_thread() is threading.main_thread():
+            self._signals = terminate_as_interrupt()
+            self._signals.__enter__()
         self.workdir.mkdir(parents=True, exist_ok=True)
         codec.write(self.plan, self.plan_path)
         self.record = RunRecord.create(self.run_id)
@@ -215,6 +222,14 @@ class Lab:
             c.wait_listening()
 
     def stop(self) -> None:
+        try:
+            self._teardown()
+        finally:
+            if self._signals is not None:
+                signals, self._signals = self._signals, None
+                signals.__exit__(None, None, None)
+
+    def _teardown(self) -> None:
         for c in self.controllers.values():
             with contextlib.suppress(Exception):
                 c.close()
