@@ -64,7 +64,6 @@ def test_short_scenario_end_to_end(tmp_path: Path) -> None:
         # An outage loses probes. (Not "lost <= outage": lost counts the whole trial, and the failback after the
         # restore may drop a few more; one repeat run saw 14 lost for a 10.6 ms outage that way.)
         assert lost >= 1, f"trial {i}: a {outage} ms outage without a lost probe"
-        assert float(row["outbound_disruption_ms"]) <= float(row["outbound_outage_ms"]) + 0.001  # one gap here
         pcap_gap = probe_gaps_from_pcaps(out / f"trial-{i:02d}")
         probe_gap = float(row["outbound_gap_ms"])
         assert abs(pcap_gap - probe_gap) <= 2.0, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe gap {probe_gap}"
