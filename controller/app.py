@@ -350,7 +350,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self.counters["foreign_pair_message"] += 1
             return
         down = tuple(e for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
-        message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.exploring, m.reports,
+        message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports,
                           tuple(name for _, name in down))
         now = time.monotonic()
         with self.lock:
@@ -484,7 +484,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 if dp is None or x.dpid not in self.installed:
                     continue
                 wire = packets.PairMessage(edge_address(x.delegation), self.far_address[(m.dst_site, m.dst_exit)],
-                                           m.nonce, m.exploring, m.reports,
+                                           m.nonce, m.ask, m.reports,
                                            tuple(edge_address(self.exit_by_name[d].delegation) for d in m.down))
                 try:
                     self._packet_out(dp, x.outside_port, packets.pair_message(x.mac, x.isp_mac, wire))

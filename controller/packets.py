@@ -139,14 +139,14 @@ class PairMessage:
     src: IPv6Address
     dst: IPv6Address
     nonce: int
-    exploring: bool
+    ask: bool  # answer at once
     reports: tuple[int, ...] = ()  # nonces the sender received from the addressee
     down: tuple[IPv6Address, ...] = ()  # edge addresses of the sender's locators whose uplink is down
 
 
 def pair_message(src_mac: str, dst_mac: str, m: PairMessage) -> bytes:
     """Ethernet/IPv6/UDP carrying ``m``, with a valid UDP checksum."""
-    payload = (_PAIR_HEAD.pack(PAIR_MAGIC, PAIR_VERSION, int(m.exploring), len(m.reports), len(m.down), m.nonce)
+    payload = (_PAIR_HEAD.pack(PAIR_MAGIC, PAIR_VERSION, int(m.ask), len(m.reports), len(m.down), m.nonce)
                + b"".join(struct.pack("!I", n) for n in m.reports) + b"".join(a.packed for a in m.down))
     length = 8 + len(payload)
     pseudo = m.src.packed + m.dst.packed + struct.pack("!IxxxB", length, 17)

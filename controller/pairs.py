@@ -9,9 +9,10 @@ emulated network: the two edges run a small protocol modelled on REAP (RFC 5534)
   the far edge's address in one of the far site's locators (:class:`Message`). Each message also *reports*
   the newest nonce the sender received on each pair from the addressee recently (REAP's received-probe
   reports), and lists the sender's locators whose uplink is down (a locator update, as SHIM6's).
-* Keepalives: the edge probes its active pair every ``interval``; the controller sees no data packets, so a
-  direction is always treated as one that carries no data. Standby pairs are probed every ``STANDBY_FACTOR``
-  intervals, so a failover can pick a pair with recent evidence.
+* Keepalives: the edge probes its active pair every ``interval``, asking the far edge to answer at once, so
+  the nonce is reported back within a round trip; the controller sees no data packets, so a direction is
+  always treated as one that carries no data. Standby pairs are probed every ``STANDBY_FACTOR`` intervals
+  (reported with the next message), so a failover can pick a pair with recent evidence.
 * Send timeout: when no probe sent on the active pair within ``interval x multiplier`` has been reported
   back, the edge *explores*: it probes every usable pair at once and then every interval, flagged so that the
   far edge answers at once (answers are never flagged, so they do not answer each other). It keeps sending
@@ -54,7 +55,7 @@ class Message:
     src_exit: str
     dst_exit: str
     nonce: int
-    exploring: bool = False  # the sender is exploring: answer at once
+    ask: bool = False  # answer at once: a keepalive or an exploration probe (never an answer)
     reports: tuple[int, ...] = ()  # the newest nonce received from the addressee on each pair, recently
     down: tuple[str, ...] = ()  # the sender's exits whose uplink is down
 
@@ -170,15 +171,21 @@ class Edge:
                     continue
                 fast = p is c.active or exploring
                 every = c.interval if fast else c.interval * STANDBY_FACTOR
-                scheduled = now - p.last_probe >= every * 0.999
+                # Due once most of a period has passed: the caller's clock ticks once per interval and may
+                # wake a little early. Answers are extra and leave the schedule alone, or a keepalive that an
+                # answer pre-empted would slip a whole period (and with it, every report of it).
+                scheduled = now - p.last_probe >= every * 0.9
                 if not scheduled and not (answer and fast):
                     continue
-                p.last_probe = now
+                if scheduled:
+                    p.last_probe = now
                 p.seq += 1
                 nonce = self.rng.getrandbits(32) or 1
                 c.sent[nonce] = (p, p.seq, now)
-                # Only a scheduled exploration probe asks for an answer: answers never answer each other.
-                out.append(Message(self.site, c.peer, p.src_exit, p.dst_exit, nonce, exploring and scheduled,
+                # A keepalive or an exploration probe asks for an answer, so its nonce comes back within a
+                # round trip; standby probes wait for the next report; answers never ask (or they would
+                # answer each other).
+                out.append(Message(self.site, c.peer, p.src_exit, p.dst_exit, nonce, scheduled and fast,
                                    reports, tuple(sorted(self.down))))
         return out
 
@@ -189,7 +196,7 @@ class Edge:
         if c is None or m.dst_site != self.site:
             return []
         c.inbound[m.pair] = (m.nonce, now)
-        if m.exploring:
+        if m.ask:
             c.answer = True
         # A locator update moves traffic, so it counts only from a message that proves it saw our probes (it
         # reports a nonce we sent recently): a forger off the path cannot make an edge leave a working pair.

@@ -14,6 +14,8 @@ from tests.unit.fakenet import FakeNet
 ROOT = Path(__file__).resolve().parents[2]
 STEP_US = 500  # the wire's clock: every edge acts every 0.5 ms
 DELAY_US = 500  # one-way delay of every message
+TICK_US = 10_000  # each controller's loop: once per heartbeat interval ...
+PHASE_US = {"s1": 0, "s2": 3_500}  # ... at a phase of its own
 
 
 def two_sites(triggers: str = "[link, heartbeat]") -> Plan:
@@ -47,6 +49,9 @@ class Wire:
                 self.flight.append((self.us + DELAY_US, m))
 
     def run(self, until: float) -> None:
+        """As the controller drives an edge: messages are handed over as they arrive (and answers leave at
+        once), the send timeout is judged on time, and a loop ticks once per interval, each site's controller
+        at its own phase."""
         while self.us < round(until * 1e6):
             self.us += STEP_US
             for name, edge in self.edges.items():
@@ -56,8 +61,10 @@ class Wire:
                     self.flight.remove(next(f for f in self.flight if f[1] is m))
                     self.events += edge.received(m, self.t)
                     self.send(edge)  # answers leave at once
-                self.events += edge.tick(self.t)
-                self.send(edge)
+                judged = edge.tick(self.t)
+                self.events += judged
+                if judged or self.us % TICK_US == PHASE_US[name]:
+                    self.send(edge)
 
     def link(self, site: str, exit_name: str, up: bool) -> None:
         self.events += self.edges[site].link(exit_name, up, self.t)
@@ -87,11 +94,15 @@ def test_a_working_network_brings_every_pair_up_and_keeps_the_preferred_ones() -
     assert [p.key for p in r.candidates] == [("s1ea", "s2ec"), ("s1ea", "s2ed"), ("s1eb", "s2ec"), ("s1eb", "s2ed")]
     assert len(w.named("pair_up")) == 8  # every directed pair, learnt from the far edge's reports
     assert not w.named("pair_dead", "exploring", "pair_selected")
-    # Keepalives on the active pair every interval, standby pairs every STANDBY_FACTOR intervals.
+    # A keepalive on the active pair every interval, asking for an answer (an answer that falls due with a
+    # keepalive is that keepalive); standby pairs every STANDBY_FACTOR intervals; every message carries reports.
     late = [m for t, m in w.log if t >= 0.5 and m.src_site == "s1"]
-    assert 49 <= sum(m.pair == ("s1ea", "s2ec") for m in late) <= 51
+    assert 49 <= sum(m.pair == ("s1ea", "s2ec") and m.ask for m in late) <= 51
+    assert sum(m.pair == ("s1ea", "s2ec") for m in late) <= 101
     assert 4 <= sum(m.pair == ("s1eb", "s2ed") for m in late) <= 6
-    assert all(not m.exploring and m.reports for m in late)
+    assert not any(m.ask for m in late if m.pair != ("s1ea", "s2ec")) and all(m.reports for m in late)
+    # So every keepalive is reported back within a round trip: the evidence is never older than an interval.
+    assert w.t - (r.active.confirmed_sent or 0.0) <= 0.010 + 2 * DELAY_US / 1e6
 
 
 def test_a_silent_failure_of_both_directions_moves_both_edges_within_the_detection_time() -> None:
@@ -123,8 +134,8 @@ def test_a_failure_of_the_other_direction_moves_only_the_far_edge() -> None:
     assert w.active()[("s1", "s2")] == ("s1ea", "s2ec")
     assert w.active()[("s2", "s1")][1] == "s1eb"
     assert not w.named("pair_selected", "pair_dead", site="s1")
-    explored = w.named("exploring", site="s1")  # s1 heard nothing and could not tell which way it failed
-    assert explored and w.named("pair_confirmed", site="s1")  # ... until s2's reports came back
+    moved = w.named("pair_selected", site="s2")  # s2's keepalives went unanswered; its exploration found B
+    assert [e["cause"] for e in moved] == ["explored"] and moved[0]["t"] <= 1.0 + 0.0305 + 0.002
 
 
 def test_an_uplink_down_moves_both_edges_at_once_through_a_locator_update() -> None:
