@@ -351,7 +351,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             return
         down = tuple(e for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
         message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports,
-                          tuple(name for _, name in down))
+                          tuple(name for _, name in down), m.heard_ms)
         now = time.monotonic()
         with self.lock:
             self._after(edge.received(message, now))
@@ -485,7 +485,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                     continue
                 wire = packets.PairMessage(edge_address(x.delegation), self.far_address[(m.dst_site, m.dst_exit)],
                                            m.nonce, m.ask, m.reports,
-                                           tuple(edge_address(self.exit_by_name[d].delegation) for d in m.down))
+                                           tuple(edge_address(self.exit_by_name[d].delegation) for d in m.down),
+                                           m.heard_ms)
                 try:
                     self._packet_out(dp, x.outside_port, packets.pair_message(x.mac, x.isp_mac, wire))
                 except Exception as exc:

@@ -35,7 +35,7 @@ MIN_MTU = 1280
 PAIR_PORT = 5534  # UDP port of the locator-pair protocol (RFC 5534 is REAP, which it is modelled on)
 PAIR_MAGIC = b"m6lp"
 PAIR_VERSION = 1
-_PAIR_HEAD = struct.Struct("!4sBBBBI")  # magic, version, flags, reports, down locators, nonce
+_PAIR_HEAD = struct.Struct("!4sBBBBIH")  # magic, version, flags, reports, down locators, nonce, heard_ms
 _UDP_AT = 14 + 40
 
 
@@ -142,11 +142,13 @@ class PairMessage:
     ask: bool  # answer at once
     reports: tuple[int, ...] = ()  # nonces the sender received from the addressee
     down: tuple[IPv6Address, ...] = ()  # edge addresses of the sender's locators whose uplink is down
+    heard_ms: int = 0xFFFF  # how long the sender has been hearing from the addressee (capped)
 
 
 def pair_message(src_mac: str, dst_mac: str, m: PairMessage) -> bytes:
     """Ethernet/IPv6/UDP carrying ``m``, with a valid UDP checksum."""
-    payload = (_PAIR_HEAD.pack(PAIR_MAGIC, PAIR_VERSION, int(m.ask), len(m.reports), len(m.down), m.nonce)
+    payload = (_PAIR_HEAD.pack(PAIR_MAGIC, PAIR_VERSION, int(m.ask), len(m.reports), len(m.down), m.nonce,
+                               min(m.heard_ms, 0xFFFF))
                + b"".join(struct.pack("!I", n) for n in m.reports) + b"".join(a.packed for a in m.down))
     length = 8 + len(payload)
     pseudo = m.src.packed + m.dst.packed + struct.pack("!IxxxB", length, 17)
@@ -163,14 +165,15 @@ def read_pair_message(data: bytes) -> PairMessage | None:
     if struct.unpack_from("!H", data, _UDP_AT + 2)[0] != PAIR_PORT:
         return None
     at = _UDP_AT + 8
-    magic, version, flags, n_reports, n_down, nonce = _PAIR_HEAD.unpack_from(data, at)
+    magic, version, flags, n_reports, n_down, nonce, heard = _PAIR_HEAD.unpack_from(data, at)
     at += _PAIR_HEAD.size
     if magic != PAIR_MAGIC or version != PAIR_VERSION or len(data) < at + 4 * n_reports + 16 * n_down:
         return None
     reports = struct.unpack_from(f"!{n_reports}I", data, at)
     at += 4 * n_reports
     down = tuple(IPv6Address(data[at + 16 * i: at + 16 * (i + 1)]) for i in range(n_down))
-    return PairMessage(IPv6Address(data[22:38]), IPv6Address(data[38:54]), nonce, bool(flags & 1), reports, down)
+    return PairMessage(IPv6Address(data[22:38]), IPv6Address(data[38:54]), nonce, bool(flags & 1), reports, down,
+                       heard)
 
 
 def _mac(text: str) -> bytes:

@@ -58,6 +58,8 @@ class Message:
     ask: bool = False  # answer at once: a keepalive or an exploration probe (never an answer)
     reports: tuple[int, ...] = ()  # the newest nonce received from the addressee on each pair, recently
     down: tuple[str, ...] = ()  # the sender's exits whose uplink is down
+    heard_ms: int = 0xFFFF  # how long the sender has been hearing from the addressee (capped): its omissions
+    # from the reports say something only once it has listened for a detection time
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -105,6 +107,7 @@ class Context:
     inbound: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)  # pair -> (nonce, arrived)
     answer: bool = False  # a message asked to be answered at once
     answered: float = NEVER
+    first_heard: float | None = None  # when the far edge's first message arrived
 
     def __post_init__(self) -> None:
         self.active = self.candidates[0]
@@ -165,6 +168,7 @@ class Edge:
                 c.answer, c.answered = False, now
             exploring = c.exploring_since is not None
             reports = tuple(n for n, at in c.inbound.values() if at >= horizon)
+            heard = 0 if c.first_heard is None else min(0xFFFF, int((now - c.first_heard) * 1000))
             order = [c.active] + [p for p in c.candidates if p is not c.active]  # the active pair's first
             for p in order:
                 if not p.usable:
@@ -186,7 +190,7 @@ class Edge:
                 # round trip; standby probes wait for the next report; answers never ask (or they would
                 # answer each other).
                 out.append(Message(self.site, c.peer, p.src_exit, p.dst_exit, nonce, scheduled and fast,
-                                   reports, tuple(sorted(self.down))))
+                                   reports, tuple(sorted(self.down)), heard))
         return out
 
     # -- receiving ----------------------------------------------------------------------------------------
@@ -196,6 +200,8 @@ class Edge:
         if c is None or m.dst_site != self.site:
             return []
         c.inbound[m.pair] = (m.nonce, now)
+        if c.first_heard is None:
+            c.first_heard = now
         if m.ask:
             c.answer = True
         # A locator update moves traffic, so it counts only from a message that proves it saw our probes (it
@@ -205,7 +211,8 @@ class Edge:
             self.refused += 1
         out = self._peer_down(c, set(m.down), now) if proven else []
         fresh = self._reports(c, m.reports, now, out)
-        out += self._settle(c, fresh, now) if c.exploring_since is not None else self._preferred_back(c, now)
+        out += self._settle(c, fresh, now, m.heard_ms) if c.exploring_since is not None \
+            else self._preferred_back(c, now)
         return out
 
     def _peer_down(self, c: Context, down: set[str], now: float) -> list[EventRecord]:
@@ -236,8 +243,10 @@ class Edge:
             news.append(p)
         return news
 
-    def _settle(self, c: Context, news: list[OutPair], now: float) -> list[EventRecord]:
-        """During exploration: the active pair reported again confirms it; another pair reported first wins."""
+    def _settle(self, c: Context, news: list[OutPair], now: float, heard_ms: int) -> list[EventRecord]:
+        """During exploration: the active pair reported again confirms it; another pair reported first wins,
+        if the far edge has listened long enough for the active pair's absence from its report to mean
+        something (a far edge that just started has simply not heard everything yet)."""
         assert c.exploring_since is not None
         news = [p for p in news if p.usable and p.confirmed_sent is not None and p.confirmed_sent >= c.exploring_since]
         if not news:
@@ -246,6 +255,8 @@ class Edge:
         if c.active in news:
             c.exploring_since = None
             return [c.ev(Event.PAIR_CONFIRMED, now, c.active, exploration_ms=ms)]
+        if heard_ms < c.detect_time * 1000:
+            return []
         return self._select(c, min(news, key=lambda p: p.rank), now, "explored")
 
     def _preferred_back(self, c: Context, now: float) -> list[EventRecord]:

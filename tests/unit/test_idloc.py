@@ -55,7 +55,8 @@ class Wire:
         while self.us < round(until * 1e6):
             self.us += STEP_US
             for name, edge in self.edges.items():
-                if name in self.stopped:
+                if name in self.stopped:  # no controller: its switches' packet-ins go nowhere
+                    self.flight = [f for f in self.flight if not (f[0] <= self.us and f[1].dst_site == name)]
                     continue
                 for m in [m for at, m in self.flight if at <= self.us and m.dst_site == name]:
                     self.flight.remove(next(f for f in self.flight if f[1] is m))
@@ -168,6 +169,22 @@ def test_with_the_far_edge_stopped_an_edge_explores_but_keeps_its_pair() -> None
     w.stopped = set()
     w.run(3.05)
     assert w.named("pair_confirmed", site="s1", since=3.0)
+
+
+def test_a_far_edge_that_just_restarted_is_not_taken_at_its_first_word() -> None:
+    # s1's controller restarts while s2 explores; the new s1 edge hears s2 through s1eb first (its switch for
+    # s1ea is still reconnecting), so its first reports name only pairs through s1eb.
+    w = steady()
+    w.stopped = {"s1"}
+    w.run(1.2)
+    assert w.named("exploring", site="s2")
+    w.edges["s1"] = edge_of(two_sites(), "s1", seed=7)
+    w.stopped = set()
+    w.drop = lambda m: m.dst_exit == "s1ea" and w.t < 1.215
+    w.run(1.4)
+    assert not w.named("pair_selected", site="s2")  # the active pair's absence meant nothing yet
+    assert w.named("pair_confirmed", site="s2", since=1.2)
+    assert w.active()[("s2", "s1")] == ("s2ec", "s1ea")
 
 
 def test_reports_of_nonces_never_sent_prove_nothing_and_move_nothing() -> None:
