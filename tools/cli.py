@@ -161,8 +161,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
     plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
     managed = [sp.site.name for sp in plan.sites if sp.site.approach != Approach.ROUTING]
     if args.site is not None and args.site not in managed:
-        raise InputError(f"--site {args.site}: no such site with switches of its own in {plan.topology.name} "
-                         f"(there are: {', '.join(managed) or 'none'})")
+        print(f"{PROG}: --site {args.site}: {plan.topology.name} has no such site with switches of its own "
+              f"(it has: {', '.join(managed) or 'none'})", file=sys.stderr)
+        return 2
     launcher.run(plan, args.port, args.events, args.host, args.site)
     return 0
 

@@ -128,3 +128,22 @@ def test_an_atomic_write_leaves_the_old_file_when_it_fails(tmp_path: Path, monke
     with pytest.raises(OSError, match="No space left"):
         report.write_atomic(f, "half")
     assert f.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_a_controller_for_a_site_that_does_not_exist_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["controller", "--topology", str(ROOT / "topologies" / "two-sites.yaml"), "--site", "s9"]) == 2
+    assert capsys.readouterr().err == ("multi6lab: --site s9: two-sites has no such site with switches of its own "
+                                       "(it has: s1, s2)\n")
+
+
+def test_report_html_writes_an_index_over_every_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    none = {"outage_ms": None, "lost_packets": None}
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "summary.json").write_text(json.dumps(
+        {"scenario": "x", "approach": "nptv6", "trigger": "link", "trials": 1, "started": "2026-11-28",
+         "metrics": {"outbound": none, "inbound": none, "detection_ms": None}}))
+    assert main(["report", str(tmp_path), "--html"]) == 0
+    assert "run1/report.html" in (tmp_path / "index.html").read_text()
+    assert capsys.readouterr().out.endswith(f"index: {tmp_path / 'index.html'}\n")
