@@ -190,14 +190,14 @@ def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "where"), [
     # A problem in a cell is reported where the comparison file says it, never at a generated file.
     (("site: site, host: h1, remote: r}", "site: nowhere, host: h1, remote: r}"),
-     r"approaches.yaml:8:99: rows\[0\]\.site: no site 'nowhere'"),
+     r"approaches.yaml:9:99: rows\[0\]\.site: no site 'nowhere'"),
     (("direction: inbound, at: 0.0", "direction: sideways, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.direction: 'sideways' is not one of"),
     (("direction: inbound, at: 0.0", "end: isp, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.end: 'end' does not apply to a blackhole fault"),
     (("{approach: mptcp, triggers: [link, heartbeat]", "{approach: mptcp, triggers: [routing]"),
-     r"approaches.yaml:10:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
-    (("trials: 20", "trials: many"), r"approaches.yaml:5:9: trials: 'many' is not of type 'integer'"),
+     r"approaches.yaml:11:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
+    (("trials: 72", "trials: many"), r"approaches.yaml:6:9: trials: 'many' is not of type 'integer'"),
     (("{name: routing-bgp-1-3,", "{name: routing-bgp-default,"),
      r"approaches.yaml:\d+:\d+: rows\[5\]\.name: rows\[4\] is already named 'routing-bgp-default'"),
 ])
