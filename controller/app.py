@@ -82,6 +82,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.edges: dict[str, Edge] = {sp.site.name: edge_of(self.plan, sp.site.name) for sp in own
                                        if sp.site.approach == Approach.ID_LOC}
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
+        # What each exit's packets carry as source: its hosts' locators through it (icmp trigger's check).
+        self.exit_sources = {e.name: {pol.locator(h, e.name) for h in pol.plan.hosts}
+                             for pol in self.sites.values() for e in pol.plan.exits}
         # Edge addresses: this site's own, and the far sites' as the mapping records give their locators.
         self.far_edge: dict[Any, tuple[str, str]] = {}  # address -> (far site, its exit)
         self.far_address: dict[tuple[str, str], Any] = {}
@@ -323,10 +326,15 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             with self.lock:
                 self._after(self.liveness.echo_reply(role, time.monotonic()))
             return
-        unreachable = packets.unreachable_destination(msg.data) if role != "fabric" else None
-        if unreachable is not None:  # icmp trigger: the ISP behind this exit cannot reach a destination
+        quote = packets.unreachable_quote(msg.data) if role != "fabric" else None
+        if quote is not None:  # icmp trigger: the ISP behind this exit cannot reach a destination
+            # RFC 5927's first check: the error must quote a packet this exit sent, from one of its own
+            # locators; anyone can forge an error, but not one about a packet that left through another exit.
+            if quote[0] not in self.exit_sources.get(role, set()):
+                self.counters["icmp_error_not_ours"] += 1
+                return
             with self.lock:
-                self._after(self.liveness.icmp_unreachable(role, str(unreachable), time.monotonic()))
+                self._after(self.liveness.icmp_unreachable(role, str(quote[1]), time.monotonic()))
             return
         message = packets.read_pair_message(msg.data) if role != "fabric" else None
         if message is not None:

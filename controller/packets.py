@@ -58,13 +58,13 @@ def is_echo_reply(data: bytes) -> bool:
     return len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 129
 
 
-def unreachable_destination(data: bytes) -> IPv6Address | None:
-    """The destination of the packet quoted by an ICMPv6 destination unreachable, or None."""
+def unreachable_quote(data: bytes) -> tuple[IPv6Address, IPv6Address] | None:
+    """(source, destination) of the packet quoted by an ICMPv6 destination unreachable, or None."""
     if not (len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 1):
         return None
     try:
         quoted = Ether(data).getlayer(IPerror6)
-        return IPv6Address(quoted.dst) if quoted is not None else None
+        return (IPv6Address(quoted.src), IPv6Address(quoted.dst)) if quoted is not None else None
     except Exception:  # scapy raises many types on a truncated quote
         return None
 

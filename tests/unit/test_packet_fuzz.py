@@ -77,8 +77,8 @@ def test_every_decoder_survives_malformed_packets() -> None:
         if message is not None:
             kinds["pair"] = kinds.get("pair", 0) + 1
             assert all(isinstance(a, IPv6Address) for a in (message.src, message.dst, *message.down))
-        dest = packets.unreachable_destination(data)
-        assert dest is None or isinstance(dest, IPv6Address)
+        quote = packets.unreachable_quote(data)
+        assert quote is None or all(isinstance(a, IPv6Address) for a in quote)
         parsed = packets.parse(data)
         kinds[parsed.kind] = kinds.get(parsed.kind, 0) + 1
         if parsed.kind == "ipv6":  # what a stale-source packet gets back: bounded by the IPv6 minimum MTU

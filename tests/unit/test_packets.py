@@ -62,13 +62,13 @@ def test_garbage_never_raises(data: bytes) -> None:
     assert P.parse(data).kind in ("other", "ipv6")
 
 
-def test_unreachable_destination_is_read_from_the_quoted_packet() -> None:
+def test_the_packet_an_unreachable_quotes_is_read_source_and_destination() -> None:
     quoted = IPv6(src="3fff:a:5::9", dst="3fff:ff:100::2") / UDP(sport=1, dport=2)
     err = bytes(Ether(src="02:00:00:00:00:01", dst=GW) / IPv6(src="3fff:a::1", dst="3fff:a:5::9")
                 / ICMPv6DestUnreach(code=0) / bytes(quoted))
-    assert P.unreachable_destination(err) == A("3fff:ff:100::2")
-    assert P.unreachable_destination(bytes(quoted)) is None
-    assert P.unreachable_destination(err[:60]) is None  # a truncated quote is not a verdict
+    assert P.unreachable_quote(err) == (A("3fff:a:5::9"), A("3fff:ff:100::2"))  # the controller checks the source
+    assert P.unreachable_quote(bytes(quoted)) is None
+    assert P.unreachable_quote(err[:60]) is None  # a truncated quote is not a verdict
 
 
 def test_a_locator_pair_message_round_trips_with_a_valid_udp_checksum() -> None:
