@@ -144,6 +144,8 @@ def test_an_uplink_down_moves_both_edges_at_once_through_a_locator_update() -> N
     w.drop = lambda m: "s1ea" in m.pair
     w.link("s1", "s1ea", up=False)
     assert w.active()[("s1", "s2")][0] == "s1eb"  # local evidence: at once
+    assert w.edges["s1"].link("s1ea", up=False, now=w.t) == []  # OVS says it twice: the second says nothing
+    assert w.edges["s1"].interval == 0.010
     assert w.named("pair_selected", site="s1")[0]["cause"] == "known alive"
     w.run(1.002)
     far = w.named("pair_selected", site="s2")  # the far edge heard that locator s1ea is down
