@@ -24,7 +24,7 @@ def make(*args: str, results: Path, timeout: float) -> subprocess.CompletedProce
 
 
 def test_make_scenarios_runs_every_shipped_scenario_to_the_end_and_report_lists_them(tmp_path: Path) -> None:
-    make("scenarios", "TRIALS=1", results=tmp_path, timeout=900)
+    make("scenarios", "TRIALS=1", results=tmp_path, timeout=1500)  # 18 scenarios, each a fresh lab
     shipped = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
     ran = sorted(json.loads(s.read_text())["scenario"] for s in tmp_path.glob("*/summary.json")
                  if not s.parent.is_symlink())  # results/latest points at the last run
