@@ -39,12 +39,13 @@ def summary(name: str = "demo") -> dict[str, object]:
 
 
 def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
-    files = ["summary.json", "trials.csv", "timeline-outbound.png", "timeline-inbound.png", "trial-01/outbound.csv",
+    files = ["summary.json", "trials.csv", "timeline-outbound.png", "timeline-inbound.png", "timeline-inbound.svg",
+             "trial-01/outbound.csv",
              "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "report.html"]
     page = html.run_page(summary(), [{"trial": 1, "outbound_outage_ms": "6.1"}, {"trial": "2"}], files)
     p = Collect()
     p.feed(page)
-    assert p.images == ["timeline-inbound.png", "timeline-outbound.png"]
+    assert p.images == ["timeline-inbound.svg", "timeline-outbound.png"]  # the SVG where there is one
     assert {"trial-01/outbound.csv", "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "summary.json",
             "trials.csv"} == set(p.links)  # every file once, the page itself not
     text = " ".join(p.text)

@@ -156,7 +156,7 @@ def test_report_table_and_plot(tmp_path: Path) -> None:
     assert report.collect(tmp_path) == [{**summary, "folder": "run1"}]  # where each run lives, for the index
     out = tmp_path / "t.png"
     plots.timeline([{"t": [float(x) for x in range(-500, 2000) if not 0 <= x < 8], "restore_ms": 1000.0}], "demo", out)
-    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert out.read_bytes()[:4] == b"\x89PNG" and b"<svg" in out.with_suffix(".svg").read_bytes()[:400]
 
 
 def test_comparison_file_expands_to_valid_scenarios() -> None:

@@ -139,4 +139,5 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
+    fig.savefig(out.with_suffix(".svg"))
     plt.close(fig)

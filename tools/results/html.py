@@ -85,7 +85,9 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
     if clients:
         parts.append(f"<p>Fresh clients started during the fault: {clients['started_in_fault']}; connected within "
                      f"1 s: {clients['within_1s']:.0%}, within 3 s: {clients['within_3s']:.0%}.</p>")
-    images = [f for f in have if f.startswith("timeline-") and f.endswith(".png")]
+    # SVG where there is one (text stays sharp), else the PNG.
+    images = [f for f in have if f.startswith("timeline-") and (f.endswith(".svg") or (
+        f.endswith(".png") and f[:-4] + ".svg" not in have))]
     if images:
         parts.append("<h2>Timelines</h2>" + "".join(f"<p><img src='{escape(f)}' alt='{escape(f)}'></p>"
                                                      for f in images))

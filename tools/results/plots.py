@@ -1,5 +1,6 @@
 """Timeline plots, one picture per direction: the whole trial as arrivals per 10 ms (an outage is a drop to
-zero), and a zoom on the fault where each receive gap is drawn at its true length."""
+zero), and a zoom on the fault where each receive gap is drawn at its true length. Each is written as PNG (for
+the README and image viewers) and SVG (for the HTML report)."""
 
 from __future__ import annotations
 
@@ -50,4 +51,5 @@ def timeline(series: list[dict[str, Any]], title: str, out: Path, zoom_ms: tuple
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
+    fig.savefig(out.with_suffix(".svg"))  # sharp text at any zoom, for the HTML report
     plt.close(fig)
