@@ -59,7 +59,7 @@ class Message:
     reports: tuple[int, ...] = ()  # the newest nonce received from the addressee on each pair, recently
     down: tuple[str, ...] = ()  # the sender's exits whose uplink is down
     heard_ms: int = 0xFFFF  # how long the sender has been hearing from the addressee (capped): its omissions
-    # from the reports say something only once it has listened for a detection time
+    # from the reports say something only once it has listened for the evidence window
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -255,7 +255,7 @@ class Edge:
         if c.active in news:
             c.exploring_since = None
             return [c.ev(Event.PAIR_CONFIRMED, now, c.active, exploration_ms=ms)]
-        if heard_ms < c.detect_time * 1000:
+        if heard_ms < c.window * 1000:
             return []
         return self._select(c, min(news, key=lambda p: p.rank), now, "explored")
 
