@@ -17,9 +17,10 @@ emulated network: the two edges run a small protocol modelled on REAP (RFC 5534)
   back, the edge *explores*: it probes every usable pair at once and then every interval, flagged so that the
   far edge answers at once (answers are never flagged, so they do not answer each other). It keeps sending
   on the active pair meanwhile: silence alone does not say which direction failed.
-* Evidence: the edge changes its outbound pair only on what it received. During an exploration, the first
-  report of a probe sent since it began settles it: the active pair reported confirms it; another pair
-  reported first (the active pair's probe went first and did not arrive) takes traffic. The edge's own
+* Evidence: the edge changes its outbound pair only on what it received. During an exploration, a report of
+  a probe sent since it began settles it: the active pair reported confirms it; two reports from successive
+  rounds that name other pairs but not the active one move traffic to the best of them (one such report
+  only makes the edge ask again at once: the active pair's probe may just be late). The edge's own
   uplink going down, or the far edge's word that one of its locators is down, moves traffic at once to the
   most preferred pair reported recently (or explores, with none).
 * A more preferred pair whose probes are reported ``multiplier`` times since it last failed takes traffic back.
@@ -108,6 +109,7 @@ class Context:
     answer: bool = False  # a message asked to be answered at once
     answered: float = NEVER
     first_heard: float | None = None  # when the far edge's first message arrived
+    omitted: float | None = None  # exploring: newest probe of a report that left the active pair out
 
     def __post_init__(self) -> None:
         self.active = self.candidates[0]
@@ -257,6 +259,15 @@ class Edge:
             return [c.ev(Event.PAIR_CONFIRMED, now, c.active, exploration_ms=ms)]
         if heard_ms < c.window * 1000:
             return []
+        newest = max(p.confirmed_sent or NEVER for p in news)
+        if c.omitted is None or newest <= c.omitted:
+            # One report without the active pair may only mean its probe is still on the way (probes of a
+            # round reach the far controller through different switches, in any order): ask again at once,
+            # and move if the next round's report leaves it out too.
+            c.omitted = newest if c.omitted is None else c.omitted
+            for p in c.candidates:
+                p.last_probe = NEVER
+            return []
         return self._select(c, min(news, key=lambda p: p.rank), now, "explored")
 
     def _preferred_back(self, c: Context, now: float) -> list[EventRecord]:
@@ -296,7 +307,11 @@ class Edge:
         return out
 
     def next_deadline(self) -> float | None:
-        return min((d for c in self.contexts.values() if (d := self._deadline(c)) is not None), default=None)
+        """The next send timeout, or the moment a held-back answer may leave, whichever is first: the
+        controller calls :meth:`tick` and then :meth:`due` then."""
+        times = [d for c in self.contexts.values() if (d := self._deadline(c)) is not None]
+        times += [c.answered + c.interval / 4 for c in self.contexts.values() if c.answer]
+        return min(times, default=None)
 
     @staticmethod
     def _deadline(c: Context) -> float | None:
@@ -313,7 +328,7 @@ class Edge:
         return self._select(c, p, now, "known alive") if p is not None else self._explore(c, now, cause="pair dead")
 
     def _explore(self, c: Context, now: float, cause: str, **extra: Any) -> list[EventRecord]:
-        c.exploring_since = now
+        c.exploring_since, c.omitted = now, None
         for p in c.candidates:
             p.last_probe = NEVER  # probe every usable pair now, not at the next interval
             p.streak = 0  # only reports from now on count toward moving back

@@ -62,9 +62,11 @@ class Wire:
                     self.flight.remove(next(f for f in self.flight if f[1] is m))
                     self.events += edge.received(m, self.t)
                     self.send(edge)  # answers leave at once
-                judged = edge.tick(self.t)
-                self.events += judged
-                if judged or self.us % TICK_US == PHASE_US[name]:
+                due = edge.next_deadline()
+                if due is not None and self.t >= due:  # the controller's loop wakes for it
+                    self.events += edge.tick(self.t)
+                    self.send(edge)
+                if self.us % TICK_US == PHASE_US[name]:
                     self.send(edge)
 
     def link(self, site: str, exit_name: str, up: bool) -> None:
@@ -273,3 +275,34 @@ def test_each_edge_knows_only_its_own_exits_and_the_far_sites_mapping_records() 
     assert s1.exits == ("s1ea", "s1eb") and set(s1.contexts) == {"s2"}
     assert [(loc.exit, str(loc.prefix)) for loc in s1.records["s2"].locators] == [
         (e.name, str(e.delegation)) for e in p.sites[1].exits]
+
+
+def test_one_report_without_the_active_pair_asks_again_and_only_a_second_moves() -> None:
+    w = steady()
+    w.stopped = {"s2"}  # s1 hears nothing for a while and explores
+    w.run(1.03)  # long enough for the send timeout, and the far edge's silence
+    s1 = w.edges["s1"]
+    started = w.named("exploring", site="s1")[0]["t"]
+
+    first = {m.pair: m.nonce for t, m in w.log if t == started and m.src_site == "s1" and m.ask}  # round one
+    # The far edge's answer names the probe through s1eb only: the one through s1ea may still be on its way.
+    assert s1.received(Message("s2", "s1", "s2ec", "s1eb", nonce=11, reports=(first[("s1eb", "s2ec")],)), w.t) == []
+    again = s1.due(w.t)  # so it asks again at once, on every pair
+    assert {m.pair for m in again if m.ask} == {p.key for p in s1.contexts["s2"].candidates}
+    second = {m.pair: m.nonce for m in again}
+    # The next report names the active pair's new probe: it was only late. Confirmed, nothing moved.
+    ev = s1.received(Message("s2", "s1", "s2ec", "s1ea", nonce=12, reports=(second[("s1ea", "s2ec")],)), w.t)
+    assert [e["event"] for e in ev] == ["pair_confirmed"] and s1.active()[("s1", "s2")] == ("s1ea", "s2ec")
+
+
+def test_a_second_report_without_the_active_pair_moves_it() -> None:
+    w = steady()
+    w.stopped = {"s2"}
+    w.run(1.03)  # long enough for the send timeout, and the far edge's silence
+    s1 = w.edges["s1"]
+    started = w.named("exploring", site="s1")[0]["t"]
+    first = {m.pair: m.nonce for t, m in w.log if t == started and m.src_site == "s1" and m.ask}  # round one
+    assert s1.received(Message("s2", "s1", "s2ec", "s1eb", nonce=11, reports=(first[("s1eb", "s2ec")],)), w.t) == []
+    second = {m.pair: m.nonce for m in s1.due(w.t)}
+    ev = s1.received(Message("s2", "s1", "s2ec", "s1eb", nonce=12, reports=(second[("s1eb", "s2ec")],)), w.t)
+    assert [e["event"] for e in ev] == ["pair_selected"] and s1.active()[("s1", "s2")] == ("s1eb", "s2ec")
