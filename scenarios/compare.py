@@ -8,6 +8,7 @@ Each cell's scenario can also be written out as a file, so that a user can rerun
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Cell:
     slug: str  # names the cell's results directory and scenario file
     doc: dict[str, Any]  # the cell as scenario data (what write() saves)
     scenario: Scenario
+    name: str = ""  # the row's name (its 'name', or its approach)
 
 
 def run_order(cells: list[Cell], seed: int | None) -> list[Cell]:
@@ -94,7 +96,16 @@ def from_source(src: Source, trials: int | None = None) -> list[Cell]:
                 problems += exc.problems
     if problems:
         raise InputError(sorted(set(problems)))
-    return out
+    return _distinct_rows(out)
+
+
+def _distinct_rows(cells: list[Cell]) -> list[Cell]:
+    """Rows that read alike (the same approach and triggers on other topologies or sites) get their names
+    added, or their cells would share one table row."""
+    names: dict[str, set[str]] = {}
+    for c in cells:
+        names.setdefault(c.row, set()).add(c.name)
+    return [dataclasses.replace(c, row=f"{c.row} · {c.name}") if len(names[c.row]) > 1 else c for c in cells]
 
 
 def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, fault: dict[str, Any],
@@ -134,7 +145,8 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
         return ("rows", i)
 
     scenario = Checker(src, doc, path.parent, str(path), locate, topologies).build()
-    return Cell(f"{row['approach']} × {scenario.trigger_label}", fname, slug, doc, scenario)
+    return Cell(f"{row['approach']} × {scenario.trigger_label}", fname, slug, doc, scenario,
+                row.get("name", row["approach"]))
 
 
 def write(cell: Cell, directory: Path) -> Path:

@@ -334,3 +334,12 @@ def test_a_comparison_runs_its_cells_in_a_seeded_shuffle() -> None:
     assert [c.slug for c in order] == [c.slug for c in compare.run_order(cells, 1)]  # the same seed, the same order
     assert [c.slug for c in order] != [c.slug for c in cells]
     assert [c.slug for c in compare.run_order(cells, None)] == [c.slug for c in cells]
+
+
+def test_rows_that_read_alike_are_told_apart_by_their_names() -> None:
+    from multi6lab.scenarios import compare
+
+    rows = {c.row for c in compare.load(ROOT / "scenarios" / "comparisons" / "idloc.yaml")}
+    assert rows == {"id-loc × link+heartbeat · id-loc-2x2", "id-loc × link+heartbeat · id-loc-3x2-from-3",
+                    "id-loc × link+heartbeat · id-loc-3x2-from-2"}
+    assert "nptv6 × link+heartbeat" in {c.row for c in compare.load(COMPARISON)}  # unique labels stay as they are
