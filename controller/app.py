@@ -357,9 +357,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if edge is None or far is None or m.dst != edge_address(sp.exit(role).delegation):
             self.counters["foreign_pair_message"] += 1
             return
-        down = tuple(e for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
-        message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports,
-                          tuple(name for _, name in down), m.heard_ms)
+        down = tuple(e[1] for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
+        message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports, down, m.heard_ms)
         now = time.monotonic()
         with self.lock:
             self._after(edge.received(message, now))

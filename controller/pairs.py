@@ -110,6 +110,7 @@ class Context:
     answered: float = NEVER
     first_heard: float | None = None  # when the far edge's first message arrived
     omitted: float | None = None  # exploring: newest probe of a report that left the active pair out
+    pruned: float = NEVER  # when old nonces were last forgotten
 
     def __post_init__(self) -> None:
         self.active = self.candidates[0]
@@ -164,7 +165,9 @@ class Edge:
         out = []
         for c in self.contexts.values():
             horizon = now - c.window
-            c.sent = {n: s for n, s in c.sent.items() if s[2] >= horizon}
+            if now - c.pruned >= c.interval:  # due() runs after every message: forget old nonces once a tick
+                c.sent = {n: s for n, s in c.sent.items() if s[2] >= horizon}
+                c.pruned = now
             answer = c.answer and now - c.answered >= c.interval / 4  # coalesce a burst of requests
             if answer:
                 c.answer, c.answered = False, now

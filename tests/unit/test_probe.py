@@ -77,3 +77,9 @@ def test_a_refused_attempt_starts_the_next_at_once_and_all_refused_fails_at_once
     t = time.monotonic()
     assert probe.happy_eyeballs(["::1", "::ffff:127.0.0.1"], port, 0.25, 3.0, False) == (False, "")
     assert time.monotonic() - t < 0.2  # no attempt delay after a refusal (RFC 8305 section 5)
+
+
+def test_the_capture_reader_reads_the_probes_own_format() -> None:
+    from multi6lab.results.capture import PROBE_HEADER
+
+    assert PROBE_HEADER.format == probe.HEADER.format  # written twice (the probe stays light); kept equal here

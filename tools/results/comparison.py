@@ -45,13 +45,13 @@ def cell_text(s: dict[str, Any]) -> str:
     new = f"new {ns['p50']:.0f} ms" + (f" ({ns['not_recovered']} n/r)" if ns.get("not_recovered") else "") \
         if ns else "new —"
     parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text, new]
-    flagged = {d[:-5] if d.endswith("bound") else d: c for d in ("outbound", "inbound")
-               if (c := m[d].get("capture_disagreement_ms")) and c["flagged"]}
+    short = {"outbound": "out", "inbound": "in"}
+    flagged = {short[d]: c for d in short if (c := m[d].get("capture_disagreement_ms")) and c["flagged"]}
     if flagged:  # the probes and an independent capture read this cell differently: say so in the cell
         parts.append("capture disagrees: " + ", ".join(f"{d} up to {c['max']} ms in {c['flagged']} trials"
                                                        for d, c in flagged.items()))
     for d, steps in (m.get("steps") or {}).items():
-        parts.append(f"{d[:-5] if d.endswith('bound') else d} repair "
+        parts.append(f"{short[d]} repair "
                      + " + ".join("—" if steps[k] is None else f"{steps[k]['p50']:.0f}"
                                   for k in ("detection_ms", "decision_ms", "install_ms")) + " ms")
     return "<br>".join(parts)
