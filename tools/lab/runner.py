@@ -221,13 +221,13 @@ class Runner:
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in _rows(d / f"{name}.csv")]
             streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end,
-                                            sc.traffic.recovery_k, since=injected[0]["start"])
+                                            sc.traffic.recovery_k)
         cross = {}
         for name, port in (("outbound", UDP_OUT), ("inbound", UDP_IN)):
             pcap = d / f"{name}-probes.pcap"
             if sc.traffic.cross_check and pcap.exists():
                 seen = analysis.stream(capture.probe_arrivals(pcap, port, offset), sent, period, in_effect,
-                                       restore_start, t_end, sc.traffic.recovery_k, since=injected[0]["start"])
+                                       restore_start, t_end, sc.traffic.recovery_k)
                 cross[name] = analysis.disagreement(streams[name], seen)
         events = sorted((e for e in lab.events() + lab.bgp_events() if t0 <= e["t"] <= t_end + 1),
                         key=lambda e: e["t"])

@@ -87,15 +87,14 @@ GAP_PERIODS = 2  # a gap: two probes lost, or one held two periods; less is the 
 
 
 def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float, t_restore: float,
-           t_end: float, k: int = Traffic.recovery_k, since: float | None = None) -> StreamResult:
+           t_end: float, k: int = Traffic.recovery_k) -> StreamResult:
     """Outage, disruption and loss of one probe stream around a fault window [t_fault, t_restore].
 
     ``t_fault`` is when the fault was certainly in effect (its command had returned), ``t_restore`` when it
-    certainly still was (the restore command had not started); ``since`` (default ``t_fault``) when the
-    fault's command began, the earliest it can have taken effect: a fast failover can be over before the
-    command returns. The outage runs from the last arrival before the first gap since then to the first of
-    ``k`` consecutive arrivals (consecutive sequence numbers, no gap between them) after which no gap of ``k``
-    periods or more opens before the restore.
+    certainly still was (the restore command had not started). The outage runs from the last arrival before
+    the first gap at or after the fault to the first of ``k`` consecutive arrivals (consecutive sequence
+    numbers, no gap between them) after which no gap of ``k`` periods or more opens before the restore. Arrivals
+    within IN_FLIGHT of ``t_fault`` were already past the failure point, so they never start a recovery.
     """
     seen: dict[int, Arrival] = {}
     for a in arrivals:
@@ -116,9 +115,7 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
     if not after:
         return _with(base, reason="no probe arrived after the fault")
     # Gaps closing after the restore are the failback, not what the fault caused.
-    start_at = t_fault if since is None else min(since, t_fault)
-    first_at = max((i for i, a in enumerate(order) if a.t_recv <= start_at), default=0)
-    seg = [a for a in order[first_at:] if a.t_recv <= t_restore]
+    seg = [before[-1], *(a for a in after if a.t_recv <= t_restore)]
     gaps = [network_gap(x, y, period) for x, y in itertools.pairwise(seg)]
     end = min(t_restore, t_end)
     trailing = end - seg[-1].t_recv - period  # silence from the last arrival to the restore (or the end)
@@ -132,7 +129,8 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
             return _with(base, outage_ms=0.0, disruption_ms=disruption)
         last_big = max((i + 1 for i, g in enumerate(gaps) if g >= k * period), default=first + 1)
         back = next((seg[r] for r in range(max(first + 1, last_big), len(seg) - k + 1)
-                     if all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < gap for q in range(r + 1, r + k))),
+                     if seg[r].t_recv > t_fault + IN_FLIGHT
+                     and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < gap for q in range(r + 1, r + k))),
                     None)
     if back is None:
         after_restore = next((a for a in after if a.t_recv > t_restore), after[-1])
