@@ -249,9 +249,9 @@ class Edge:
         return news
 
     def _settle(self, c: Context, news: list[OutPair], now: float, heard_ms: int) -> list[EventRecord]:
-        """During exploration: the active pair reported again confirms it; another pair reported first wins,
-        if the far edge has listened long enough for the active pair's absence from its report to mean
-        something (a far edge that just started has simply not heard everything yet)."""
+        """During exploration: the active pair reported again confirms it; reports from two rounds that leave
+        it out move traffic to the best pair they name, if the far edge has listened long enough for that
+        absence to mean something (a far edge that just started has simply not heard everything yet)."""
         assert c.exploring_since is not None
         news = [p for p in news if p.usable and p.confirmed_sent is not None and p.confirmed_sent >= c.exploring_since]
         if not news:
@@ -267,7 +267,8 @@ class Edge:
             # One report without the active pair may only mean its probe is still on the way (probes of a
             # round reach the far controller through different switches, in any order): ask again at once,
             # and move if the next round's report leaves it out too.
-            c.omitted = newest if c.omitted is None else c.omitted
+            if c.omitted is None:
+                c.omitted = newest
             for p in c.candidates:
                 p.last_probe = NEVER
             return []
