@@ -32,6 +32,7 @@ from multi6lab.controller.compat import (
     set_ev_cls,
 )
 from multi6lab.controller.liveness import Liveness
+from multi6lab.controller.mapclient import MappingClient
 from multi6lab.controller.pairs import Edge, Message, edge_of
 from multi6lab.controller.policy import (
     COOKIE,
@@ -50,12 +51,14 @@ from multi6lab.controller.policy import (
     desired,
     diff,
 )
+from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import Plan
 from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Approach, Event
 
 # Filled by controller.launcher before the framework instantiates the app.
-SETTINGS: dict[str, Any] = {"plan": None, "site": None, "events": None, "ra_interval": 3.0}
+SETTINGS: dict[str, Any] = {"plan": None, "site": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
+DNS_CLIENT_PORT = 53053  # the edge's source port toward the mapping service
 ICMP_ERRORS_PER_SECOND = 100
 POLICY_CACHE = 256
 RA_VALID = 1800
@@ -78,21 +81,30 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.lock = threading.RLock()
         self.event_log = open(SETTINGS["events"], "a", buffering=1) if SETTINGS["events"] else None  # noqa: SIM115
         self.liveness = Liveness(self.plan, time.monotonic(), self.own)
-        # Each id-loc site's edge decides alone, from the messages that reach its own exits.
+        # Each id-loc site's edge decides alone, from the messages that reach its own exits, about the far
+        # sites the mapping service told it of.
         self.edges: dict[str, Edge] = {sp.site.name: edge_of(self.plan, sp.site.name) for sp in own
                                        if sp.site.approach == Approach.ID_LOC}
+        self.mapping_server = knot.server_address(self.plan)
+        self.mapping: dict[str, MappingClient] = {}
+        keys = SETTINGS["mapping_keys"]
+        for name in self.edges:
+            if name in keys and self.mapping_server is not None and self.plan.topology.mapping is not None:
+                client = MappingClient(name, keys[name], self.plan.topology.mapping.ttl_s)
+                self.mapping[name] = client
+                # The correspondents this site's hosts are configured to reach (a lookup on a new
+                # destination's first packet is not built): their addresses, nothing more, come from the plan.
+                for sp in self.plan.sites:
+                    if sp.site.name != name and sp.site.name in knot.mapped_sites(self.plan):
+                        for h in sp.hosts:
+                            client.want(h.addresses["identity"], time.monotonic())
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
         # What each exit's packets carry as source: its hosts' locators through it (icmp trigger's check).
         self.exit_sources = {e.name: {pol.locator(h, e.name) for h in pol.plan.hosts}
                              for pol in self.sites.values() for e in pol.plan.exits}
-        # Edge addresses: this site's own, and the far sites' as the mapping records give their locators.
+        # The far sites' edge addresses, as the mapping records give their locators.
         self.far_edge: dict[Any, tuple[str, str]] = {}  # address -> (far site, its exit)
         self.far_address: dict[tuple[str, str], Any] = {}
-        for edge in self.edges.values():
-            for record in edge.records.values():
-                for loc in record.locators:
-                    self.far_edge[edge_address(loc.prefix)] = (record.site, loc.exit)
-                    self.far_address[(record.site, loc.exit)] = edge_address(loc.prefix)
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
         self.policies: dict[Hashable, RuleSet] = {}  # by (usable exits, active pairs, icmp holds)
@@ -183,6 +195,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.installed[dp.id] = want
         self._barrier(dp, "reconcile", len(want.rules) + len(want.groups), stale=len(stale))
         self._send_ras(dp.id)
+        where = self._where(dp.id)
+        if where is not None and where[1] != "fabric" and where[0].site.name in self.mapping:
+            self._register(where[0].site.name)  # an exit can carry the registration now (again, after a restart)
 
     # -- pushing changes ---------------------------------------------------------------------------------
     def _push(self, cause: str) -> None:
@@ -222,13 +237,14 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         the policy costs ~3 ms of Python on a busy machine, all of it before the first FlowMod leaves: each
         state's policy is computed once."""
         pairs = {k: v for edge in self.edges.values() for k, v in edge.active().items()}
+        records = {(site, far): r for site, edge in self.edges.items() for far, r in edge.records.items()}
         usable, avoid = self.liveness.usable(), self.liveness.avoided(time.monotonic())
         key = (frozenset(usable.items()), frozenset(pairs.items()),
-               frozenset((k, frozenset(v)) for k, v in avoid.items()))
+               frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()))
         if key not in self.policies:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
-            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own)
+            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records)
         return self.policies[key]
 
     def _barrier(self, dp: Any, cause: str, n: int, push: int = 0, **extra: Any) -> None:
@@ -295,7 +311,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             where = self._where(dp.id)
             edge = self.edges.get(where[0].site.name) if where else None
             if where and edge and where[1] != "fabric" and where[0].exit(where[1]).outside_port == port.port_no:
-                events += edge.link(where[1], up, now)
+                changed = (where[1] in edge.down) == up
+                moved = edge.link(where[1], up, now)
+                if changed and where[0].site.name in self.mapping:
+                    self._register(where[0].site.name)  # the mapping shows only locators that work
+                events += moved
             self._after(events)
             self._send_pair_messages(now)  # a locator update leaves at once
 
@@ -336,7 +356,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             with self.lock:
                 self._after(self.liveness.icmp_unreachable(role, str(quote[1]), time.monotonic()))
             return
-        message = packets.read_pair_message(msg.data) if role != "fabric" else None
+        udp = packets.read_udp(msg.data) if role != "fabric" else None
+        if udp is not None and udp.sport == knot.DNS_PORT:
+            self._mapping_answer(sp, udp)
+            return
+        message = packets.read_pair_message(msg.data) if udp is not None else None
         if message is not None:
             self._pair_message(sp, role, message)
             return
@@ -365,6 +389,57 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._send_pair_messages(now)
             if edge.refused:
                 self.counters["refused_locator_updates"] = sum(e.refused for e in self.edges.values())
+
+    # -- the mapping service ---------------------------------------------------------------------------------
+    def _register(self, site: str) -> None:
+        sp = self.sites[site].plan
+        self.mapping[site].register([(e.name, e.delegation) for e in sp.exits], self.edges[site].down,
+                                    time.monotonic())
+        self._send_mapping(time.monotonic())
+
+    def _mapping_answer(self, sp: Any, udp: packets.Udp) -> None:
+        """The mapping service answered one of this site's queries or updates."""
+        client = self.mapping.get(sp.site.name)
+        if client is None or udp.src != self.mapping_server:
+            self.counters["foreign_dns"] += 1
+            return
+        now = time.monotonic()
+        with self.lock:
+            events = client.received(udp.payload, now)
+            if client.dropped:
+                self.counters["mapping_dropped"] = sum(c.dropped for c in self.mapping.values())
+            for e in events:
+                if e["event"] == Event.MAPPING_RESOLVED:
+                    self._learn(sp.site.name, client.records[e["peer"]])
+            self._after(events)
+            self._send_pair_messages(now)
+            self._send_mapping(now)
+
+    def _learn(self, site: str, record: Any) -> None:
+        """A far site's record reached ``site``'s edge: probe its locators from now on."""
+        if self.edges[site].learn(record):
+            for loc in record.locators:
+                self.far_edge[edge_address(loc.prefix)] = (record.site, loc.exit)
+                self.far_address[(record.site, loc.exit)] = edge_address(loc.prefix)
+
+    def _send_mapping(self, now: float) -> None:
+        """The mapping clients' queries and updates that are due, each try through the next usable exit."""
+        for site, client in self.mapping.items():
+            out, events = client.poll(now)
+            for e in events:
+                self.log(e.pop("event"), **e)
+            sp = self.sites[site].plan
+            ready = [e for e in sp.exits if e.name not in self.edges[site].down and e.dpid in self.installed]
+            for o in out:
+                if not ready:
+                    continue  # no exit yet: the retransmission will find one
+                x = ready[(o.tries - 1) % len(ready)]
+                data = packets.udp_packet(x.mac, x.isp_mac, edge_address(x.delegation), self.mapping_server,
+                                          DNS_CLIENT_PORT, knot.DNS_PORT, o.wire)
+                try:
+                    self._packet_out(self.datapaths[x.dpid], x.outside_port, data)
+                except Exception as exc:
+                    self.log(Event.HEARTBEAT_ERROR, exit=x.name, error=str(exc))
 
     def _answer_ns(self, dp: Any, sp: Any, role: str, in_port: int, pkt: packets.Parsed) -> None:
         if role == "fabric" and pkt.target == GATEWAY_LL:
@@ -459,11 +534,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                         self.log(Event.HEARTBEAT_ERROR, exit=p.exit, error=str(exc))
                 with self.lock:
                     self._send_pair_messages(now)
+                    self._send_mapping(now)
                 next_probe = max(next_probe + interval, now)  # fell behind: do not burst to catch up
             # Wake for the next probe, or exactly at the earliest detection deadline, whichever is first:
             # judging only on probe ticks would add up to one interval to every detection.
-            deadlines = [d for d in (self.liveness.next_deadline(), *(e.next_deadline() for e in self.edges.values()))
-                         if d is not None]
+            deadlines = [d for d in (self.liveness.next_deadline(), *(e.next_deadline() for e in self.edges.values()),
+                                     *(c.next_deadline() for c in self.mapping.values())) if d is not None]
             deadline = min(deadlines, default=None)
             if deadline == judged:
                 deadline = None  # its tick is queued; do not post it again
@@ -481,6 +557,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         with self.lock:
             self._after(self.liveness.tick(now) + [e for edge in self.edges.values() for e in edge.tick(now)])
             self._send_pair_messages(now)
+            self._send_mapping(now)
 
     def _send_pair_messages(self, now: float) -> None:
         """The id-loc edges' messages that are due, each out of its exit's uplink; caller holds the lock."""

@@ -146,34 +146,57 @@ class PairMessage:
 
 
 def pair_message(src_mac: str, dst_mac: str, m: PairMessage) -> bytes:
-    """Ethernet/IPv6/UDP carrying ``m``, with a valid UDP checksum."""
+    """Ethernet/IPv6/UDP carrying ``m``."""
     payload = (_PAIR_HEAD.pack(PAIR_MAGIC, PAIR_VERSION, int(m.ask), len(m.reports), len(m.down), m.nonce,
                                min(m.heard_ms, 0xFFFF))
                + b"".join(struct.pack("!I", n) for n in m.reports) + b"".join(a.packed for a in m.down))
+    return udp_packet(src_mac, dst_mac, m.src, m.dst, PAIR_PORT, PAIR_PORT, payload)
+
+
+def udp_packet(src_mac: str, dst_mac: str, src: IPv6Address, dst: IPv6Address, sport: int, dport: int,
+               payload: bytes) -> bytes:
+    """Ethernet/IPv6/UDP with a valid UDP checksum (the pair protocol's and the mapping client's packets)."""
     length = 8 + len(payload)
-    pseudo = m.src.packed + m.dst.packed + struct.pack("!IxxxB", length, 17)
-    checksum = _ones_complement(pseudo + struct.pack("!HHHH", PAIR_PORT, PAIR_PORT, length, 0) + payload) or 0xFFFF
-    ip = struct.pack("!IHBB", 0x6 << 28, length, 17, 64) + m.src.packed + m.dst.packed
-    udp = struct.pack("!HHHH", PAIR_PORT, PAIR_PORT, length, checksum)
+    pseudo = src.packed + dst.packed + struct.pack("!IxxxB", length, 17)
+    checksum = _ones_complement(pseudo + struct.pack("!HHHH", sport, dport, length, 0) + payload) or 0xFFFF
+    ip = struct.pack("!IHBB", 0x6 << 28, length, 17, 64) + src.packed + dst.packed
+    udp = struct.pack("!HHHH", sport, dport, length, checksum)
     return _mac(dst_mac) + _mac(src_mac) + b"\x86\xdd" + ip + udp + payload
+
+
+@dataclass(frozen=True)
+class Udp:
+    src: IPv6Address
+    dst: IPv6Address
+    sport: int
+    dport: int
+    payload: bytes
+
+
+def read_udp(data: bytes) -> Udp | None:
+    """The UDP datagram in an Ethernet/IPv6 frame without extension headers, or None."""
+    if len(data) < _UDP_AT + 8 or data[12:14] != b"\x86\xdd" or data[20] != 17:
+        return None
+    sport, dport, length = struct.unpack_from("!HHH", data, _UDP_AT)
+    if length < 8 or len(data) < _UDP_AT + length:
+        return None
+    return Udp(IPv6Address(data[22:38]), IPv6Address(data[38:54]), sport, dport,
+               data[_UDP_AT + 8: _UDP_AT + length])
 
 
 def read_pair_message(data: bytes) -> PairMessage | None:
     """The locator-pair message in a packet-in, or None for anything else or anything malformed."""
-    if len(data) < _UDP_AT + 8 + _PAIR_HEAD.size or data[12:14] != b"\x86\xdd" or data[20] != 17:
+    u = read_udp(data)
+    if u is None or u.dport != PAIR_PORT or len(u.payload) < _PAIR_HEAD.size:
         return None
-    if struct.unpack_from("!H", data, _UDP_AT + 2)[0] != PAIR_PORT:
+    magic, version, flags, n_reports, n_down, nonce, heard = _PAIR_HEAD.unpack_from(u.payload)
+    at = _PAIR_HEAD.size
+    if magic != PAIR_MAGIC or version != PAIR_VERSION or len(u.payload) < at + 4 * n_reports + 16 * n_down:
         return None
-    at = _UDP_AT + 8
-    magic, version, flags, n_reports, n_down, nonce, heard = _PAIR_HEAD.unpack_from(data, at)
-    at += _PAIR_HEAD.size
-    if magic != PAIR_MAGIC or version != PAIR_VERSION or len(data) < at + 4 * n_reports + 16 * n_down:
-        return None
-    reports = struct.unpack_from(f"!{n_reports}I", data, at)
+    reports = struct.unpack_from(f"!{n_reports}I", u.payload, at)
     at += 4 * n_reports
-    down = tuple(IPv6Address(data[at + 16 * i: at + 16 * (i + 1)]) for i in range(n_down))
-    return PairMessage(IPv6Address(data[22:38]), IPv6Address(data[38:54]), nonce, bool(flags & 1), reports, down,
-                       heard)
+    down = tuple(IPv6Address(u.payload[at + 16 * i: at + 16 * (i + 1)]) for i in range(n_down))
+    return PairMessage(u.src, u.dst, nonce, bool(flags & 1), reports, down, heard)
 
 
 def _mac(text: str) -> bytes:

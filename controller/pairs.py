@@ -37,9 +37,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from multi6lab.controller.mapping import MappingService, Record
+from multi6lab.controller.mapping import Record
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import Approach, Event, Trigger
+from multi6lab.vocabulary import Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 STANDBY_FACTOR = 10
@@ -143,13 +143,34 @@ class Edge:
         self.down: set[str] = set()
         self.refused = 0  # locator updates ignored for want of proof (forged, or from a confused far edge)
         self.rng = random.Random(seed)
+        self.triggers, self.timers = triggers, (interval, multiplier)
         self.contexts: dict[str, Context] = {}
-        self.records = {r.site: r for r in peers}
-        for record in self.records.values():
-            cands = [OutPair(x, loc.exit, rank=i * 16 + j)
-                     for i, x in enumerate(self.exits) for j, loc in enumerate(record.locators)]
-            cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
-            self.contexts[record.site] = Context(site, record.site, cands, triggers, interval, multiplier)
+        self.records: dict[str, Record] = {}
+        for record in peers:
+            self.learn(record)
+
+    def learn(self, record: Record) -> bool:
+        """A far site's record, as the mapping service gave it: a new far site gets a context, a changed one
+        its candidate pairs again (what was learned about the pairs that remain is kept). True if changed."""
+        if self.records.get(record.site) == record:
+            return False
+        self.records[record.site] = record
+        cands = [OutPair(x, loc.exit, rank=i * 16 + j, link_down=x in self.down)
+                 for i, x in enumerate(self.exits) for j, loc in enumerate(record.locators)]
+        cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
+        c = self.contexts.get(record.site)
+        if c is None:
+            self.contexts[record.site] = Context(self.site, record.site, cands, self.triggers, *self.timers)
+            return True
+        known = {p.key: p for p in c.candidates}
+        for i, p in enumerate(cands):
+            if p.key in known:
+                known[p.key].rank = p.rank
+                cands[i] = known[p.key]
+        c.candidates = cands
+        if c.active not in cands:
+            c.active, c.active_since = cands[0], NEVER
+        return True
 
     def active(self) -> dict[tuple[str, str], tuple[str, str]]:
         return {(self.site, c.peer): c.active.key for c in self.contexts.values()}
@@ -350,17 +371,10 @@ class Edge:
         return [ev]
 
 
-def edge_of(plan: Plan, site: str, seed: int | None = None) -> Edge:
-    """The edge of id-loc site ``site``: its own exits and timers, and the far id-loc sites as the mapping
-    service describes them (their identities and locators, nothing of their state)."""
+def edge_of(plan: Plan, site: str, peers: Iterable[Record] = (), seed: int | None = None) -> Edge:
+    """The edge of id-loc site ``site``: its own exits and timers, and the far sites it has records of (from
+    the mapping service: their identities and locators, nothing of their state)."""
     sp = next(s for s in plan.sites if s.site.name == site)
-    mapping = MappingService.of(plan)
-    peers = []
-    for other in plan.sites:
-        if other is not sp and other.site.approach == Approach.ID_LOC and other.site.identity is not None:
-            record = mapping.resolve(other.site.identity.network_address)
-            if record is not None:
-                peers.append(record)
     hb = sp.site.heartbeat
     return Edge(site, [e.name for e in sp.exits], peers, sp.site.triggers, hb.interval_ms / 1000.0, hb.multiplier,
                 seed)

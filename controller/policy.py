@@ -235,26 +235,32 @@ Pairs = Mapping[tuple[str, str], tuple[str, str]]
 
 
 def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
-            avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None) -> RuleSet:
+            avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None,
+            records: Mapping[tuple[str, str], Record] | None = None) -> RuleSet:
     """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
     (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
-    preferred), and which destinations the icmp trigger says to keep away from which exit."""
+    preferred), which destinations the icmp trigger says to keep away from which exit, and what each id-loc
+    site learned from the mapping service about the others (``records``, by (site, far site); default: the
+    registry's full contents). Traffic toward a far site with no record yet has no rule and is dropped."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
-    idloc = [sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC]
-    mapping = MappingService.of(plan)
-    for a in idloc:
-        if sites is not None and a.site.name not in sites:
+    idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC}
+    if records is None:
+        mapping = MappingService.of(plan)
+        records = {(a, r.site): r for a in idloc for r in mapping.records if r.site != a}
+    names = list(idloc)
+    for (a, b), record in sorted(records.items()):
+        if a not in idloc or b not in idloc or (sites is not None and a not in sites):
             continue
-        for b in idloc:
-            if a is not b:
-                assert b.site.identity is not None
-                record = mapping.resolve(b.site.identity.network_address)  # what a's edges learn about b
-                assert record is not None
-                x, y = (pairs or {}).get((a.site.name, b.site.name), (a.exits[0].name, record.locators[0].exit))
-                rr, gg = _idloc_rules(SitePolicy.of(a), record, b.hosts, a.exit(x), y, idloc.index(b))
-                rules |= rr
-                groups |= gg
+        src = idloc[a]
+        x, y = (pairs or {}).get((a, b), (src.exits[0].name, record.locators[0].exit))
+        if all(loc.exit != y for loc in record.locators):  # the pair's far locator left the record
+            y = record.locators[0].exit
+        # The far site's hosts are still read from the plan: per-host rules stand in for a prefix
+        # translation OpenFlow cannot express (see docs/mapping-service.md).
+        rr, gg = _idloc_rules(SitePolicy.of(src), record, idloc[b].hosts, src.exit(x), y, names.index(b))
+        rules |= rr
+        groups |= gg
     for sp in plan.sites:
         if sp.site.approach == Approach.ROUTING or (sites is not None and sp.site.name not in sites):
             continue  # BGP runs a routing site's exits, and its fabric is a plain learning switch

@@ -355,6 +355,11 @@ class Checker:
                 key = next((k for k in ("bgp", "heartbeat", "triggers") if k in dotted and k in self.d), None)
                 self.err((key or ("approach" if "approach" in self.d else "topology"),),
                          f"{tpath.name} cannot run as this scenario asks: {message}")
+        idloc = [s.name for s in effective.sites if s.approach == Approach.ID_LOC]
+        if len(idloc) > 1 and effective.mapping is None:
+            self.err(("approach" if "approach" in self.d else "topology",),
+                     f"{tpath.name} cannot run as this scenario asks: its id-loc sites ({', '.join(idloc)}) find "
+                     "each other through a mapping service, and it has none ('mapping: {server: <a remote>}')")
         return effective
 
     def fault(self, i: int, f: dict[str, Any], site_name: str, topo: Topology, record_s: float) -> Fault | None:

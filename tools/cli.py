@@ -165,7 +165,15 @@ def cmd_controller(args: argparse.Namespace) -> int:
         print(f"{PROG}: --site {args.site}: {plan.topology.name} has no such site with switches of its own "
               f"(it has: {', '.join(managed) or 'none'})", file=sys.stderr)
         return 2
-    launcher.run(plan, args.port, args.events, args.host, args.site)
+    keys = {}
+    for item in args.mapping_key or []:
+        site, _, path = item.partition("=")
+        try:
+            keys[site] = Path(path).read_text().strip()
+        except OSError as exc:
+            print(f"{PROG}: --mapping-key {item}: cannot read the key ({exc.strerror})", file=sys.stderr)
+            return 2
+    launcher.run(plan, args.port, args.events, args.host, args.site, keys)
     return 0
 
 
@@ -335,6 +343,9 @@ def parser() -> argparse.ArgumentParser:
     ct.add_argument("--site", help="run only this site's switches, as that site's own control plane (default: "
                                    "every site with switches, in one process)")
     ct.add_argument("--events", help="append JSON events (one per line, monotonic timestamps) to this file")
+    ct.add_argument("--mapping-key", action="append", metavar="SITE=FILE",
+                    help="an id-loc site's TSIG secret (base64) for the mapping service; without one, the site "
+                         "neither registers nor looks up other sites (repeatable)")
     n = add("nptv6", cmd_nptv6, "map addresses with RFC 6296 checksum-neutral prefix translation")
     n.add_argument("--inside", required=True, metavar="PREFIX")
     n.add_argument("--outside", required=True, metavar="PREFIX")

@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-PKGS="mininet openvswitch-switch iperf3 tcpdump iputils-ping ethtool iproute2 nftables iptables frr
+PKGS="mininet openvswitch-switch iperf3 tcpdump iputils-ping ethtool iproute2 nftables iptables frr knot
       python3 python3-venv python3-pip graphviz procps kmod"
 missing=""
 for p in $PKGS; do

@@ -95,6 +95,11 @@ class Event(Name):
     HEARTBEAT_ERROR = "heartbeat_error"
     SESSION_DOWN = "session_down"  # routing: an exit's BGP session went down (from bgpd's log)
     SESSION_UP = "session_up"
+    MAPPING_REGISTERED = "mapping_registered"  # id-loc: the mapping service accepted the site's locators
+    MAPPING_REFUSED = "mapping_refused"  # an update refused, or a looked-up record that fails the registry
+    MAPPING_RESOLVED = "mapping_resolved"  # a lookup completed: the far site's identity and locators
+    MAPPING_UNKNOWN = "mapping_unknown"  # a lookup found no site, or a site without locators
+    MAPPING_RETRY = "mapping_retry"  # a query or update went unanswered and was sent again
 
 
 # The first of these about a faulted exit after a fault is its detection (analysis.detection_ms).
@@ -102,4 +107,5 @@ class Event(Name):
 DETECTION_EVENTS = (Event.PORT_DOWN, Event.HEARTBEAT_TIMEOUT, Event.PATH_DEAD, Event.PAIR_DEAD, Event.EXPLORING,
                     Event.DEST_DEAD, Event.SESSION_DOWN)
 # Events after which the policy's rules change.
-RULE_CHANGING_EVENTS = (Event.PATH_DEAD, Event.PATH_ALIVE, Event.PAIR_SELECTED, Event.DEST_DEAD, Event.DEST_ALIVE)
+RULE_CHANGING_EVENTS = (Event.PATH_DEAD, Event.PATH_ALIVE, Event.PAIR_SELECTED, Event.DEST_DEAD, Event.DEST_ALIVE,
+                        Event.MAPPING_RESOLVED)

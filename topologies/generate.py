@@ -9,6 +9,7 @@ always give the same file. Addressing:
 * site s: delegation 3fff:1jj:s+1::/48 from each of its ISPs, identity fd00:s::/48, PI prefix 3fff:fe:s::/48
   and private AS 4200000000+s (RFC 6996) for the routing approach.
 * remote k: 3fff:ff:(0x100+k)::/64 on the core (the core's own links use 3fff:ff::/48).
+* with id-loc, a remote ``map`` on 3fff:ff:53::/64 runs the mapping service.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def topology(shape: Shape) -> dict[str, Any]:
     for k in range(shape.remotes):
         remotes[f"r{k}"] = {"prefix": f"3fff:ff:{0x100 + k:x}::/64"}
         links.append({"endpoints": [f"r{k}:eth0", f"core:eth{_take(next_port, 'core')}"]})
+    if shape.approach == Approach.ID_LOC:
+        remotes["map"] = {"prefix": "3fff:ff:53::/64"}
+        links.append({"endpoints": ["map:eth0", f"core:eth{_take(next_port, 'core')}"]})
     sites = {}
     for s in range(shape.sites):
         name, fabric = f"s{s}", f"s{s}sw"
@@ -79,7 +83,7 @@ def topology(shape: Shape) -> dict[str, Any]:
             links.append({"endpoints": [f"{e}:eth2", f"{spec['isp']}:eth{_take(next_port, spec['isp'])}"]})
             port += 1
     triggers = [Trigger.ROUTING.value] if shape.approach == Approach.ROUTING else [t.value for t in shape.triggers]
-    return {
+    doc = {
         "name": f"generated-{shape.sites}s-{shape.isps}i",
         "description": f"{shape.sites} sites, each multihomed to {shape.exits} of {shape.isps} ISPs "
                        f"(multi6lab generate, seed {shape.seed})",
@@ -87,6 +91,9 @@ def topology(shape: Shape) -> dict[str, Any]:
         "core": {"core": {"prefix": "3fff:ff::/48"}},
         "isps": isps, "sites": sites, "remotes": remotes, "links": links,
     }
+    if shape.approach == Approach.ID_LOC:
+        doc["mapping"] = {"server": "map"}
+    return doc
 
 
 def _take(counter: dict[str, int], node: str) -> int:

@@ -29,6 +29,7 @@ from multi6lab.topologies.model import (
     Heartbeat,
     Isp,
     Link,
+    MappingServer,
     NodeKind,
     Remote,
     Site,
@@ -175,13 +176,14 @@ class _Semantics:
         self.check_links(valid_links, [s for s in sites if s], isp_by_name)
         self.check_overlaps(cores, isps, sites, remotes)
         self.check_asns(cores, isps, sites)
+        mapping = self.mapping([s for s in sites if s])
         if self.problems or None in (*cores, *isps, *sites, *remotes, *links):
             return None
         return Topology(
             name=d["name"], description=d.get("description", ""), source=self.src.file,
             cores=tuple(c for c in cores if c), isps=tuple(i for i in isps if i),
             sites=tuple(s for s in sites if s), remotes=tuple(r for r in remotes if r),
-            links=tuple(valid_links), kinds=self.kinds)
+            links=tuple(valid_links), mapping=mapping, kinds=self.kinds)
 
     def core(self, name: str, v: dict[str, Any]) -> CoreRouter | None:
         path: PathKey = ("core", name)
@@ -219,6 +221,23 @@ class _Semantics:
             self.err((*path, "prefix"), f"{p} is too long: the remote needs ::1 for its router and ::2 for itself")
             return None
         return Remote(name, p) if p else None
+
+    def mapping(self, sites: list[Site]) -> MappingServer | None:
+        """The mapping service: a remote runs it; two id-loc sites cannot meet without one."""
+        v = self.d.get("mapping")
+        idloc = [s for s in sites if s.approach == Approach.ID_LOC]
+        if v is None:
+            if len(idloc) > 1:
+                self.err((), f"sites {', '.join(s.name for s in idloc)} use id-loc and find each other through a "
+                             "mapping service: add 'mapping: {server: <a remote>}'")
+            return None
+        if self.kinds.get(v["server"]) != "remote":
+            self.err(("mapping", "server"), f"'{v['server']}' is not a remote (the mapping server runs on one)")
+        for s in idloc:
+            if s.identity is not None and s.identity.prefixlen % 4:
+                self.err(("sites", s.name, "identity"), f"identity prefix {s.identity} must end on a nibble "
+                         "(a multiple of 4 bits) to be named in the mapping service's DNS zone")
+        return MappingServer(v["server"], int(v.get("ttl_s", 30)))
 
     def site(self, name: str, v: dict[str, Any], position: int) -> Site | None:
         path: PathKey = ("sites", name)

@@ -132,6 +132,14 @@ class Remote:
 
 
 @dataclass(frozen=True)
+class MappingServer:
+    """The id-loc mapping service: a DNS server on remote ``server``; sites register records with ``ttl_s``."""
+
+    server: str
+    ttl_s: int = 30
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
     description: str
@@ -141,6 +149,7 @@ class Topology:
     sites: tuple[Site, ...]
     remotes: tuple[Remote, ...]
     links: tuple[Link, ...]
+    mapping: MappingServer | None = None
     kinds: dict[str, NodeKind] = field(default_factory=dict, compare=False)
 
     def isp(self, name: str) -> Isp:

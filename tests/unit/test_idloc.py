@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from multi6lab.controller.mapping import MappingService
 from multi6lab.controller.pairs import STANDBY_FACTOR, Edge, EventRecord, Message, edge_of
 from multi6lab.controller.policy import SitePolicy, desired
 from multi6lab.topologies import loader
@@ -24,13 +25,18 @@ def two_sites(triggers: str = "[link, heartbeat]") -> Plan:
     return build(loader.loads(text))
 
 
+def edge(plan: Plan, site: str, seed: int | None = None) -> Edge:
+    """``site``'s edge, once it has looked every other id-loc site up in a complete mapping service."""
+    return edge_of(plan, site, [r for r in MappingService.of(plan).records if r.site != site], seed)
+
+
 class Wire:
     """The two edges of ``two-sites``, each knowing only its own state, joined by a network that carries
     their messages after DELAY_US unless ``drop`` says the path is broken. A stopped edge neither sends nor
     hears (its controller is gone)."""
 
     def __init__(self, plan: Plan) -> None:
-        self.edges: dict[str, Edge] = {n: edge_of(plan, n, seed=i) for i, n in enumerate(("s1", "s2"))}
+        self.edges: dict[str, Edge] = {n: edge(plan, n, seed=i) for i, n in enumerate(("s1", "s2"))}
         self.us = 0
         self.flight: list[tuple[int, Message]] = []
         self.drop: Callable[[Message], bool] = lambda m: False
@@ -182,7 +188,7 @@ def test_a_far_edge_that_just_restarted_is_not_taken_at_its_first_word() -> None
     w.stopped = {"s1"}
     w.run(1.2)
     assert w.named("exploring", site="s2")
-    w.edges["s1"] = edge_of(two_sites(), "s1", seed=7)
+    w.edges["s1"] = edge(two_sites(), "s1", seed=7)
     w.stopped = set()
     w.drop = lambda m: m.dst_exit == "s1ea" and w.t < 1.215
     w.run(1.4)
@@ -271,7 +277,7 @@ def test_a_site_controller_computes_exactly_its_own_switches_rules() -> None:
 
 def test_each_edge_knows_only_its_own_exits_and_the_far_sites_mapping_records() -> None:
     p = two_sites()
-    s1 = edge_of(p, "s1")
+    s1 = edge(p, "s1")
     assert s1.exits == ("s1ea", "s1eb") and set(s1.contexts) == {"s2"}
     assert [(loc.exit, str(loc.prefix)) for loc in s1.records["s2"].locators] == [
         (e.name, str(e.delegation)) for e in p.sites[1].exits]

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from multi6lab.lab.runstate import RunRecord
-from multi6lab.topologies import frr, shell
+from multi6lab.topologies import frr, knot, shell
 from multi6lab.topologies.plan import LinkPlan, Plan
 
 
@@ -77,8 +77,9 @@ class Emulation:
     idempotent."""
 
     def __init__(self, plan: Plan, record: RunRecord, controllers: dict[str, int] | None = None,
-                 logdir: Path | None = None):
-        """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller)."""
+                 logdir: Path | None = None, mapping_keys: dict[str, str] | None = None):
+        """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller);
+        ``mapping_keys``: the id-loc sites' TSIG secrets, which the mapping service is started with."""
         self.plan = plan
         self.record = record
         self.controllers = controllers or {}
@@ -86,6 +87,7 @@ class Emulation:
         self.datapath = datapath()
         self.net: Any = None
         self.routers = frr.routers(plan)
+        self.mapping_keys = mapping_keys or {}
         self.role = {n.name: n.role for n in plan.nodes}
 
     def node(self, name: str) -> Any:
@@ -139,6 +141,8 @@ class Emulation:
             self.record.add_dir(self.record.state_dir)
             for r in self.routers.values():
                 self.start_frr(r)
+        if self.mapping_keys:
+            self.start_mapping()
 
     @staticmethod
     def attach_controllers(bridges: dict[str, int]) -> None:
@@ -175,15 +179,41 @@ class Emulation:
                 time.sleep(0.02)
             self.record.add_proc(int(pidfile.read_text()), f"FRR {daemon} in {r.name}")
 
+    # -- the id-loc mapping service ---------------------------------------------------------------------------
+    def start_mapping(self) -> None:
+        """Knot DNS in the mapping remote's namespace, with the registry's zone and each site's key."""
+        m = self.plan.topology.mapping
+        assert m is not None
+        if not knot.KNOTD.exists():
+            raise EnvError(f"Knot DNS is not installed ({knot.KNOTD} is missing); run 'sudo make setup'.")
+        d = self.record.state_dir / "knot"
+        (d / "db").mkdir(parents=True, exist_ok=True)
+        self.record.add_dir(self.record.state_dir)
+        (d / "map.zone").write_text(knot.zone(self.plan))
+        conf = d / "knot.conf"
+        conf.touch(mode=0o600)  # it holds every site's secret
+        conf.write_text(knot.config(self.plan, d, self.mapping_keys))
+        self.run(m.server, shell.argv([str(knot.KNOTD), "-d", "-c", str(conf)]))
+        pidfile = d / "knot.pid"
+        deadline = time.monotonic() + 10
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            if time.monotonic() > deadline:
+                raise EnvError(f"{m.server}: Knot DNS did not start (no {pidfile}); see {d / 'knot.log'}")
+            time.sleep(0.02)
+        self.record.add_proc(int(pidfile.read_text()), f"Knot DNS in {m.server}")
+
     def bgp(self, node: str, command: str) -> str:
         """Ask ``node``'s FRR (through vtysh) for ``command``'s output."""
         r = subprocess.run(frr.vtysh(self.frr_dir(node), command), capture_output=True, text=True, timeout=10,
                            check=False)
         return r.stdout
 
-    def stop_frr(self) -> None:
-        """FRR first: a surviving daemon would keep its namespace alive after Mininet stops."""
-        self.record.stop_procs(lambda p: p.what.startswith("FRR "))
+    def stop_daemons(self) -> None:
+        """FRR and Knot first: a surviving daemon would keep its namespace alive after Mininet stops."""
+        self.record.stop_procs(lambda p: p.what.startswith(("FRR ", "Knot DNS ")))
+        knot_log = self.record.state_dir / "knot" / "knot.log"
+        if self.logdir is not None and knot_log.exists():
+            shutil.copy(knot_log, self.logdir / "knot.log")
         if self.logdir is not None and self.routers:
             for node in self.routers:
                 for log in self.frr_dir(node).glob("*.log"):
@@ -241,7 +271,7 @@ class Emulation:
         """Stop the network; then remove whatever the record still lists (nothing, when Mininet succeeded)."""
         net, self.net = self.net, None
         with contextlib.suppress(Exception):
-            self.stop_frr()
+            self.stop_daemons()
         if net is not None:
             with contextlib.suppress(Exception):
                 net.stop()

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from multi6lab.lab.emulation import Emulation, EnvError, require_emulator, terminate_as_interrupt
 from multi6lab.lab.runstate import RunRecord, clean, records
-from multi6lab.topologies import codec, frr, shell
+from multi6lab.topologies import codec, frr, knot, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
 from multi6lab.vocabulary import Approach, Event, Trigger
@@ -65,10 +65,11 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def controller_argv(plan: Path, port: int, events: Path, site: str) -> list[str]:
+def controller_argv(plan: Path, port: int, events: Path, site: str, key: Path | None = None) -> list[str]:
     exe = Path(sys.executable).with_name("multi6lab")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "multi6lab.cli"]
-    return [*head, "controller", "--plan", str(plan), "--site", site, "--port", str(port), "--events", str(events)]
+    argv = [*head, "controller", "--plan", str(plan), "--site", site, "--port", str(port), "--events", str(events)]
+    return [*argv, "--mapping-key", f"{site}={key}"] if key is not None else argv
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -85,8 +86,10 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 class SiteController:
     """One site's controller process. A restart keeps its port, so its switches reconnect to the new one."""
 
-    def __init__(self, site: str, plan_path: Path, workdir: Path):
+    def __init__(self, site: str, plan_path: Path, workdir: Path, key: Path | None = None):
+        """``key``: the file holding the site's own mapping-service secret (id-loc sites), if any."""
         self.site = site
+        self.key = key
         self.plan_path = plan_path
         self.events_path = workdir / f"controller-{site}.events.jsonl"
         self.log_path = workdir / f"controller-{site}.log"
@@ -98,7 +101,7 @@ class SiteController:
         if self._log is None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            controller_argv(self.plan_path, self.port, self.events_path, self.site),
+            controller_argv(self.plan_path, self.port, self.events_path, self.site, self.key),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         record.add_proc(self.proc.pid, f"multi6lab controller of site {self.site}")
 
@@ -145,7 +148,10 @@ class Lab:
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.progress = progress or (lambda msg: None)
         self.record: RunRecord | None = None
-        self.controllers = {sp.site.name: SiteController(sp.site.name, self.plan_path, self.workdir)
+        # Each id-loc site's secret for the mapping service: its controller gets its own, Knot all of them.
+        self.mapping_keys = knot.new_secrets(knot.mapped_sites(self.plan))
+        self.controllers = {sp.site.name: SiteController(sp.site.name, self.plan_path, self.workdir,
+                                                         self.key_path(sp.site.name))
                             for sp in self.plan.sites if sp.site.approach != Approach.ROUTING}
         self.emulation: Emulation | None = None
         self._signals: contextlib.AbstractContextManager[None] | None = None
@@ -162,6 +168,12 @@ class Lab:
             self._signals.__enter__()
         self.workdir.mkdir(parents=True, exist_ok=True)
         codec.write(self.plan, self.plan_path)
+        for site, secret in self.mapping_keys.items():
+            path = self.key_path(site)
+            assert path is not None
+            path.parent.mkdir(exist_ok=True, mode=0o700)
+            path.touch(mode=0o600)
+            path.write_text(secret + "\n")
         self.record = RunRecord.create(self.run_id)
         try:
             for c in self.controllers.values():
@@ -175,7 +187,8 @@ class Lab:
                 where = self.plan.site_by_dpid(n.dpid) if n.dpid is not None else None
                 if where is not None and not n.standalone:
                     ports[n.name] = self.controllers[where[0].site.name].port
-            self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir)
+            self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir,
+                                       mapping_keys=self.mapping_keys)
             self.emulation.start()
             self.wait_ready()
             self.wait_steady()
@@ -186,6 +199,9 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def key_path(self, site: str) -> Path | None:
+        return self.workdir / "keys" / f"{site}.key" if site in self.mapping_keys else None
 
     def check_names_free(self) -> None:
         """Bridges and switch-side interfaces live in the root namespace: two runs cannot share names."""

@@ -1,0 +1,289 @@
+"""The mapping service's zone and the sites' client: registration, lookups, the cache, forged and lost answers.
+
+The server here is a small DNS server over the rendered zone (dnspython's zone, answering with wildcard
+synthesis and signing with the sites' keys), on a scripted network with a delay per message. What Knot itself
+enforces (which names and types a key may update) is checked against the real Knot in
+tests/integration/test_mapping_service.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from ipaddress import IPv6Address, IPv6Network
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rrset
+import dns.tsigkeyring
+import dns.update
+import dns.zone
+import pytest
+
+from multi6lab.controller.mapclient import NOT_FOUND_RETRY_S, RETRY_MAX_S, RETRY_S, MappingClient
+from multi6lab.controller.mapping import MappingService
+from multi6lab.controller.pairs import edge_of
+from multi6lab.topologies import knot, loader
+from multi6lab.topologies.plan import Plan, build
+from multi6lab.vocabulary import Approach, Event
+from tests.unit.test_idloc import ROOT, two_sites
+
+DELAY = 0.004  # one way, client <-> server
+
+
+class Server:
+    """The registry's zone, as the sites update it, answering signed queries with signed answers."""
+
+    def __init__(self, plan: Plan, keys: dict[str, str]):
+        self.zone = dns.zone.from_text(knot.zone(plan), origin=knot.ZONE, relativize=False)
+        self.keyring = dns.tsigkeyring.from_text({knot.site_owner(s): (knot.KEY_ALGORITHM, k) for s, k in keys.items()})
+        self.up = True
+
+    def handle(self, wire: bytes) -> bytes | None:
+        if not self.up:
+            return None
+        m = dns.message.from_wire(wire, keyring=self.keyring)
+        r = dns.message.make_response(m)
+        if isinstance(m, dns.update.UpdateMessage):
+            for rr in m.update:
+                if rr.deleting == dns.rdataclass.ANY:
+                    node = self.zone.get_node(rr.name)
+                    if node is not None:
+                        node.delete_rdataset(dns.rdataclass.IN, rr.rdtype)
+                else:
+                    rds = self.zone.find_rdataset(rr.name, rr.rdtype, create=True)
+                    rds.update_ttl(rr.ttl)
+                    for rd in rr:
+                        rds.add(rd)
+            return r.to_wire()
+        q = m.question[0]
+        node, name = self.zone.get_node(q.name), q.name
+        while node is None and len(name) > len(dns.name.from_text(knot.ZONE)):
+            name = name.parent()
+            if self.zone.get_node(name) is not None:
+                break
+            node = self.zone.get_node(dns.name.Name((b"*", *name.labels)))
+        if node is None:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+            return r.to_wire()
+        rds = node.get_rdataset(dns.rdataclass.IN, q.rdtype)
+        if rds is not None:
+            r.answer.append(dns.rrset.from_rdata_list(q.name, rds.ttl, list(rds)))
+        return r.to_wire()
+
+
+class World:
+    """Every id-loc site's client and the server, with messages in flight for DELAY each way."""
+
+    def __init__(self, plan: Plan, drop: Callable[[bytes], bool] = lambda w: False):
+        self.plan = plan
+        self.keys = knot.new_secrets(knot.mapped_sites(plan))
+        self.server = Server(plan, self.keys)
+        self.clients = {s: MappingClient(s, k, plan.topology.mapping.ttl_s, seed=i)  # type: ignore[union-attr]
+                        for i, (s, k) in enumerate(self.keys.items())}
+        self.t = 0.0
+        self.flight: list[tuple[float, str, bytes, bool]] = []  # (arrives, site, wire, to the server)
+        self.events: list[dict] = []
+        self.drop = drop
+        self.tries: list[int] = []
+
+    def register_all(self) -> None:
+        for sp in self.plan.sites:
+            self.clients[sp.site.name].register([(e.name, e.delegation) for e in sp.exits], (), self.t)
+
+    def run(self, until: float, step: float = 0.001) -> None:
+        while self.t < until:
+            self.t = round(self.t + step, 6)
+            for site, c in self.clients.items():
+                out, ev = c.poll(self.t)
+                self.events += ev
+                for o in out:
+                    self.tries.append(o.tries)
+                    if not self.drop(o.wire):
+                        self.flight.append((self.t + DELAY, site, o.wire, True))
+            due = [f for f in self.flight if f[0] <= self.t]
+            self.flight = [f for f in self.flight if f[0] > self.t]
+            for _, site, wire, to_server in due:
+                if to_server:
+                    answer = self.server.handle(wire)
+                    if answer is not None:
+                        self.flight.append((self.t + DELAY, site, answer, False))
+                else:
+                    self.events += self.clients[site].received(wire, self.t)
+
+    def named(self, event: str, **fields: object) -> list[dict]:
+        return [e for e in self.events if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
+
+
+def host_of(plan: Plan, site: str) -> IPv6Address:
+    return next(sp for sp in plan.sites if sp.site.name == site).hosts[0].addresses["identity"]
+
+
+# -- the zone ------------------------------------------------------------------------------------------------
+def test_zone_names_each_identity_by_a_wildcard_and_lists_identity_and_delegations() -> None:
+    plan = two_sites()
+    zone = dns.zone.from_text(knot.zone(plan), origin=knot.ZONE, relativize=False)  # Knot's syntax is RFC 1035's
+    ptr = zone.find_rdataset(knot.prefix_wildcard(IPv6Network("fd00:2::/48")), "PTR")
+    assert [r.target.to_text() for r in ptr] == ["s2.site.map.multi6lab."]
+    assert knot.prefix_wildcard(IPv6Network("fd00:2::/48")) == "*.0.0.0.0.2.0.0.0.0.0.d.f.id.map.multi6lab."
+    apl = zone.find_rdataset(knot.delegated_owner("s1"), "APL")
+    assert [f"{i.address}/{i.prefix}" for r in apl for i in r.items] == ["3fff:a:1::/48", "3fff:b:1::/48"]
+    assert zone.get_node(knot.site_owner("s1")) is None  # the site writes its own records
+
+
+def test_knot_lets_each_key_update_only_lp_and_l64_at_or_below_its_own_name() -> None:
+    plan = two_sites()
+    conf = knot.config(plan, ROOT / "state", {"s1": "c2VjcmV0", "s2": "b3RoZXI="})
+    block = conf[conf.index("  - id: update-s1"):conf.index("  - id: update-s2")]
+    assert "key: s1.site.map.multi6lab." in block and "update-owner: key" in block
+    assert "update-owner-match: sub-or-equal" in block and "update-type: [LP, L64]" in block
+    assert f"listen: {knot.server_address(plan)}@53" in conf
+
+
+def test_names_read_back() -> None:
+    assert knot.site_of("s2.site.map.multi6lab.") == "s2"
+    assert knot.site_of("x.s2.site.map.multi6lab.") is None and knot.site_of("s2.site.example.") is None
+    assert knot.exit_of("s2", "s2ec.s2.site.map.multi6lab.") == "s2ec"
+    assert knot.exit_of("s2", "s1ea.s1.site.map.multi6lab.") is None
+    assert knot.l64(IPv6Network("3fff:c:2::/48")) == "3fff:000c:0002:0000"
+
+
+def test_two_id_loc_sites_need_a_mapping_service_and_nibble_identities() -> None:
+    text = (ROOT / "topologies" / "two-sites.yaml").read_text().replace("approach: nptv6", "approach: id-loc")
+    with pytest.raises(loader.InputError, match="mapping service"):
+        loader.loads(text.replace("mapping: {server: map}", ""))
+    with pytest.raises(loader.InputError, match="is not a remote"):
+        loader.loads(text.replace("mapping: {server: map}", "mapping: {server: core}"))
+    with pytest.raises(loader.InputError, match="must end on a nibble"):
+        loader.loads(text.replace('"fd00:2::/48"', '"fd00:2::/50"').replace("3fff:c:2::/48", "3fff:c:2::/50")
+                     .replace("3fff:d:2::/48", "3fff:d:2::/50"))
+
+
+# -- lookups ---------------------------------------------------------------------------------------------------
+def test_a_lookup_returns_what_the_far_site_registered_in_three_round_trips() -> None:
+    w = World(two_sites())
+    w.register_all()
+    w.run(0.05)
+    assert len(w.named(Event.MAPPING_REGISTERED)) == 2
+    w.clients["s1"].want(host_of(w.plan, "s2"), w.t)
+    w.run(0.1)
+    (ev,) = w.named(Event.MAPPING_RESOLVED, site="s1")
+    expected = next(r for r in MappingService.of(w.plan).records if r.site == "s2")
+    assert w.clients["s1"].records == {"s2": expected}
+    assert ev["lookup_ms"] == pytest.approx(3 * 2 * DELAY * 1000, abs=3.5)
+    assert ev["ttl_s"] == w.plan.topology.mapping.ttl_s  # type: ignore[union-attr]
+
+
+def test_a_record_is_used_until_its_ttl_and_kept_while_the_service_is_unreachable() -> None:
+    plan = two_sites()
+    plan = dataclasses.replace(plan, topology=dataclasses.replace(
+        plan.topology, mapping=dataclasses.replace(plan.topology.mapping, ttl_s=2)))  # type: ignore[arg-type]
+    w = World(plan)
+    w.register_all()
+    w.run(0.05)
+    w.clients["s1"].want(host_of(plan, "s2"), w.t)
+    w.run(0.2)
+    assert len(w.named(Event.MAPPING_RESOLVED, site="s1")) == 1
+    w.run(2.0)
+    assert len(w.named(Event.MAPPING_RESOLVED, site="s1")) == 1  # cached for the TTL: no query
+    w.run(2.2)
+    assert len(w.named(Event.MAPPING_RESOLVED, site="s1")) == 2  # asked again once it ran out
+    w.server.up = False
+    w.run(8.0)
+    assert "s2" in w.clients["s1"].records  # served stale while nobody answers
+    retries = w.named(Event.MAPPING_RETRY, site="s1")
+    gaps = [round(b["t"] - a["t"], 3) for a, b in itertools.pairwise(retries)]
+    assert gaps[:3] == [RETRY_S * 2, RETRY_S * 4, RETRY_MAX_S] and max(gaps) == RETRY_MAX_S
+    w.server.up = True
+    w.run(11.0)
+    assert len(w.named(Event.MAPPING_RESOLVED, site="s1")) == 3
+
+
+def test_retries_leave_through_the_next_exit() -> None:
+    w = World(two_sites(), drop=lambda wire: True)
+    w.clients["s1"].want(host_of(w.plan, "s2"), 0.0)
+    w.run(2.0)
+    assert w.tries[:4] == [1, 2, 3, 4]  # the controller picks exit (tries - 1) mod n
+
+
+def test_an_address_no_site_holds_is_asked_again_later() -> None:
+    w = World(two_sites())
+    w.clients["s1"].want(IPv6Address("fd00:9::1"), 0.0)
+    w.run(0.05)
+    (ev,) = w.named(Event.MAPPING_UNKNOWN)
+    assert "no site holds fd00:9::1" in ev["reason"] and not w.clients["s1"].records
+    assert w.clients["s1"].wanted[IPv6Address("fd00:9::1")] == pytest.approx(ev["t"] + NOT_FOUND_RETRY_S)
+
+
+def test_a_site_that_has_not_registered_yet_is_found_once_it_has() -> None:
+    w = World(two_sites())
+    w.clients["s1"].want(host_of(w.plan, "s2"), 0.0)
+    w.run(0.05)
+    assert "has no locators" in w.named(Event.MAPPING_UNKNOWN)[0]["reason"]
+    w.register_all()
+    w.run(1.2)
+    assert "s2" in w.clients["s1"].records
+
+
+def test_locators_outside_the_delegations_are_refused_and_the_old_record_kept() -> None:
+    w = World(two_sites())
+    w.register_all()
+    w.run(0.05)
+    w.clients["s1"].want(host_of(w.plan, "s2"), w.t)
+    w.run(0.2)
+    before = w.clients["s1"].records["s2"]
+    # s2 (or whoever holds its key) claims ISP A's space for itself.
+    w.clients["s2"].register([("s2ec", IPv6Network("3fff:a:1::/48"))], (), w.t)
+    w.clients["s1"].wanted[host_of(w.plan, "s2")] = w.t
+    w.run(0.4)
+    (ev,) = w.named(Event.MAPPING_REFUSED, site="s1")
+    assert "3fff:a:1::/48" in ev["reason"] and "no ISP" in ev["reason"]
+    assert w.clients["s1"].records["s2"] == before
+
+
+def test_forged_and_unsigned_answers_are_dropped() -> None:
+    w = World(two_sites())
+    w.register_all()
+    w.run(0.05)
+    c = w.clients["s1"]
+    c.want(host_of(w.plan, "s2"), w.t)
+    out, _ = c.poll(w.t)
+    query = dns.message.from_wire(out[0].wire, keyring=c.keyring)
+    forged = dns.message.Message(query.id)  # right id and question, but unsigned
+    forged.flags |= dns.flags.QR
+    forged.question = list(query.question)
+    forged.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "PTR", "s1.site.map.multi6lab."))
+    wrong_key = dns.tsigkeyring.from_text({knot.site_owner("s1"): (knot.KEY_ALGORITHM, "d3Jvbmc=")})
+    signed_wrong = dns.message.make_response(query)
+    signed_wrong.use_tsig(wrong_key, keyname=knot.site_owner("s1"))
+    for wire in (forged.to_wire(), signed_wrong.to_wire(), b"\x00" * 40, out[0].wire[:2] + b"junk" * 8):
+        assert c.received(wire, w.t) == []
+    assert c.dropped == 4 and not c.records
+
+
+def test_a_deregistered_locator_leaves_the_far_edges_candidates() -> None:
+    w = World(two_sites())
+    w.register_all()
+    w.run(0.05)
+    w.clients["s1"].want(host_of(w.plan, "s2"), w.t)
+    w.run(0.2)
+    edge = edge_of(w.plan, "s1", w.clients["s1"].records.values())
+    assert {p.dst_exit for p in edge.contexts["s2"].candidates} == {"s2ec", "s2ed"}
+    sp2 = w.plan.sites[1]
+    w.clients["s2"].register([(e.name, e.delegation) for e in sp2.exits], ["s2ec"], w.t)  # its uplink died
+    w.clients["s1"].wanted[host_of(w.plan, "s2")] = w.t + 0.05
+    w.run(0.4)
+    record = w.clients["s1"].records["s2"]
+    assert [loc.exit for loc in record.locators] == ["s2ed"]
+    assert edge.learn(record) and not edge.learn(record)
+    c = edge.contexts["s2"]
+    assert {p.dst_exit for p in c.candidates} == {"s2ed"} and c.active.dst_exit == "s2ed"
+
+
+def test_sites_without_id_loc_register_nothing() -> None:
+    plan = build(loader.load(ROOT / "topologies" / "two-sites.yaml"))
+    assert all(sp.site.approach != Approach.ID_LOC for sp in plan.sites) and knot.mapped_sites(plan) == []
