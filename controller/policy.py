@@ -31,6 +31,7 @@ from multi6lab.controller.mapping import MappingService, Record
 from multi6lab.controller.npt import Translator
 from multi6lab.controller.packets import PAIR_PORT
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
+from multi6lab.topologies.knot import DNS_PORT
 from multi6lab.topologies.plan import ExitPlan, HostPlan, Plan, SitePlan
 from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 
@@ -342,6 +343,9 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     ]
     if sp.site.approach == Approach.ID_LOC:  # the far edges' locator-pair messages, to this edge's address
         rules.append(Rule(d, P_CONTROL, ipv6(in_port=e.outside_port, ip_proto=UDP, udp_dst=PAIR_PORT,
+                                             ipv6_dst=str(edge_address(e.delegation))), (TO_CONTROLLER,)))
+        # ... and the mapping service's answers to this edge's queries and updates.
+        rules.append(Rule(d, P_CONTROL, ipv6(in_port=e.outside_port, ip_proto=UDP, udp_src=DNS_PORT,
                                              ipv6_dst=str(edge_address(e.delegation))), (TO_CONTROLLER,)))
     # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
     rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]

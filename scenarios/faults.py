@@ -17,6 +17,7 @@ from multi6lab.scenarios.model import (
     IspUplinkDown,
     LinkDown,
     LossBurst,
+    MappingOutage,
 )
 from multi6lab.topologies import shell
 from multi6lab.topologies.plan import Plan, SitePlan
@@ -63,6 +64,13 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
     if isinstance(fault, Baseline):  # the clock marks where a fault would be, and nothing changes
         return Compiled(fault, (Action(fault.at, None, "true", "nothing broken"), Action(end, None, "true", "end")),
                         (), frozenset())
+    if isinstance(fault, MappingOutage):  # the server's node loses its link (checked: the topology has one)
+        assert plan.topology.mapping is not None
+        server = plan.topology.mapping.server
+        intfs = [i.name for i in plan.intfs(server)]
+        down, up = links(intfs, False), links(intfs, True) + "; " + reinstall_routes(plan, server)
+        return Compiled(fault, (Action(fault.at, server, down, f"{server} cut off"),
+                                Action(end, server, up, f"{server} back")), (Action(end, server, up),), frozenset())
     assert isinstance(fault, LinkDown | Flap | Blackhole | LossBurst | IspUplinkDown)
     e = sp.exit(fault.exit)
     exits = frozenset({e.name})

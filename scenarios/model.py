@@ -136,8 +136,21 @@ class Baseline(Timed):
         return f"{self.kind} (nothing broken)"
 
 
+@dataclass(frozen=True, kw_only=True)
+class MappingOutage(Timed):
+    """The id-loc mapping service's node loses its link: lookups and registrations go unanswered. Edges
+    keep the records they hold (served stale past their TTL), so traffic between known sites must not
+    notice; what changes is measured in the lookups (mapping_retry, lookup_ms once it is back)."""
+
+    kind: ClassVar[FaultKind] = FaultKind.MAPPING_OUTAGE
+
+    def describe(self) -> str:
+        return f"{self.kind} (the mapping service unreachable)"
+
+
 FAULT_TYPES: dict[FaultKind, type[Fault]] = {
-    cls.kind: cls for cls in (LinkDown, Blackhole, Flap, LossBurst, IspOutage, IspUplinkDown, Baseline)}
+    cls.kind: cls for cls in (LinkDown, Blackhole, Flap, LossBurst, IspOutage, IspUplinkDown, Baseline,
+                              MappingOutage)}
 
 
 def fault_fields(cls: type[Fault]) -> list[str]:
@@ -378,6 +391,8 @@ class Checker:
                 self.err((*where, "isp"), f"{cls.kind} needs 'isp', one of {', '.join(isps)}")
         elif "exit" in own and f.get("exit") not in {e.name for e in site.exits}:
             self.err((*where, "exit"), f"{cls.kind} needs 'exit', one of {', '.join(e.name for e in site.exits)}")
+        if cls is MappingOutage and topo.mapping is None:
+            self.err((*where, "kind"), f"{cls.kind} needs a topology with a mapping service ('mapping:')")
         if len(self.problems) > before:
             return None
         fault = cls(**{k: v for k, v in f.items() if k in own})

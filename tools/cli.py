@@ -211,6 +211,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = Runner(sc, out, say, Ticker(Progress(sc.trials, time.monotonic()))).run()
     print()
     print(report.markdown([summary]), end="")
+    if mapping := summary["metrics"].get("mapping"):
+        ms = mapping["lookup_ms"] or {}
+        print(f"\nmapping service: {mapping['lookups']} lookups (first query to accepted record), p50 "
+              f"{ms.get('p50', '-')} ms, p95 {ms.get('p95', '-')} ms; {mapping['retries']} queries sent again")
     print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
     print(f"report: {out / 'report.html'}")
     return 0

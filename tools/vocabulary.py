@@ -63,6 +63,7 @@ class FaultKind(Name):
     ISP_OUTAGE = "isp_outage"
     ISP_UPLINK_DOWN = "isp_uplink_down"
     BASELINE = "baseline"  # nothing breaks: what the instrument reads on a healthy network
+    MAPPING_OUTAGE = "mapping_outage"  # the id-loc mapping service is cut off from the network
 
 
 class Event(Name):

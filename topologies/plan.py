@@ -406,6 +406,8 @@ def _config(plan: Plan, name: str, kind: NodeKind, routes: list[Route], role: di
     if kind in ("core", "isp", "exit"):
         # keep_addr_on_down: a link going down would flush its addresses and BGP sessions never come back.
         sysctls += [("net.ipv6.conf.all.forwarding", "1"), ("net.ipv6.conf.all.keep_addr_on_down", "1")]
+    elif kind == "remote":  # a remote's link may be cut (mapping_outage): it must come back as it was
+        sysctls.append(("net.ipv6.conf.all.keep_addr_on_down", "1"))
     for i in intfs:
         # Addresses are unique by construction; DAD would only hold a re-enabled link-local address
         # tentative for ~1.6 s, during which Linux sends no neighbor solicitations (measured here).

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,13 +83,23 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     assert run_id not in {r.run_id for r in records()}
 
 
-def _up(extra: list[str], topo: Path | None = None, ignore_sigint: bool = False) -> subprocess.Popen[str]:
-    """``multi6lab up`` in its own session; ``ignore_sigint`` starts it as ``cmd &`` or ``nohup`` would."""
+@contextlib.contextmanager
+def _up(extra: list[str], topo: Path | None = None, ignore_sigint: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """``multi6lab up`` in its own session; ``ignore_sigint`` starts it as ``cmd &`` or ``nohup`` would. If the
+    test fails with it still running, it is killed and its lab cleaned, so the next test finds the names free
+    (one hung teardown once failed every later test of a run)."""
     exe = Path(PY).with_name("multi6lab")
     inherit = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-    return subprocess.Popen([str(exe), "up", str(topo or topology("figure1")), *extra], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=inherit)
+    p = subprocess.Popen([str(exe), "up", str(topo or topology("figure1")), *extra], cwd=ROOT, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                         preexec_fn=inherit)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+            subprocess.run([str(exe), "clean"], capture_output=True, timeout=60, check=False)
 
 
 def _wait_up(p: subprocess.Popen[str]) -> list[str]:
@@ -114,11 +126,14 @@ def _pids_of_newest_record() -> list[int]:
 ], ids=["ctrl-c", "ctrl-c-started-in-background", "sigterm", "sighup"])
 def test_a_signal_tears_everything_down_whatever_the_run_inherited(tmp_path: Path, sig: int,
                                                                    ignore_sigint: bool) -> None:
-    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], ignore_sigint=ignore_sigint)
-    _wait_up(p)
-    pids = _pids_of_newest_record()
-    os.killpg(p.pid, sig)
-    out, _ = p.communicate(timeout=60)
+    with _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], ignore_sigint=ignore_sigint) as p:
+        _wait_up(p)
+        pids = _pids_of_newest_record()
+        os.killpg(p.pid, sig)
+        try:
+            out, _ = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"no teardown within 60 s; it printed:\n{exc.output}") from None
     assert p.returncode == 130, out
     assert "interrupted" in out and "Traceback" not in out
     assert leftovers(build(loader.load(topology("figure1"))), pids) == []
@@ -128,12 +143,12 @@ def test_a_signal_tears_everything_down_whatever_the_run_inherited(tmp_path: Pat
 def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path, approach: str) -> None:
     topo = routing_topology(tmp_path) if approach == "routing" else topology("figure1")
     plan = build(loader.load(topo))
-    p = _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], topo)
-    _wait_up(p)
-    pids = _pids_of_newest_record()  # FRR's daemons among them, for routing
-    state = max(records(), key=lambda r: r.run_id).state_dir
-    p.kill()  # only the multi6lab process: its controller, node shells and bridges are orphaned
-    p.wait(10)
+    with _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], topo) as p:
+        _wait_up(p)
+        pids = _pids_of_newest_record()  # FRR's daemons among them, for routing
+        state = max(records(), key=lambda r: r.run_id).state_dir
+        p.kill()  # only the multi6lab process: its controller, node shells and bridges are orphaned
+        p.wait(10)
     assert leftovers(plan, pids) != []
     exe = Path(PY).with_name("multi6lab")
     out = subprocess.run([str(exe), "clean"], capture_output=True, text=True, timeout=60)

@@ -27,7 +27,9 @@ import pytest
 from multi6lab.controller.mapclient import NOT_FOUND_RETRY_S, RETRY_MAX_S, RETRY_S, MappingClient
 from multi6lab.controller.mapping import MappingService
 from multi6lab.controller.pairs import edge_of
+from multi6lab.controller.policy import TO_CONTROLLER, desired
 from multi6lab.topologies import knot, loader
+from multi6lab.topologies.addressing import edge_address
 from multi6lab.topologies.plan import Plan, build
 from multi6lab.vocabulary import Approach, Event
 from tests.unit.test_idloc import ROOT, two_sites
@@ -155,9 +157,9 @@ def test_names_read_back() -> None:
 def test_two_id_loc_sites_need_a_mapping_service_and_nibble_identities() -> None:
     text = (ROOT / "topologies" / "two-sites.yaml").read_text().replace("approach: nptv6", "approach: id-loc")
     with pytest.raises(loader.InputError, match="mapping service"):
-        loader.loads(text.replace("mapping: {server: map}", ""))
+        loader.loads(text.replace("mapping: {server: map, ttl_s: 5}", ""))
     with pytest.raises(loader.InputError, match="is not a remote"):
-        loader.loads(text.replace("mapping: {server: map}", "mapping: {server: core}"))
+        loader.loads(text.replace("mapping: {server: map,", "mapping: {server: core,"))
     with pytest.raises(loader.InputError, match="must end on a nibble"):
         loader.loads(text.replace('"fd00:2::/48"', '"fd00:2::/50"').replace("3fff:c:2::/48", "3fff:c:2::/50")
                      .replace("3fff:d:2::/48", "3fff:d:2::/50"))
@@ -287,3 +289,13 @@ def test_a_deregistered_locator_leaves_the_far_edges_candidates() -> None:
 def test_sites_without_id_loc_register_nothing() -> None:
     plan = build(loader.load(ROOT / "topologies" / "two-sites.yaml"))
     assert all(sp.site.approach != Approach.ID_LOC for sp in plan.sites) and knot.mapped_sites(plan) == []
+
+
+def test_each_id_loc_exit_hands_the_mapping_service_s_answers_to_its_controller() -> None:
+    plan = two_sites()
+    rules = desired(plan, {}).rules
+    for sp in plan.sites:
+        for e in sp.exits:
+            want = {("in_port", e.outside_port), ("ip_proto", 17), ("udp_src", knot.DNS_PORT),
+                    ("ipv6_dst", str(edge_address(e.delegation)))}
+            assert any(r.dpid == e.dpid and want <= set(r.match) and r.actions == (TO_CONTROLLER,) for r in rules)

@@ -255,7 +255,8 @@ class Runner:
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),
-            steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh, cross_check=cross)
+            steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh, cross_check=cross,
+            lookups=analysis.lookups(events, t0, t_end))
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))

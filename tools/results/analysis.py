@@ -217,6 +217,21 @@ def repair_steps(events: Sequence[EventRecord], t_fault: float, t_end: float, si
 
 
 @dataclass(frozen=True)
+class Lookups:
+    """The mapping service as the id-loc edges saw it during a trial: completed lookups' times (first query
+    to accepted record: three round trips, plus retransmissions) and how many queries went unanswered."""
+
+    lookup_ms: tuple[float, ...] = ()
+    retries: int = 0
+
+
+def lookups(events: Iterable[EventRecord], t_start: float, t_end: float) -> Lookups:
+    evs = [e for e in events if t_start <= e["t"] <= t_end]
+    return Lookups(tuple(float(e["lookup_ms"]) for e in evs if e.get("event") == Event.MAPPING_RESOLVED),
+                   sum(1 for e in evs if e.get("event") == Event.MAPPING_RETRY))
+
+
+@dataclass(frozen=True)
 class TcpSession:
     survived: bool
     stall_ms: float | None
@@ -344,6 +359,7 @@ class Trial:
     steps: dict[str, Steps] = field(default_factory=dict)  # id-loc: "outbound"/"inbound" -> its repair
     clients: Clients = field(default_factory=Clients)
     cross_check: dict[str, float | None] = field(default_factory=dict)  # direction -> |probe - capture| outage
+    lookups: Lookups = field(default_factory=Lookups)
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -364,6 +380,8 @@ class Trial:
             **{f"{d}_capture_disagreement_ms": num(self.cross_check.get(d)) for d in ("outbound", "inbound")},
             "clients_in_fault": self.clients.started, "clients_within_1s": self.clients.within_1s,
             "clients_within_3s": self.clients.within_3s,
+            "lookups": len(self.lookups.lookup_ms), "lookup_max_ms": num(max(self.lookups.lookup_ms, default=None)),
+            "mapping_retries": self.lookups.retries,
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
             **{f"{d}_{k}": num(getattr(self.steps[d], k)) if d in self.steps else ""
                for d in ("outbound", "inbound") for k in ("detection_ms", "decision_ms", "install_ms")},
@@ -412,6 +430,10 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
         out["new_clients"] = {"started_in_fault": started,
                               "within_1s": round(sum(t.clients.within_1s for t in trials) / started, 3),
                               "within_3s": round(sum(t.clients.within_3s for t in trials) / started, 3)}
+    found_lookups = [ms for t in trials for ms in t.lookups.lookup_ms]
+    if found_lookups or any(t.lookups.retries for t in trials):
+        out["mapping"] = {"lookups": len(found_lookups), "lookup_ms": summary(found_lookups),
+                          "retries": sum(t.lookups.retries for t in trials)}
     out["false_rehomings"] = sum(t.false_rehomings for t in trials)
     if any(t.exploration_ms is not None for t in trials):
         out["exploration_ms"] = summary([t.exploration_ms for t in trials])

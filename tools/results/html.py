@@ -56,6 +56,9 @@ def _metric_rows(m: Mapping[str, Any]) -> list[list[str]]:
     rows.append(["new session (ms)", *_stat(m.get("new_session_ms"))])
     if m.get("exploration_ms"):
         rows.append(["pair exploration (ms)", *_stat(m["exploration_ms"])])
+    if m.get("mapping"):
+        rows.append([f"mapping lookup (ms), {m['mapping']['lookups']} lookups, {m['mapping']['retries']} retries",
+                     *_stat(m["mapping"]["lookup_ms"])])
     for d, steps in (m.get("steps") or {}).items():
         for k, label in (("detection_ms", "detection"), ("decision_ms", "decision"), ("install_ms", "installation")):
             rows.append([f"{d} repair: {label} (ms)", *_stat(steps[k])])
