@@ -75,6 +75,29 @@ def test_the_outage_lasts_until_the_stream_stays_up_and_disruption_adds_up_the_l
     assert r.outage_ms == pytest.approx(5.0, abs=1e-6) and r.disruption_ms == pytest.approx(7.0, abs=1e-6)
 
 
+def held(n: int, holds: dict[int, float]) -> list[A.Arrival]:
+    """``n`` probes at 1 kHz, nothing lost; probe s (and those queued behind it) released ``holds[s]`` late."""
+    out, t_free = [], 0.0
+    for s in range(n):
+        sent = 100 + s * P
+        t = max(sent + 0.0005 + holds.get(s, 0.0), t_free)
+        t_free = t
+        out.append(A.Arrival(s, sent, t))
+    return out
+
+
+def test_jitter_holds_over_a_long_window_do_not_stretch_into_an_outage() -> None:
+    # A fault that leaves the path alone for 6 s: the stream is held 2-4 ms now and then, as before the fault,
+    # and once 8 ms, 1.4 s in. That one hold is the stream's only break: not 1.4 s from the first blip.
+    holds = {300: 0.004, 1100: 0.003, 1500: 0.0025, 2400: 0.008, 4000: 0.003, 6500: 0.0035}
+    r = A.stream(held(8000, holds), sent=8000, period=P, t_fault=101.0, t_restore=107.0, t_end=108.0)
+    assert r.lost == 0 and r.outage_ms == pytest.approx(8.0, abs=0.01)
+    # Holds no longer than the ones before the fault are the instrument's: nothing broke.
+    calm = {k: v for k, v in holds.items() if k != 2400} | {300: 0.006, 2400: 0.0055}
+    r = A.stream(held(8000, calm), sent=8000, period=P, t_fault=101.0, t_restore=107.0, t_end=108.0)
+    assert r.outage_ms == pytest.approx(0.0, abs=1e-6) and r.disruption_ms > 0
+
+
 def test_a_stray_probe_in_the_middle_does_not_end_the_outage() -> None:
     # 40 probes lost but one, 20 ms in: "recovered" needs k consecutive arrivals.
     lost = set(range(1000, 1040)) - {1020}

@@ -2,15 +2,18 @@
 
 Definitions (all times on the host's monotonic clock, shared by every namespace):
 
-* **outage_ms** of a UDP stream: from the last arrival before the first gap at or after the fault to the
+* **outage_ms** of a UDP stream: from the last arrival before the first break at or after the fault to the
   first of k consecutive arrivals (consecutive sequence numbers, no gap; k = ``traffic.recovery_k``, 5 by
-  default) after which no gap of k periods or more opens before the restore, less one probe period and
+  default) after which no break of k periods or more opens before the restore, less one probe period and
   less any part of it the sender caused by stalling (seen in the probes' send times; kept per trial as
   ``sender_stall_ms`` beside the uncorrected ``raw_gap_ms``, and flagged above 1 ms). An unaffected stream
   scores 0; pure loss of n probes scores n periods; a stray probe inside an outage does not end it. A gap
   is a network gap of at least two periods (two probes lost, or one held that long); anything shorter is
   within the instrument's jitter, which a baseline scenario (nothing broken) measures as
-  ``interarrival_p999_ms``. Gaps closing after the restore are the failback, not the outage. A stream still
+  ``interarrival_p999_ms``. A *break* is a gap with probes lost in it, or a hold (nothing lost, all late) of
+  at least k periods that is longer than every hold of the same stream before the fault: over a fault
+  window of seconds that leaves the path alone (a mapping outage), a few holds of that machine's jitter
+  would otherwise read as an outage from the first to the last of them. Gaps closing after the restore are the failback, not the outage. A stream still
   (or again) down for k periods when the fault is restored did not rehome that direction: ``None`` with a
   reason.
 * **disruption_ms**: every gap (as above) in the fault window added up, the silence before the restore
@@ -92,9 +95,13 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
 
     ``t_fault`` is when the fault was certainly in effect (its command had returned), ``t_restore`` when it
     certainly still was (the restore command had not started). The outage runs from the last arrival before
-    the first gap at or after the fault to the first of ``k`` consecutive arrivals (consecutive sequence
-    numbers, no gap between them) after which no gap of ``k`` periods or more opens before the restore. Arrivals
-    within IN_FLIGHT of ``t_fault`` were already past the failure point, so they never start a recovery.
+    the first break at or after the fault to the first of ``k`` consecutive arrivals (consecutive sequence
+    numbers, no gap between them) after which no break of ``k`` periods or more opens before the restore. A
+    break is a gap with probes lost in it, or a hold (nothing lost, everything late) of ``k`` periods or more
+    and longer than any hold of the same stream before the fault: shorter holds are the instrument's jitter,
+    and over a long fault window a few of them would otherwise stretch the outage from the first to the last.
+    Arrivals within IN_FLIGHT of ``t_fault`` were already past the failure point, so they never start a
+    recovery.
     """
     seen: dict[int, Arrival] = {}
     for a in arrivals:
@@ -121,13 +128,17 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
     trailing = end - seg[-1].t_recv - period  # silence from the last arrival to the restore (or the end)
     gap = GAP_PERIODS * period
     disruption = (sum(g for g in gaps if g >= gap) + (trailing if trailing >= gap else 0.0)) * 1000
-    first = next((i for i, g in enumerate(gaps) if g >= gap), None)
+    jitter = max((network_gap(x, y, period) for x, y in itertools.pairwise(before) if y.seq == x.seq + 1),
+                 default=0.0)
+    breaks = [g >= gap and (y.seq > x.seq + 1 or (g >= k * period and g > jitter))
+              for (x, y), g in zip(itertools.pairwise(seg), gaps, strict=True)]
+    first = next((i for i, b in enumerate(breaks) if b), None)
     start = seg[first] if first is not None else seg[-1]
     back = None
     if trailing < k * period:  # the stream is up when the fault ends: find where it came back for good
         if first is None:
             return _with(base, outage_ms=0.0, disruption_ms=disruption)
-        last_big = max((i + 1 for i, g in enumerate(gaps) if g >= k * period), default=first + 1)
+        last_big = max((i + 1 for i, g in enumerate(gaps) if breaks[i] and g >= k * period), default=first + 1)
         back = next((seg[r] for r in range(max(first + 1, last_big), len(seg) - k + 1)
                      if seg[r].t_recv > t_fault + IN_FLIGHT
                      and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < gap for q in range(r + 1, r + k))),
