@@ -88,12 +88,16 @@ def held(n: int, holds: dict[int, float]) -> list[A.Arrival]:
 
 def test_jitter_holds_over_a_long_window_do_not_stretch_into_an_outage() -> None:
     # A fault that leaves the path alone for 6 s: the stream is held 2-4 ms now and then, as before the fault,
-    # and once 8 ms, 1.4 s in. That one hold is the stream's only break: not 1.4 s from the first blip.
-    holds = {300: 0.004, 1100: 0.003, 1500: 0.0025, 2400: 0.008, 4000: 0.003, 6500: 0.0035}
+    # and 8 ms 1.4 s in and 7 ms 3 s later. The first long hold is the break; the later one is no relapse.
+    holds = {300: 0.004, 1100: 0.003, 1500: 0.0025, 2400: 0.008, 4000: 0.003, 5400: 0.007, 6500: 0.0035}
     r = A.stream(held(8000, holds), sent=8000, period=P, t_fault=101.0, t_restore=107.0, t_end=108.0)
     assert r.lost == 0 and r.outage_ms == pytest.approx(8.0, abs=0.01)
+    # A loss of k periods after the recovery is a relapse, wherever it falls.
+    relapse = [a for a in held(8000, holds) if not 5000 <= a.seq < 5010]
+    r = A.stream(relapse, sent=8000, period=P, t_fault=101.0, t_restore=107.0, t_end=108.0)
+    assert r.outage_ms == pytest.approx(2610.0, abs=0.01)  # from the first break to the end of the loss
     # Holds no longer than the ones before the fault are the instrument's: nothing broke.
-    calm = {k: v for k, v in holds.items() if k != 2400} | {300: 0.006, 2400: 0.0055}
+    calm = {300: 0.006, 1100: 0.003, 2400: 0.0055, 5400: 0.005}
     r = A.stream(held(8000, calm), sent=8000, period=P, t_fault=101.0, t_restore=107.0, t_end=108.0)
     assert r.outage_ms == pytest.approx(0.0, abs=1e-6) and r.disruption_ms > 0
 

@@ -10,12 +10,13 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   scores 0; pure loss of n probes scores n periods; a stray probe inside an outage does not end it. A gap
   is a network gap of at least two periods (two probes lost, or one held that long); anything shorter is
   within the instrument's jitter, which a baseline scenario (nothing broken) measures as
-  ``interarrival_p999_ms``. A *break* is a gap with probes lost in it, or a hold (nothing lost, all late) of
-  at least k periods that is longer than every hold of the same stream before the fault: over a fault
-  window of seconds that leaves the path alone (a mapping outage), a few holds of that machine's jitter
-  would otherwise read as an outage from the first to the last of them. Gaps closing after the restore are the failback, not the outage. A stream still
-  (or again) down for k periods when the fault is restored did not rehome that direction: ``None`` with a
-  reason.
+  ``interarrival_p999_ms``. The outage starts at the first *break*: a gap with probes lost in it, or a hold
+  (nothing lost, all late) of at least k periods that is longer than every hold of the same stream before
+  the fault. Only a loss of k periods or more counts as a relapse after it: over a fault window of seconds
+  that leaves the path alone (a mapping outage), a few holds of this machine's jitter would otherwise read
+  as an outage from the first to the last of them. Gaps closing after the restore are the failback, not the
+  outage. A stream still (or again) down for k periods when the fault is restored did not rehome that
+  direction: ``None`` with a reason.
 * **disruption_ms**: every gap (as above) in the fault window added up, the silence before the restore
   included: the time lost, where outage_ms is the time until the stream was back for good.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
@@ -96,10 +97,11 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
     ``t_fault`` is when the fault was certainly in effect (its command had returned), ``t_restore`` when it
     certainly still was (the restore command had not started). The outage runs from the last arrival before
     the first break at or after the fault to the first of ``k`` consecutive arrivals (consecutive sequence
-    numbers, no gap between them) after which no break of ``k`` periods or more opens before the restore. A
-    break is a gap with probes lost in it, or a hold (nothing lost, everything late) of ``k`` periods or more
-    and longer than any hold of the same stream before the fault: shorter holds are the instrument's jitter,
-    and over a long fault window a few of them would otherwise stretch the outage from the first to the last.
+    numbers, no gap between them) after which no loss of ``k`` periods or more opens before the restore. The
+    first break is a gap with probes lost in it, or a hold (nothing lost, everything late) of ``k`` periods or
+    more and longer than any hold of the same stream before the fault; later holds are not relapses. Holds
+    are the machine's jitter as often as the network's queues, and over a fault window of seconds a few of
+    them would otherwise stretch the outage from the first to the last.
     Arrivals within IN_FLIGHT of ``t_fault`` were already past the failure point, so they never start a
     recovery.
     """
@@ -138,7 +140,10 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
     if trailing < k * period:  # the stream is up when the fault ends: find where it came back for good
         if first is None:
             return _with(base, outage_ms=0.0, disruption_ms=disruption)
-        last_big = max((i + 1 for i, g in enumerate(gaps) if breaks[i] and g >= k * period), default=first + 1)
+        # Only a loss of k periods or more after the first break is a relapse: a later hold is the machine.
+        last_big = max((i + 1 for i, g in enumerate(gaps) if g >= k * period and seg[i + 1].seq > seg[i].seq + 1),
+                       default=first + 1)
+        last_big = max(last_big, first + 1)
         back = next((seg[r] for r in range(max(first + 1, last_big), len(seg) - k + 1)
                      if seg[r].t_recv > t_fault + IN_FLIGHT
                      and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < gap for q in range(r + 1, r + k))),
