@@ -311,11 +311,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             where = self._where(dp.id)
             edge = self.edges.get(where[0].site.name) if where else None
             if where and edge and where[1] != "fabric" and where[0].exit(where[1]).outside_port == port.port_no:
-                changed = (where[1] in edge.down) == up
-                moved = edge.link(where[1], up, now)
-                if changed and where[0].site.name in self.mapping:
-                    self._register(where[0].site.name)  # the mapping shows only locators that work
-                events += moved
+                events += edge.link(where[1], up, now)
             self._after(events)
             self._send_pair_messages(now)  # a locator update leaves at once
 
@@ -393,8 +389,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     # -- the mapping service ---------------------------------------------------------------------------------
     def _register(self, site: str) -> None:
         sp = self.sites[site].plan
-        self.mapping[site].register([(e.name, e.delegation) for e in sp.exits], self.edges[site].down,
-                                    time.monotonic())
+        self.mapping[site].register([(e.name, e.delegation) for e in sp.exits], time.monotonic())
         self._send_mapping(time.monotonic())
 
     def _mapping_answer(self, sp: Any, udp: packets.Udp) -> None:

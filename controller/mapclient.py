@@ -6,8 +6,11 @@ carries them as UDP packets between the site's edge address and the server, thro
 every lookup crosses the emulated network and can be late, lost or cut off.
 
 * Registration: a dynamic update (RFC 2136) signed with the site's TSIG key replaces its LP records (one per
-  usable exit, in preference order) and the L64 record below each. It is sent again whenever an uplink goes
-  down or comes back, so the records show only locators that work.
+  exit, in preference order) and the L64 record below each, when the controller starts and whenever it
+  reconnects to an exit. The records list the locators a site has, not which of them work now: that changes
+  in milliseconds and travels in the locator-pair protocol's locator updates, while a record lives for its
+  TTL in every cache (a locator withdrawn from the zone on a link failure would leave far edges without the
+  rules for it long after the link came back).
 * Lookup of an address, three round trips: the PTR that names the site holding it; then that site's LP
   records and the registry's identity and delegation APL records; then the L64 of each exit the LPs name.
   Every query is signed, so the answers are too, and an answer whose signature, id or question does not
@@ -23,7 +26,7 @@ every lookup crosses the emulated network and can be late, lost or cut off.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -100,15 +103,13 @@ class MappingClient:
         """Resolve ``address`` now and keep it resolved."""
         self.wanted.setdefault(address, now)
 
-    def register(self, exits: Sequence[tuple[str, IPv6Network]], down: Iterable[str], now: float) -> None:
-        """Publish ``exits`` (name, delegated prefix; preference order) less those ``down``; replaces any
-        update still in flight."""
-        gone = set(down)
+    def register(self, exits: Sequence[tuple[str, IPv6Network]], now: float) -> None:
+        """Publish ``exits`` (name, delegated prefix; preference order); replaces any update in flight."""
         owner = knot.site_owner(self.site)
         u = dns.update.UpdateMessage(knot.ZONE, keyring=self.keyring, keyname=self.keyname,
                                      keyalgorithm=knot.KEY_ALGORITHM)
         u.delete(owner, "LP")
-        for rank, (name, _) in enumerate(e for e in exits if e[0] not in gone):
+        for rank, (name, _) in enumerate(exits):
             u.add(owner, self.ttl_s, "LP", f"{10 * (rank + 1)} {knot.exit_owner(self.site, name)}")
         for name, prefix in exits:
             u.replace(knot.exit_owner(self.site, name), self.ttl_s, "L64", f"10 {knot.l64(prefix)}")
