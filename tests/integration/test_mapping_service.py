@@ -105,7 +105,7 @@ def test_knot_accepts_a_site_s_own_locators_and_nothing_else(tmp_path: Path) -> 
     keys = knot.new_secrets(knot.mapped_sites(plan))
     with knotd_on_loopback(plan, tmp_path / "knot", keys) as port:
         s1 = MappingClient("s1", keys["s1"], 30)
-        s1.register([(e.name, e.delegation) for e in plan.sites[0].exits], (), time.monotonic())
+        s1.register([(e.name, e.delegation) for e in plan.sites[0].exits], time.monotonic())
         assert [e["event"] for e in exchange(s1, port)] == [Event.MAPPING_REGISTERED]
         refused = {
             "another site's locators": update(keys, "s1", port, knot.site_owner("s2"), "LP",
