@@ -424,7 +424,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             for e in events:
                 self.log(e.pop("event"), **e)
             sp = self.sites[site].plan
-            ready = [e for e in sp.exits if e.name not in self.edges[site].down and e.dpid in self.installed]
+            edge = self.edges[site]
+            ready = [e for e in sp.exits if e.name not in edge.down and e.dpid in self.installed]
+            # First through an exit the edge's traffic uses now: the pair protocol found it working.
+            active = {c.active.src_exit for c in edge.contexts.values() if c.exploring_since is None}
+            ready.sort(key=lambda e: e.name not in active)
             for o in out:
                 if not ready:
                     continue  # no exit yet: the retransmission will find one

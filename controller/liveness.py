@@ -5,7 +5,10 @@
 * ``heartbeat``: echo requests through each ISP to a beacon beyond it every ``interval``; a path is dead when
   no reply came for ``interval x multiplier`` (as BFD's detection time), and alive again after
   ``multiplier`` consecutive replies, so one lucky packet during a loss burst does not flap it back. As a BFD
-  session must come up before it can go down, a path is judged only after its first reply.
+  session must come up before it can go down, a path is judged only after its first reply. An id-loc
+  site's heartbeat is its edge's keepalives to the far edges (:mod:`~multi6lab.controller.pairs`), end to
+  end: its exits send no beacon echoes, which would only double the control traffic that crosses the
+  userspace datapath (and time out on that load alone).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import Event, Trigger
+from multi6lab.vocabulary import Approach, Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 ICMP_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable (renewed by
@@ -59,7 +62,8 @@ class Liveness:
             for e in sp.exits:
                 self.paths[e.name] = PathState(
                     site=s.name, exit=e.name, dpid=e.dpid, port=e.outside_port, link=Trigger.LINK in s.triggers,
-                    heartbeat=Trigger.HEARTBEAT in s.triggers, interval=s.heartbeat.interval_ms / 1000.0,
+                    heartbeat=Trigger.HEARTBEAT in s.triggers and s.approach != Approach.ID_LOC,
+                    interval=s.heartbeat.interval_ms / 1000.0,
                     multiplier=s.heartbeat.multiplier, last_reply=now)
 
     def usable(self) -> dict[str, bool]:

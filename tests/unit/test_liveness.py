@@ -89,3 +89,11 @@ def test_icmp_trigger_holds_a_destination_away_from_an_exit() -> None:
     assert lv.next_deadline() == pytest.approx(11.1)  # the hold, renewed by the repeat
     assert names(lv.tick(11.2)) == ["dest_alive"] and lv.avoided(11.2) == {}
     assert Liveness(fig1("[link]"), now=0.0).icmp_unreachable("exa", "3fff:ff:100::2", now=1.0) == []
+
+
+def test_an_id_loc_site_s_heartbeat_is_its_edge_s_keepalives_not_beacon_echoes() -> None:
+    text = (ROOT / "topologies" / "two-sites.yaml").read_text().replace("approach: nptv6", "approach: id-loc")
+    live = Liveness(build(loader.loads(text)), 0.0)
+    assert live.heartbeat_paths() == [] and live.next_deadline() is None
+    nptv6 = Liveness(build(loader.load(ROOT / "topologies" / "two-sites.yaml")), 0.0)
+    assert {p.exit for p in nptv6.heartbeat_paths()} == {"s1ea", "s1eb", "s2ec", "s2ed"}

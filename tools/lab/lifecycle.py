@@ -270,7 +270,8 @@ class Lab:
         self.progress("waiting for switches to connect and hosts to autoconfigure")
         wait_for("every switch to connect to the controller",
                  lambda: self._controllers_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
-        hb = {e.name for sp in self.plan.sites if Trigger.HEARTBEAT in sp.site.triggers for e in sp.exits}
+        hb = {e.name for sp in self.plan.sites if Trigger.HEARTBEAT in sp.site.triggers
+              and sp.site.approach != Approach.ID_LOC for e in sp.exits}  # id-loc: the pair probes, below
         if hb:
             wait_for(f"heartbeats through {', '.join(sorted(hb))}",
                      lambda: hb <= {e["exit"] for e in self.events()
