@@ -250,7 +250,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from multi6lab.lab import provenance
     from multi6lab.lab.emulation import EnvError
     from multi6lab.lab.runner import Runner
-    from multi6lab.results import comparison
+    from multi6lab.results import comparison, html
     from multi6lab.results.report import write_atomic
     from multi6lab.scenarios import compare
 
@@ -296,8 +296,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = comparison.markdown(rows, faults, cells)
     (out / "comparison.md").write_text(table)
     comparison.chart(rows, faults, cells, out / "comparison.png")
+    files = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()]
+    write_atomic(out / "comparison.html", html.comparison_page(rows, faults, cells, origin, files))
     print(table, end="")
     print(f"\nresults: {out}/comparison.md, comparison.json, comparison.png")
+    print(f"report: {out / 'comparison.html'}")
     failed = [c for c in cells.values() if "error" in c]
     if failed:
         print(f"{PROG}: {len(failed)} of {len(cells)} cells failed; 'multi6lab compare --resume {out}' reruns them",

@@ -63,3 +63,18 @@ def test_values_are_escaped_and_the_index_is_newest_first() -> None:
     p.feed(index)
     assert p.links == ["run-new/report.html", "run-old/report.html"]
     assert "not recovered" in index and "10.5 [9.4, —]" in index
+
+
+def test_a_comparison_page_links_each_cell_to_its_report_and_escapes_errors() -> None:
+    ok = summary("nptv6-link-down")
+    failed = {"scenario": "nptv6-blackhole", "error": "EnvError: <lab> broke"}
+    cells = {("nptv6 × link", "link down"): ok, ("nptv6 × link", "blackhole"): failed}
+    files = ["nptv6-link-down/report.html", "comparison.png", "comparison.svg", "comparison.json"]
+    page = html.comparison_page(["nptv6 × link"], ["link down", "blackhole", "loss"], cells, {"seed": 7}, files)
+    p = Collect()
+    p.feed(page)
+    assert p.links == ["nptv6-link-down/report.html"]  # a failed cell has no report to open
+    assert p.images == ["comparison.svg"]
+    text = " ".join(p.text)
+    assert "out 6.8 / 10.5 [p95 ≥ 9.4]" in text and "failed: EnvError: <lab> broke" in text and "seed" in text
+    assert "<lab>" not in page

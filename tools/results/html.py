@@ -1,4 +1,5 @@
-"""A run's results as one static HTML page, and an index over every run. Pure: data in, text out.
+"""A run's results as one static HTML page, a comparison's as another, and an index over every run. Pure:
+data in, text out.
 
 The page opens from disk (no server, no script, nothing fetched): the summary with its intervals, the
 timelines, a row per trial linking to that trial's files (probe logs, controller events, captures), the
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
+
+from multi6lab.results.comparison import cell_text
 
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -110,6 +113,39 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
     if p:
         parts.append("<h2>Provenance</h2>" + _table(["what", "value"], [[escape(k), escape(str(v))]
                                                                         for k, v in p.items()]))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def comparison_page(rows: Sequence[str], faults: Sequence[str], cells: Mapping[tuple[str, str], Mapping[str, Any]],
+                    origin: Mapping[str, Any] | None, files: Iterable[str]) -> str:
+    """The page for one comparison: its table (each cell linking to that cell's own report), its chart and
+    where its numbers came from. ``files``: paths in the comparison folder, relative to it."""
+    have = set(files)
+    head = ["<!doctype html><html><head><meta charset='utf-8'><title>multi6lab comparison</title>"
+            f"<style>{STYLE}</style></head><body><h1>Comparison</h1>"]
+    body = []
+    for r in rows:
+        line = [f"<b>{escape(r)}</b>"]
+        for f in faults:
+            cell = cells.get((r, f))
+            if cell is None:
+                line.append("—")
+                continue
+            text = "<br>".join(escape(part) for part in cell_text(dict(cell)).split("<br>"))
+            report = f"{cell.get('scenario', '')}/report.html"
+            line.append(f"<a href='{escape(report)}'>{text}</a>" if report in have else text)
+        body.append(line)
+    parts = [*head, _table(["approach × trigger", *faults], body),
+             "<p class='note'>Each cell: outage p50 / p95 in ms per direction with the p95's 95 % interval, TCP "
+             "sessions kept, new-session recovery, and for id-loc each direction's repair (detection + decision "
+             "+ installation). A cell opens its own report. Definitions: README, 'Scenarios and results'.</p>"]
+    chart = "comparison.svg" if "comparison.svg" in have else "comparison.png" if "comparison.png" in have else None
+    if chart:
+        parts.append(f"<h2>Outage p95 per direction</h2><p><img src='{chart}' alt='comparison chart'></p>")
+    if origin:
+        parts.append("<h2>Provenance</h2>" + _table(["what", "value"], [[escape(k), escape(str(v))]
+                                                                        for k, v in origin.items()]))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
