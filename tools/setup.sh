@@ -24,6 +24,11 @@ fi
 
 # Debian's python3 (not a pyenv or other interpreter): Mininet's Debian module lives in its dist-packages.
 PY=/usr/bin/python3
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "multi6lab: needs Python 3.11 or newer as $PY (Debian 12, Ubuntu 24.04); this machine has" \
+       "$("$PY" -V 2>&1), for which the pinned requirements (matplotlib, dnspython) have no release." >&2
+  exit 1
+fi
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import mininet" 2>/dev/null; then
   echo "== creating .venv from $PY with --system-site-packages"
   rm -rf .venv
