@@ -14,6 +14,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
+from multi6lab.results import scale_model
 from multi6lab.results.progress import Progress
 from multi6lab.topologies import loader
 from multi6lab.topologies.yamlsrc import InputError
@@ -151,6 +152,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}: {args.sites} sites on {args.isps} ISPs")
+    return 0
+
+
+def cmd_scale_model(args: argparse.Namespace) -> int:
+    import json
+
+    from multi6lab.results import plots
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(scale_model.Inputs)
+             if getattr(args, f.name) is not None}
+    x = scale_model.Inputs(**given)
+    problems = x.problems()
+    if not 1 <= args.sites_from < args.sites_to:
+        problems.append("--sites-from must be 1 or more and below --sites-to")
+    if problems:
+        print(f"{PROG} scale-model: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    points = scale_model.sweep(x, args.sites_from, args.sites_to)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale-model.json").write_text(json.dumps(scale_model.as_json(x, points), indent=1) + "\n")
+    plots.scale_chart(points, out / "scale-model.png")
+    print(scale_model.table(points), end="")
+    print(f"\nwrote {out}/scale-model.json, scale-model.png (and .svg)")
     return 0
 
 
@@ -341,6 +366,16 @@ def parser() -> argparse.ArgumentParser:
                                                                 "routing sites always use routing)")
     g.add_argument("--seed", type=int, default=1, help="which ISPs each site uses (default 1)")
     g.add_argument("-o", "--output", help="file to write (default: standard output)")
+    sm = add("scale-model", cmd_scale_model, "RFC 4177 5.1 as numbers: DFZ table and churn against the number of "
+             "multihomed sites, PI routing versus the edge approaches and their mapping service (a model)")
+    sm.add_argument("--sites-from", type=int, default=1_000, help="fewest multihomed sites (default 1000)")
+    sm.add_argument("--sites-to", type=int, default=10_000_000, help="most multihomed sites (default 10^7)")
+    for f in dataclasses.fields(scale_model.Inputs):
+        kind = int if f.type == "int" else float
+        sm.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, metavar="N",
+                        help=f"default {f.default}")
+    sm.add_argument("-o", "--output", default=str(RESULTS / "scale-model"), help="folder to write (default "
+                    "results/scale-model)")
     ct = add("controller", cmd_controller, "run the OpenFlow site-exit controller (os-ken) for a topology")
     what = ct.add_mutually_exclusive_group(required=True)
     what.add_argument("--topology", metavar="FILE", help="a topology YAML file")

@@ -49,6 +49,8 @@ faults:
     assert [(c["row"], c["fault"]) for c in cells] == [("nptv6 × link", "link down")]
     assert (out / "comparison.png").stat().st_size > 0 and "| nptv6 × link |" in (out / "comparison.md").read_text()
     assert (out / "scenarios" / "nptv6-link-down.yaml").exists()  # the cell, to rerun alone
+    page = (out / "comparison.html").read_text()
+    assert "href='nptv6-link-down/report.html'" in page and (out / "nptv6-link-down" / "report.html").exists()
 
 
 def test_make_validate_draw_and_clean(tmp_path: Path) -> None:

@@ -147,3 +147,26 @@ def test_report_html_writes_an_index_over_every_run(tmp_path: Path, capsys: pyte
     assert main(["report", str(tmp_path), "--html"]) == 0
     assert "run1/report.html" in (tmp_path / "index.html").read_text()
     assert capsys.readouterr().out.endswith(f"index: {tmp_path / 'index.html'}\n")
+
+
+def test_scale_model_writes_its_inputs_the_curves_and_a_table(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["scale-model", "--sites-from", "1000", "--sites-to", "100000", "--ttl-s", "60",
+                 "-o", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "scale-model.json").read_text())
+    assert doc["inputs"]["ttl_s"] == 60 and doc["points"][-1]["sites"] == 100_000
+    assert (tmp_path / "scale-model.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "scale-model.svg").exists()
+    assert "| 100,000 | 301,000 |" in capsys.readouterr().out
+    assert main(["scale-model", "--ttl-s", "0", "--sites-from", "10", "--sites-to", "5", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "ttl_s must be 1 or more" in err and "--sites-from must be" in err and "Traceback" not in err
+
+
+def test_a_missing_mapping_key_file_is_one_sentence(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    two_sites = str(ROOT / "topologies" / "two-sites.yaml")
+    assert main(["controller", "--topology", two_sites, "--site", "s1", "--mapping-key",
+                 f"s1={tmp_path / 'nope.key'}"]) == 2
+    err = capsys.readouterr().err
+    assert "--mapping-key" in err and "cannot read the key" in err and "Traceback" not in err

@@ -53,3 +53,29 @@ def timeline(series: list[dict[str, Any]], title: str, out: Path, zoom_ms: tuple
     fig.savefig(out)
     fig.savefig(out.with_suffix(".svg"))  # sharp text at any zoom, for the HTML report
     plt.close(fig)
+
+
+def scale_chart(points: list[Any], out: Path) -> None:
+    """The scale model (results.scale_model): DFZ entries and updates a day against multihomed sites, PI routing
+    against the edge approaches, and what id-loc's mapping service takes on instead. Log-log, PNG and SVG."""
+    n = [p.sites for p in points]
+    fig, (table, churn) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110)
+    table.loglog(n, [p.pi_table for p in points], "o-", label="DFZ entries in every DFZ router, PI routing")
+    table.loglog(n, [p.edge_table for p in points], "s--", label="... edge approaches")
+    table.loglog(n, [p.mapping_records for p in points], "^:",
+                 label="mapping records in total (id-loc; split across servers)")
+    table.set(xlabel="multihomed sites", ylabel="entries / records", title="State")
+    churn.loglog(n, [p.pi_updates_per_day for p in points], "o-",
+                 label="updates/day each DFZ router handles, PI routing")
+    churn.loglog(n, [p.edge_updates_per_day for p in points], "s--", label="... edge approaches")
+    churn.loglog(n, [p.mapping_queries_per_s * 86_400 for p in points], "^:",
+                 label="mapping queries/day in total (id-loc)")
+    churn.set(xlabel="multihomed sites", ylabel="per day", title="Churn and lookups")
+    for ax in (table, churn):
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("RFC 4177 section 5.1: the cost of N multihomed sites (model; inputs in scale-model.json)")
+    fig.tight_layout()
+    fig.savefig(out)
+    fig.savefig(out.with_suffix(".svg"))
+    plt.close(fig)
