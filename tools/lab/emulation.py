@@ -273,6 +273,13 @@ class Emulation:
         with contextlib.suppress(Exception):
             self.stop_daemons()
         if net is not None:
+            # Hosts first, by killing their shells: Mininet deletes each link by running 'ip link del' in its
+            # nodes' shells and waits for the answer, and a host shell still busy with an interrupted command
+            # (Ctrl-C during 'up -c h1:sleep 120') would hold the teardown until that command ends. A host's
+            # interfaces go with its namespace.
+            for host in net.hosts:
+                with contextlib.suppress(Exception):
+                    host.terminate()
             with contextlib.suppress(Exception):
                 net.stop()
         self.record.remove_all()
