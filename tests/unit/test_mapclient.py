@@ -299,3 +299,15 @@ def test_each_id_loc_exit_hands_the_mapping_service_s_answers_to_its_controller(
             want = {("in_port", e.outside_port), ("ip_proto", 17), ("udp_src", knot.DNS_PORT),
                     ("ipv6_dst", str(edge_address(e.delegation)))}
             assert any(r.dpid == e.dpid and want <= set(r.match) and r.actions == (TO_CONTROLLER,) for r in rules)
+
+
+def test_random_bytes_behind_a_query_s_id_are_dropped_and_counted() -> None:
+    import random
+
+    c = MappingClient("s1", knot.new_secrets(["s1"])["s1"], 5, seed=1)
+    c.want(IPv6Address("fd00:2::1"), 0.0)
+    out, _ = c.poll(0.0)
+    rng = random.Random(3)
+    for _ in range(500):  # the id of a query in flight, then anything
+        assert c.received(out[0].wire[:2] + rng.randbytes(rng.randrange(0, 300)), 0.1) == []
+    assert c.dropped == 500 and c.pending  # the query still waits for its real answer
