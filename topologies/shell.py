@@ -141,18 +141,17 @@ def configure(c: NodeConfig) -> list[str]:
             *(addrlabel(lb.prefix, lb.dev, lb.label) for lb in c.labels)]
 
 
-# Linux retries neighbour discovery once a second: a 20 % lossy link needs several tries. The deadline only
-# matters on a link that fails; a working one answers the first or one of the next echoes.
-RESOLVE_DEADLINE_S = 30
+RESOLVE_DEADLINE_S = 30  # a link that fails fails here; a working one answers within a few tries
 
 
 def resolve(intf: str, peer: IPv6Address) -> str:
     """Echoes to a link peer until one is answered: both ends resolve each other, and a link that does not work
-    fails here. A clean link answers the first echo; on a link with 20 % loss each way a neighbour exchange
-    succeeds with p = 0.64 a try, so 3 s (three tries) failed about one bring-up in twenty, and 10 s, which
-    the model puts at one in 25,000, failed once in about twenty repeat runs of the integration suite (the
-    model's independence does not hold here, for reasons not found): 30 s gives it three times as long."""
-    return f"ping -6 -q -n -c1 -i0.2 -w{RESOLVE_DEADLINE_S} -I {q(intf)} {q(peer)} >/dev/null"
+    fails here. One ``ping -c1`` is not enough however long its deadline: when neighbour discovery gives up
+    (three solicitations unanswered, which on a link with 20 % loss each way happens about once in twenty:
+    0.36 ** 3), the kernel reports the echo unreachable and ping counts it as its one answer and exits. So
+    ping again until one echo is answered or the deadline passes."""
+    once = shlex.join(["ping", "-6", "-q", "-n", "-c1", "-i0.2", "-w5", "-I", intf, str(peer)])
+    return f"timeout {RESOLVE_DEADLINE_S} sh -c {q(f'until {once} >/dev/null; do sleep 0.1; done')}"
 
 
 def when_ready(c: NodeConfig) -> list[str]:

@@ -42,7 +42,8 @@ def test_configure_runs_sysctls_before_addresses_and_routes() -> None:
                                   "ip -6 route add ::/0 via 3fff:ff:100::1 dev r-eth0"]
     assert shell.when_ready(c) == []
     assert shell.when_ready(NodeConfig(neighbours=(("r-eth0", A("3fff:ff:100::1")),))) == [
-        "ping -6 -q -n -c1 -i0.2 -w30 -I r-eth0 3fff:ff:100::1 >/dev/null"]
+        "timeout 30 sh -c 'until ping -6 -q -n -c1 -i0.2 -w5 -I r-eth0 3fff:ff:100::1 >/dev/null; "
+        "do sleep 0.1; done'"]
     ready = shell.when_ready(NodeConfig(mptcp=True, mptcp_endpoints=("h1-eth0", (A("3fff:a:5::1"),))))
     assert ready == ["ip mptcp limits set subflow 4 add_addr_accepted 4", "sysctl -qw net.mptcp.stale_loss_cnt=1",
                      "ip mptcp endpoint flush", "ip mptcp endpoint add 3fff:a:5::1 dev h1-eth0 subflow"]
