@@ -171,13 +171,7 @@ class Emulation:
             shutil.chown(path, "frr", "frr")  # the daemons drop to user frr and write here
         for daemon in r.daemons:
             self.run(r.name, shell.argv(frr.argv(daemon, d)))
-            pidfile = d / f"{daemon}.pid"
-            deadline = time.monotonic() + 10
-            while not (pidfile.exists() and pidfile.read_text().strip()):
-                if time.monotonic() > deadline:
-                    raise EnvError(f"{r.name}: FRR {daemon} did not start (no {pidfile}); see {d}")
-                time.sleep(0.02)
-            self.record.add_proc(int(pidfile.read_text()), f"FRR {daemon} in {r.name}")
+            self._record_daemon(d / f"{daemon}.pid", f"FRR {daemon} in {r.name}", d)
 
     # -- the id-loc mapping service ---------------------------------------------------------------------------
     def start_mapping(self) -> None:
@@ -188,19 +182,23 @@ class Emulation:
             raise EnvError(f"Knot DNS is not installed ({knot.KNOTD} is missing); run 'sudo make setup'.")
         d = self.record.state_dir / "knot"
         (d / "db").mkdir(parents=True, exist_ok=True)
-        self.record.add_dir(self.record.state_dir)
+        if not self.routers:  # start() recorded it for FRR already
+            self.record.add_dir(self.record.state_dir)
         (d / "map.zone").write_text(knot.zone(self.plan))
         conf = d / "knot.conf"
         conf.touch(mode=0o600)  # it holds every site's secret
         conf.write_text(knot.config(self.plan, d, self.mapping_keys))
         self.run(m.server, shell.argv([str(knot.KNOTD), "-d", "-c", str(conf)]))
-        pidfile = d / "knot.pid"
+        self._record_daemon(d / "knot.pid", f"Knot DNS in {m.server}", d / "knot.log")
+
+    def _record_daemon(self, pidfile: Path, what: str, logs: Path) -> None:
+        """Record a daemon that forked into the background by pid, as soon as its pid file appears."""
         deadline = time.monotonic() + 10
         while not (pidfile.exists() and pidfile.read_text().strip()):
             if time.monotonic() > deadline:
-                raise EnvError(f"{m.server}: Knot DNS did not start (no {pidfile}); see {d / 'knot.log'}")
+                raise EnvError(f"{what} did not start (no {pidfile}); see {logs}")
             time.sleep(0.02)
-        self.record.add_proc(int(pidfile.read_text()), f"Knot DNS in {m.server}")
+        self.record.add_proc(int(pidfile.read_text()), what)
 
     def bgp(self, node: str, command: str) -> str:
         """Ask ``node``'s FRR (through vtysh) for ``command``'s output."""
