@@ -44,6 +44,26 @@ class Ticker:
         return self.progress.status(self.done, time.monotonic(), self.bar)
 
 
+def looked_at(page: Path, screenshot: Path, required: bool = False) -> bool:
+    """Open a report in headless Chromium, say what it showed, keep a screenshot; False if it is broken.
+
+    After a run, a machine without a browser (the project's set-up installs one) gets a note, not a failure:
+    the report itself is written either way."""
+    from multi6lab.results import browser
+
+    try:
+        seen = browser.check(page, screenshot)
+    except browser.BrowserUnavailable as exc:
+        print(f"{PROG}: {exc}" if required else f"report not checked in a browser: {exc}",
+              file=sys.stderr if required else sys.stdout)
+        return not required
+    if not seen.ok:
+        print(f"{PROG}: {page} is broken in Chromium: {seen.describe()}", file=sys.stderr)
+        return False
+    print(f"checked in Chromium: {seen.describe()}; screenshot: {screenshot}")
+    return True
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Each file is parsed once and checked as what it is: a comparison names ``rows``, a scenario names a
     ``topology``, anything else is a topology."""
@@ -240,9 +260,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         ms = mapping["lookup_ms"] or {}
         print(f"\nmapping service: {mapping['lookups']} lookups (first query to accepted record), p50 "
               f"{ms.get('p50', '-')} ms, p95 {ms.get('p95', '-')} ms; {mapping['retries']} queries sent again")
+    from multi6lab.results import soak
+
+    print(f"\nresources after each trial (resources.csv): {soak.describe(summary['resources'])}")
     print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
+    ok = looked_at(out / "report.html", out / "report.png")
     print(f"report: {out / 'report.html'}")
-    return 0
+    return 0 if ok else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -263,6 +287,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         index.write_text(html.index_page([(str(s.get("folder", "")), s) for s in runs]))
         print(f"\nindex: {index}")
     return 0
+
+
+def cmd_look(args: argparse.Namespace) -> int:
+    page = Path(args.page)
+    if page.is_dir():
+        page = next((page / n for n in ("report.html", "comparison.html", "index.html") if (page / n).exists()),
+                    page / "report.html")
+    if not page.is_file():
+        print(f"{PROG}: no report at {page}", file=sys.stderr)
+        return 1
+    shot = Path(args.screenshot) if args.screenshot else page.with_suffix(".png")
+    return 0 if looked_at(page, shot, required=True) else 1
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -325,8 +361,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     write_atomic(out / "comparison.html", html.comparison_page(rows, faults, cells, origin, files))
     print(table, end="")
     print(f"\nresults: {out}/comparison.md, comparison.json, comparison.png")
+    ok = looked_at(out / "comparison.html", out / "comparison-page.png")
     print(f"report: {out / 'comparison.html'}")
     failed = [c for c in cells.values() if "error" in c]
+    if not ok:
+        return 1
     if failed:
         print(f"{PROG}: {len(failed)} of {len(cells)} cells failed; 'multi6lab compare --resume {out}' reruns them",
               file=sys.stderr)
@@ -401,6 +440,11 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("results", nargs="?", default=str(RESULTS))
     rp.add_argument("--html", action="store_true", help="also write index.html: every run, newest first, each "
                                                          "linking to its own report.html")
+    lk = add("look", cmd_look, "open a report in headless Chromium: check every image loaded and the tables are "
+                               "there, and save a screenshot")
+    lk.add_argument("page", metavar="REPORT", help="an HTML report, or a run or comparison directory")
+    lk.add_argument("--screenshot", metavar="PNG", help="where the full-page screenshot goes (default: the "
+                                                        "report's name with .png)")
     cp = add("compare", cmd_compare, "RFC 4177's approaches side by side on the same faults and clock (root)")
     cp.add_argument("file", nargs="?", default=str(DEFAULT_COMPARISON), help="rows and faults to compare")
     cp.add_argument("--trials", type=int, help="override the trials per cell")

@@ -10,7 +10,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PKGS="mininet openvswitch-switch iperf3 tcpdump iputils-ping ethtool iproute2 nftables iptables frr knot
-      python3 python3-venv python3-pip graphviz procps kmod"
+      python3 python3-venv python3-pip graphviz procps kmod python3-selenium"
+# Reports are checked in a real browser. Debian packages Chromium and its driver; Ubuntu's chromium packages
+# only install a snap, which a container or CI runner cannot start, so there the browser is the one already on
+# the machine (hosted runners have Chrome and ChromeDriver) and the check is skipped, with a note, without one.
+. /etc/os-release
+if [ "${ID:-}" != ubuntu ]; then PKGS="$PKGS chromium chromium-driver"; fi
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.cli import main
+from multi6lab.cli import looked_at, main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIG1 = str(ROOT / "topologies" / "figure1.yaml")
@@ -170,3 +170,21 @@ def test_a_missing_mapping_key_file_is_one_sentence(capsys: pytest.CaptureFixtur
                  f"s1={tmp_path / 'nope.key'}"]) == 2
     err = capsys.readouterr().err
     assert "--mapping-key" in err and "cannot read the key" in err and "Traceback" not in err
+
+
+def test_look_without_a_report_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["look", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == f"multi6lab: no report at {tmp_path / 'report.html'}"
+
+
+def test_look_without_a_browser_says_what_to_install(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "report.html").write_text("<table></table>")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium, no chromedriver
+    monkeypatch.delenv("CHROMEWEBDRIVER", raising=False)
+    assert main(["look", str(tmp_path / "report.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("multi6lab: no Chromium on this machine") and "make setup" in err
+    # After a run, the same absence is a note and the run still succeeds.
+    assert looked_at(tmp_path / "report.html", tmp_path / "report.png")
+    assert capsys.readouterr().out.startswith("report not checked in a browser: no Chromium")

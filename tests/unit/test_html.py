@@ -40,14 +40,17 @@ def summary(name: str = "demo") -> dict[str, object]:
 
 def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
     files = ["summary.json", "trials.csv", "timeline-outbound.png", "timeline-inbound.png", "timeline-inbound.svg",
-             "trial-01/outbound.csv",
-             "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "report.html"]
+             "trial-01/outbound.csv", "trial-01/timeline.svg",
+             "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "report.html", "report.png",
+             "frr/exa/bgpd.log", "keys/s1.key"]
     page = html.run_page(summary(), [{"trial": 1, "outbound_outage_ms": "6.1"}, {"trial": "2"}], files)
     p = Collect()
     p.feed(page)
     assert p.images == ["timeline-inbound.svg", "timeline-outbound.png"]  # the SVG where there is one
     assert {"trial-01/outbound.csv", "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "summary.json",
-            "trials.csv"} == set(p.links)  # every file once, the page itself not
+            "trials.csv", "trial-01/timeline.svg", "frr/exa/bgpd.log"} == set(p.links)  # not the page, its
+    # picture or the mapping keys (secrets)
+    assert p.links.count("trial-01/timeline.svg") == 1 and "6.1" in p.text  # a trial's plot in its own column
     text = " ".join(p.text)
     assert "10.5 [9.4, —]" in text and "not recovered before the restore at +1000 ms" in text
     assert "within 1 s: 50%" in text and "commit" in text

@@ -18,7 +18,7 @@ from multi6lab.topologies.yamlsrc import InputError
 from multi6lab.vocabulary import Approach
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+SHIPPED = sorted([*(ROOT / "scenarios").glob("*.yaml"), *(ROOT / "scenarios" / "benchmarks").glob("*.yaml")])
 COMPARISON = ROOT / "scenarios" / "comparisons" / "approaches.yaml"
 
 
@@ -157,6 +157,11 @@ def test_report_table_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "t.png"
     plots.timeline([{"t": [float(x) for x in range(-500, 2000) if not 0 <= x < 8], "restore_ms": 1000.0}], "demo", out)
     assert out.read_bytes()[:4] == b"\x89PNG" and b"<svg" in out.with_suffix(".svg").read_bytes()[:400]
+    one = {"t": [float(x) for x in range(-500, 2000) if not 0 <= x < 8], "restore_ms": 1000.0, "trial": 7}
+    plots.trial_timeline({"outbound": one, "inbound": one}, "demo, trial 7", tmp_path / "trial-07" / "timeline.svg")
+    svg = (tmp_path / "trial-07" / "timeline.svg").read_text()
+    assert "trial 7" in svg and "inbound, around the fault" in svg
+    assert not (tmp_path / "trial-07" / "timeline.png").exists()  # SVG only: the report is what opens it
 
 
 def test_comparison_file_expands_to_valid_scenarios() -> None:

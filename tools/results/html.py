@@ -12,18 +12,29 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from multi6lab.results import soak
 from multi6lab.results.comparison import cell_text
 
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}
-.note{color:#555;font-size:12px}code{background:#f6f6f6;padding:1px 3px}"""
+.note{color:#555;font-size:12px}code{background:#f6f6f6;padding:1px 3px}
+table.trials{width:100%}td.trials-last{text-align:left;font-size:12px;width:55%}"""
 
 
 def _num(x: Any) -> str:
     if x is None:
         return "—"
     return f"{x:.1f}" if isinstance(x, float) else escape(str(x))
+
+
+def _cell(x: Any) -> str:
+    """A value from trials.csv: a number to 0.1, anything else as it is, '—' for none."""
+    text = str(x if x is not None else "")
+    try:
+        return f"{float(text):.1f}" if "." in text else escape(text) or "—"
+    except ValueError:
+        return escape(text)
 
 
 def _stat(s: Mapping[str, Any] | None) -> list[str]:
@@ -39,9 +50,11 @@ def _stat(s: Mapping[str, Any] | None) -> list[str]:
     return [with_ci("p50"), with_ci("p95"), _num(s.get("max")), _num(s.get("not_recovered", ""))]
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
-    out += ["<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows]
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """Cells are HTML already. With ``cls``, the table and its last column carry that class (for styling)."""
+    table, last = (f"<table class='{cls}'>", f"<td class='{cls}-last'>") if cls else ("<table>", "<td>")
+    out = [table + "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{c}</td>" for c in r[:-1]) + f"{last}{r[-1]}</td></tr>" for r in rows if r]
     return "\n".join(out) + "</table>"
 
 
@@ -91,6 +104,9 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
     if clients:
         parts.append(f"<p>Fresh clients started during the fault: {clients['started_in_fault']}; connected within "
                      f"1 s: {clients['within_1s']:.0%}, within 3 s: {clients['within_3s']:.0%}.</p>")
+    if summary.get("resources", {}).get("trials"):
+        parts.append(f"<p>Resources after each trial (<a href='resources.csv'>resources.csv</a>): "
+                     f"{escape(soak.describe(summary['resources']))}</p>")
     # SVG where there is one (text stays sharp), else the PNG.
     images = [f for f in have if f.startswith("timeline-") and (f.endswith(".svg") or (
         f.endswith(".png") and f[:-4] + ".svg" not in have))]
@@ -102,11 +118,15 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
         rows = []
         for t in trials:
             folder = f"trial-{int(t['trial']):02d}/"
+            plot = folder + "timeline.svg"
             links = " ".join(f"<a href='{escape(f)}'>{escape(f[len(folder):])}</a>" for f in have
-                             if f.startswith(folder))
-            rows.append([escape(str(t.get(c, ""))) or "—" for c in cols] + [links])
-        parts.append("<h2>Trials</h2>" + _table([*cols, "files"], rows))
-    own = [f for f in have if "/" not in f and not f.startswith("timeline-") and f != "report.html"]
+                             if f.startswith(folder) and f != plot)
+            shown = f"<a href='{escape(plot)}'>timeline</a>" if plot in have else "—"
+            rows.append([_cell(t.get(c)) for c in cols] + [shown, links])
+        parts.append("<h2>Trials</h2>" + _table([*cols, "plot", "files"], rows, "trials"))
+    # The run's own files and folders (FRR's and Knot's logs among them); not the mapping keys, which are secrets.
+    own = [f for f in have if not f.startswith(("trial-", "timeline-", "keys/")) and f not in ("report.html",
+                                                                                                "report.png")]
     parts.append("<h2>Files</h2><ul>" + "".join(f"<li><a href='{escape(f)}'>{escape(f)}</a></li>" for f in own)
                  + "</ul>")
     p = summary.get("provenance")

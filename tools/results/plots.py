@@ -16,15 +16,14 @@ import matplotlib.pyplot as plt
 BIN_MS = 10.0
 
 
-def timeline(series: list[dict[str, Any]], title: str, out: Path, zoom_ms: tuple[float, float] = (-30, 120)) -> None:
-    """``series``: per trial, ``t`` (arrival times, ms from the fault) and ``restore_ms``."""
-    fig, (full, zoom) = plt.subplots(1, 2, figsize=(11, 4), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
+def _draw(full: Any, zoom: Any, series: list[dict[str, Any]], zoom_ms: tuple[float, float]) -> None:
+    """One direction on a pair of axes: arrivals per bin over the whole trial, receive gaps around the fault."""
     restore = None
     for i, s in enumerate(series):
         t = s["t"]
         if not t:
             continue
-        label = f"trial {i + 1}" if len(series) <= 10 else None
+        label = f"trial {s.get('trial', i + 1)}" if len(series) <= 10 else None
         lo, hi = min(t), max(t)
         edges = [lo + k * BIN_MS for k in range(int((hi - lo) / BIN_MS) + 2)]
         counts = [0] * len(edges)
@@ -46,13 +45,36 @@ def timeline(series: list[dict[str, Any]], title: str, out: Path, zoom_ms: tuple
     full.legend(fontsize=7, ncol=2, loc="lower left")
     zoom.set_xlim(*zoom_ms)
     zoom.set_ylabel("receive gap ending here (ms)")
-    zoom.set_title("around the fault", fontsize=9)
+
+
+def _save(fig: Any, title: str, out: Path, png: bool = True) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    if png:
+        fig.savefig(out)
     fig.savefig(out.with_suffix(".svg"))  # sharp text at any zoom, for the HTML report
     plt.close(fig)
+
+
+def timeline(series: list[dict[str, Any]], title: str, out: Path, zoom_ms: tuple[float, float] = (-30, 120)) -> None:
+    """``series``: per trial, ``t`` (arrival times, ms from the fault) and ``restore_ms``."""
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(11, 4), dpi=110, gridspec_kw={"width_ratios": [3, 2]})
+    _draw(full, zoom, series, zoom_ms)
+    zoom.set_title("around the fault", fontsize=9)
+    _save(fig, title, out)
+
+
+def trial_timeline(directions: dict[str, dict[str, Any]], title: str, out: Path,
+                   zoom_ms: tuple[float, float] = (-30, 120)) -> None:
+    """One trial, every direction (a row each), as SVG only: the picture a trial's row in the report opens."""
+    fig, axes = plt.subplots(len(directions), 2, figsize=(11, 3.2 * len(directions)), dpi=110, squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 2]})
+    for (name, s), (full, zoom) in zip(directions.items(), axes, strict=True):
+        _draw(full, zoom, [s], zoom_ms)
+        zoom.set_title(f"{name}, around the fault", fontsize=9)
+        full.set_title(name, fontsize=9)
+    _save(fig, title, out, png=False)
 
 
 def scale_chart(points: list[Any], out: Path) -> None:
