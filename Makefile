@@ -23,7 +23,7 @@ TESTS ?= tests/integration
 # TRIALS=n overrides every scenario's (or comparison cell's) trial count: a quick look, or a test of the target.
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 
-.PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare
+.PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak
 
 setup:
 	@bash tools/setup.sh
@@ -57,7 +57,7 @@ test: lint
 	$(PY) -m pytest tests/integration -q -x --durations=10
 
 validate: setup
-	$(M6) validate topologies/*.yaml scenarios/*.yaml scenarios/comparisons/*.yaml
+	$(M6) validate topologies/*.yaml scenarios/*.yaml scenarios/comparisons/*.yaml scenarios/benchmarks/*.yaml
 
 draw: setup
 	@mkdir -p $(RESULTS)
@@ -78,3 +78,7 @@ report: setup
 
 compare: setup
 	$(M6) compare $(COMPARISON) $(TRIALS_ARG)
+
+# 500 failovers in one lab (about half an hour): resources after each, first and last 100 outages compared.
+soak: setup
+	$(M6) run scenarios/benchmarks/soak.yaml $(TRIALS_ARG)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from ipaddress import IPv6Address, IPv6Network
@@ -12,6 +13,7 @@ import pytest
 from multi6lab.controller.npt import Translator
 from multi6lab.controller.policy import SitePolicy, desired
 from multi6lab.lab.lifecycle import Lab
+from multi6lab.lab.resources import VSWITCHD_PID
 from multi6lab.topologies import loader
 from tests.integration.helpers import (
     PROBE,
@@ -230,6 +232,48 @@ def test_a_controller_killed_with_sigkill_leaves_the_switches_forwarding_then_re
     assert len(seqs) >= 3990, f"lost {4000 - len(seqs)} of 4000 probes across the kill and the restart"
     recon = events(lab, "rules_sent", t0, cause="reconcile")
     assert {e["dpid"] for e in recon} == {1, 2, 3} and all(e["stale"] == 0 for e in recon)
+
+
+def test_ovs_vswitchd_restarted_mid_run_loses_its_rules_and_the_controller_puts_them_back(lab: Lab) -> None:
+    """ovs-vswitchd ends (as in a crash: its flow tables go with it) and is started again, mid-stream. The
+    bridges come back from OVSDB with no rules; each reconnects, the controller reconciles every rule and
+    group, and the stream flows again. The machine's ovs-vswitchd is the one the project's set-up started."""
+    out = lab.workdir / "vswitchd.csv"
+    rcv = lab.popen("r", [*PROBE, "recv", "--port", "5995", "--duration", "14", "--out", str(out)])
+    lab.wait_bound("r", 5995)
+    before = udp_datagrams(lab, "r")
+    snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", "5995", "--rate", "1000", "--duration", "10",
+                           "--out", str(lab.workdir / "vswitchd-send.csv")])
+    wait_datagrams(lab, "r", before, 500)
+    old = int(VSWITCHD_PID.read_text())
+    t_restart = time.monotonic()
+    subprocess.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"], check=True, capture_output=True, timeout=30)
+    wait_until(lambda: not Path(f"/proc/{old}").exists(), 10, "the old ovs-vswitchd to exit")
+    subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "--no-ovsdb-server", "start", "--system-id=random"],
+                   check=True, capture_output=True, timeout=60)
+    wait_until(lambda: {1, 2, 3} <= lab.reconciled_since(t_restart), 30, "every switch to reconnect and be "
+               "reconciled")
+
+    def exits_alive() -> bool:  # heartbeats through both exits again: no path left dead since the restart
+        said = {e["exit"]: e["event"] for e in lab.events() if e["t"] >= t_restart
+                and e["event"] in ("path_dead", "path_alive")}
+        return "path_dead" not in said.values()
+
+    wait_until(exits_alive, 30, "heartbeats through both exits again")
+    back = time.monotonic()
+    snd.wait(15)
+    rcv.wait(15)
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    # Once everything is back (and 0.2 s for the reconcile's rules to land), the stream is whole again.
+    after = sorted(int(r[0]) for r in rows if float(r[1]) >= back + 0.2)
+    assert after and after[-1] - after[0] > 1000, "the restart took too long to leave a stream to check"
+    assert len(after) >= 0.99 * (after[-1] - after[0] + 1), f"{len(after)} of {after[-1] - after[0] + 1} after"
+    recon = events(lab, "rules_sent", t_restart, cause="reconcile")
+    assert {e["dpid"] for e in recon} == {1, 2, 3}
+    want = desired(lab.plan, {})
+    for sw in lab.plan.switches:
+        assert len(ovs_flows(sw.name)) == len(want.for_dpid(sw.dpid or 0).rules)
+    print(f"ovs-vswitchd restart: {10_000 - len(rows)} of 10000 probes lost, back after {back - t_restart:.2f} s")
 
 
 def test_malformed_packets_on_every_packet_in_path_leave_the_controller_working(lab: Lab) -> None:

@@ -51,12 +51,26 @@ faults:
     assert (out / "scenarios" / "nptv6-link-down.yaml").exists()  # the cell, to rerun alone
     page = (out / "comparison.html").read_text()
     assert "href='nptv6-link-down/report.html'" in page and (out / "nptv6-link-down" / "report.html").exists()
+    assert (out / "comparison-page.png").read_bytes()[:4] == b"\x89PNG"  # checked in Chromium, screenshot kept
+
+
+def test_make_soak_samples_resources_after_every_failover(tmp_path: Path) -> None:
+    r = make("soak", "TRIALS=4", results=tmp_path, timeout=300)
+    (out,) = (d for d in tmp_path.glob("soak-*") if not d.is_symlink())
+    v = json.loads((out / "summary.json").read_text())["resources"]
+    assert v["trials"] == 4 and v["window"] == 2 and set(v["outages"]) == {"outbound", "inbound"}
+    assert {"flows", "groups", "lab_processes", "netns", "controller_rss_kb", "ovs_rss_kb"} <= set(v["counters"])
+    assert v["counters"]["flows"]["first"] > 0 and v["counters"]["lab_processes"]["first"] > 0
+    rows = (out / "resources.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,flows,groups") and len(rows) == 5
+    assert "resources after each trial (resources.csv): 4 trials" in r.stdout
+    assert r.stdout.rstrip().splitlines()[-1] == f"report: {out / 'report.html'}"  # the report's path comes last
 
 
 def test_make_validate_draw_and_clean(tmp_path: Path) -> None:
     out = make("validate", results=tmp_path, timeout=120).stdout
     files = [*(ROOT / "topologies").glob("*.yaml"), *(ROOT / "scenarios").glob("*.yaml"),
-             *(ROOT / "scenarios" / "comparisons").glob("*.yaml")]
+             *(ROOT / "scenarios" / "comparisons").glob("*.yaml"), *(ROOT / "scenarios" / "benchmarks").glob("*.yaml")]
     assert all(f"ok: {f.relative_to(ROOT)}" in out for f in files), out
     make("draw", results=tmp_path, timeout=60)
     assert (tmp_path / "figure1.png").read_bytes()[:4] == b"\x89PNG"

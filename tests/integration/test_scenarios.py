@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from multi6lab.lab.runner import Runner
+from multi6lab.lab.runstate import records
 from multi6lab.scenarios import model
-from tests.integration.helpers import ROOT
+from multi6lab.topologies.plan import build
+from tests.integration.helpers import ROOT, leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +47,19 @@ def probe_gaps_from_pcaps(trial: Path) -> float:
     return max(b - a for a, b in itertools.pairwise(times)) * 1000
 
 
-def test_short_scenario_end_to_end(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One short nptv6 run (three trials), read by the tests below without changing it."""
+    tmp_path = tmp_path_factory.mktemp("short")
     f = tmp_path / "short.yaml"
     f.write_text(SCENARIO.format(topology=ROOT / "topologies" / "figure1.yaml"))
     out = tmp_path / "results" / "short-run"
-    summary = Runner(model.load(f), out, progress=lambda m: None).run()
+    return out, Runner(model.load(f), out, progress=lambda m: None).run()
 
+
+def test_short_scenario_end_to_end(short_run: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = short_run
+    tmp_path = out.parent.parent
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary
     assert {"scenario", "topology", "approach", "trigger", "trials", "metrics"} <= set(summary)
@@ -82,6 +97,32 @@ def test_short_scenario_end_to_end(tmp_path: Path) -> None:
     assert m["detection_ms"]["max"] < 600 and not m["detection_ms"].get("not_recovered")  # every trial, in the fault
 
 
+def test_the_run_report_opens_in_chromium_with_every_picture(short_run: tuple[Path, dict[str, Any]]) -> None:
+    """Issue 14: the report is checked in a real browser, and a screenshot is kept with the results."""
+    from multi6lab.results import browser
+
+    out, summary = short_run
+    try:
+        seen = browser.check(out / "report.html", out / "report.png")
+    except browser.BrowserUnavailable as exc:
+        pytest.skip(f"no browser to check the report in: {exc}")
+    assert seen.title.startswith("short") and not seen.broken
+    assert seen.images == 2  # the two timelines, both decoded
+    # The summary, the trials (a row each, plus the header) and the provenance.
+    assert seen.tables == 3 and seen.rows >= summary["trials"] + 1 + 10
+    shot = out / "report.png"
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+    width, height = struct.unpack(">II", shot.read_bytes()[16:24])
+    assert width == browser.WIDTH and height > 1500  # the whole page, not the first screen
+    # Each trial's row opens that trial's own plot, and the command-line check agrees.
+    for k in range(1, summary["trials"] + 1):
+        assert f"href='trial-{k:02d}/timeline.svg'" in (out / "report.html").read_text()
+        assert b"<svg" in (out / f"trial-{k:02d}" / "timeline.svg").read_bytes()[:400]
+    look = subprocess.run([str(Path(sys.executable).with_name("multi6lab")), "look", str(out), "--screenshot",
+                           str(out / "look.png")], capture_output=True, text=True, timeout=120)
+    assert look.returncode == 0 and "2 images, 3 tables" in look.stdout and (out / "look.png").exists(), look
+
+
 def test_routing_scenario_recovers_both_directions_and_dates_bgps_detection(tmp_path: Path) -> None:
     f = tmp_path / "routing.yaml"
     f.write_text(f"""
@@ -105,3 +146,45 @@ faults:
             m[direction]
     assert m["tcp_sessions"]["survived"] == m["tcp_sessions"]["total"] == 2
     assert (tmp_path / "out" / "frr" / "exa" / "bgpd.log").exists()
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``where``: a results disk that fills."""
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_results_disk_without_room_for_a_trial_is_one_sentence(tmp_path: Path) -> None:
+    f = tmp_path / "short.yaml"
+    f.write_text(SCENARIO.format(topology=ROOT / "topologies" / "figure1.yaml"))
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        r = subprocess.run([str(Path(sys.executable).with_name("multi6lab")), "run", str(f), "--out",
+                            str(disk / "run")], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r
+        assert r.stderr.startswith(f"multi6lab: the results disk is full: {disk / 'run'} has ") and \
+            "trial 1 needs about 20 MB" in r.stderr, r.stderr
+        assert not (disk / "run" / "summary.json").exists()
+
+
+def test_a_disk_that_fills_during_a_trial_stops_the_run_without_a_summary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probes' logs do not fit (the trial's free-space check is lowered to let the trial start): the run
+    stops with the reason, writes no summary, and leaves nothing running."""
+    from multi6lab.lab import runner
+    from multi6lab.lab.emulation import EnvError
+
+    monkeypatch.setattr(runner, "MIN_FREE_MB", 0)
+    f = tmp_path / "short.yaml"
+    f.write_text(SCENARIO.format(topology=ROOT / "topologies" / "figure1.yaml").replace("pcap: true", "pcap: false"))
+    with small_disk(tmp_path / "disk", "300k") as disk:
+        sc = model.load(f)
+        with pytest.raises((EnvError, OSError)) as err:
+            Runner(sc, disk / "run", progress=lambda m: None).run()
+        assert "No space left on device" in str(err.value) or "errno 28" in str(err.value).lower(), err.value
+        assert not (disk / "run" / "summary.json").exists() and not (disk / "run" / "report.html").exists()
+    assert leftovers(build(sc.effective), []) == [] and records() == []  # every process of the run ended

@@ -83,7 +83,8 @@ def test_every_shipped_schema_is_valid_and_resolves_its_refs(schema: str) -> Non
 
     jsonschema.Draft202012Validator.check_schema(json.loads((ROOT / schema).read_text()))
     files = {"topologies/schema.json": (ROOT / "topologies").glob("*.yaml"),
-             "scenarios/schema.json": (ROOT / "scenarios").glob("*.yaml"),
+             "scenarios/schema.json": [*(ROOT / "scenarios").glob("*.yaml"),
+                                       *(ROOT / "scenarios" / "benchmarks").glob("*.yaml")],
              "scenarios/comparisons/schema.json": (ROOT / "scenarios" / "comparisons").glob("*.yaml")}[schema]
     for f in files:
         assert list(validator(ROOT / schema).iter_errors(yaml.safe_load(f.read_text()))) == [], f

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
-from multi6lab.lab import provenance
+from multi6lab.lab import provenance, resources
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
-from multi6lab.results import analysis, capture, html, plots, report
+from multi6lab.results import analysis, capture, html, plots, report, soak
 from multi6lab.results.report import write_atomic
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
@@ -34,6 +35,7 @@ PROBE = [PY, "-m", "multi6lab.traffic.probe"]  # run in a node's namespace
 UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
 STARTUP_S = 1.0  # receivers listen this much longer than the trial, so late arrivals still count
 SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a late one starts at once
+MIN_FREE_MB = 20  # the least free space a trial starts with (its logs and plot take a few MB)
 
 
 class Runner:
@@ -85,6 +87,7 @@ class Runner:
     def trial(self, lab: Lab, k: int, compiled: list[Compiled]) -> tuple[analysis.Trial, dict[str, Any]]:
         sc, tr = self.sc, self.sc.traffic
         d = self.out / f"trial-{k:02d}"
+        self.check_space(d)
         d.mkdir(parents=True, exist_ok=True)
         lab.wait_steady(sc.settle_timeout_s)
         phase = sc.phase(k)  # the faults move at random against every periodic schedule (seeded)
@@ -133,6 +136,7 @@ class Runner:
                                        "--attempt-delay", str(tr.attempt_delay_ms / 1000),
                                        "--give-up", str(tr.give_up_s), "--seed", str(sc.seed * 1000 + k),
                                        "--out", str(d / "new-sessions.csv"), *common, *mp]))
+        checked = [*procs, new_server]  # what writes the trial's data (iperf3 is load, not data)
         if tr.iperf3_mbit:
             procs.append(lab.popen(r, ["iperf3", "-s", "-1", "-p", "5201"], stdout=subprocess.DEVNULL))
             procs.append(lab.popen(h, ["iperf3", "-c", r_addr, "-p", "5201", "-u", "-b", f"{tr.iperf3_mbit}M",
@@ -165,7 +169,28 @@ class Runner:
         for c in caps:
             c.terminate()
             c.wait(5)
+        for p in checked + caps:  # a probe that could not write its log (a full disk) leaves a trial half-read
+            if p.returncode and p.returncode > 0:
+                said = b"".join(f.read() for f in (p.stdout, p.stderr) if f is not None)
+                last = said.decode(errors="replace").strip().splitlines() or ["no output"]
+                argv = [str(a) for a in p.args] if isinstance(p.args, list) else str(p.args).split()
+                out = next((Path(argv[i + 1]).name for i, a in enumerate(argv[:-1]) if a in ("--out", "-w")), "?")
+                raise EnvError(f"trial {k}: the process writing {out} failed (exit {p.returncode}: {last[-1]}); "
+                               "the trial's data would be incomplete, so the run stops without a summary")
         return self.analyse(lab, k, d, compiled, t0, total, injected, offset)
+
+    def check_space(self, d: Path) -> None:
+        """Refuse to start a trial the results disk cannot hold: twice what the last trial wrote, at least
+        MIN_FREE_MB. A disk that fills anyway is caught when a probe cannot write (trial) or by the OSError."""
+        k = int(d.name.split("-")[1])
+        last = self.out / f"trial-{k - 1:02d}"
+        used = sum(f.stat().st_size for f in last.rglob("*") if f.is_file()) if last.is_dir() else 0
+        need = max(MIN_FREE_MB * 2**20, 2 * used)
+        free = shutil.disk_usage(self.out).free
+        if free < need:
+            raise EnvError(f"the results disk is full: {self.out} has {free / 2**20:.1f} MB free and trial {k} needs "
+                           f"about {need / 2**20:.0f} MB; free some space or run with --out elsewhere (no summary "
+                           "was written, so nothing of this run reads as a result)")
 
     def run_action(self, lab: Lab, a: Action, check: bool = True) -> None:
         if a.node is None:
@@ -260,7 +285,8 @@ class Runner:
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))
-            timeline[name] = {"t": [(t - t_fault) * 1000 for t in times], "restore_ms": (t_restore - t_fault) * 1000}
+            timeline[name] = {"t": [(t - t_fault) * 1000 for t in times], "restore_ms": (t_restore - t_fault) * 1000,
+                              "trial": k}
         (d / "injected.json").write_text(json.dumps(injected, indent=1))
         return trial, timeline
 
@@ -270,6 +296,7 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         trials: list[analysis.Trial] = []
         series: dict[str, list[dict[str, Any]]] = {"outbound": [], "inbound": []}
+        samples: list[dict[str, int]] = []
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         origin = provenance.collect(sc.seed)  # before the lab loads the machine
         with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say) as lab:
@@ -280,6 +307,9 @@ class Runner:
                 trial, tl = self.trial(lab, k, compiled)
                 lab.check_alive()  # a daemon that died in the trial makes its numbers meaningless
                 trials.append(trial)
+                samples.append(resources.sample(lab))  # after every trial: what a leak would grow
+                plots.trial_timeline(tl, f"{sc.name}, trial {k}: outbound {_fmt(trial.outbound)}, inbound "
+                                         f"{_fmt(trial.inbound)}", self.out / f"trial-{k:02d}" / "timeline.svg")
                 for name in series:
                     series[name].append(tl[name])
                 self.say(f"  outbound {_fmt(trial.outbound)}, inbound {_fmt(trial.inbound)}, detection "
@@ -292,12 +322,18 @@ class Runner:
             "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
             "command": f"multi6lab run {sc.source} --trials {len(trials)}",
             "metrics": analysis.aggregate(trials), "provenance": origin,
+            "resources": soak.verdict(samples, {"outbound": [t.outbound.outage_ms for t in trials],
+                                                "inbound": [t.inbound.outage_ms for t in trials]}),
         }
         with open(self.out / "trials.csv", "w", newline="") as f:
             rows = [t.row() for t in trials]
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
+        with open(self.out / "resources.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["trial", *samples[0]])
+            w.writeheader()
+            w.writerows({"trial": k, **r} for k, r in enumerate(samples, start=1))
         for name in series:
             m = summary["metrics"][name]["outage_ms"]
             stats = f"p50 {m['p50']:.1f} ms, p95 {m['p95']:.1f} ms" if m else "not recovered before restore"
