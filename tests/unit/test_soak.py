@@ -54,5 +54,7 @@ def test_a_short_run_compares_halves_and_says_when_intervals_are_missing() -> No
     v = soak.verdict(steady(10), {"outbound": outages(10, 10.0), "inbound": [None] * 10})
     assert v["window"] == 5 and v["outages"]["outbound"]["agree"] is None  # 5 trials: no p95 interval
     assert v["outages"]["inbound"]["first"] == {"p95": None, "p95_ci": [None, None], "n": 0}
-    assert "too few trials for intervals" in soak.describe(v)
+    text = soak.describe(v)
+    assert "outbound outage p95 first " in text and ", —]: too few trials for intervals" in text
+    assert "inbound outage p95 first —, last —: no outage values to compare" in text
     assert soak.verdict([], {}) == {"trials": 0, "flat": None, "outages": {}} and soak.describe({}) == "no trials"

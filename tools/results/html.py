@@ -19,7 +19,9 @@ STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:11
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}
 .note{color:#555;font-size:12px}code{background:#f6f6f6;padding:1px 3px}
-table.trials{width:100%}td.trials-last{text-align:left;font-size:12px;width:55%}"""
+table.trials{width:100%}table.trials td{width:1%;white-space:nowrap}
+table.trials td.trials-last{width:auto;white-space:normal;text-align:left;font-size:12px}
+table.trials th:last-child{text-align:left}"""
 
 
 def _num(x: Any) -> str:
@@ -123,7 +125,9 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
                              if f.startswith(folder) and f != plot)
             shown = f"<a href='{escape(plot)}'>timeline</a>" if plot in have else "—"
             rows.append([_cell(t.get(c)) for c in cols] + [shown, links])
-        parts.append("<h2>Trials</h2>" + _table([*cols, "plot", "files"], rows, "trials"))
+        head = ["trial", "outbound outage (ms)", "inbound outage (ms)", "detection (ms)", "TCP survived",
+                "new session (ms)", "plot", "files"]
+        parts.append("<h2>Trials</h2>" + _table(head, rows, "trials"))
     # The run's own files and folders (FRR's and Knot's logs among them); not the mapping keys, which are secrets.
     own = [f for f in have if not f.startswith(("trial-", "timeline-", "keys/")) and f not in ("report.html",
                                                                                                 "report.png")]

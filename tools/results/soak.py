@@ -84,6 +84,18 @@ def _compare(outages: Sequence[float | None], w: int) -> dict[str, Any]:
     return {"first": first, "last": last, "agree": agree}
 
 
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
+def _p95_text(w: Mapping[str, Any]) -> str:
+    """'10.4 ms [9.9, —]': the p95 of a window and its 95 % interval."""
+    if w["p95"] is None:
+        return "—"
+    lo, hi = w["p95_ci"]
+    return f"{w['p95']:.1f} ms [{_ms(lo)}, {_ms(hi)}]"
+
+
 def describe(v: Mapping[str, Any]) -> str:
     """One paragraph for the terminal and the README."""
     if not v.get("trials"):
@@ -94,7 +106,8 @@ def describe(v: Mapping[str, Any]) -> str:
     mem = [f"{k} {e['first']:g} -> {e['last']:g} kB ({e['growth_per_100_trials']:+g} kB/100 trials)"
            for k, e in c.items() if k in MEMORY]
     said = {True: "agree", False: "DISAGREE", None: "too few trials for intervals"}
-    out = [f"{d} outage p95 first {o['first']['p95']} ms {o['first']['p95_ci']}, last {o['last']['p95']} ms "
-           f"{o['last']['p95_ci']}: {said[o['agree']]}" for d, o in v["outages"].items()]
+    out = [f"{d} outage p95 first {_p95_text(o['first'])}, last {_p95_text(o['last'])}: "
+           + (said[o["agree"]] if o["first"]["n"] and o["last"]["n"] else "no outage values to compare")
+           for d, o in v["outages"].items()]
     return (f"{v['trials']} trials, first and last {v['window']} compared: " + ", ".join(parts + mem)
             + f"; {'flat' if v['flat'] else 'NOT flat: ' + ', '.join(v['grew'])}. " + "; ".join(out) + ".")
