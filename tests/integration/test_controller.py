@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -185,19 +186,27 @@ def test_a_spoofed_source_from_a_host_is_dropped_at_the_site(lab: Lab) -> None:
     assert nft_counter(lab, "ispb", "bcp38_ispb_eth1") == before_b  # never reached an ISP
 
 
+@contextlib.contextmanager
+def stream_to_r(lab: Lab, name: str, port: int, seconds: float, listen: float) -> Iterator[Path]:
+    """A 1 kHz UDP stream from h1 to R for ``seconds``, already under way (500 probes arrived) when the body
+    runs: what the body breaks happens mid-stream. On leaving, both ends have finished; yields R's log."""
+    out = lab.workdir / f"{name}.csv"
+    rcv = lab.popen("r", [*PROBE, "recv", "--port", str(port), "--duration", str(listen), "--out", str(out)])
+    lab.wait_bound("r", port)
+    before = udp_datagrams(lab, "r")
+    snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", str(port), "--rate", "1000", "--duration",
+                           str(seconds), "--out", str(lab.workdir / f"{name}-send.csv")])
+    wait_datagrams(lab, "r", before, 500)
+    yield out
+    snd.wait(listen + 5)
+    rcv.wait(listen + 5)
+
+
 def test_controller_restart_keeps_traffic_flowing_and_reconciles(lab: Lab) -> None:
     t0 = time.monotonic()
-    out = lab.workdir / "restart.csv"
-    rcv = lab.popen("r", [*PROBE, "recv", "--port", "5997", "--duration", "5", "--out", str(out)])
-    lab.wait_bound("r", 5997)
-    before = udp_datagrams(lab, "r")
-    snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", "5997", "--rate", "1000",
-                           "--duration", "4", "--out", str(lab.workdir / "restart-send.csv")])
-    wait_datagrams(lab, "r", before, 500)  # the point is a restart mid-stream
-    lab.restart_controller()
-    lab.wait_ready(since=t0)
-    snd.wait(10)
-    rcv.wait(10)
+    with stream_to_r(lab, "restart", 5997, seconds=4, listen=5) as out:
+        lab.restart_controller()
+        lab.wait_ready(since=t0)
     seqs = [int(line.split(",")[0]) for line in out.read_text().splitlines()[1:]]
     assert len(seqs) >= 3990, f"lost {4000 - len(seqs)} of 4000 packets across the restart"
     recon = events(lab, "rules_sent", t0, cause="reconcile")
@@ -211,23 +220,15 @@ def test_a_controller_killed_with_sigkill_leaves_the_switches_forwarding_then_re
     """OpenFlow fail-secure: with the controller gone, the switches keep the rules they hold. A new controller
     finds them and changes nothing (no stale entry, no duplicate); the probes count what was lost."""
     t0 = time.monotonic()
-    out = lab.workdir / "sigkill.csv"
-    rcv = lab.popen("r", [*PROBE, "recv", "--port", "5996", "--duration", "6", "--out", str(out)])
-    lab.wait_bound("r", 5996)
-    before = udp_datagrams(lab, "r")
-    snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", "5996", "--rate", "1000", "--duration", "4",
-                           "--out", str(lab.workdir / "sigkill-send.csv")])
-    wait_datagrams(lab, "r", before, 500)
-    (site,) = lab.controllers.values()  # figure 1 has one managed site
-    assert site.proc is not None
-    site.proc.kill()  # SIGKILL: no goodbye to the switches
-    site.proc.wait(5)
-    dead = udp_datagrams(lab, "r")
-    wait_datagrams(lab, "r", dead, 1000)  # a second of traffic with no controller at all
-    lab.restart_controller()
-    lab.wait_ready(since=t0)
-    snd.wait(10)
-    rcv.wait(10)
+    with stream_to_r(lab, "sigkill", 5996, seconds=4, listen=6) as out:
+        (site,) = lab.controllers.values()  # figure 1 has one managed site
+        assert site.proc is not None
+        site.proc.kill()  # SIGKILL: no goodbye to the switches
+        site.proc.wait(5)
+        dead = udp_datagrams(lab, "r")
+        wait_datagrams(lab, "r", dead, 1000)  # a second of traffic with no controller at all
+        lab.restart_controller()
+        lab.wait_ready(since=t0)
     seqs = {int(line.split(",")[0]) for line in out.read_text().splitlines()[1:]}
     assert len(seqs) >= 3990, f"lost {4000 - len(seqs)} of 4000 probes across the kill and the restart"
     recon = events(lab, "rules_sent", t0, cause="reconcile")
@@ -238,31 +239,23 @@ def test_ovs_vswitchd_restarted_mid_run_loses_its_rules_and_the_controller_puts_
     """ovs-vswitchd ends (as in a crash: its flow tables go with it) and is started again, mid-stream. The
     bridges come back from OVSDB with no rules; each reconnects, the controller reconciles every rule and
     group, and the stream flows again. The machine's ovs-vswitchd is the one the project's set-up started."""
-    out = lab.workdir / "vswitchd.csv"
-    rcv = lab.popen("r", [*PROBE, "recv", "--port", "5995", "--duration", "14", "--out", str(out)])
-    lab.wait_bound("r", 5995)
-    before = udp_datagrams(lab, "r")
-    snd = lab.popen("h1", [*PROBE, "send", "--dst", R, "--port", "5995", "--rate", "1000", "--duration", "10",
-                           "--out", str(lab.workdir / "vswitchd-send.csv")])
-    wait_datagrams(lab, "r", before, 500)
-    old = int(VSWITCHD_PID.read_text())
-    t_restart = time.monotonic()
-    subprocess.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"], check=True, capture_output=True, timeout=30)
-    wait_until(lambda: not Path(f"/proc/{old}").exists(), 10, "the old ovs-vswitchd to exit")
-    subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "--no-ovsdb-server", "start", "--system-id=random"],
-                   check=True, capture_output=True, timeout=60)
-    wait_until(lambda: {1, 2, 3} <= lab.reconciled_since(t_restart), 30, "every switch to reconnect and be "
-               "reconciled")
+    with stream_to_r(lab, "vswitchd", 5995, seconds=10, listen=14) as out:
+        old = int(VSWITCHD_PID.read_text())
+        t_restart = time.monotonic()
+        subprocess.run(["ovs-appctl", "-t", "ovs-vswitchd", "exit"], check=True, capture_output=True, timeout=30)
+        wait_until(lambda: not Path(f"/proc/{old}").exists(), 10, "the old ovs-vswitchd to exit")
+        subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "--no-ovsdb-server", "start",
+                        "--system-id=random"], check=True, capture_output=True, timeout=60)
+        wait_until(lambda: {1, 2, 3} <= lab.reconciled_since(t_restart), 30, "every switch to reconnect and be "
+                   "reconciled")
 
-    def exits_alive() -> bool:  # heartbeats through both exits again: no path left dead since the restart
-        said = {e["exit"]: e["event"] for e in lab.events() if e["t"] >= t_restart
-                and e["event"] in ("path_dead", "path_alive")}
-        return "path_dead" not in said.values()
+        def exits_alive() -> bool:  # heartbeats through both exits again: no path left dead since the restart
+            said = {e["exit"]: e["event"] for e in lab.events() if e["t"] >= t_restart
+                    and e["event"] in ("path_dead", "path_alive")}
+            return "path_dead" not in said.values()
 
-    wait_until(exits_alive, 30, "heartbeats through both exits again")
-    back = time.monotonic()
-    snd.wait(15)
-    rcv.wait(15)
+        wait_until(exits_alive, 30, "heartbeats through both exits again")
+        back = time.monotonic()
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
     # Once everything is back (and 0.2 s for the reconcile's rules to land), the stream is whole again.
     after = sorted(int(r[0]) for r in rows if float(r[1]) >= back + 0.2)
