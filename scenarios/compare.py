@@ -31,6 +31,8 @@ from multi6lab.topologies.yamlsrc import InputError, PathKey, Source
 from multi6lab.vocabulary import FaultKind
 
 ROW_KEYS = ("approach", "triggers", "heartbeat", "bgp", "site", "host", "remote", "topology")
+NO_FAULT = "no fault"  # the column 'baseline_trials' adds: each row's instrument reading with nothing broken
+BASELINE = {"kind": "baseline", "at": 0.0, "duration": 1.0}
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,12 @@ def from_source(src: Source, trials: int | None = None) -> list[Cell]:
                 problems.append(src.problem(("rows", i, "topology"), f"topology {row['topology']} does not load: "
                                             f"{first.message} ({first.file}:{first.line})"))
                 continue
-        for fname, fault in d["faults"].items():
+        faults = [(fname, fault, trials) for fname, fault in d["faults"].items()]
+        if "baseline_trials" in d:  # every row's own zero: what its outage reads when nothing breaks
+            faults.insert(0, (NO_FAULT, BASELINE, trials or d["baseline_trials"]))
+        for fname, fault, n in faults:
             try:
-                out.append(_cell(src, path, i, row, fname, fault, topologies, trials))
+                out.append(_cell(src, path, i, row, fname, fault, topologies, n))
             except InputError as exc:
                 problems += exc.problems
     if problems:
@@ -137,7 +142,7 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
                 return ("rows", i, "duration")
             if rest[:1] == ("exit",):
                 return ("rows", i, "site")
-            return ("faults", fname, *rest)
+            return ("faults", fname, *rest) if fname != NO_FAULT else ("baseline_trials",)
         if head in ("trials", "record_s") and head in d:
             return (head,)
         if head in ROW_KEYS or head == "name":

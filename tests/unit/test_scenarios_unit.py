@@ -168,7 +168,12 @@ def test_comparison_file_expands_to_valid_scenarios() -> None:
     from multi6lab.scenarios import compare
 
     cells = compare.load(COMPARISON, trials=3)
-    assert len(cells) == 24 and {c.scenario.trials for c in cells} == {3}
+    assert len(cells) == 32 and {c.scenario.trials for c in cells} == {3}
+    # Every row has its 'no fault' cell: nothing broken, its own trial count unless --trials says otherwise.
+    quiet = [c for c in cells if c.fault == compare.NO_FAULT]
+    assert len(quiet) == 8 and all(c.scenario.faults[0].kind == "baseline" for c in quiet)
+    assert {c.scenario.trials for c in compare.load(COMPARISON) if c.fault == compare.NO_FAULT} == {20}
+    assert {c.scenario.trials for c in compare.load(COMPARISON) if c.fault != compare.NO_FAULT} == {72}
     idloc = next(c for c in cells if c.row.startswith("id-loc") and c.fault == "link down")
     assert idloc.scenario.faults == (LinkDown(at=0.0, duration=1.0, exit="s1ea", end="isp"),)
     assert idloc.scenario.remote == "h2"
@@ -181,7 +186,7 @@ def test_comparison_file_expands_to_valid_scenarios() -> None:
     assert slow.scenario.faults[0] == Blackhole(at=0.0, duration=5.0, exit="exa", direction="both")
     assert slow.scenario.record_s == 6.0
     assert slow.scenario.effective.site("site").bgp == Bgp(keepalive_s=1, hold_s=3)
-    assert len({c.slug for c in cells}) == 24
+    assert len({c.slug for c in cells}) == 32
 
 
 def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
@@ -195,14 +200,16 @@ def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "where"), [
     # A problem in a cell is reported where the comparison file says it, never at a generated file.
     (("site: site, host: h1, remote: r}", "site: nowhere, host: h1, remote: r}"),
-     r"approaches.yaml:9:99: rows\[0\]\.site: no site 'nowhere'"),
+     r"approaches.yaml:12:99: rows\[0\]\.site: no site 'nowhere'"),
     (("direction: inbound, at: 0.0", "direction: sideways, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.direction: 'sideways' is not one of"),
     (("direction: inbound, at: 0.0", "end: isp, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.end: 'end' does not apply to a blackhole fault"),
     (("{approach: mptcp, triggers: [link, heartbeat]", "{approach: mptcp, triggers: [routing]"),
-     r"approaches.yaml:11:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
+     r"approaches.yaml:14:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
     (("trials: 72", "trials: many"), r"approaches.yaml:6:9: trials: 'many' is not of type 'integer'"),
+    (("baseline_trials: 20", "baseline_trials: 0"),
+     r"approaches.yaml:9:18: baseline_trials: 0 is less than the minimum of 1"),
     (("{name: routing-bgp-1-3,", "{name: routing-bgp-default,"),
      r"approaches.yaml:\d+:\d+: rows\[5\]\.name: rows\[4\] is already named 'routing-bgp-default'"),
 ])
@@ -260,6 +267,14 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
     assert "capture disagrees: out up to 3.5 ms in 1 trials" in comparison.markdown(["nptv6 × link"], ["link down"],
                                                                                     cells)
     assert comparison.as_json(["nptv6 × link"], ["link down"], cells)["cells"][0]["fault"] == "link down"
+    # A baseline cell says how finely its row can be read: the probes' inter-arrival p99.9, both directions.
+    quiet = summ(0.0, 2)
+    quiet["fault"] = "baseline (nothing broken)"
+    quiet["metrics"]["outbound"]["interarrival_p999_ms"] = {"p50": 1.24, "p95": 1.91}  # type: ignore[index]
+    quiet["metrics"]["inbound"]["interarrival_p999_ms"] = {"p50": 1.5, "p95": 2.26}  # type: ignore[index]
+    md = comparison.markdown(["nptv6 × link"], ["no fault"], {("nptv6 × link", "no fault"): quiet})
+    assert "resolution (inter-arrival p99.9 p50 / p95 ms): out 1.2 / 1.9, in 1.5 / 2.3" in md
+    assert "resolution" not in comparison.cell_text(cells[("nptv6 × link", "link down")])
     comparison.chart(["nptv6 × link", "id-loc × link"], ["link down"], cells, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -87,7 +87,7 @@ class Runner:
     def trial(self, lab: Lab, k: int, compiled: list[Compiled]) -> tuple[analysis.Trial, dict[str, Any]]:
         sc, tr = self.sc, self.sc.traffic
         d = self.out / f"trial-{k:02d}"
-        self.check_space(d)
+        self.check_space(k)
         d.mkdir(parents=True, exist_ok=True)
         lab.wait_steady(sc.settle_timeout_s)
         phase = sc.phase(k)  # the faults move at random against every periodic schedule (seeded)
@@ -179,10 +179,9 @@ class Runner:
                                "the trial's data would be incomplete, so the run stops without a summary")
         return self.analyse(lab, k, d, compiled, t0, total, injected, offset)
 
-    def check_space(self, d: Path) -> None:
-        """Refuse to start a trial the results disk cannot hold: twice what the last trial wrote, at least
-        MIN_FREE_MB. A disk that fills anyway is caught when a probe cannot write (trial) or by the OSError."""
-        k = int(d.name.split("-")[1])
+    def check_space(self, k: int) -> None:
+        """Refuse to start trial ``k`` when the results disk cannot hold it: twice what the last trial wrote, at
+        least MIN_FREE_MB. A disk that fills anyway is caught when a probe cannot write (trial) or by the OSError."""
         last = self.out / f"trial-{k - 1:02d}"
         used = sum(f.stat().st_size for f in last.rglob("*") if f.is_file()) if last.is_dir() else 0
         need = max(MIN_FREE_MB * 2**20, 2 * used)

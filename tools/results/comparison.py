@@ -50,6 +50,9 @@ def cell_text(s: dict[str, Any]) -> str:
     if flagged:  # the probes and an independent capture read this cell differently: say so in the cell
         parts.append("capture disagrees: " + ", ".join(f"{d} up to {c['max']} ms in {c['flagged']} trials"
                                                        for d, c in flagged.items()))
+    if str(s.get("fault", "")).startswith("baseline"):  # nothing broke: this row's resolution
+        res = [f"{short[d]} {r['p50']:.1f} / {r['p95']:.1f}" for d in short if (r := m[d].get("interarrival_p999_ms"))]
+        parts.append("resolution (inter-arrival p99.9 p50 / p95 ms): " + ", ".join(res or ["—"]))
     for d, steps in (m.get("steps") or {}).items():
         parts.append(f"{short[d]} repair "
                      + " + ".join("—" if steps[k] is None else f"{steps[k]['p50']:.0f}"
@@ -69,7 +72,9 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
                  "recovered within X s': the direction came back only when the fault was restored, X s after it "
                  "began. [p95 a–b]: its 95 % interval; [p95 ≥ a]: too few trials to bound it from above. "
                  "(k n/r): trials without a value. id-loc: each direction's repair by its edge, p50 of "
-                 "detection + decision + rule installation ('—': that edge had nothing to repair).")
+                 "detection + decision + rule installation ('—': that edge had nothing to repair). 'no fault': "
+                 "nothing broken, so every outage must read 0; its probes' inter-arrival p99.9 is the resolution "
+                 "the row's other cells can be read to.")
     return "\n".join(lines) + "\n"
 
 
