@@ -18,6 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Hashable
+from ipaddress import ip_network
 from typing import Any
 
 from multi6lab.controller import packets
@@ -27,12 +28,14 @@ from multi6lab.controller.compat import (
     BaseApp,
     event,
     hub,
+    masked_set_field,
     ofp_event,
     ofproto_v1_3,
     set_ev_cls,
 )
 from multi6lab.controller.liveness import Liveness
 from multi6lab.controller.mapclient import MappingClient
+from multi6lab.controller.neighbours import Resolver
 from multi6lab.controller.pairs import Edge, Message, edge_of
 from multi6lab.controller.policy import (
     COOKIE,
@@ -45,6 +48,7 @@ from multi6lab.controller.policy import (
     Rule,
     RuleSet,
     SetField,
+    SetPrefix,
     SitePolicy,
     ToController,
     ToGroup,
@@ -98,6 +102,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                     if sp.site.name != name and sp.site.name in knot.mapped_sites(self.plan):
                         for h in sp.hosts:
                             client.want(h.addresses["identity"], time.monotonic())
+        # The router's neighbour discovery, for translated addresses the plan does not list.
+        self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
+                          for name, pol in self.sites.items() if pol.translators}
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
         # What each exit's packets carry as source: its hosts' locators through it (icmp trigger's check).
         self.exit_sources = {e.name: {pol.locator(h, e.name) for h in pol.plan.hosts}
@@ -239,12 +246,14 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         pairs = {k: v for edge in self.edges.values() for k, v in edge.active().items()}
         records = {(site, far): r for site, edge in self.edges.items() for far, r in edge.records.items()}
         usable, avoid = self.liveness.usable(), self.liveness.avoided(time.monotonic())
+        learned = {site: dict(r.learned) for site, r in self.resolvers.items()}
         key = (frozenset(usable.items()), frozenset(pairs.items()),
-               frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()))
+               frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()),
+               frozenset((k, frozenset(v.items())) for k, v in learned.items()))
         if key not in self.policies:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
-            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records)
+            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records, learned)
         return self.policies[key]
 
     def _barrier(self, dp: Any, cause: str, n: int, push: int = 0, **extra: Any) -> None:
@@ -288,6 +297,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 out.append(p.OFPActionOutput(OFPP_CONTROLLER, o.OFPCML_NO_BUFFER))
             elif isinstance(a, SetField):
                 out.append(p.OFPActionSetField(**{a.field: a.value}))
+            elif isinstance(a, SetPrefix):  # Open vSwitch's masked set-field (NXAST_REG_LOAD2)
+                net = ip_network(a.prefix)
+                out.append(masked_set_field(p, a.field, str(net.network_address), str(net.netmask)))
             elif isinstance(a, DecTtl):
                 out.append(p.OFPActionDecNwTtl())
             elif isinstance(a, ToGroup):
@@ -365,6 +377,10 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._answer_ns(dp, sp, role, in_port, pkt)
         elif pkt.kind == "rs" and role == "fabric":
             self._send_ra(dp, sp, in_port)
+        elif pkt.kind == "na" and role == "fabric":
+            self._neighbour_advert(dp, sp, in_port, pkt)
+        elif pkt.kind == "ipv6" and role == "fabric" and any(in_port == e.fabric_port for e in sp.exits):
+            self._resolve(dp, sp, pkt, msg.data)
         elif pkt.kind == "ipv6" and role == "fabric":
             self._stale_source(dp, sp, in_port, pkt, msg.data)
         else:
@@ -449,6 +465,39 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             return
         dst = pkt.src if pkt.src is not None and not pkt.src.is_unspecified else packets.ALL_NODES
         self._packet_out(dp, in_port, packets.neighbor_advert(mac, pkt.target, pkt.eth_src, dst))
+
+    def _resolve(self, dp: Any, sp: Any, pkt: packets.Parsed, data: bytes) -> None:
+        """A translated packet for an address the fabric cannot deliver: hold it and ask the hosts who has it."""
+        resolver = self.resolvers.get(sp.site.name)
+        if resolver is None or pkt.dst is None:
+            self.counters["dropped_packet_in"] += 1
+            return
+        now = time.monotonic()
+        with self.lock:
+            for addr in resolver.expire(now):
+                self.log(Event.NEIGHBOUR_FAILED, site=sp.site.name, address=str(addr))
+            if not resolver.miss(pkt.dst, data, now):
+                return
+        for h in sp.hosts:
+            self._packet_out(dp, h.port, packets.neighbor_solicit(sp.gateway_mac, GATEWAY_LL, pkt.dst))
+        self.log(Event.NEIGHBOUR_SOLICIT, site=sp.site.name, address=str(pkt.dst))
+
+    def _neighbour_advert(self, dp: Any, sp: Any, in_port: int, pkt: packets.Parsed) -> None:
+        """A host answered the router's solicitation: deliver to it from now on, and send what was held."""
+        resolver = self.resolvers.get(sp.site.name)
+        if resolver is None or pkt.target is None or pkt.hop_limit != 255:  # RFC 4861 7.1.2: on-link only
+            self.counters["dropped_packet_in"] += 1
+            return
+        with self.lock:
+            held = resolver.advert(pkt.target, pkt.eth_src, in_port)
+            if held is None:
+                self.counters["unsolicited_na"] += 1
+                return
+            self._push("neighbour")
+        self.log(Event.NEIGHBOUR_LEARNED, site=sp.site.name, address=str(pkt.target), mac=pkt.eth_src, port=in_port,
+                 held=len(held))
+        for data in held:
+            self._packet_out(dp, in_port, packets.readdressed(data, sp.gateway_mac, pkt.eth_src))
 
     def _stale_source(self, dp: Any, sp: Any, in_port: int, pkt: packets.Parsed, data: bytes) -> None:
         """source-routing: a packet from a prefix whose path is dead gets ICMPv6 1/5 (RFC 8678 section 5.3)."""

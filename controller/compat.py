@@ -30,6 +30,23 @@ except ImportError:  # classic Ryu, where it still installs
 BaseApp: Any = app_manager.RyuApp if FRAMEWORK == "ryu" else app_manager.OSKenApp
 
 
+def masked_set_field(parser: Any, field: str, value: str, mask: str) -> Any:
+    """Open vSwitch's masked set-field for OpenFlow 1.3 (NXAST_REG_LOAD2; ``set_field:value/mask->field``).
+
+    The framework's own NXActionRegLoad2 pads its OXM as if it never exceeded 14 bytes: an IPv6 value with its
+    mask is 36, and the action would go out shorter than the length it declares. Both frameworks share that
+    code, so the padding is mended here: the action's 10-byte header plus the OXM, rounded up to 8 bytes."""
+
+    class RegLoad2(parser.NXActionRegLoad2):  # type: ignore[misc, name-defined]
+        def serialize_body(self) -> bytearray:
+            data = bytearray()
+            n, v, m = ofproto_v1_3.oxm_from_user(self.dst, (self.value, self.mask))
+            length = ofproto_v1_3.oxm_serialize(n, v, m, data, 0)
+            return data + bytes(-(10 + length) % 8)
+
+    return RegLoad2(dst=field, value=value, mask=mask)
+
+
 def run(app_module: str, listen_host: str, listen_port: int) -> None:
     """Start the framework's OpenFlow listener with ``app_module`` (what osken-manager used to do)."""
     cfg.CONF(args=["--ofp-listen-host", listen_host, "--ofp-tcp-listen-port", str(listen_port)],
@@ -37,5 +54,5 @@ def run(app_module: str, listen_host: str, listen_port: int) -> None:
     app_manager.AppManager.run_apps([app_module])
 
 
-__all__ = ["CONFIG_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "BaseApp", "event", "hub", "ofp_event",
-           "ofproto_v1_3", "run", "set_ev_cls"]
+__all__ = ["CONFIG_DISPATCHER", "FRAMEWORK", "MAIN_DISPATCHER", "BaseApp", "event", "hub", "masked_set_field",
+           "ofp_event", "ofproto_v1_3", "run", "set_ev_cls"]

@@ -41,14 +41,15 @@ _UDP_AT = 14 + 40
 
 @dataclass(frozen=True)
 class Parsed:
-    """What the controller needs from a packet-in; ``kind`` is one of ns, rs, echo_reply, ipv6, other."""
+    """What the controller needs from a packet-in; ``kind`` is one of ns, na, rs, echo_reply, ipv6, other."""
 
     kind: str
     eth_src: str = ""
     eth_dst: str = ""
     src: IPv6Address | None = None
     dst: IPv6Address | None = None
-    target: IPv6Address | None = None  # NS target
+    target: IPv6Address | None = None  # NS or NA target
+    hop_limit: int = 0
     ident: int = 0  # echo id
     seq: int = 0  # echo sequence
 
@@ -82,13 +83,14 @@ def parse(data: bytes) -> Parsed:
         src, dst = IPv6Address(ip.src), IPv6Address(ip.dst)
     except ValueError:
         return Parsed("other", pkt.src, pkt.dst)
-    base = {"eth_src": pkt.src, "eth_dst": pkt.dst, "src": src, "dst": dst}
-    ns = pkt.getlayer(ICMPv6ND_NS)
-    if ns is not None:
-        try:
-            return Parsed("ns", target=IPv6Address(ns.tgt), **base)
-        except ValueError:
-            return Parsed("other", pkt.src, pkt.dst)
+    base = {"eth_src": pkt.src, "eth_dst": pkt.dst, "src": src, "dst": dst, "hop_limit": int(ip.hlim)}
+    for kind, layer in (("ns", ICMPv6ND_NS), ("na", ICMPv6ND_NA)):
+        nd = pkt.getlayer(layer)
+        if nd is not None:
+            try:
+                return Parsed(kind, target=IPv6Address(nd.tgt), **base)
+            except ValueError:
+                return Parsed("other", pkt.src, pkt.dst)
     if pkt.haslayer(ICMPv6ND_RS):
         return Parsed("rs", **base)
     echo = pkt.getlayer(ICMPv6EchoReply)
@@ -101,6 +103,15 @@ def neighbor_advert(src_mac: str, target: IPv6Address, dst_mac: str, dst: IPv6Ad
     """A solicited NA for ``target`` owned by ``src_mac`` (R flag for routers, O flag to override caches)."""
     pkt = (Ether(src=src_mac, dst=dst_mac) / IPv6(src=str(target), dst=str(dst), hlim=255)
            / ICMPv6ND_NA(tgt=str(target), R=int(router), S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr=src_mac))
+    return bytes(pkt)
+
+
+def neighbor_solicit(src_mac: str, src: IPv6Address, target: IPv6Address) -> bytes:
+    """A multicast NS for ``target`` from the site router (to its solicited-node group, RFC 4861 7.2.2)."""
+    group = IPv6Address(int(IPv6Address("ff02::1:ff00:0")) | (int(target) & 0xFFFFFF))
+    mac = "33:33:" + ":".join(f"{b:02x}" for b in group.packed[-4:])
+    pkt = (Ether(src=src_mac, dst=mac) / IPv6(src=str(src), dst=str(group), hlim=255)
+           / ICMPv6ND_NS(tgt=str(target)) / ICMPv6NDOptSrcLLAddr(lladdr=src_mac))
     return bytes(pkt)
 
 
@@ -197,6 +208,11 @@ def read_pair_message(data: bytes) -> PairMessage | None:
     at += 4 * n_reports
     down = tuple(IPv6Address(u.payload[at + 16 * i: at + 16 * (i + 1)]) for i in range(n_down))
     return PairMessage(u.src, u.dst, nonce, bool(flags & 1), reports, down, heard)
+
+
+def readdressed(frame: bytes, src_mac: str, dst_mac: str) -> bytes:
+    """``frame`` with new Ethernet addresses (a held packet, now that its next hop is known)."""
+    return _mac(dst_mac) + _mac(src_mac) + frame[12:]
 
 
 def _mac(text: str) -> bytes:

@@ -13,7 +13,10 @@ and (nptv6) translate prefixes (RFC 6296). Approaches:
 * ``nptv6`` (RFC 6296): hosts use identity addresses; the fabric sends them to the preferred live exit (or a
   select group across live exits, ``load-share``); each exit has a fast-failover group per host whose first
   bucket rewrites to that exit's locator and whose next buckets hand the packet back to the fabric, marked
-  for another exit, so the data plane moves traffic before the controller hears of a link failure.
+  for another exit, so the data plane moves traffic before the controller hears of a link failure. Beneath
+  the plan's hosts, every identity /64 is translated whole (a masked rewrite of the prefix: RFC 6296's
+  adjustment sits in the subnet word for a /48), so any address in the site's subnets leaves and comes back;
+  the fabric delivers those by the neighbours the controller resolves (:mod:`multi6lab.controller.neighbours`).
 * ``id-loc`` (RFC 4177 5.4, 6): as nptv6 toward ordinary remotes; between two id-loc sites both edges also
   map the *remote* identity to the locator of the far exit of the active locator pair, outbound, and map
   both locators back to identities inbound, so hosts only ever see identities and sessions survive a pair
@@ -28,6 +31,7 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from multi6lab.controller.mapping import MappingService, Record
+from multi6lab.controller.neighbours import Neighbour
 from multi6lab.controller.npt import Translator
 from multi6lab.controller.packets import PAIR_PORT
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
@@ -42,6 +46,7 @@ ICMP6_DEST_UNREACH = 1
 ICMP6_ECHO_REPLY = 129
 ICMP6_RS = 133
 ICMP6_NS = 135
+ICMP6_NA = 136
 OFPP_IN_PORT = 0xFFFFFFF8
 OFPP_CONTROLLER = 0xFFFFFFFD
 MCAST = ("33:33:00:00:00:00", "ff:ff:00:00:00:00")
@@ -53,10 +58,14 @@ P_ANTISPOOF = 950  # packets from outside claiming a site source
 P_MCAST = 900
 P_HANDOFF_IDLOC = 860
 P_HANDOFF = 850  # a packet an exit handed back to the fabric for another exit
+P_HANDOFF_SUBNET = 840  # the same for an address the plan does not list (the whole /64)
 P_IDLOC = 750  # identity-to-identity between id-loc sites: more specific than the nptv6 rules
 P_AVOID = 720  # icmp trigger: a destination an ISP said it cannot reach, steered to another exit
 P_ICMP_ERROR = 710  # icmp trigger: an ISP's ICMPv6 unreachable, copied to the controller and delivered
 P_FORWARD = 700
+P_NEIGHBOUR = 680  # fabric: delivery of a translated address the plan does not list, once resolved
+P_SUBNET = 650  # nptv6 translation of a whole identity /64, beneath the plan's hosts
+P_RESOLVE = 600  # fabric: a translated packet for an address nobody resolved yet, to the controller
 P_DROP = 0  # table-miss: drop, counted in flow stats
 
 Value = Any
@@ -84,6 +93,14 @@ class ToController(Action):
 class SetField(Action):
     field: str  # os-ken's OFPMatch field name: eth_src, eth_dst, ipv6_src, ipv6_dst
     value: str
+
+
+@dataclass(frozen=True)
+class SetPrefix(Action):
+    """Rewrite the leading bits of an address to ``prefix``, keeping the rest (a masked set-field)."""
+
+    field: str  # ipv6_src or ipv6_dst
+    prefix: str  # "2001:db8:1::/64"
 
 
 @dataclass(frozen=True)
@@ -218,6 +235,15 @@ class SitePolicy:
             return self.translators[exit_name].to_outside(host.addresses["identity"])
         return host.addresses[exit_name]
 
+    def subnets(self) -> list[IPv6Network]:
+        """The identity /64s the site router advertises (nptv6, id-loc), subnet 0 first."""
+        return [p for k, p in self.plan.prefixes.items() if k.startswith("identity")] if self.translators else []
+
+    def locator_subnet(self, subnet: IPv6Network, exit_name: str) -> IPv6Network:
+        """The /64 that identity /64 ``subnet`` becomes through ``exit_name`` (RFC 6296 with a /48 or shorter
+        prefix adjusts only the subnet word, so the whole /64 maps to one /64)."""
+        return IPv6Network((self.translators[exit_name].to_outside(subnet.network_address), 64))
+
     def owns_source(self, addr: IPv6Address) -> bool:
         return any(addr == a for h in self.plan.hosts for a in h.addresses.values())
 
@@ -232,17 +258,27 @@ def group_id(host_index: int, exit_index: int) -> int:
     return (host_index + 1) * 256 + exit_index + 1
 
 
+def subnet_group_id(subnet_index: int, exit_index: int) -> int:
+    """Above every host's group (hosts < 127), below id-loc's (0x10000 on)."""
+    return 0x8000 + subnet_index * 16 + exit_index + 1
+
+
 Pairs = Mapping[tuple[str, str], tuple[str, str]]
+
+
+Neighbours = Mapping[str, Mapping[IPv6Address, Neighbour]]
 
 
 def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None,
-            records: Mapping[tuple[str, str], Record] | None = None) -> RuleSet:
+            records: Mapping[tuple[str, str], Record] | None = None,
+            neighbours: Neighbours | None = None) -> RuleSet:
     """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
     (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
-    preferred), which destinations the icmp trigger says to keep away from which exit, and what each id-loc
+    preferred), which destinations the icmp trigger says to keep away from which exit, what each id-loc
     site learned from the mapping service about the others (``records``, by (site, far site); default: the
-    registry's full contents). Traffic toward a far site with no record yet has no rule and is dropped."""
+    registry's full contents), and which addresses beyond the plan's each site's controller resolved
+    (``neighbours``, by site). Traffic toward a far site with no record yet has no rule and is dropped."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC}
@@ -267,7 +303,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             continue  # BGP runs a routing site's exits, and its fabric is a plain learning switch
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
-        rules |= set(_fabric_rules(pol, live))
+        rules |= set(_fabric_rules(pol, live, (neighbours or {}).get(sp.site.name, {})))
         rules |= set(_avoid_rules(pol, live, avoid or {}))
         for e in sp.exits:
             r, g = _exit_rules(pol, e)
@@ -279,7 +315,7 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
     return RuleSet(frozenset(rules), frozenset(groups))
 
 
-def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
+def _fabric_rules(pol: SitePolicy, live: list[ExitPlan], learned: Mapping[IPv6Address, Neighbour]) -> Iterable[Rule]:
     sp = pol.plan
     f = sp.fabric_dpid
     gw = sp.gateway_mac
@@ -298,6 +334,8 @@ def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
             if src is not dst:
                 yield Rule(f, P_HANDOFF, match(in_port=src.fabric_port, eth_dst=dst.mac),
                            (Output(dst.fabric_port),))
+    if pol.translators:
+        yield from _router_rules(pol, learned)
     for h in sp.hosts:
         if pol.translators:
             if not live:
@@ -306,11 +344,27 @@ def _fabric_rules(pol: SitePolicy, live: list[ExitPlan]) -> Iterable[Rule]:
                 act: tuple[Action, ...] = (ToGroup(1),)
             else:
                 act = (Output(live[0].fabric_port),)
-            yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses["identity"])), act)
+            for s in pol.subnets():  # any address of the site's subnets: the exits translate the whole /64
+                yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=net(s)), act)
         else:
             for e in sp.exits:
                 act = (Output(e.fabric_port),) if e in live else (TO_CONTROLLER,)
                 yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=str(h.addresses[e.name])), act)
+
+
+def _router_rules(pol: SitePolicy, learned: Mapping[IPv6Address, Neighbour]) -> Iterable[Rule]:
+    """The fabric as the router behind the translators: packets the exits translated for an address the plan
+    does not list are delivered to the neighbour that owns it, or go to the controller to resolve it; the
+    hosts' answers to its solicitations go to the controller too."""
+    sp = pol.plan
+    f, gw = sp.fabric_dpid, sp.gateway_mac
+    yield Rule(f, P_CONTROL, icmp6(ICMP6_NA, eth_dst=gw), (TO_CONTROLLER,))
+    for e in sp.exits:
+        yield Rule(f, P_RESOLVE, ipv6(in_port=e.fabric_port, eth_dst=gw), (TO_CONTROLLER,))
+    known = {a: Neighbour(h.mac, h.port) for h in sp.hosts for a in h.addresses.values()}
+    for addr, n in sorted({**known, **learned}.items()):
+        yield Rule(f, P_NEIGHBOUR, ipv6(eth_dst=gw, ipv6_dst=str(addr)),
+                   (SetField("eth_src", gw), SetField("eth_dst", n.mac), Output(n.port)))
 
 
 def _avoid_rules(pol: SitePolicy, live: list[ExitPlan], avoid: Mapping[str, set[str]]) -> Iterable[Rule]:
@@ -379,6 +433,35 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         if Trigger.ICMP in sp.site.triggers and pol.translators:
             rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
                               (TO_CONTROLLER, *inbound)))
+    r, g = _subnet_rules(pol, e, out)
+    return rules + r, groups + g
+
+
+def _subnet_rules(pol: SitePolicy, e: ExitPlan, out: list[Action]) -> tuple[list[Rule], list[Group]]:
+    """RFC 6296 proper: each identity /64 to and from its locator /64 through exit ``e``, whatever the address
+    in it, beneath the plan's per-host rules. Inbound, the fabric finds the host (``_router_rules``)."""
+    sp = pol.plan
+    rules: list[Rule] = []
+    groups: list[Group] = []
+    others = [x for x in sp.exits if x is not e]
+    for si, s in enumerate(pol.subnets()):
+        loc = pol.locator_subnet(s, e.name)
+        rewrite = (SetPrefix("ipv6_src", str(loc)), *out, Output(e.outside_port))
+        first: tuple[Action, ...] = rewrite
+        if Trigger.LINK in sp.site.triggers:
+            buckets = [Bucket(rewrite, watch_port=e.outside_port)]
+            buckets += [Bucket((SetField("eth_dst", x.mac), Output(OFPP_IN_PORT)), watch_port=e.inside_port)
+                        for x in others]
+            gid = subnet_group_id(si, sp.exits.index(e))
+            groups.append(Group(e.dpid, gid, "ff", tuple(buckets)))
+            first = (ToGroup(gid),)
+        rules += [
+            Rule(e.dpid, P_SUBNET, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=net(s)), first),
+            Rule(e.dpid, P_HANDOFF_SUBNET, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=net(s)), rewrite),
+            Rule(e.dpid, P_SUBNET, ipv6(in_port=e.outside_port, ipv6_dst=net(loc)),
+                 (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac), SetField("eth_dst", sp.gateway_mac),
+                  DEC_TTL, Output(e.inside_port))),
+        ]
     return rules, groups
 
 

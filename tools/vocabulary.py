@@ -101,6 +101,9 @@ class Event(Name):
     MAPPING_RESOLVED = "mapping_resolved"  # a lookup completed: the far site's identity and locators
     MAPPING_UNKNOWN = "mapping_unknown"  # a lookup found no site, or a site without locators
     MAPPING_RETRY = "mapping_retry"  # a query or update went unanswered and was sent again
+    NEIGHBOUR_SOLICIT = "neighbour_solicit"  # nptv6: a packet for an address the plan does not list; asked who has it
+    NEIGHBOUR_LEARNED = "neighbour_learned"  # ... a host answered: the fabric delivers to it from now on
+    NEIGHBOUR_FAILED = "neighbour_failed"  # ... nobody answered; its held packets were dropped
 
 
 # The first of these about a faulted exit after a fault is its detection (analysis.detection_ms).

@@ -53,14 +53,22 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
     """The /64s the site router advertises to hosts, keyed by what they stand for.
 
     ``source-routing``: one per exit (key: exit name), so hosts hold a locator from every ISP (RFC 8678).
-    ``nptv6``, ``id-loc``: the identity /64 only (key: "identity"); exits rewrite it to each ISP's locator.
+    ``nptv6``, ``id-loc``: the identity /64 (key: "identity") and, with ``subnets: n``, the next n-1 /64s of the
+    identity prefix (keys "identity-1" ...); exits translate each to every ISP's locator /64.
     ``routing``: the PI /64 only (key: "pi"), numbered statically; BGP announces the PI prefix via every ISP.
     """
     if site.approach in TRANSLATING and site.identity is not None:
-        return {"identity": first64(site.identity)}
+        # The loader keeps a translating identity at /48 or shorter, so every one of the (at most 256) fits.
+        return {subnet_key(i): p for i, p in zip(range(site.subnets), site.identity.subnets(new_prefix=64),
+                                                 strict=False)}
     if site.approach == Approach.ROUTING and site.pi is not None:
         return {"pi": first64(site.pi)}
     return {e.name: first64(e.delegation) for e in site.exits}
+
+
+def subnet_key(i: int) -> str:
+    """How the plan names a translating site's i-th identity /64 (in prefixes and host addresses)."""
+    return "identity" if i == 0 else f"identity-{i}"
 
 
 def nth_address(net: IPv6Network, n: int) -> IPv6Interface:

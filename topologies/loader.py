@@ -268,7 +268,7 @@ class _Semantics:
             exit_policy=ExitPolicy(v["exit_policy"]), heartbeat=heartbeat(v.get("heartbeat") or {}),
             fabric=v["fabric"], exits=tuple(sorted(exits, key=lambda e: e.preference)), hosts=tuple(v["hosts"]),
             identity=identity, pi=pi, asn=int(v.get("asn", SITE_ASN_BASE + position)),
-            bgp=Bgp.from_dict(v.get("bgp") or {}))
+            bgp=Bgp.from_dict(v.get("bgp") or {}), subnets=int(v.get("subnets", 1)))
 
     def link(self, i: int, v: dict[str, Any]) -> Link | None:
         path: PathKey = ("links", i)
@@ -409,6 +409,11 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
         out.append((path, f"approach '{s.approach}' needs an 'identity' prefix"))
     if s.identity and s.identity.prefixlen > 64:
         out.append(((*path, "identity"), f"identity prefix {s.identity} must be /64 or shorter"))
+    elif translating and s.identity and s.identity.prefixlen > 48:
+        # RFC 6296 puts its checksum adjustment in the subnet word for /48 or shorter, so each /64 maps to one
+        # /64 and one rule translates every address in it; longer prefixes adjust the interface identifier.
+        out.append(((*path, "identity"), f"identity prefix {s.identity} must be /48 or shorter for '{s.approach}' "
+                                         "(exits translate whole /64s, RFC 6296 section 3.2)"))
     if s.approach == Approach.ROUTING and s.pi is None:
         out.append((path, "approach 'routing' needs a provider-independent 'pi' prefix"))
     if s.pi and s.pi.prefixlen > 64:

@@ -120,6 +120,7 @@ class Site:
     pi: IPv6Network | None = None
     asn: int = SITE_ASN_BASE
     bgp: Bgp = Bgp()
+    subnets: int = 1  # nptv6, id-loc: the /64s of the identity prefix advertised to hosts (subnets 0..n-1)
 
     def exit(self, name: str) -> Exit:
         return next(e for e in self.exits if e.name == name)

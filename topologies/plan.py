@@ -458,8 +458,8 @@ def _address_policy(plan: Plan, host: str, dev: str) -> list[AddrLabel]:
     primary exit's address; rule 3 (avoid deprecated) still moves new sessions off it when its path dies.
     """
     sp = next((s for s in plan.sites if host in s.site.hosts), None)
-    if sp is None or len(sp.prefixes) == 1:
-        return []
+    if sp is None or len(sp.exits) == 1 or any(e.name not in sp.prefixes for e in sp.exits):
+        return []  # one prefix per ISP only in source-routing and mptcp; a translating site's are its subnets
     return [AddrLabel(sp.prefixes[e.name], dev, 100 + i) for i, e in enumerate(sp.exits) if i > 0]
 
 

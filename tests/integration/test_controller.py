@@ -178,12 +178,35 @@ def test_a_spoofed_source_from_a_host_is_dropped_at_the_site(lab: Lab) -> None:
     rcv = lab.popen("r", [*PROBE, "recv", "--port", "5998", "--duration", "2",
                           "--out", str(lab.workdir / "spoof.csv")])
     lab.wait_bound("r", 5998)
-    for src in ("3fff:b:5::99", "3fff:a:5::1", "fd00:5::99"):
+    for src in ("3fff:b:5::99", "3fff:a:5::1", "fd00:5:0:99::1", "fd00:6::99"):  # not an advertised subnet
         craft(lab, "h1", "h1-eth0", f"Ether(dst={sp.gateway_mac!r})/IPv6(src={src!r}, dst={R!r})"
                                     "/UDP(sport=5998, dport=5998)/(b'x'*64)")
     rcv.wait(10)
     assert (lab.workdir / "spoof.csv").read_text().splitlines()[1:] == []
     assert nft_counter(lab, "ispb", "bcp38_ispb_eth1") == before_b  # never reached an ISP
+
+
+def test_any_address_of_the_site_subnets_is_translated_and_answered(tmp_path: Path) -> None:
+    """RFC 6296 translates prefixes: an address the plan does not list (set by hand here, as a temporary
+    address would be) and the host's SLAAC address in a second advertised subnet both leave translated, as an
+    independent computation says, and are reached from outside; the router resolves the unlisted one."""
+    text = topology("figure1").read_text().replace('identity: "fd00:5::/48"', 'identity: "fd00:5::/48"\n    subnets: 2')
+    with Lab(loader.loads(text, str(topology("figure1"))), tmp_path) as lab:
+        sp = lab.plan.sites[0]
+        delegation = sp.exits[0].delegation
+        new = "fd00:5::beef"
+        lab.emulation.run("h1", f"ip -6 addr add {new}/64 dev h1-eth0 nodad")  # type: ignore[union-attr]
+        second = str(sp.hosts[0].addresses["identity-1"])  # autoconfigured from the router's second prefix
+        assert second.startswith("fd00:5:0:1:")
+        for port, addr in enumerate((new, second), start=5101):
+            outside = rfc6296(addr, sp.site.identity, delegation)
+            got = udp_exchange(lab, "h1", "r", R, src=addr, count=20, rate=100, port=port)
+            assert len(got) == 20 and {g["source"] for g in got} == {outside}, got[:2]
+            back = udp_exchange(lab, "r", "h1", outside, count=50, rate=100, port=port + 100)
+            assert sorted(int(g["seq"]) for g in back) == list(range(50)), addr  # the first one was held, not lost
+        learned = events(lab, "neighbour_learned", address=new)
+        assert len(learned) == 1 and learned[0]["held"] >= 1 and learned[0]["mac"] == sp.hosts[0].mac
+        assert not events(lab, "neighbour_solicit", address=second)  # the plan's host: delivered by rule
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ leaves through exit X, rewritten to L" — or goes to the controller, or is drop
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv6Address
+from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from multi6lab.controller.policy import (
@@ -18,6 +18,7 @@ from multi6lab.controller.policy import (
     Rule,
     RuleSet,
     SetField,
+    SetPrefix,
     ToController,
     ToGroup,
 )
@@ -105,6 +106,10 @@ class FakeNet:
         for a in actions:
             if isinstance(a, SetField):
                 pkt[a.field] = a.value
+            elif isinstance(a, SetPrefix):  # the masked set-field: the prefix's bits, the address's rest
+                p = IPv6Network(a.prefix)
+                keep = int(IPv6Address(pkt[a.field])) & ~int(p.netmask) & (2**128 - 1)
+                pkt[a.field] = str(IPv6Address(keep | int(p.network_address)))
             elif isinstance(a, DecTtl):
                 pkt["hop"] -= 1
             elif isinstance(a, ToController):

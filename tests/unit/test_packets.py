@@ -26,6 +26,19 @@ def test_ns_is_parsed_and_answered() -> None:
     assert na.dst == "02:00:00:00:00:09" and na[IPv6].hlim == 255
 
 
+def test_the_router_solicits_an_address_and_reads_the_answer() -> None:
+    """NPTv6's router side: an NS to the target's solicited-node group, and the host's NA parsed back."""
+    ns = Ether(P.neighbor_solicit(GW, A("fe80::1"), A("fd00:5::12:beef")))
+    assert ns.dst == "33:33:ff:12:be:ef" and ns[IPv6].dst == "ff02::1:ff12:beef" and ns[IPv6].hlim == 255
+    assert ns[ICMPv6ND_NS].tgt == "fd00:5::12:beef" and ns.src == GW
+    answer = bytes(Ether(src="02:6d:00:00:08:00", dst=GW) / IPv6(src="fd00:5::12:beef", dst="fe80::1", hlim=255)
+                   / ICMPv6ND_NA(tgt="fd00:5::12:beef", S=1))
+    p = P.parse(answer)
+    assert (p.kind, p.target, p.eth_src, p.hop_limit) == ("na", A("fd00:5::12:beef"), "02:6d:00:00:08:00", 255)
+    moved = Ether(P.readdressed(answer, GW, "02:00:00:00:00:07"))
+    assert (moved.src, moved.dst) == (GW, "02:00:00:00:00:07") and bytes(moved)[12:] == answer[12:]
+
+
 def test_ra_carries_lifetimes_per_prefix() -> None:
     ra = Ether(P.router_advert(GW, A("fe80::1"), [(N("3fff:a:5::/64"), 1800, 0), (N("3fff:b:5::/64"), 1800, 1800)]))
     assert ra[ICMPv6ND_RA].routerlifetime == 1800 and ra.dst == "33:33:00:00:00:01"

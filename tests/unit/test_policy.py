@@ -83,10 +83,56 @@ def test_all_exits_dead_drops(fig1: Plan) -> None:
 
 
 def test_spoofed_sources_are_dropped_at_the_site(fig1: Plan) -> None:
+    # Only the site's advertised identity /64s may leave: not a locator, another ISP's prefix, a subnet of the
+    # identity prefix that is not advertised, or anyone else's address.
     net = FakeNet(fig1, desired(fig1, {}))
-    for src in ("3fff:b:5::99", "fd00:5::1", "2001:db8::1", locator(fig1, "exa")):
+    for src in ("3fff:b:5::99", "fd00:5:0:1::1", "fd00:6::1", "2001:db8::1", locator(fig1, "exa")):
         out = net.send("h1", src, R)
         assert out.kind == "dropped", src
+
+
+# -- RFC 6296 proper: every address of the site's subnets, not only the plan's hosts --------------------------
+def test_an_address_the_plan_does_not_list_is_translated_as_rfc_6296_says(fig1: Plan) -> None:
+    from multi6lab.controller.npt import Translator
+
+    sp = fig1.sites[0]
+    new = "fd00:5::beef"  # a temporary address (RFC 8981), or one set by hand
+    for down, via in ((set(), "exa"), ({("exa", 2)}, "exb")):  # and after the fast failover, the other prefix
+        out = FakeNet(fig1, desired(fig1, {}), down=down).send("h1", new, R)
+        assert out.kind == "delivered" and out.node == f"isp{via[-1]}"
+        e = sp.exit(via)
+        assert A(out.pkt["ipv6_src"]) == Translator(sp.site.identity, e.delegation).to_outside(A(new))  # independent
+        assert out.pkt["eth_dst"] == e.isp_mac and out.pkt["hop"] == 63
+
+
+def test_inbound_to_an_unlisted_address_is_resolved_then_delivered(fig1: Plan) -> None:
+    from multi6lab.controller.neighbours import Neighbour
+
+    sp = fig1.sites[0]
+    new = A("fd00:5::beef")
+    outside = str(SitePolicy.of(sp).translators["exa"].to_outside(new))
+    before = FakeNet(fig1, desired(fig1, {})).inject("exa", 2, ipv6_src=R, ipv6_dst=outside, eth_dst=sp.exits[0].mac)
+    assert before.kind == "controller" and before.where == "sw"  # translated; the router asks who has it
+    assert before.pkt["ipv6_dst"] == str(new) and before.pkt["eth_dst"] == sp.gateway_mac
+    h1 = sp.hosts[0]
+    learned = {"site": {new: Neighbour(h1.mac, h1.port)}}
+    after = FakeNet(fig1, desired(fig1, {}, neighbours=learned)).inject("exa", 2, ipv6_src=R, ipv6_dst=outside,
+                                                                       eth_dst=sp.exits[0].mac)
+    assert after.kind == "delivered" and after.node == "h1" and after.path == ["exa", "sw"]
+    assert after.pkt["ipv6_dst"] == str(new) and after.pkt["eth_dst"] == h1.mac and after.pkt["hop"] == 63
+
+
+def test_a_second_subnet_is_advertised_and_translated_both_ways() -> None:
+    p = plan("figure1", **{'identity: "fd00:5::/48"': 'identity: "fd00:5::/48"\n    subnets: 2'})
+    sp = p.sites[0]
+    assert list(sp.prefixes) == ["identity", "identity-1"] and str(sp.prefixes["identity-1"]) == "fd00:5:0:1::/64"
+    second = str(sp.hosts[0].addresses["identity-1"])
+    net = FakeNet(p, desired(p, {}))
+    out = net.send("h1", second, R)
+    expect = SitePolicy.of(sp).translators["exa"].to_outside(A(second))
+    assert out.kind == "delivered" and A(out.pkt["ipv6_src"]) == expect
+    back = net.inject("exa", 2, ipv6_src=R, ipv6_dst=str(expect), eth_dst=sp.exits[0].mac)
+    assert back.kind == "delivered" and back.node == "h1" and back.pkt["ipv6_dst"] == second  # the plan's host
 
 
 def test_outside_packets_claiming_a_site_source_are_dropped(fig1: Plan) -> None:
@@ -183,14 +229,43 @@ def test_every_action_encodes_to_an_openflow_action() -> None:
     from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
     from multi6lab.controller.app import SiteExitController
-    from multi6lab.controller.policy import DEC_TTL, OFPP_IN_PORT, TO_CONTROLLER, Action, SetField, ToGroup
+    from multi6lab.controller.policy import DEC_TTL, OFPP_IN_PORT, TO_CONTROLLER, Action, SetField, SetPrefix, ToGroup
 
     dp = SimpleNamespace(ofproto=ofproto_v1_3, ofproto_parser=ofproto_v1_3_parser)
     out = SiteExitController._actions(dp, (Output(3), Output(OFPP_IN_PORT), TO_CONTROLLER,
-                                           SetField("ipv6_src", "3fff:a:5::1"), DEC_TTL, ToGroup(7)))
+                                           SetField("ipv6_src", "3fff:a:5::1"), DEC_TTL, ToGroup(7),
+                                           SetPrefix("ipv6_dst", "fd00:5:0:1::/64")))
     assert [type(a).__name__ for a in out] == ["OFPActionOutput", "OFPActionOutput", "OFPActionOutput",
-                                               "OFPActionSetField", "OFPActionDecNwTtl", "OFPActionGroup"]
+                                               "OFPActionSetField", "OFPActionDecNwTtl", "OFPActionGroup",
+                                               "RegLoad2"]
     assert (out[0].port, out[1].port, out[2].port) == (3, ofproto_v1_3.OFPP_IN_PORT, ofproto_v1_3.OFPP_CONTROLLER)
     assert out[3].key == "ipv6_src" and out[3].value == "3fff:a:5::1" and out[5].group_id == 7
+    assert (out[6].dst, out[6].value, out[6].mask) == ("ipv6_dst", "fd00:5:0:1::", "ffff:ffff:ffff:ffff::")
     with pytest.raises(ValueError, match="unknown action"):
         SiteExitController._actions(dp, (Action(),))
+
+
+def test_a_masked_rewrite_reads_back_as_open_vswitch_understands_it(tmp_path: Path) -> None:
+    """The prefix rewrite is an Open vSwitch extension; ovs-ofctl decodes the bytes the shell would send."""
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
+    from multi6lab.controller.app import SiteExitController
+    from multi6lab.controller.policy import SetPrefix
+
+    if shutil.which("ovs-ofctl") is None:
+        pytest.skip("ovs-ofctl (openvswitch-common) is not installed: make setup installs it")
+    dp = SimpleNamespace(ofproto=ofproto_v1_3, ofproto_parser=ofproto_v1_3_parser, set_xid=lambda m: None)
+    acts = SiteExitController._actions(dp, (SetPrefix("ipv6_dst", "fd00:5:0:1::/64"), Output(1)))
+    fm = ofproto_v1_3_parser.OFPFlowMod(dp, priority=650, match=ofproto_v1_3_parser.OFPMatch(eth_type=0x86DD),
+                                        instructions=[ofproto_v1_3_parser.OFPInstructionActions(
+                                            ofproto_v1_3.OFPIT_APPLY_ACTIONS, acts)])
+    fm.xid = 1
+    fm.serialize()
+    (tmp_path / "fm.bin").write_bytes(bytes(fm.buf))
+    said = subprocess.run(["ovs-ofctl", "ofp-parse", str(tmp_path / "fm.bin")], capture_output=True, text=True,
+                          check=True).stdout
+    assert "actions=set_field:fd00:5:0:1::/64->ipv6_dst,output:1" in said, said
