@@ -35,7 +35,7 @@ from multi6lab.controller.compat import (
 )
 from multi6lab.controller.liveness import Liveness
 from multi6lab.controller.mapclient import MappingClient
-from multi6lab.controller.neighbours import Resolver
+from multi6lab.controller.neighbours import Neighbour, Resolver
 from multi6lab.controller.pairs import Edge, Message, edge_of
 from multi6lab.controller.policy import (
     COOKIE,
@@ -476,8 +476,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         with self.lock:
             for addr in resolver.expire(now):
                 self.log(Event.NEIGHBOUR_FAILED, site=sp.site.name, address=str(addr))
-            if not resolver.miss(pkt.dst, data, now):
-                return
+            verdict = resolver.miss(pkt.dst, data, now)
+        if isinstance(verdict, Neighbour):  # learned, its rule not yet in the fabric: send this one there
+            self._packet_out(dp, verdict.port, packets.readdressed(data, sp.gateway_mac, verdict.mac))
+            return
+        if not verdict:
+            return
         for h in sp.hosts:
             self._packet_out(dp, h.port, packets.neighbor_solicit(sp.gateway_mac, GATEWAY_LL, pkt.dst))
         self.log(Event.NEIGHBOUR_SOLICIT, site=sp.site.name, address=str(pkt.dst))

@@ -47,10 +47,13 @@ class Resolver:
     learned: dict[IPv6Address, Neighbour] = field(default_factory=dict)
     pending: dict[IPv6Address, _Pending] = field(default_factory=dict)
 
-    def miss(self, addr: IPv6Address, packet: bytes, now: float) -> bool:
-        """A packet for ``addr`` that the fabric could not deliver. Returns whether to solicit now."""
-        if not any(addr in s for s in self.subnets) or addr in self.learned:
-            return False  # not ours to resolve, or already on its way into the fabric's rules
+    def miss(self, addr: IPv6Address, packet: bytes, now: float) -> bool | Neighbour:
+        """A packet for ``addr`` that the fabric could not deliver. Returns whether to solicit now, or the
+        neighbour to send it to: one learned an instant ago, whose rule is still on its way to the fabric."""
+        if addr in self.learned:
+            return self.learned[addr]
+        if not any(addr in s for s in self.subnets):
+            return False  # not ours to resolve
         p = self.pending.get(addr)
         if p is None:
             if len(self.pending) >= MAX_PENDING:
