@@ -18,7 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Hashable
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from multi6lab.controller import packets
@@ -33,6 +33,7 @@ from multi6lab.controller.compat import (
     ofproto_v1_3,
     set_ev_cls,
 )
+from multi6lab.controller.contacts import Contacts, Effects, Held
 from multi6lab.controller.liveness import Liveness
 from multi6lab.controller.mapclient import MappingClient
 from multi6lab.controller.neighbours import Neighbour, Resolver
@@ -96,12 +97,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             if name in keys and self.mapping_server is not None and self.plan.topology.mapping is not None:
                 client = MappingClient(name, keys[name], self.plan.topology.mapping.ttl_s)
                 self.mapping[name] = client
-                # The correspondents this site's hosts are configured to reach (a lookup on a new
-                # destination's first packet is not built): their addresses, nothing more, come from the plan.
-                for sp in self.plan.sites:
-                    if sp.site.name != name and sp.site.name in knot.mapped_sites(self.plan):
-                        for h in sp.hosts:
-                            client.want(h.addresses["identity"], time.monotonic())
+        # Whom each id-loc site talks to: learned from the packets its switches send up, nothing from the plan.
+        self.contacts = {name: Contacts() for name in self.edges}
         # The router's neighbour discovery, for translated addresses the plan does not list.
         self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
                           for name, pol in self.sites.items() if pol.translators}
@@ -247,13 +244,16 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         records = {(site, far): r for site, edge in self.edges.items() for far, r in edge.records.items()}
         usable, avoid = self.liveness.usable(), self.liveness.avoided(time.monotonic())
         learned = {site: dict(r.learned) for site, r in self.resolvers.items()}
+        far = {k: v for site, c in self.contacts.items() for k, v in c.far_subnets(site).items()}
+        plain = {site: frozenset(c.plain) for site, c in self.contacts.items()}
         key = (frozenset(usable.items()), frozenset(pairs.items()),
                frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()),
-               frozenset((k, frozenset(v.items())) for k, v in learned.items()))
+               frozenset((k, frozenset(v.items())) for k, v in learned.items()), frozenset(far.items()),
+               frozenset(plain.items()))
         if key not in self.policies:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
-            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records, learned)
+            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records, learned, far, plain)
         return self.policies[key]
 
     def _barrier(self, dp: Any, cause: str, n: int, push: int = 0, **extra: Any) -> None:
@@ -373,15 +373,25 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._pair_message(sp, role, message)
             return
         pkt = packets.parse(msg.data)
+        contacts = self.contacts.get(sp.site.name)
+        own = self.resolvers.get(sp.site.name)
         if pkt.kind == "ns" and pkt.src is not None:
             self._answer_ns(dp, sp, role, in_port, pkt)
         elif pkt.kind == "rs" and role == "fabric":
             self._send_ra(dp, sp, in_port)
         elif pkt.kind == "na" and role == "fabric":
             self._neighbour_advert(dp, sp, in_port, pkt)
-        elif pkt.kind == "ipv6" and role == "fabric" and any(in_port == e.fabric_port for e in sp.exits):
-            self._resolve(dp, sp, pkt, msg.data)
-        elif pkt.kind == "ipv6" and role == "fabric":
+        elif pkt.kind != "ipv6" or pkt.src is None or pkt.dst is None:
+            self.counters["dropped_packet_in"] += 1
+        elif role == "fabric" and own is not None and any(pkt.dst in s for s in own.subnets):
+            self._resolve(dp, sp, pkt, msg.data)  # one of the site's own addresses, not resolved yet
+        elif contacts is not None and (role == "fabric" or in_port == sp.exit(role).inside_port):
+            self._contact(sp, contacts.toward(pkt.dst, Held(msg.data, dp.id, in_port, time.monotonic()),
+                                              self.edges[sp.site.name].records, time.monotonic()))
+        elif contacts is not None:
+            self._contact(sp, contacts.arrived(pkt.src, Held(msg.data, dp.id, in_port, time.monotonic()),
+                                               self.edges[sp.site.name].records, time.monotonic()))
+        elif role == "fabric":
             self._stale_source(dp, sp, in_port, pkt, msg.data)
         else:
             self.counters["dropped_packet_in"] += 1
@@ -392,6 +402,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         far = self.far_edge.get(m.src)
         if edge is None or far is None or m.dst != edge_address(sp.exit(role).delegation):
             self.counters["foreign_pair_message"] += 1
+            return
+        if edge is not None and far is None and m.dst == edge_address(sp.exit(role).delegation):
+            # An edge that does not know us yet calls: find out whose it is (the packets it carries follow).
+            contacts = self.contacts[sp.site.name]
+            self._contact(sp, contacts.arrived(m.src, None, edge.records, time.monotonic()))
             return
         down = tuple(e[1] for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
         message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports, down, m.heard_ms)
@@ -419,11 +434,41 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             events = client.received(udp.payload, now)
             if client.dropped:
                 self.counters["mapping_dropped"] = sum(c.dropped for c in self.mapping.values())
+            contacts = self.contacts[sp.site.name]
             for e in events:
                 if e["event"] == Event.MAPPING_RESOLVED:
                     self._learn(sp.site.name, client.records[e["peer"]])
+                    self._contact(sp, contacts.resolved(ip_address(e["address"]), self.edges[sp.site.name].records))
+                elif e["event"] == Event.MAPPING_UNKNOWN:
+                    self._contact(sp, contacts.unknown(ip_address(e["address"]), e["tree"], now))
             self._after(events)
             self._send_pair_messages(now)
+            self._send_mapping(now)
+
+    def _contact(self, sp: Any, effects: Effects) -> None:
+        """Act on what the site's contacts decided: look up, push the rules, then put held packets back through
+        the table of the switch that sent each up (with its original in_port)."""
+        site = sp.site.name
+        now = time.monotonic()
+        with self.lock:
+            effects.dropped += self.contacts[site].expire(now)
+            client = self.mapping.get(site)
+            for address, tree in effects.want if client is not None else ():
+                client.want(address, now, tree)
+            if effects.changed:
+                self._push("contact")
+        for h in effects.release:
+            dp = self.datapaths.get(h.dpid)
+            if dp is not None:
+                p, o = dp.ofproto_parser, dp.ofproto
+                dp.send_msg(p.OFPPacketOut(dp, buffer_id=o.OFP_NO_BUFFER, in_port=h.in_port,
+                                           actions=[p.OFPActionOutput(o.OFPP_TABLE)], data=h.data))
+        if effects.release:
+            self.log(Event.CONTACT_RELEASED, site=site, packets=len(effects.release),
+                     waited_ms=round((now - min(h.t for h in effects.release)) * 1000, 3))
+        if effects.dropped:
+            self.counters["contact_dropped"] += effects.dropped
+        if effects.want:
             self._send_mapping(now)
 
     def _learn(self, site: str, record: Any) -> None:

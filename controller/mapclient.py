@@ -11,11 +11,14 @@ every lookup crosses the emulated network and can be late, lost or cut off.
   in milliseconds and travels in the locator-pair protocol's locator updates, while a record lives for its
   TTL in every cache (a locator withdrawn from the zone on a link failure would leave far edges without the
   rules for it long after the link came back).
-* Lookup of an address, three round trips: the PTR that names the site holding it; then that site's LP
+* Lookup of an address, three round trips: the PTR that names the site holding it (an identity, or in the
+  registry's ``loc`` tree a locator: who sent a packet from an unknown locator); then that site's LP
   records and the registry's identity and delegation APL records; then the L64 of each exit the LPs name.
   Every query is signed, so the answers are too, and an answer whose signature, id or question does not
   match a query in flight is dropped. A record is accepted only if its identity holds the address and every
   locator lies inside a prefix the registry lists as delegated to that site (:class:`MappingService`).
+  An address no site holds is asked about again after the zone's negative TTL (RFC 2308), which here is the
+  records' TTL; a site that holds it but has not registered yet, after NOT_FOUND_RETRY_S.
 * Cache: a record is used until the smallest TTL among its answers runs out, and is then looked up again.
   Until a new answer arrives the old one stays in use (RFC 8767's serve-stale): an edge keeps talking to a
   site whose locators it knew while the mapping service is unreachable.
@@ -57,6 +60,7 @@ class Lookup:
 
     address: IPv6Address
     started: float
+    tree: str = knot.IDENTITY_TREE
     site: str | None = None
     answers: dict[QKey, tuple[list[Any], int]] = field(default_factory=dict)  # -> (rdatas, ttl)
     open: set[QKey] = field(default_factory=set)
@@ -91,6 +95,7 @@ class MappingClient:
         self.rng = random.Random(seed)
         self.records: dict[str, Record] = {}  # far site -> the record in use
         self.wanted: dict[IPv6Address, float] = {}  # address -> when to look it up (again)
+        self.trees: dict[IPv6Address, str] = {}  # address -> which tree names it (identity or locator)
         self.lookups: dict[IPv6Address, Lookup] = {}
         self.pending: dict[int, Query] = {}  # by DNS message id
         self.outbox: list[Outgoing] = []
@@ -98,9 +103,10 @@ class MappingClient:
         self.dropped = 0  # answers that matched nothing in flight or failed their signature
 
     # -- what the controller asks for ---------------------------------------------------------------
-    def want(self, address: IPv6Address, now: float) -> None:
-        """Resolve ``address`` now and keep it resolved."""
+    def want(self, address: IPv6Address, now: float, tree: str = knot.IDENTITY_TREE) -> None:
+        """Resolve ``address`` (an identity, or a locator with ``tree`` LOCATOR_TREE) now and keep it resolved."""
         self.wanted.setdefault(address, now)
+        self.trees.setdefault(address, tree)
 
     def register(self, exits: Sequence[tuple[str, IPv6Network]], now: float) -> None:
         """Publish ``exits`` (name, delegated prefix; preference order); replaces any update in flight."""
@@ -122,9 +128,9 @@ class MappingClient:
         for address, due in list(self.wanted.items()):
             if due <= now and address not in self.lookups:
                 self.wanted[address] = float("inf")  # until this lookup ends
-                lookup = Lookup(address, now)
+                lookup = Lookup(address, now, self.trees.get(address, knot.IDENTITY_TREE))
                 self.lookups[address] = lookup
-                self._ask(lookup, knot.address_name(address), PTR, now)
+                self._ask(lookup, knot.address_name(address, lookup.tree), PTR, now)
         for q in self.pending.values():
             if q.due <= now:
                 q.tries += 1
@@ -175,9 +181,9 @@ class MappingClient:
         lookup.answers[key] = ([] if rrset is None else list(rrset), self.ttl_s if rrset is None else rrset.ttl)
         if qtype == PTR:
             target = next((knot.site_of(rd.target.to_text()) for rd in lookup.answers[key][0]), None)
-            if target is None:
-                return self._end(lookup, now, NOT_FOUND_RETRY_S, reason=f"no site holds {lookup.address} "
-                                                                       f"({dns.rcode.to_text(r.rcode())})")
+            if target is None:  # negative caching for the zone's minimum TTL, which is the records' (RFC 2308)
+                return self._end(lookup, now, self.ttl_s, reason=f"no site holds {lookup.address} "
+                                                                f"({dns.rcode.to_text(r.rcode())})")
             lookup.site = target
             for name, t in ((knot.site_owner(target), LP), (knot.identity_owner(target), APL),
                             (knot.delegated_owner(target), APL)):
@@ -196,7 +202,7 @@ class MappingClient:
         identity = _prefixes(lookup.answers[(knot.identity_owner(site), APL)][0])
         delegated = _prefixes(lookup.answers[(knot.delegated_owner(site), APL)][0])
         lps = sorted(lookup.answers[(knot.site_owner(site), LP)][0], key=lambda rd: (rd.preference, rd.fqdn))
-        if not identity or lookup.address not in identity[0]:
+        if not identity or (lookup.tree == knot.IDENTITY_TREE and lookup.address not in identity[0]):
             return self._end(lookup, now, NOT_FOUND_RETRY_S, reason=f"site {site}'s identity does not hold "
                                                                    f"{lookup.address}")
         locators = []
@@ -208,6 +214,9 @@ class MappingClient:
                 locators.append(Locator(exit_name, IPv6Network((value, identity[0].prefixlen), strict=False)))
         if not locators:
             return self._end(lookup, now, NOT_FOUND_RETRY_S, reason=f"site {site} has no locators registered")
+        if lookup.tree == knot.LOCATOR_TREE and not any(lookup.address in loc.prefix for loc in locators):
+            return self._end(lookup, now, NOT_FOUND_RETRY_S, reason=f"site {site} has not registered the locator "
+                                                                   f"of {lookup.address}")
         record = Record(site, identity[0], tuple(locators))
         try:  # the registry's delegations decide which locators a site may claim
             MappingService({site: set(delegated)}).register(record)
@@ -220,7 +229,8 @@ class MappingClient:
         del self.lookups[lookup.address]
         self.wanted[lookup.address] = now + ttl
         return [{"event": Event.MAPPING_RESOLVED, "t": now, "site": self.site, "peer": site,
-                 "address": str(lookup.address), "lookup_ms": round((now - lookup.started) * 1000, 3),
+                 "address": str(lookup.address), "tree": lookup.tree,
+                 "lookup_ms": round((now - lookup.started) * 1000, 3),
                  "ttl_s": ttl, "changed": changed, "locators": [[loc.exit, str(loc.prefix)] for loc in locators]}]
 
     def _end(self, lookup: Lookup, now: float, again: float, reason: str) -> list[EventRecord]:
@@ -229,7 +239,7 @@ class MappingClient:
         self.pending = {i: q for i, q in self.pending.items() if q.lookup is not lookup}
         self.wanted[lookup.address] = now + again
         return [{"event": Event.MAPPING_UNKNOWN, "t": now, "site": self.site, "address": str(lookup.address),
-                 "reason": reason}]
+                 "tree": lookup.tree, "reason": reason}]
 
     # -- sending ------------------------------------------------------------------------------------
     def _ask(self, lookup: Lookup, name: str, rdtype: int, now: float) -> None:

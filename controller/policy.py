@@ -20,12 +20,17 @@ and (nptv6) translate prefixes (RFC 6296). Approaches:
 * ``id-loc`` (RFC 4177 5.4, 6): as nptv6 toward ordinary remotes; between two id-loc sites both edges also
   map the *remote* identity to the locator of the far exit of the active locator pair, outbound, and map
   both locators back to identities inbound, so hosts only ever see identities and sessions survive a pair
-  change. Which pair is active comes from :mod:`multi6lab.controller.pairs`.
+  change. Which pair is active comes from :mod:`multi6lab.controller.pairs`. Rules are per identity /64
+  pair, and an edge knows of a far site only what reached it: a packet toward an identity (fc00::/7, never
+  routed) whose site it has no record of, toward a far /64 it has no rules for, or from a source it cannot
+  place, goes to the controller, which looks it up in the mapping service and installs the rules
+  (:mod:`multi6lab.controller.contacts`); a source no site holds is an ordinary one ("plain", RFC 4177 6.3.5's
+  fallback) from then on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -51,6 +56,8 @@ OFPP_IN_PORT = 0xFFFFFFF8
 OFPP_CONTROLLER = 0xFFFFFFFD
 MCAST = ("33:33:00:00:00:00", "ff:ff:00:00:00:00")
 COOKIE = 0x6D36  # "m6": every rule we install carries it
+IDENTITY_SPACE = IPv6Network("fc00::/7")  # id-loc identities are unique local addresses: never routed
+MAX_FAR_SUBNETS = 64  # far /64s with rules, per far site (their group ids are numbered by arrival)
 
 # Priorities, highest first.
 P_CONTROL = 1000  # ND, RS, heartbeat replies to the controller
@@ -60,10 +67,13 @@ P_HANDOFF_IDLOC = 860
 P_HANDOFF = 850  # a packet an exit handed back to the fabric for another exit
 P_HANDOFF_SUBNET = 840  # the same for an address the plan does not list (the whole /64)
 P_IDLOC = 750  # identity-to-identity between id-loc sites: more specific than the nptv6 rules
+P_NEIGHBOUR = 745  # fabric: delivery to an address of the site (the plan's, or one it resolved), from anywhere
+P_LOOKUP = 740  # id-loc: an identity without a record, or a far /64 without rules, to the controller
 P_AVOID = 720  # icmp trigger: a destination an ISP said it cannot reach, steered to another exit
 P_ICMP_ERROR = 710  # icmp trigger: an ISP's ICMPv6 unreachable, copied to the controller and delivered
+P_PLAIN = 706  # id-loc: a source the mapping service knows no site for, translated as nptv6 does
+P_UNPLACED = 705  # id-loc: a source not yet placed (an id-loc site, or plain), to the controller
 P_FORWARD = 700
-P_NEIGHBOUR = 680  # fabric: delivery of a translated address the plan does not list, once resolved
 P_SUBNET = 650  # nptv6 translation of a whole identity /64, beneath the plan's hosts
 P_RESOLVE = 600  # fabric: a translated packet for an address nobody resolved yet, to the controller
 P_DROP = 0  # table-miss: drop, counted in flow stats
@@ -267,18 +277,22 @@ Pairs = Mapping[tuple[str, str], tuple[str, str]]
 
 
 Neighbours = Mapping[str, Mapping[IPv6Address, Neighbour]]
+FarSubnets = Mapping[tuple[str, str], Sequence[IPv6Network]]
 
 
 def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None,
             records: Mapping[tuple[str, str], Record] | None = None,
-            neighbours: Neighbours | None = None) -> RuleSet:
+            neighbours: Neighbours | None = None, far_subnets: FarSubnets | None = None,
+            plain: Mapping[str, Collection[IPv6Network]] | None = None) -> RuleSet:
     """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
     (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
     preferred), which destinations the icmp trigger says to keep away from which exit, what each id-loc
     site learned from the mapping service about the others (``records``, by (site, far site); default: the
-    registry's full contents), and which addresses beyond the plan's each site's controller resolved
-    (``neighbours``, by site). Traffic toward a far site with no record yet has no rule and is dropped."""
+    registry's full contents) and which of their identity /64s it has rules for (``far_subnets``, in the
+    order it met them; default: every subnet the far site advertises), which sources it found no site for
+    (``plain``: /64s, by site), and which addresses beyond the plan's each site's controller resolved
+    (``neighbours``, by site). Traffic toward or from what a site has not placed goes to its controller."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC}
@@ -293,9 +307,9 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
         x, y = (pairs or {}).get((a, b), (src.exits[0].name, record.locators[0].exit))
         if all(loc.exit != y for loc in record.locators):  # the pair's far locator left the record
             y = record.locators[0].exit
-        # The far site's hosts are still read from the plan: per-host rules stand in for a prefix
-        # translation OpenFlow cannot express (see docs/mapping-service.md).
-        rr, gg = _idloc_rules(SitePolicy.of(src), record, idloc[b].hosts, src.exit(x), y, names.index(b))
+        met = far_subnets.get((a, b), ()) if far_subnets is not None else SitePolicy.of(idloc[b]).subnets()
+        rr, gg = _idloc_rules(SitePolicy.of(src), record, tuple(met)[:MAX_FAR_SUBNETS], src.exit(x), y,
+                              names.index(b))
         rules |= rr
         groups |= gg
     for sp in plan.sites:
@@ -305,6 +319,8 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
         live = [e for e in sp.exits if alive.get(e.name, True)]
         rules |= set(_fabric_rules(pol, live, (neighbours or {}).get(sp.site.name, {})))
         rules |= set(_avoid_rules(pol, live, avoid or {}))
+        if sp.site.approach == Approach.ID_LOC:
+            rules |= set(_placing_rules(pol, (plain or {}).get(sp.site.name, ())))
         for e in sp.exits:
             r, g = _exit_rules(pol, e)
             rules |= set(r)
@@ -429,7 +445,8 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
             src = h.addresses[e.name]
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
                               (*out, Output(e.outside_port))))
-        rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
+        if sp.site.approach != Approach.ID_LOC:  # an id-loc site first places the source (_placing_rules)
+            rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
         if Trigger.ICMP in sp.site.triggers and pol.translators:
             rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
                               (TO_CONTROLLER, *inbound)))
@@ -458,50 +475,80 @@ def _subnet_rules(pol: SitePolicy, e: ExitPlan, out: list[Action]) -> tuple[list
         rules += [
             Rule(e.dpid, P_SUBNET, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=net(s)), first),
             Rule(e.dpid, P_HANDOFF_SUBNET, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=net(s)), rewrite),
-            Rule(e.dpid, P_SUBNET, ipv6(in_port=e.outside_port, ipv6_dst=net(loc)),
-                 (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac), SetField("eth_dst", sp.gateway_mac),
-                  DEC_TTL, Output(e.inside_port))),
         ]
+        if sp.site.approach != Approach.ID_LOC:  # an id-loc site first places the source (_placing_rules)
+            rules.append(Rule(e.dpid, P_SUBNET, ipv6(in_port=e.outside_port, ipv6_dst=net(loc)),
+                              (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac),
+                               SetField("eth_dst", sp.gateway_mac), DEC_TTL, Output(e.inside_port))))
     return rules, groups
 
 
-def _idloc_rules(src: SitePolicy, dst: Record, dst_hosts: tuple[HostPlan, ...], x: ExitPlan, y: str,
+def _idloc_rules(src: SitePolicy, dst: Record, far: Sequence[IPv6Network], x: ExitPlan, y: str,
                  dst_index: int) -> tuple[set[Rule], set[Group]]:
     """Rules for traffic from id-loc site ``src`` to the site the mapping record ``dst`` describes, on the
     directed pair (exit x, the far site's exit y), and for the return traffic as it arrives at ``src``'s exits
-    through any of the far site's locators. Rules are proactive, one per pair of known hosts."""
+    through any of the far site's locators: one set per pair of identity /64s, own and ``far`` (the far ones
+    the edge has met), each address part rewritten by a masked set-field. Toward the far identity, or from its
+    locators, a /64 without rules goes to the controller."""
     sp = src.plan
+    gw = sp.gateway_mac
     rules: set[Rule] = set()
     groups: set[Group] = set()
-    for hi, h in enumerate(sp.hosts):
-        ident = str(h.addresses["identity"])
-        rules.add(Rule(sp.fabric_dpid, P_IDLOC, ipv6(in_port=h.port, eth_dst=sp.gateway_mac, ipv6_src=ident,
-                                                    ipv6_dst=net(dst.identity)), (Output(x.fabric_port),)))
-        for ri, rh in enumerate(dst_hosts):
-            r_ident = str(rh.addresses["identity"])
-            for ei, e in enumerate(sp.exits):
-                rewrite = (SetField("ipv6_src", str(src.locator(h, e.name))),
-                           SetField("ipv6_dst", str(dst.locator(rh.addresses["identity"], y))),
-                           SetField("eth_src", e.mac), SetField("eth_dst", e.isp_mac), DEC_TTL,
-                           Output(e.outside_port))
+    mine = src.subnets()
+    for h in sp.hosts:
+        for s in mine:
+            rules.add(Rule(sp.fabric_dpid, P_IDLOC, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=net(s),
+                                                        ipv6_dst=net(dst.identity)), (Output(x.fabric_port),)))
+    for ei, e in enumerate(sp.exits):
+        rules.add(Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.inside_port, eth_dst=gw, ipv6_dst=net(dst.identity)),
+                       (TO_CONTROLLER,)))
+        for loc in dst.locators:
+            rules.add(Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.outside_port, ipv6_src=net(loc.prefix)), (TO_CONTROLLER,)))
+        for si, s in enumerate(mine):
+            here = str(src.locator_subnet(s, e.name))
+            for fi, f in enumerate(far):
+                rewrite = (SetPrefix("ipv6_src", here), SetPrefix("ipv6_dst", str(_far_locator(dst, f, y))),
+                           SetField("eth_src", e.mac), SetField("eth_dst", e.isp_mac), DEC_TTL, Output(e.outside_port))
                 act: tuple[Action, ...] = rewrite
                 if Trigger.LINK in sp.site.triggers:
-                    gid = 0x10000 + ((dst_index * 64 + hi) * 16 + ei) * 64 + ri
+                    gid = 0x10000 + ((dst_index * 256 + si) * 16 + ei) * MAX_FAR_SUBNETS + fi
                     buckets = [Bucket(rewrite, watch_port=e.outside_port)]
                     buckets += [Bucket((SetField("eth_dst", o.mac), Output(OFPP_IN_PORT)),
                                        watch_port=e.inside_port) for o in sp.exits if o is not e]
                     groups.add(Group(e.dpid, gid, "ff", tuple(buckets)))
                     act = (ToGroup(gid),)
-                m = dict(eth_dst=sp.gateway_mac, ipv6_src=ident, ipv6_dst=r_ident)
+                m = dict(eth_dst=gw, ipv6_src=net(s), ipv6_dst=net(f))
                 rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.inside_port, **m), act))
                 rules.add(Rule(e.dpid, P_HANDOFF_IDLOC, ipv6(in_port=e.inside_port, **{**m, "eth_dst": e.mac}),
                                rewrite))
-                # Return traffic: whichever far exit the other edge chose, map both locators back.
+                # Return traffic: whichever far exit the other edge chose, map both locators back; the fabric
+                # delivers the identity to whichever host holds it.
                 for fy in dst.locators:
                     rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.outside_port,
-                                                         ipv6_src=str(dst.locator(rh.addresses["identity"], fy.exit)),
-                                                         ipv6_dst=str(src.locator(h, e.name))),
-                                   (SetField("ipv6_src", r_ident), SetField("ipv6_dst", ident),
-                                    SetField("eth_src", sp.gateway_mac), SetField("eth_dst", h.mac),
-                                    DEC_TTL, Output(e.inside_port))))
+                                                         ipv6_src=net(_far_locator(dst, f, fy.exit)),
+                                                         ipv6_dst=net(src.locator_subnet(s, e.name))),
+                                   (SetPrefix("ipv6_src", str(f)), SetPrefix("ipv6_dst", str(s)),
+                                    SetField("eth_src", e.mac), SetField("eth_dst", gw), DEC_TTL,
+                                    Output(e.inside_port))))
     return rules, groups
+
+
+def _far_locator(record: Record, subnet: IPv6Network, exit_name: str) -> IPv6Network:
+    """The locator /64 of the far identity /64 ``subnet`` through the far site's exit ``exit_name``."""
+    return IPv6Network((record.locator(subnet.network_address, exit_name), 64))
+
+
+def _placing_rules(pol: SitePolicy, plain: Collection[IPv6Network]) -> Iterable[Rule]:
+    """What an id-loc site cannot place yet goes to its controller: a packet toward an identity (never routed)
+    of a site it has no record of, and one arriving from a source that is neither a far site it knows nor one
+    it found plain. A plain source's packets are translated back as nptv6 does."""
+    sp = pol.plan
+    yield Rule(sp.fabric_dpid, P_LOOKUP, ipv6(eth_dst=sp.gateway_mac, ipv6_dst=net(IDENTITY_SPACE)), (TO_CONTROLLER,))
+    for e in sp.exits:
+        for s in pol.subnets():
+            here = pol.locator_subnet(s, e.name)
+            yield Rule(e.dpid, P_UNPLACED, ipv6(in_port=e.outside_port, ipv6_dst=net(here)), (TO_CONTROLLER,))
+            for p in sorted(plain):
+                yield Rule(e.dpid, P_PLAIN, ipv6(in_port=e.outside_port, ipv6_src=net(p), ipv6_dst=net(here)),
+                           (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac),
+                            SetField("eth_dst", sp.gateway_mac), DEC_TTL, Output(e.inside_port)))

@@ -104,6 +104,7 @@ class Event(Name):
     NEIGHBOUR_SOLICIT = "neighbour_solicit"  # nptv6: a packet for an address the plan does not list; asked who has it
     NEIGHBOUR_LEARNED = "neighbour_learned"  # ... a host answered: the fabric delivers to it from now on
     NEIGHBOUR_FAILED = "neighbour_failed"  # ... nobody answered; its held packets were dropped
+    CONTACT_RELEASED = "contact_released"  # id-loc: packets held until a lookup placed them went on (waited_ms)
 
 
 # The first of these about a faulted exit after a fault is its detection (analysis.detection_ms).

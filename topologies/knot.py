@@ -3,9 +3,11 @@
 The zone ``map.multi6lab.`` holds two kinds of records (docs/mapping-service.md draws them):
 
 * The registry's, written once when the lab starts, as a regional registry and the ISPs would publish them:
-  which site holds an identity prefix (a wildcard PTR below the prefix's nibble name, so a query for any
-  address in it names the site, and a longer nested prefix wins as in a routing table), the identity prefix
-  itself and the locator prefixes the site's ISPs delegated to it (APL records, RFC 3123).
+  which site holds an identity prefix (a wildcard PTR below the prefix's nibble name in the ``id`` tree, so a
+  query for any address in it names the site, and a longer nested prefix wins as in a routing table), which
+  site each delegated locator prefix was given to (the same, in the ``loc`` tree: how an edge that receives
+  a packet from an unknown locator finds out who sent it), the identity prefix itself and the locator
+  prefixes the site's ISPs delegated to it (APL records, RFC 3123).
 * The sites' own, which each site's edge writes and rewrites with dynamic updates (RFC 2136) signed with its
   own TSIG key (RFC 8945), as ILNP does (RFC 6742): an LP record per usable exit, in preference order,
   naming the exit, whose L64 record holds the locator. Knot lets a key change only names at or below the
@@ -53,14 +55,18 @@ def _nibbles(address: IPv6Address, count: int) -> str:
     return ".".join(reversed(digits))
 
 
-def address_name(address: IPv6Address) -> str:
-    """What an edge asks for to learn which site holds ``address``."""
-    return f"{_nibbles(address, 32)}.id.{ZONE}"
+IDENTITY_TREE = "id"  # names below it: which site holds an identity
+LOCATOR_TREE = "loc"  # which site a locator prefix was delegated to
 
 
-def prefix_wildcard(prefix: IPv6Network) -> str:
+def address_name(address: IPv6Address, tree: str = IDENTITY_TREE) -> str:
+    """What an edge asks for to learn which site holds ``address`` (an identity, or a locator in ``loc``)."""
+    return f"{_nibbles(address, 32)}.{tree}.{ZONE}"
+
+
+def prefix_wildcard(prefix: IPv6Network, tree: str = IDENTITY_TREE) -> str:
     """The wildcard that answers for every address in ``prefix`` (a prefix that ends on a nibble)."""
-    return f"*.{_nibbles(prefix.network_address, prefix.prefixlen // 4)}.id.{ZONE}"
+    return f"*.{_nibbles(prefix.network_address, prefix.prefixlen // 4)}.{tree}.{ZONE}"
 
 
 def site_of(owner: str) -> str | None:
@@ -116,6 +122,7 @@ def zone(plan: Plan) -> str:
             continue
         assert s.identity is not None
         lines += [f"{prefix_wildcard(s.identity)} PTR {site_owner(s.name)}",
+                  *(f"{prefix_wildcard(e.delegation, LOCATOR_TREE)} PTR {site_owner(s.name)}" for e in s.exits),
                   f"{identity_owner(s.name)} APL {apl([s.identity])}",
                   f"{delegated_owner(s.name)} APL {apl(e.delegation for e in s.exits)}"]
     return "\n".join(lines) + "\n"

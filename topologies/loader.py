@@ -237,6 +237,10 @@ class _Semantics:
             if s.identity is not None and s.identity.prefixlen % 4:
                 self.err(("sites", s.name, "identity"), f"identity prefix {s.identity} must end on a nibble "
                          "(a multiple of 4 bits) to be named in the mapping service's DNS zone")
+            for e in s.exits:
+                if e.delegation.prefixlen % 4:
+                    self.err(("sites", s.name, "exits", e.name, "delegation"), f"delegation {e.delegation} must "
+                             "end on a nibble (a multiple of 4 bits) to be named in the mapping service's DNS zone")
         return MappingServer(v["server"], int(v.get("ttl_s", 30)))
 
     def site(self, name: str, v: dict[str, Any], position: int) -> Site | None:

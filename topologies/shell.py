@@ -154,6 +154,12 @@ def resolve(intf: str, peer: IPv6Address) -> str:
     return f"timeout {RESOLVE_DEADLINE_S} sh -c {q(f'until {once} >/dev/null; do sleep 0.1; done')}"
 
 
+def reach(peer: IPv6Address) -> str:
+    """Echoes to ``peer`` until one is answered (a first contact whose first packets may wait for a lookup)."""
+    once = shlex.join(["ping", "-6", "-q", "-n", "-c1", "-W1", str(peer)])
+    return f"timeout {RESOLVE_DEADLINE_S} sh -c {q(f'until {once} >/dev/null; do sleep 0.1; done')}"
+
+
 def when_ready(c: NodeConfig) -> list[str]:
     """What runs once hosts hold their autoconfigured addresses (MPTCP endpoints need them)."""
     out = [resolve(i, a) for i, a in c.neighbours]

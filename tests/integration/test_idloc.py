@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies.addressing import edge_address
 from tests.integration.helpers import PY, events, lab_with_approach, tcp_session, udp_exchange, wait_until
@@ -59,6 +60,24 @@ def test_a_tcp_session_survives_an_exit_failure(lab: Lab, fault: str, undo: str,
     assert moved and all("s1ea" not in (e["exit"], e["dst_exit"]) for e in moved)  # both directions avoid ISP A
     wait_until(lambda: len([e for e in events(lab, "pair_selected", t0) if e.get("cause") == "preferred pair back"])
                >= 2, 10, "both directions back on the preferred pair after the restore")
+
+
+def test_edges_learn_whom_they_talk_to_from_packets_and_fall_back_to_plain_ipv6(lab: Lab) -> None:
+    """Nothing about the far site comes from the plan: the lab's first contact (h1 pings h2, h2 pings h1) made
+    s1's edge hold h1's echo until the lookup of h2's identity answered, and s2's edge look up the locator the
+    echo came from. A plain host (the mapping server's node runs no id-loc) is found out the same way, and is
+    talked to with plain IPv6 on the site's locators."""
+    first = events(lab, "contact_released")
+    assert {e["site"] for e in first} == {"s1", "s2"} and all(0 < e["waited_ms"] < 3000 for e in first)
+    assert {(e["site"], e["tree"]) for e in events(lab, "mapping_resolved")} >= {("s1", "id"), ("s2", "loc")}
+    s1 = lab.plan.sites[0]
+    h1_via_a = str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+    t0 = time.monotonic()
+    assert " 0% packet loss" in lab.cmd("map", f"ping -6 -c 3 -i 0.2 -W 2 {h1_via_a}")  # the first one waited
+    (plain,) = events(lab, "mapping_unknown", t0, site="s1", tree="loc")
+    assert plain["address"] == str(lab.plan.address("map"))
+    assert events(lab, "contact_released", t0, site="s1")
+    assert " 0% packet loss" in lab.cmd("h1", f"ping -6 -c 3 -i 0.2 -W 2 {lab.plan.address('map')}")
 
 
 def test_each_site_runs_its_own_controller_and_the_edges_meet_only_through_the_network(lab: Lab) -> None:

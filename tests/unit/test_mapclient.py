@@ -24,7 +24,7 @@ import dns.update
 import dns.zone
 import pytest
 
-from multi6lab.controller.mapclient import NOT_FOUND_RETRY_S, RETRY_MAX_S, RETRY_S, MappingClient
+from multi6lab.controller.mapclient import RETRY_MAX_S, RETRY_S, MappingClient
 from multi6lab.controller.mapping import MappingService
 from multi6lab.controller.pairs import edge_of
 from multi6lab.controller.policy import TO_CONTROLLER, desired
@@ -135,6 +135,8 @@ def test_zone_names_each_identity_by_a_wildcard_and_lists_identity_and_delegatio
     apl = zone.find_rdataset(knot.delegated_owner("s1"), "APL")
     assert [f"{i.address}/{i.prefix}" for r in apl for i in r.items] == ["3fff:a:1::/48", "3fff:b:1::/48"]
     assert zone.get_node(knot.site_owner("s1")) is None  # the site writes its own records
+    loc = zone.find_rdataset(knot.prefix_wildcard(IPv6Network("3fff:b:1::/48"), knot.LOCATOR_TREE), "PTR")
+    assert [r.target.to_text() for r in loc] == ["s1.site.map.multi6lab."]  # who a locator was delegated to
 
 
 def test_knot_lets_each_key_update_only_lp_and_l64_at_or_below_its_own_name() -> None:
@@ -218,7 +220,25 @@ def test_an_address_no_site_holds_is_asked_again_later() -> None:
     w.run(0.05)
     (ev,) = w.named(Event.MAPPING_UNKNOWN)
     assert "no site holds fd00:9::1" in ev["reason"] and not w.clients["s1"].records
-    assert w.clients["s1"].wanted[IPv6Address("fd00:9::1")] == pytest.approx(ev["t"] + NOT_FOUND_RETRY_S)
+    ttl = w.plan.topology.mapping.ttl_s  # type: ignore[union-attr]
+    assert w.clients["s1"].wanted[IPv6Address("fd00:9::1")] == pytest.approx(ev["t"] + ttl)  # negative caching
+
+
+def test_a_locator_names_the_site_it_was_delegated_to() -> None:
+    """A packet from an unknown locator: the registry's loc tree says whose it is, and the record follows."""
+    w = World(two_sites())
+    w.register_all()
+    w.run(0.05)
+    sender = IPv6Address("3fff:d:2::6d:ff:fe00:1234")  # in s2's delegation from ISP D
+    w.clients["s1"].want(sender, w.t, knot.LOCATOR_TREE)
+    w.run(0.2)
+    (ev,) = w.named(Event.MAPPING_RESOLVED, address=str(sender))
+    assert ev["peer"] == "s2" and ev["tree"] == knot.LOCATOR_TREE and "s2" in w.clients["s1"].records
+    stranger = IPv6Address("3fff:ff:100::2")  # a plain remote: no site holds it
+    w.clients["s1"].want(stranger, w.t, knot.LOCATOR_TREE)
+    w.run(w.t + 0.1)
+    (no,) = w.named(Event.MAPPING_UNKNOWN, address=str(stranger))
+    assert no["tree"] == knot.LOCATOR_TREE and "no site holds" in no["reason"]
 
 
 def test_a_site_that_has_not_registered_yet_is_found_once_it_has() -> None:

@@ -55,3 +55,11 @@ def test_queries_and_programs_are_quoted_too() -> None:
     assert shell.route_show(IPv6Network("3fff:5::/48")) == "ip -6 route show exact 3fff:5::/48"
     assert shlex.split(shell.argv(["/usr/lib/frr/bgpd", "-f", "/run/x y/bgpd.conf"])) == [
         "/usr/lib/frr/bgpd", "-f", "/run/x y/bgpd.conf"]
+
+
+def test_a_first_contact_pings_until_one_echo_is_answered_within_a_deadline() -> None:
+    from ipaddress import IPv6Address
+
+    words = shlex.split(shell.reach(IPv6Address("fd00:2::6d:ff:fe00:900")))
+    assert words[:2] == ["timeout", str(shell.RESOLVE_DEADLINE_S)] and words[2:4] == ["sh", "-c"]
+    assert words[4] == "until ping -6 -q -n -c1 -W1 fd00:2::6d:ff:fe00:900 >/dev/null; do sleep 0.1; done"

@@ -276,12 +276,6 @@ class Lab:
             wait_for(f"heartbeats through {', '.join(sorted(hb))}",
                      lambda: hb <= {e["exit"] for e in self.events()
                                     if e["event"] == Event.HEARTBEAT_UP and e["t"] >= since}, READY_TIMEOUT)
-        idloc = [sp.site.name for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC]
-        routes = {(a, b) for a in idloc for b in idloc if a != b}
-        if routes:
-            wait_for("locator-pair probes between the id-loc sites",
-                     lambda: routes <= {(e["src_site"], e["dst_site"]) for e in self.events()
-                                        if e["event"] == Event.PAIR_UP and e["t"] >= since}, READY_TIMEOUT)
         if self.emulation is not None and self.emulation.routers:
             self.progress("waiting for BGP sessions and routes to converge")
             try:
@@ -297,6 +291,24 @@ class Lab:
             for n in self.plan.nodes:
                 for cmd in shell.when_ready(n.config):
                     self.emulation.run(n.name, cmd)
+        self.first_contact(since)
+
+    def first_contact(self, since: float) -> None:
+        """id-loc edges know nobody until packets reach them: a host of each id-loc site pings one of every other
+        (as the first packet of any session would do), its edge looks the far site up and holds the echo until
+        the answer; then the pair probes start. After a controller restart its edge has forgotten everything."""
+        idloc = [sp for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC]
+        routes = {(a.site.name, b.site.name) for a in idloc for b in idloc if a is not b}
+        if not routes or self.emulation is None:
+            return
+        self.progress("first contact between the id-loc sites (each edge looks the others up)")
+        for a in idloc:
+            for b in idloc:
+                if a is not b:
+                    self.emulation.run(a.hosts[0].name, shell.reach(b.hosts[0].addresses["identity"]))
+        wait_for("locator-pair probes between the id-loc sites",
+                 lambda: routes <= {(e["src_site"], e["dst_site"]) for e in self.events()
+                                    if e["event"] == Event.PAIR_UP and e["t"] >= since}, READY_TIMEOUT)
 
     def check_alive(self) -> None:
         """Raise EnvError if a controller or a routing daemon of this run died: a crash is reported as one,
