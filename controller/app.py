@@ -400,13 +400,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         """A far edge's message reached exit ``role``: hand it to this site's edge, send what it answers."""
         edge = self.edges.get(sp.site.name)
         far = self.far_edge.get(m.src)
-        if edge is None or far is None or m.dst != edge_address(sp.exit(role).delegation):
+        if edge is None or m.dst != edge_address(sp.exit(role).delegation):
             self.counters["foreign_pair_message"] += 1
             return
-        if edge is not None and far is None and m.dst == edge_address(sp.exit(role).delegation):
-            # An edge that does not know us yet calls: find out whose it is (the packets it carries follow).
-            contacts = self.contacts[sp.site.name]
-            self._contact(sp, contacts.arrived(m.src, None, edge.records, time.monotonic()))
+        if far is None:  # an edge this one does not know yet calls: find out whose it is (its packets follow)
+            self.counters["foreign_pair_message"] += 1
+            self._contact(sp, self.contacts[sp.site.name].arrived(m.src, None, edge.records, time.monotonic()))
             return
         down = tuple(e[1] for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
         message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports, down, m.heard_ms)
