@@ -454,6 +454,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             client = self.mapping.get(site)
             for address, tree in effects.want if client is not None else ():
                 client.want(address, now, tree)
+            for address in effects.forget if client is not None else ():
+                client.forget(address)
             if effects.changed:
                 self._push("contact")
         for h in effects.release:

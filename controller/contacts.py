@@ -48,6 +48,7 @@ class Held:
 @dataclass
 class Effects:
     want: list[tuple[IPv6Address, str]] = field(default_factory=list)  # look these up (address, tree)
+    forget: list[IPv6Address] = field(default_factory=list)  # stop looking these up again
     changed: bool = False  # the rules must be pushed
     release: list[Held] = field(default_factory=list)  # put these back, after the push
     dropped: int = 0  # held packets nobody could place
@@ -88,7 +89,9 @@ class Contacts:
             return self._meet(*found, [held] if held else [])
         if sixty_four(src) in self.plain:
             return Effects(release=[held] if held else [])
-        return self._hold(src, LOCATOR_TREE, held, now)
+        # One lookup per source /64 (the registry delegates /64s and shorter): a sweep of addresses in it
+        # costs one query, not one each.
+        return self._hold(sixty_four(src).network_address, LOCATOR_TREE, held, now)
 
     def resolved(self, address: IPv6Address, records: Mapping[str, Record]) -> Effects:
         """The mapping service answered for ``address``: place what waited on it. A source found plain before
@@ -110,9 +113,12 @@ class Contacts:
         net = sixty_four(address)
         changed = net not in self.plain
         self.plain[net] = self.plain.get(net, now)
+        gone = []
         while len(self.plain) > MAX_PLAIN:
-            del self.plain[next(iter(self.plain))]
-        return Effects(changed=changed, release=held)
+            oldest = next(iter(self.plain))
+            del self.plain[oldest]
+            gone.append(oldest.network_address)
+        return Effects(changed=changed, release=held, forget=gone)
 
     def expire(self, now: float) -> int:
         """Drop what has waited longer than HOLD_S; how many packets went."""

@@ -108,6 +108,11 @@ class MappingClient:
         self.wanted.setdefault(address, now)
         self.trees.setdefault(address, tree)
 
+    def forget(self, address: IPv6Address) -> None:
+        """Stop resolving ``address`` (a lookup in flight still completes)."""
+        self.wanted.pop(address, None)
+        self.trees.pop(address, None)
+
     def register(self, exits: Sequence[tuple[str, IPv6Network]], now: float) -> None:
         """Publish ``exits`` (name, delegated prefix; preference order); replaces any update in flight."""
         owner = knot.site_owner(self.site)

@@ -46,15 +46,17 @@ def test_an_unknown_locator_is_looked_up_in_the_locator_tree_and_mapped_to_its_s
     c = Contacts()
     src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ed")
     first = c.arrived(src, pkt(), {}, 0.0)
-    assert first.want == [(src, LOCATOR_TREE)]
-    done = c.resolved(src, RECORDS)
-    assert done.release == [pkt()] and c.far["s2"] == [N("fd00:2::/64")]  # the identity /64 behind the locator
+    asked = sixty_four(src).network_address  # one lookup per source /64
+    assert first.want == [(asked, LOCATOR_TREE)]
+    assert c.arrived(src + 1, pkt(1), {}, 0.0).want == []
+    done = c.resolved(asked, RECORDS)
+    assert done.release == [pkt(), pkt(1)] and c.far["s2"] == [N("fd00:2::/64")]  # the identity /64 behind it
 
 
 def test_a_source_no_site_holds_is_plain_from_then_on() -> None:
     c = Contacts()
     c.arrived(R, pkt(), {}, 0.0)
-    done = c.unknown(R, LOCATOR_TREE, 0.02)
+    done = c.unknown(A("3fff:ff:100::"), LOCATOR_TREE, 0.02)
     assert done.changed and done.release == [pkt()] and N("3fff:ff:100::/64") in c.plain
     later = c.arrived(A("3fff:ff:100::9"), pkt(1), {}, 0.03)  # the same /64: no new lookup
     assert not later.want and later.release == [pkt(1)]
@@ -64,9 +66,9 @@ def test_a_plain_source_that_registers_later_is_mapped_to_its_site_from_then_on(
     c = Contacts()
     src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
     c.arrived(src, pkt(), {}, 0.0)
-    c.unknown(src, LOCATOR_TREE, 0.1)  # s2 had not registered yet
+    c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)  # s2 had not registered yet
     assert sixty_four(src) in c.plain
-    upgraded = c.resolved(src, RECORDS)  # the client asked again after the negative TTL
+    upgraded = c.resolved(sixty_four(src).network_address, RECORDS)  # asked again after the negative TTL
     assert upgraded.changed and sixty_four(src) not in c.plain and c.far["s2"] == [N("fd00:2::/64")]
 
 
@@ -127,3 +129,12 @@ def test_an_unplaced_source_goes_up_and_a_plain_one_is_translated_as_nptv6_does(
     assert out.node == "h1" and out.pkt["ipv6_src"] == str(R) and out.pkt["ipv6_dst"] == identity(PLAN, "h1")
     # Outbound to a routed address needs nothing: the site's own locator, at once.
     assert plain.send("h1", identity(PLAN, "h1"), str(R)).node == "ispa"
+
+
+def test_the_plain_list_is_bounded_and_what_falls_out_is_no_longer_looked_up() -> None:
+    from multi6lab.controller.contacts import MAX_PLAIN
+
+    c = Contacts()
+    for i in range(MAX_PLAIN + 2):
+        gone = c.unknown(A(f"3fff:ff:{i:x}::"), LOCATOR_TREE, float(i)).forget
+    assert len(c.plain) == MAX_PLAIN and gone == [A(f"3fff:ff:{1:x}::")] and N("3fff:ff::/64") not in c.plain

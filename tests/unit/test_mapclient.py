@@ -239,6 +239,9 @@ def test_a_locator_names_the_site_it_was_delegated_to() -> None:
     w.run(w.t + 0.1)
     (no,) = w.named(Event.MAPPING_UNKNOWN, address=str(stranger))
     assert no["tree"] == knot.LOCATOR_TREE and "no site holds" in no["reason"]
+    assert stranger in w.clients["s1"].wanted  # asked again after the negative TTL ...
+    w.clients["s1"].forget(stranger)
+    assert stranger not in w.clients["s1"].wanted  # ... unless the controller no longer cares
 
 
 def test_a_site_that_has_not_registered_yet_is_found_once_it_has() -> None:
