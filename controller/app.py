@@ -350,7 +350,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             return
         sp, role = where
         in_port = msg.match["in_port"]
-        if role != "fabric" and packets.is_echo_reply(msg.data):
+        if role != "fabric" and packets.is_echo_reply(msg.data, sp.exit(role).address.ip):
             with self.lock:
                 self._after(self.liveness.echo_reply(role, time.monotonic()))
             return
@@ -365,10 +365,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 self._after(self.liveness.icmp_unreachable(role, str(quote[1]), time.monotonic()))
             return
         udp = packets.read_udp(msg.data) if role != "fabric" else None
-        if udp is not None and udp.sport == knot.DNS_PORT:
+        mine = udp is not None and udp.dst == edge_address(sp.exit(role).delegation)  # the edge's own traffic
+        if mine and udp.sport == knot.DNS_PORT:  # type: ignore[union-attr]
             self._mapping_answer(sp, udp)
             return
-        message = packets.read_pair_message(msg.data) if udp is not None else None
+        message = packets.read_pair_message(msg.data) if mine else None
         if message is not None:
             self._pair_message(sp, role, message)
             return
@@ -381,7 +382,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._send_ra(dp, sp, in_port)
         elif pkt.kind == "na" and role == "fabric":
             self._neighbour_advert(dp, sp, in_port, pkt)
-        elif pkt.kind != "ipv6" or pkt.src is None or pkt.dst is None:
+        elif pkt.kind not in ("ipv6", "echo_reply") or pkt.src is None or pkt.dst is None:  # echo replies: data here
             self.counters["dropped_packet_in"] += 1
         elif role == "fabric" and own is not None and any(pkt.dst in s for s in own.subnets):
             self._resolve(dp, sp, pkt, msg.data)  # one of the site's own addresses, not resolved yet

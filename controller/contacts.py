@@ -94,15 +94,23 @@ class Contacts:
         return self._hold(sixty_four(src).network_address, LOCATOR_TREE, held, now)
 
     def resolved(self, address: IPv6Address, records: Mapping[str, Record]) -> Effects:
-        """The mapping service answered for ``address``: place what waited on it. A source found plain before
+        """The mapping service answered for ``address`` and ``records`` hold what the edge knows now: place
+        everything waiting that they place, whichever lookup it waited on (the far edge's probes often bring
+        a site's record before the lookup of a packet's own source completes). A source found plain before
         and now registered (the client asks again after each negative TTL) is a far site's from now on."""
-        w = self.waiting.pop(address, None)
-        self.plain.pop(sixty_four(address), None)
-        found = _far_subnet(address, records) or next(
-            ((r.site, sixty_four(address)) for r in records.values() if address in r.identity), None)
-        if found is None:  # the answer does not hold the address after all: as if unknown
-            return Effects(dropped=len(w.packets) if w else 0)
-        return self._meet(*found, w.packets if w else [])
+        out = Effects(changed=self.plain.pop(sixty_four(address), None) is not None)
+        for waited, w in list(self.waiting.items()):
+            found = _far_subnet(waited, records) or next(
+                ((r.site, sixty_four(waited)) for r in records.values() if waited in r.identity), None)
+            if found is not None:
+                del self.waiting[waited]
+                if not w.packets:  # a lookup for a far edge's own address: nothing to deliver, no /64 to meet
+                    continue
+                placed = self._meet(*found, w.packets)
+                out.changed |= placed.changed
+                out.release += placed.release
+                out.dropped += placed.dropped
+        return out
 
     def unknown(self, address: IPv6Address, tree: str, now: float) -> Effects:
         """No site holds ``address``: a source is plain from now on; an identity is unreachable."""

@@ -54,9 +54,11 @@ class Parsed:
     seq: int = 0  # echo sequence
 
 
-def is_echo_reply(data: bytes) -> bool:
-    """Fast path for heartbeat replies (hundreds a second): Ethernet/IPv6/ICMPv6 type 129, no scapy."""
-    return len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 129
+def is_echo_reply(data: bytes, to: IPv6Address | None = None) -> bool:
+    """Fast path for heartbeat replies (hundreds a second): Ethernet/IPv6/ICMPv6 type 129, no scapy; with
+    ``to``, only one addressed there (an exit's own address: any other echo reply is someone's data)."""
+    return (len(data) >= 58 and data[12:14] == b"\x86\xdd" and data[20] == 58 and data[54] == 129
+            and (to is None or data[38:54] == to.packed))
 
 
 def unreachable_quote(data: bytes) -> tuple[IPv6Address, IPv6Address] | None:

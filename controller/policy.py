@@ -488,8 +488,8 @@ def _idloc_rules(src: SitePolicy, dst: Record, far: Sequence[IPv6Network], x: Ex
     """Rules for traffic from id-loc site ``src`` to the site the mapping record ``dst`` describes, on the
     directed pair (exit x, the far site's exit y), and for the return traffic as it arrives at ``src``'s exits
     through any of the far site's locators: one set per pair of identity /64s, own and ``far`` (the far ones
-    the edge has met), each address part rewritten by a masked set-field. Toward the far identity, or from its
-    locators, a /64 without rules goes to the controller."""
+    the edge has met), each address part rewritten by a masked set-field. From the far site's locators, a /64
+    without rules goes to the controller (toward its identity, ``_placing_rules`` sends it up)."""
     sp = src.plan
     gw = sp.gateway_mac
     rules: set[Rule] = set()
@@ -500,8 +500,6 @@ def _idloc_rules(src: SitePolicy, dst: Record, far: Sequence[IPv6Network], x: Ex
             rules.add(Rule(sp.fabric_dpid, P_IDLOC, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=net(s),
                                                         ipv6_dst=net(dst.identity)), (Output(x.fabric_port),)))
     for ei, e in enumerate(sp.exits):
-        rules.add(Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.inside_port, eth_dst=gw, ipv6_dst=net(dst.identity)),
-                       (TO_CONTROLLER,)))
         for loc in dst.locators:
             rules.add(Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.outside_port, ipv6_src=net(loc.prefix)), (TO_CONTROLLER,)))
         for si, s in enumerate(mine):
@@ -545,6 +543,10 @@ def _placing_rules(pol: SitePolicy, plain: Collection[IPv6Network]) -> Iterable[
     sp = pol.plan
     yield Rule(sp.fabric_dpid, P_LOOKUP, ipv6(eth_dst=sp.gateway_mac, ipv6_dst=net(IDENTITY_SPACE)), (TO_CONTROLLER,))
     for e in sp.exits:
+        # An identity never leaves as a destination: whatever reaches an exit before its rules (a packet put
+        # back an instant before the exit applied them) comes up again instead of leaking out untranslated.
+        yield Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac,
+                                          ipv6_dst=net(IDENTITY_SPACE)), (TO_CONTROLLER,))
         for s in pol.subnets():
             here = pol.locator_subnet(s, e.name)
             yield Rule(e.dpid, P_UNPLACED, ipv6(in_port=e.outside_port, ipv6_dst=net(here)), (TO_CONTROLLER,))

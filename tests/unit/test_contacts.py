@@ -69,7 +69,20 @@ def test_a_plain_source_that_registers_later_is_mapped_to_its_site_from_then_on(
     c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)  # s2 had not registered yet
     assert sixty_four(src) in c.plain
     upgraded = c.resolved(sixty_four(src).network_address, RECORDS)  # asked again after the negative TTL
-    assert upgraded.changed and sixty_four(src) not in c.plain and c.far["s2"] == [N("fd00:2::/64")]
+    assert upgraded.changed and sixty_four(src) not in c.plain  # its packets come up again, and ...
+    assert c.arrived(src, pkt(1), RECORDS, 0.2).changed and c.far["s2"] == [N("fd00:2::/64")]  # ... are s2's
+
+
+def test_a_record_that_came_for_another_lookup_places_what_waits_at_once() -> None:
+    """The far edge's probes make this edge look up the far edge's own address; that record places the data
+    packet held for its source's lookup, which need not be waited for."""
+    c = Contacts()
+    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    c.arrived(src, pkt(), {}, 0.0)
+    probe = A("3fff:c:2::1")  # the far edge's address: its locator-pair messages come from it
+    assert c.arrived(probe, None, {}, 0.0).want == [(A("3fff:c:2::"), LOCATOR_TREE)]
+    got = c.resolved(A("3fff:c:2::"), RECORDS)
+    assert got.release == [pkt()] and not c.waiting and c.far["s2"] == [N("fd00:2::/64")]  # nothing made up
 
 
 def test_an_identity_no_site_holds_is_unreachable_and_what_waited_is_dropped() -> None:

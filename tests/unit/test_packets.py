@@ -57,6 +57,9 @@ def test_echo_reply_is_parsed() -> None:
     p = P.parse(rep)
     assert (p.kind, p.ident, p.seq) == ("echo_reply", 7, 70000 & 0xFFFF)
     assert P.is_echo_reply(rep) and not P.is_echo_reply(bytes(req)) and not P.is_echo_reply(b"\x00" * 10)
+    # A heartbeat's reply is addressed to the exit itself; an echo reply to anyone else is a host's data.
+    to = A(Ether(rep)[IPv6].dst)
+    assert P.is_echo_reply(rep, to) and not P.is_echo_reply(rep, A("3fff:a:1::9"))
 
 
 def test_source_policy_failed_quotes_the_offending_packet() -> None:
