@@ -420,27 +420,20 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     # The site's own BCP 38, inbound: nobody outside may use a source from the site's prefixes.
     rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]
     groups = []
-    others = [x for x in sp.exits if x is not e]
     for hi, h in enumerate(sp.hosts):
         loc = pol.locator(h, e.name)
         inbound = [*inward, SetField("eth_dst", h.mac), DEC_TTL, Output(e.inside_port)]
         if pol.translators:
             ident = h.addresses["identity"]
             inbound = [SetField("ipv6_dst", str(ident)), *inbound]
-            rewrite = [SetField("ipv6_src", str(loc)), *out, Output(e.outside_port)]
-            first: tuple[Action, ...] = tuple(rewrite)
-            if Trigger.LINK in sp.site.triggers:
-                buckets = [Bucket(tuple(rewrite), watch_port=e.outside_port)]
-                buckets += [Bucket((SetField("eth_dst", x.mac), Output(OFPP_IN_PORT)),
-                                   watch_port=e.inside_port) for x in others]
-                gid = group_id(hi, sp.exits.index(e))
-                groups.append(Group(d, gid, "ff", tuple(buckets)))
-                first = (ToGroup(gid),)
+            rewrite = (SetField("ipv6_src", str(loc)), *out, Output(e.outside_port))
+            first, group = _failover(sp, e, group_id(hi, sp.exits.index(e)), rewrite)
+            groups += [group] if group else []
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(ident)),
                               first))
             # Handed over by another exit whose uplink failed: rewrite to this exit's locator, no further hand-off.
             rules.append(Rule(d, P_HANDOFF, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=str(ident)),
-                              tuple(rewrite)))
+                              rewrite))
         else:
             src = h.addresses[e.name]
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
@@ -460,18 +453,11 @@ def _subnet_rules(pol: SitePolicy, e: ExitPlan, out: list[Action]) -> tuple[list
     sp = pol.plan
     rules: list[Rule] = []
     groups: list[Group] = []
-    others = [x for x in sp.exits if x is not e]
     for si, s in enumerate(pol.subnets()):
         loc = pol.locator_subnet(s, e.name)
         rewrite = (SetPrefix("ipv6_src", str(loc)), *out, Output(e.outside_port))
-        first: tuple[Action, ...] = rewrite
-        if Trigger.LINK in sp.site.triggers:
-            buckets = [Bucket(rewrite, watch_port=e.outside_port)]
-            buckets += [Bucket((SetField("eth_dst", x.mac), Output(OFPP_IN_PORT)), watch_port=e.inside_port)
-                        for x in others]
-            gid = subnet_group_id(si, sp.exits.index(e))
-            groups.append(Group(e.dpid, gid, "ff", tuple(buckets)))
-            first = (ToGroup(gid),)
+        first, group = _failover(sp, e, subnet_group_id(si, sp.exits.index(e)), rewrite)
+        groups += [group] if group else []
         rules += [
             Rule(e.dpid, P_SUBNET, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=net(s)), first),
             Rule(e.dpid, P_HANDOFF_SUBNET, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=net(s)), rewrite),
@@ -507,14 +493,9 @@ def _idloc_rules(src: SitePolicy, dst: Record, far: Sequence[IPv6Network], x: Ex
             for fi, f in enumerate(far):
                 rewrite = (SetPrefix("ipv6_src", here), SetPrefix("ipv6_dst", str(_far_locator(dst, f, y))),
                            SetField("eth_src", e.mac), SetField("eth_dst", e.isp_mac), DEC_TTL, Output(e.outside_port))
-                act: tuple[Action, ...] = rewrite
-                if Trigger.LINK in sp.site.triggers:
-                    gid = 0x10000 + ((dst_index * 256 + si) * 16 + ei) * MAX_FAR_SUBNETS + fi
-                    buckets = [Bucket(rewrite, watch_port=e.outside_port)]
-                    buckets += [Bucket((SetField("eth_dst", o.mac), Output(OFPP_IN_PORT)),
-                                       watch_port=e.inside_port) for o in sp.exits if o is not e]
-                    groups.add(Group(e.dpid, gid, "ff", tuple(buckets)))
-                    act = (ToGroup(gid),)
+                gid = 0x10000 + ((dst_index * 256 + si) * 16 + ei) * MAX_FAR_SUBNETS + fi
+                act, group = _failover(sp, e, gid, rewrite)
+                groups |= {group} if group else set()
                 m = dict(eth_dst=gw, ipv6_src=net(s), ipv6_dst=net(f))
                 rules.add(Rule(e.dpid, P_IDLOC, ipv6(in_port=e.inside_port, **m), act))
                 rules.add(Rule(e.dpid, P_HANDOFF_IDLOC, ipv6(in_port=e.inside_port, **{**m, "eth_dst": e.mac}),
@@ -529,6 +510,19 @@ def _idloc_rules(src: SitePolicy, dst: Record, far: Sequence[IPv6Network], x: Ex
                                     SetField("eth_src", e.mac), SetField("eth_dst", gw), DEC_TTL,
                                     Output(e.inside_port))))
     return rules, groups
+
+
+def _failover(sp: SitePlan, e: ExitPlan, gid: int, rewrite: tuple[Action, ...]) -> tuple[tuple[Action, ...],
+                                                                                    Group | None]:
+    """What a rule leaving through exit ``e`` does: ``rewrite`` at once or, with the link trigger, fast-failover
+    group ``gid``, whose first bucket rewrites while e's uplink is up and whose next ones hand the packet back to
+    the fabric marked for another exit, so the data plane moves before the controller hears of the failure."""
+    if Trigger.LINK not in sp.site.triggers:
+        return rewrite, None
+    buckets = [Bucket(rewrite, watch_port=e.outside_port)]
+    buckets += [Bucket((SetField("eth_dst", o.mac), Output(OFPP_IN_PORT)), watch_port=e.inside_port)
+                for o in sp.exits if o is not e]
+    return (ToGroup(gid),), Group(e.dpid, gid, "ff", tuple(buckets))
 
 
 def _far_locator(record: Record, subnet: IPv6Network, exit_name: str) -> IPv6Network:
