@@ -6,6 +6,7 @@ the framework comes through here.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 try:
@@ -31,11 +32,16 @@ BaseApp: Any = app_manager.RyuApp if FRAMEWORK == "ryu" else app_manager.OSKenAp
 
 
 def masked_set_field(parser: Any, field: str, value: str, mask: str) -> Any:
-    """Open vSwitch's masked set-field for OpenFlow 1.3 (NXAST_REG_LOAD2; ``set_field:value/mask->field``).
+    """Open vSwitch's masked set-field for OpenFlow 1.3 (NXAST_REG_LOAD2; ``set_field:value/mask->field``)."""
+    return _reg_load2(parser)(dst=field, value=value, mask=mask)
 
-    The framework's own NXActionRegLoad2 pads its OXM as if it never exceeded 14 bytes: an IPv6 value with its
+
+@functools.cache
+def _reg_load2(parser: Any) -> Any:
+    """The framework's NXActionRegLoad2 pads its OXM as if it never exceeded 14 bytes: an IPv6 value with its
     mask is 36, and the action would go out shorter than the length it declares. Both frameworks share that
-    code, so the padding is mended here: the action's 10-byte header plus the OXM, rounded up to 8 bytes."""
+    code, so the padding is mended here (the action's 10-byte header plus the OXM, rounded up to 8 bytes),
+    in one class per parser module: every push of prefix rules encodes with it."""
 
     class RegLoad2(parser.NXActionRegLoad2):  # type: ignore[misc, name-defined]
         def serialize_body(self) -> bytearray:
@@ -44,7 +50,7 @@ def masked_set_field(parser: Any, field: str, value: str, mask: str) -> Any:
             length = ofproto_v1_3.oxm_serialize(n, v, m, data, 0)
             return data + bytes(-(10 + length) % 8)
 
-    return RegLoad2(dst=field, value=value, mask=mask)
+    return RegLoad2
 
 
 def run(app_module: str, listen_host: str, listen_port: int) -> None:
