@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
@@ -77,6 +77,3 @@ def measure(lab: Lab, trials: int, seed: int, say: Callable[[str], None]) -> lis
 def _ms(v: float | None) -> str:
     return "lost" if v is None else f"{v:.1f} ms"
 
-
-def columns() -> Sequence[str]:
-    return ("cold_rtt_ms", "warm_rtt_ms", "near_wait_ms", "far_wait_ms", "plain_rtt_ms", "plain_wait_ms")
