@@ -631,6 +631,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                         self._packet_out(dp, port, data)
                     except Exception as exc:
                         self.log(Event.HEARTBEAT_ERROR, exit=p.exit, error=str(exc))
+                    else:
+                        self.liveness.echo_sent(p.exit)
                 with self.lock:
                     self._send_pair_messages(now)
                     self._send_mapping(now)

@@ -3,12 +3,17 @@
 * ``link``: the exit's uplink port status. (The data plane's fast-failover groups act on the same signal
   before the controller hears of it; this state moves the fabric's choice too.)
 * ``heartbeat``: echo requests through each ISP to a beacon beyond it every ``interval``; a path is dead when
-  no reply came for ``interval x multiplier`` (as BFD's detection time), and alive again after
+  no reply came for ``interval x multiplier`` (as BFD's detection time) while at least ``multiplier`` echoes
+  went out unanswered, and alive again after
   ``multiplier`` consecutive replies, so one lucky packet during a loss burst does not flap it back. As a BFD
   session must come up before it can go down, a path is judged only after its first reply. An id-loc
   site's heartbeat is its edge's keepalives to the far edges (:mod:`~multi6lab.controller.pairs`), end to
   end: its exits send no beacon echoes, which would only double the control traffic that crosses the
   userspace datapath (and time out on that load alone).
+
+The controller both sends the echoes and judges the silence, so a silence it caused itself (its process or
+the machine stalled and sent nothing) must not count against the path: a lab on an idle two-core machine
+saw one such false failure in a few minutes with 10 ms echoes, each one dropping a prefix's traffic.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class PathState:
     hb_dead: bool = False
     last_reply: float = 0.0
     replies_since_dead: int = 0
+    unanswered: int = 0  # echoes sent since the last reply
 
     @property
     def usable(self) -> bool:
@@ -91,12 +97,19 @@ class Liveness:
                 return [ev, *self._change(p, was, Trigger.LINK, now)]
         return []
 
+    def echo_sent(self, exit_name: str) -> None:
+        """One heartbeat echo went out through ``exit_name``."""
+        p = self.paths.get(exit_name)
+        if p is not None:
+            p.unanswered += 1
+
     def echo_reply(self, exit_name: str, now: float) -> list[EventRecord]:
         p = self.paths.get(exit_name)
         if p is None or not p.heartbeat:
             return []
         was = p.usable
         p.last_reply = now
+        p.unanswered = 0
         if not p.armed:
             p.armed = True
             return [{"event": Event.HEARTBEAT_UP, "t": now, "site": p.site, "exit": p.exit}]
@@ -129,10 +142,16 @@ class Liveness:
         return out
 
     def next_deadline(self) -> float | None:
-        """When the earliest live heartbeat path is due to be declared dead, if no reply comes first."""
-        due = [p.last_reply + p.detect_time for p in self.heartbeat_paths() if p.armed and not p.hb_dead]
+        """When the earliest live heartbeat path is due to be declared dead, if no reply comes first (None for a
+        path until its ``multiplier``-th unanswered echo has gone out: the next echo sent asks again)."""
+        due = [p.last_reply + p.detect_time for p in self.heartbeat_paths() if self._silent(p)]
         due += list(self.unreachable.values())  # a hold expiring changes the rules too
         return min(due, default=None)
+
+    @staticmethod
+    def _silent(p: PathState) -> bool:
+        """A live, armed path whose last ``multiplier`` echoes (at least) are unanswered."""
+        return p.armed and not p.hb_dead and p.unanswered >= p.multiplier
 
     def tick(self, now: float) -> list[EventRecord]:
         """Declare heartbeat paths dead whose last reply is older than the detection time; end icmp holds."""
@@ -143,11 +162,11 @@ class Liveness:
                 out.append({"event": Event.DEST_ALIVE, "t": now, "site": self.paths[exit_name].site, "exit": exit_name,
                             "dst": dst, "cause": "icmp hold expired"})
         for p in self.heartbeat_paths():
-            if p.armed and not p.hb_dead and now - p.last_reply > p.detect_time:
+            if self._silent(p) and now - p.last_reply > p.detect_time:
                 was = p.usable
                 p.hb_dead = True
                 p.replies_since_dead = 0
                 out += [{"event": Event.HEARTBEAT_TIMEOUT, "t": now, "site": p.site, "exit": p.exit,
-                         "silent_ms": round((now - p.last_reply) * 1000, 3)}]
+                         "silent_ms": round((now - p.last_reply) * 1000, 3), "unanswered": p.unanswered}]
                 out += self._change(p, was, Trigger.HEARTBEAT, now)
         return out

@@ -340,9 +340,14 @@ class Edge:
 
     @staticmethod
     def _deadline(c: Context) -> float | None:
+        """When the active pair's silence becomes a send timeout: never before ``multiplier`` of its probes went
+        out unreported (a controller that stalled and sent nothing has no evidence against the pair)."""
         if c.exploring_since is not None or c.active.confirmed_sent is None or Trigger.HEARTBEAT not in c.triggers:
             return None
-        return max(c.active.confirmed_sent, c.active_since) + c.detect_time
+        since = max(c.active.confirmed_sent, c.active_since)
+        if sum(1 for p, _, at in c.sent.values() if p is c.active and at > since) < c.multiplier:
+            return None
+        return since + c.detect_time
 
     def _failover(self, c: Context, now: float) -> list[EventRecord]:
         """The active pair is dead where it is known to be (this site's uplink, or the far locator): the most

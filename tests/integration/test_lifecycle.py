@@ -17,6 +17,7 @@ from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runstate import records
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import build
+from multi6lab.vocabulary import DETECTION_EVENTS
 from tests.integration.helpers import (
     PY,
     ROOT,
@@ -37,7 +38,8 @@ def test_three_isps_every_host_reaches_r_from_every_prefix(tmp_path: Path) -> No
         for h in lab.plan.sites[0].hosts:
             for name, addr in h.addresses.items():
                 got = udp_exchange(lab, h.name, "r", R, count=20, src=str(addr))
-                assert len(got) == 20 and {g["source"] for g in got} == {str(addr)}, (h.name, name)
+                assert len(got) == 20 and {g["source"] for g in got} == {str(addr)}, \
+                    (h.name, name, [e for e in lab.events() if e["event"] in DETECTION_EVENTS])
 
 
 def test_two_multihomed_sites_reach_each_other(tmp_path: Path) -> None:

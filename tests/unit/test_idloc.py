@@ -125,6 +125,16 @@ def test_a_silent_failure_of_both_directions_moves_both_edges_within_the_detecti
     assert moved <= first + 0.015  # then an exploration round trip, or a pair known alive at once
 
 
+def test_a_controller_that_stalled_and_sent_nothing_does_not_explore() -> None:
+    w = steady()
+    s1 = w.edges["s1"]
+    later = w.t + 0.05  # s1's controller sent nothing for 50 ms: its process or the machine stalled
+    assert s1.tick(later) == []
+    for i in range(3):  # once its probes go out and none is reported, the silence is the pair's
+        s1.due(later + i * 0.01)
+    assert [e["event"] for e in s1.tick(later + 0.021)] == ["exploring"]
+
+
 def test_a_failure_of_one_direction_moves_only_that_direction() -> None:
     w = steady()
     w.drop = lambda m: m.src_site == "s1" and m.src_exit == "s1ea"  # s1 -> s2 through ISP A is lost
@@ -286,7 +296,7 @@ def test_each_edge_knows_only_its_own_exits_and_the_far_sites_mapping_records() 
 def test_one_report_without_the_active_pair_asks_again_and_only_a_second_moves() -> None:
     w = steady()
     w.stopped = {"s2"}  # s1 hears nothing for a while and explores
-    w.run(1.03)  # long enough for the send timeout, and the far edge's silence
+    w.run(1.04)  # long enough for the send timeout (3 probes unreported), and the far edge's silence
     s1 = w.edges["s1"]
     started = w.named("exploring", site="s1")[0]["t"]
 
@@ -304,7 +314,7 @@ def test_one_report_without_the_active_pair_asks_again_and_only_a_second_moves()
 def test_a_second_report_without_the_active_pair_moves_it() -> None:
     w = steady()
     w.stopped = {"s2"}
-    w.run(1.03)  # long enough for the send timeout, and the far edge's silence
+    w.run(1.04)  # long enough for the send timeout (3 probes unreported), and the far edge's silence
     s1 = w.edges["s1"]
     started = w.named("exploring", site="s1")[0]["t"]
     first = {m.pair: m.nonce for t, m in w.log if t == started and m.src_site == "s1" and m.ask}  # round one

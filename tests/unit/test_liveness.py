@@ -43,20 +43,46 @@ def test_heartbeat_not_judged_before_first_reply() -> None:
     assert names(lv.echo_reply("exa", now=100.0)) == ["heartbeat_up"]
 
 
+def sent(lv: Liveness, exit_name: str, n: int = 3) -> None:
+    for _ in range(n):
+        lv.echo_sent(exit_name)
+
+
 def test_heartbeat_detection_time_is_interval_times_multiplier() -> None:
     lv = Liveness(fig1(), now=0.0)
     lv.echo_reply("exa", now=1.000)
+    sent(lv, "exa")
     assert lv.tick(now=1.0299) == []  # within 3 x 10 ms: not yet
     ev = lv.tick(now=1.0301)
     assert names(ev) == ["heartbeat_timeout", "path_dead"]
-    assert ev[0]["silent_ms"] == 30.1 and ev[1]["cause"] == "heartbeat"
+    assert ev[0]["silent_ms"] == 30.1 and ev[0]["unanswered"] == 3 and ev[1]["cause"] == "heartbeat"
     assert lv.tick(now=1.5) == []  # reported once
+
+
+def test_a_silence_while_the_controller_sent_no_echoes_is_not_the_path_s_fault() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    lv.echo_reply("exa", now=1.000)
+    sent(lv, "exa", 2)  # the controller stalled: only two echoes went out in 50 ms
+    assert lv.tick(now=1.050) == [] and lv.next_deadline() is None
+    lv.echo_sent("exa")  # the third goes out unanswered: the silence counts from the last reply
+    assert lv.next_deadline() == pytest.approx(1.030)
+    assert names(lv.tick(now=1.051)) == ["heartbeat_timeout", "path_dead"]
+
+
+def test_a_reply_restarts_the_count_of_unanswered_echoes() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    lv.echo_reply("exa", now=1.000)
+    sent(lv, "exa", 2)
+    lv.echo_reply("exa", now=1.020)
+    sent(lv, "exa", 2)
+    assert lv.tick(now=1.051) == [] and lv.usable()["exa"]
 
 
 def test_heartbeat_recovers_after_multiplier_consecutive_replies() -> None:
     lv = Liveness(fig1(), now=0.0)
     lv.echo_reply("exa", now=1.0)
-    lv.tick(now=1.05)
+    sent(lv, "exa")
+    assert names(lv.tick(now=1.05)) == ["heartbeat_timeout", "path_dead"]
     assert lv.echo_reply("exa", now=2.00) == []
     assert lv.echo_reply("exa", now=2.01) == []
     assert names(lv.echo_reply("exa", now=2.02)) == ["path_alive"]
@@ -75,6 +101,9 @@ def test_next_deadline_is_the_earliest_live_path() -> None:
     assert lv.next_deadline() is None  # nothing armed yet
     lv.echo_reply("exa", now=1.000)
     lv.echo_reply("exb", now=1.005)
+    assert lv.next_deadline() is None  # no echo unanswered yet
+    sent(lv, "exa")
+    sent(lv, "exb")
     assert lv.next_deadline() == pytest.approx(1.030)
     lv.tick(now=1.031)
     assert lv.next_deadline() == pytest.approx(1.035)  # exa is dead now; exb is next
