@@ -8,7 +8,7 @@ M6    := $(VENV)/bin/multi6lab
 TYPED := multi6lab.vocabulary multi6lab.topologies multi6lab.scenarios multi6lab.results \
          multi6lab.controller.policy multi6lab.controller.npt multi6lab.controller.packets \
          multi6lab.controller.liveness multi6lab.controller.pairs multi6lab.controller.mapping \
-         multi6lab.controller.neighbours multi6lab.controller.contacts \
+         multi6lab.controller.neighbours multi6lab.controller.contacts multi6lab.controller.transport \
          multi6lab.lab.runstate
 # mypy does not follow the editable install's import hook, so it reads the package through a tree of links
 # that spells the same mapping as pyproject.toml (tools/ is the package root).

@@ -55,11 +55,13 @@ from multi6lab.controller.policy import (
     ToGroup,
     desired,
     diff,
+    exit_toward,
 )
+from multi6lab.controller.transport import RetransmitWatch
 from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Approach, Event
+from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Approach, Event, Trigger
 
 # Filled by controller.launcher before the framework instantiates the app.
 SETTINGS: dict[str, Any] = {"plan": None, "site": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
@@ -102,6 +104,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         # The router's neighbour discovery, for translated addresses the plan does not list.
         self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
                           for name, pol in self.sites.items() if pol.translators}
+        # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
+        self.transport = {name: RetransmitWatch() for name, pol in self.sites.items()
+                          if Trigger.TRANSPORT in pol.plan.site.triggers}
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
         # What each exit's packets carry as source: its hosts' locators through it (icmp trigger's check).
         self.exit_sources = {e.name: {pol.locator(h, e.name) for h in pol.plan.hosts}
@@ -364,6 +369,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             with self.lock:
                 self._after(self.liveness.icmp_unreachable(role, str(quote[1]), time.monotonic()))
             return
+        watch = self.transport.get(sp.site.name) if role == "fabric" else None
+        tcp = packets.read_tcp(msg.data) if watch is not None else None
+        if tcp is not None and watch is not None:  # a copy: the rule forwarded the segment itself
+            self._segment(sp, watch, tcp)
+            return
         udp = packets.read_udp(msg.data) if role != "fabric" else None
         mine = udp is not None and udp.dst == edge_address(sp.exit(role).delegation)  # the edge's own traffic
         if mine and udp.sport == knot.DNS_PORT:  # type: ignore[union-attr]
@@ -396,6 +406,20 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self._stale_source(dp, sp, in_port, pkt, msg.data)
         else:
             self.counters["dropped_packet_in"] += 1
+
+    def _segment(self, sp: Any, watch: RetransmitWatch, tcp: packets.Tcp) -> None:
+        """transport trigger: a TCP flow that keeps repeating a segment keeps its destination away from the
+        exit it took; that destination's flows start afresh on the next."""
+        if not watch.segment((str(tcp.src), str(tcp.dst), tcp.sport, tcp.dport), tcp.seq, tcp.length, tcp.flags):
+            return
+        now = time.monotonic()
+        with self.lock:
+            usable = self.liveness.usable()
+            live = [e for e in sp.exits if usable.get(e.name, True)]
+            e = exit_toward(sp, live, self.liveness.avoided(now), str(tcp.dst))
+            if e is not None:
+                watch.forget(str(tcp.dst))
+                self._after(self.liveness.transport_stalled(e.name, str(tcp.dst), now))
 
     def _pair_message(self, sp: Any, role: str, m: packets.PairMessage) -> None:
         """A far edge's message reached exit ``role``: hand it to this site's edge, send what it answers."""
@@ -605,10 +629,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     # -- heartbeats ------------------------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
-        """Send one echo request per heartbeat path every interval; judging happens in the event queue."""
+        """Send one echo request per heartbeat path every interval, and wake for every deadline (a silence, an
+        icmp or transport hold ending); judging happens in the event queue."""
         paths = self.liveness.heartbeat_paths()
-        if not paths and not self.edges:
-            return
+        holds = any({Trigger.ICMP, Trigger.TRANSPORT} & set(pol.plan.site.triggers) for pol in self.sites.values())
+        if not paths and not self.edges and not holds:
+            return  # nothing to probe, and nothing that expires
         # Replies are not matched to requests (any reply proves the path), so each request is built once.
         probes = []
         for p in paths:
@@ -617,7 +643,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             e = where[0].exit(p.exit)
             data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, 1)
             probes.append((p, e.outside_port, data))
-        interval = min([p.interval for p in paths] + [edge.interval for edge in self.edges.values()])
+        # With no probes to send (only icmp or transport holds), the loop just wakes for their deadlines.
+        interval = min([p.interval for p in paths] + [edge.interval for edge in self.edges.values()], default=1.0)
         next_probe = time.monotonic()
         judged: float | None = None  # the deadline a tick was already posted for
         while True:

@@ -26,8 +26,9 @@ from multi6lab.topologies.plan import Plan
 from multi6lab.vocabulary import Approach, Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
-ICMP_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable (renewed by
-# each further error; an ISP rate-limits its errors, so a short hold would send traffic back into the failure)
+AVOID_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable or a stalled TCP
+# flow (renewed by each further sign; an ISP rate-limits its errors, so a short hold would send traffic back
+# into the failure)
 
 
 @dataclass
@@ -121,16 +122,25 @@ class Liveness:
 
     def icmp_unreachable(self, exit_name: str, destination: str, now: float) -> list[EventRecord]:
         """``icmp`` trigger: the ISP behind ``exit_name`` says it cannot reach ``destination``."""
+        return self._hold(exit_name, destination, now, Trigger.ICMP)
+
+    def transport_stalled(self, exit_name: str, destination: str, now: float) -> list[EventRecord]:
+        """``transport`` trigger: a TCP flow to ``destination`` through ``exit_name`` keeps repeating a segment
+        (:mod:`.transport`)."""
+        return self._hold(exit_name, destination, now, Trigger.TRANSPORT)
+
+    def _hold(self, exit_name: str, destination: str, now: float, trigger: Trigger) -> list[EventRecord]:
+        """Keep ``destination`` away from ``exit_name`` for AVOID_HOLD, renewed by every further sign."""
         p = self.paths.get(exit_name)
-        if p is None or Trigger.ICMP not in self.site_triggers.get(p.site, ()):
+        if p is None or trigger not in self.site_triggers.get(p.site, ()):
             return []
         key = (exit_name, destination)
         fresh = self.unreachable.get(key, 0.0) <= now
-        self.unreachable[key] = now + ICMP_HOLD
+        self.unreachable[key] = now + AVOID_HOLD
         if not fresh:
             return []
         return [{"event": Event.DEST_DEAD, "t": now, "site": p.site, "exit": exit_name, "dst": destination,
-                 "cause": Trigger.ICMP, "hold_s": ICMP_HOLD}]
+                 "cause": trigger, "hold_s": AVOID_HOLD}]
 
     def avoided(self, now: float) -> dict[str, set[str]]:
         """Destinations to steer away from each exit, as the icmp trigger decided (expired holds dropped)."""
@@ -160,7 +170,7 @@ class Liveness:
             if until <= now:
                 del self.unreachable[(exit_name, dst)]
                 out.append({"event": Event.DEST_ALIVE, "t": now, "site": self.paths[exit_name].site, "exit": exit_name,
-                            "dst": dst, "cause": "icmp hold expired"})
+                            "dst": dst, "cause": "hold expired"})
         for p in self.heartbeat_paths():
             if self._silent(p) and now - p.last_reply > p.detect_time:
                 was = p.usable

@@ -197,6 +197,29 @@ def read_udp(data: bytes) -> Udp | None:
                data[_UDP_AT + 8: _UDP_AT + length])
 
 
+@dataclass(frozen=True)
+class Tcp:
+    src: IPv6Address
+    dst: IPv6Address
+    sport: int
+    dport: int
+    seq: int
+    flags: int
+    length: int  # payload bytes
+
+
+def read_tcp(data: bytes) -> Tcp | None:
+    """The TCP segment's header in an Ethernet/IPv6 frame without extension headers, or None."""
+    if len(data) < _UDP_AT + 20 or data[12:14] != b"\x86\xdd" or data[20] != 6:
+        return None
+    sport, dport, seq, _, offset, flags = struct.unpack_from("!HHIIBB", data, _UDP_AT)
+    header = (offset >> 4) * 4
+    payload = struct.unpack_from("!H", data, 18)[0] - header
+    if header < 20 or payload < 0:
+        return None
+    return Tcp(IPv6Address(data[22:38]), IPv6Address(data[38:54]), sport, dport, seq, flags, payload)
+
+
 def read_pair_message(data: bytes) -> PairMessage | None:
     """The locator-pair message in a packet-in, or None for anything else or anything malformed."""
     u = read_udp(data)

@@ -47,6 +47,7 @@ from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 ETH_IPV6 = 0x86DD
 ICMPV6 = 58
 UDP = 17
+TCP = 6
 ICMP6_DEST_UNREACH = 1
 ICMP6_ECHO_REPLY = 129
 ICMP6_RS = 133
@@ -361,7 +362,7 @@ def _fabric_rules(pol: SitePolicy, live: list[ExitPlan], learned: Mapping[IPv6Ad
             else:
                 act = (Output(live[0].fabric_port),)
             for s in pol.subnets():  # any address of the site's subnets: the exits translate the whole /64
-                yield Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=net(s)), act)
+                yield from _watched(sp, Rule(f, P_FORWARD, ipv6(in_port=h.port, eth_dst=gw, ipv6_src=net(s)), act))
         else:
             for e in sp.exits:
                 act = (Output(e.fabric_port),) if e in live else (TO_CONTROLLER,)
@@ -383,20 +384,41 @@ def _router_rules(pol: SitePolicy, learned: Mapping[IPv6Address, Neighbour]) -> 
                    (SetField("eth_src", gw), SetField("eth_dst", n.mac), Output(n.port)))
 
 
+def _watched(sp: SitePlan, rule: Rule) -> Iterable[Rule]:
+    """A fabric rule sending the site's traffic to an exit, and under the transport trigger its twin for TCP,
+    one priority above, that also copies each segment to the controller (:mod:`.transport`)."""
+    yield rule
+    if Trigger.TRANSPORT in sp.site.triggers:
+        yield Rule(rule.dpid, rule.priority + 1, match(**dict(rule.match), ip_proto=TCP),
+                   (TO_CONTROLLER, *rule.actions))
+
+
+def exit_toward(sp: SitePlan, live: list[ExitPlan], avoid: Mapping[str, set[str]], dst: str) -> ExitPlan | None:
+    """The exit the fabric sends traffic to ``dst`` through (primary-backup): the first live one, unless an
+    icmp or transport trigger keeps ``dst`` away from it, then the next live exit not kept away too (if none
+    is, the first)."""
+    if not live:
+        return None
+    if dst not in avoid.get(live[0].name, set()):
+        return live[0]
+    return next((e for e in live[1:] if dst not in avoid.get(e.name, set())), live[0])
+
+
 def _avoid_rules(pol: SitePolicy, live: list[ExitPlan], avoid: Mapping[str, set[str]]) -> Iterable[Rule]:
-    """icmp trigger (nptv6, id-loc): traffic to a destination the primary exit's ISP cannot reach leaves
-    through the next live exit whose ISP has not said the same."""
+    """icmp and transport triggers (nptv6, id-loc): traffic to a destination the primary exit's ISP cannot
+    reach (or that a TCP flow through it shows stalled) leaves through the next live exit not kept from it."""
     sp = pol.plan
     if not pol.translators or not live or sp.site.exit_policy != ExitPolicy.PRIMARY_BACKUP:
         return
     for dst in sorted(avoid.get(live[0].name, set())):
-        alt = next((e for e in live[1:] if dst not in avoid.get(e.name, set())), None)
-        if alt is None:
+        alt = exit_toward(sp, live, avoid, dst)
+        if alt is None or alt is live[0]:
             continue
         for h in sp.hosts:
-            yield Rule(sp.fabric_dpid, P_AVOID, ipv6(in_port=h.port, eth_dst=sp.gateway_mac,
-                                                     ipv6_src=str(h.addresses["identity"]), ipv6_dst=dst),
-                       (Output(alt.fabric_port),))
+            for s in pol.subnets():
+                yield from _watched(sp, Rule(sp.fabric_dpid, P_AVOID, ipv6(in_port=h.port, eth_dst=sp.gateway_mac,
+                                                                           ipv6_src=net(s), ipv6_dst=dst),
+                                             (Output(alt.fabric_port),)))
 
 
 def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:

@@ -44,10 +44,9 @@ class Trigger(Name):
     HEARTBEAT = "heartbeat"  # probes through each ISP (BFD-like)
     ICMP = "icmp"  # an ISP's ICMPv6 destination unreachable
     ROUTING = "routing"  # BGP withdrawal (the routing approach's only trigger)
-    TRANSPORT = "transport"  # retransmission signals (not implemented yet)
+    TRANSPORT = "transport"  # an outbound TCP flow repeating a segment, seen at the fabric
 
 
-IMPLEMENTED_TRIGGERS = (Trigger.LINK, Trigger.HEARTBEAT, Trigger.ICMP, Trigger.ROUTING)
 
 
 class ExitPolicy(Name):
@@ -83,7 +82,7 @@ class Event(Name):
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     PATH_DEAD = "path_dead"  # an exit became unusable (any trigger)
     PATH_ALIVE = "path_alive"
-    DEST_DEAD = "dest_dead"  # icmp trigger: a destination kept away from an exit
+    DEST_DEAD = "dest_dead"  # icmp or transport trigger: a destination kept away from an exit
     DEST_ALIVE = "dest_alive"
     PAIR_UP = "pair_up"  # id-loc: the far edge reported a directed locator pair's first probe
     PAIR_DEAD = "pair_dead"

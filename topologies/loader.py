@@ -430,6 +430,10 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
                                             "others prepend); exit_policy load-share is for nptv6"))
     if Trigger.ROUTING in s.triggers and s.approach != Approach.ROUTING:
         out.append(((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'"))
+    if Trigger.TRANSPORT in s.triggers and not (translating and s.exit_policy == ExitPolicy.PRIMARY_BACKUP):
+        out.append(((*path, "triggers"), "trigger 'transport' moves a destination to the site's next exit, which "
+                                         "only nptv6 and id-loc sites with exit_policy primary-backup choose; "
+                                         f"this site is {s.approach}, {s.exit_policy}"))
     if s.bgp.keepalive_s >= s.bgp.hold_s:
         out.append(((*path, "bgp"), f"keepalive_s ({s.bgp.keepalive_s}) must be shorter than hold_s "
                                     f"({s.bgp.hold_s}): the hold timer counts missed keepalives"))

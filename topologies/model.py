@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any, Literal
 
-from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, IMPLEMENTED_TRIGGERS, Approach, ExitPolicy, Trigger
+from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, Approach, ExitPolicy, Trigger
 
 NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
 CORE_ASN = 64500
@@ -169,8 +169,4 @@ class Topology:
             if s.approach not in IMPLEMENTED_APPROACHES:
                 out.append(f"site {s.name}: approach '{s.approach}' is not implemented yet "
                            f"(implemented: {', '.join(map(str, IMPLEMENTED_APPROACHES))})")
-            for t in s.triggers:
-                if t not in IMPLEMENTED_TRIGGERS:
-                    out.append(f"site {s.name}: trigger '{t}' is not implemented yet "
-                               f"(implemented: {', '.join(map(str, IMPLEMENTED_TRIGGERS))})")
         return out

@@ -60,6 +60,7 @@ class FakeNet:
         self.down = down or set()  # (switch name, port) whose link is down
         self.names = {n.dpid: n.name for n in plan.switches}
         self.dpids = {n.name: n.dpid for n in plan.switches}
+        self.copies: list[str] = []  # switches that sent a copy of a packet to the controller
 
     def send(self, host: str, src: str, dst: str, **extra: Any) -> Outcome:
         """A packet from ``host`` to the site router (gateway MAC) with the given addresses."""
@@ -103,7 +104,7 @@ class FakeNet:
     def _apply(self, switch: str, in_port: int, pkt: dict[str, Any],
                actions: tuple[Action, ...]) -> Outcome | tuple[dict[str, Any], int]:
         pkt = dict(pkt)
-        for a in actions:
+        for i, a in enumerate(actions):
             if isinstance(a, SetField):
                 pkt[a.field] = a.value
             elif isinstance(a, SetPrefix):  # the masked set-field: the prefix's bits, the address's rest
@@ -113,7 +114,9 @@ class FakeNet:
             elif isinstance(a, DecTtl):
                 pkt["hop"] -= 1
             elif isinstance(a, ToController):
-                return Outcome("controller", pkt=pkt, where=switch)
+                if i == len(actions) - 1:
+                    return Outcome("controller", pkt=pkt, where=switch)
+                self.copies.append(switch)  # a copy to the controller; the packet goes on
             elif isinstance(a, Output):
                 return pkt, in_port if a.port == OFPP_IN_PORT else a.port
             elif isinstance(a, ToGroup):

@@ -215,9 +215,9 @@ def test_icmp_trigger_steers_one_destination_to_the_other_exit() -> None:
     assert net.send("h1", h1_identity(p), R).node == "ispb"  # R avoided through exa
     assert net.send("h1", h1_identity(p), "3fff:ff:1::9").node == "ispa"  # everything else stays
     # The ISP's ICMPv6 error reaches the controller and the host alike.
-    err = FakeNet(p, desired(p, {})).inject("exa", 2, ipv6_src="3fff:a::1", ipv6_dst=locator(p, "exa"), ip_proto=58,
-                                           icmpv6_type=1)
-    assert err.kind == "controller"
+    net = FakeNet(p, desired(p, {}))
+    err = net.inject("exa", 2, ipv6_src="3fff:a::1", ipv6_dst=locator(p, "exa"), ip_proto=58, icmpv6_type=1)
+    assert err.kind == "delivered" and err.node == "h1" and net.copies == ["exa"]
     rule = next(r for r in desired(p, {}).rules if r.priority == 710 and r.dpid == 2)
     assert rule.actions[0] == ToController() and rule.actions[-1] == Output(1)
 
