@@ -25,7 +25,7 @@ TESTS ?= tests/integration
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 
 .PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
-        first-contact
+        first-contact selection
 
 setup:
 	@bash tools/setup.sh
@@ -84,6 +84,11 @@ compare: setup
 # What a first packet between two id-loc sites that have never met waits (72 controller restarts, ~5 minutes).
 first-contact: setup
 	$(M6) first-contact $(TRIALS_ARG)
+
+# Locator selection: a load-sharing site's split of 2,000 flows against weights 3:1, and whether source-routing
+# hosts follow their address selection policy through a failure (two labs, about a minute).
+selection: setup
+	$(M6) selection
 
 # 500 failovers in one lab (about half an hour): resources after each, first and last 100 outages compared.
 soak: setup

@@ -327,8 +327,9 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             rules |= set(r)
             groups |= set(g)
         if sp.site.exit_policy == ExitPolicy.LOAD_SHARE and pol.translators and live:
+            weights = {e.name: e.weight for e in sp.site.exits}
             groups.add(Group(sp.fabric_dpid, 1, "select",
-                             tuple(Bucket((Output(e.fabric_port),), weight=1) for e in live)))
+                             tuple(Bucket((Output(e.fabric_port),), weight=weights[e.name]) for e in live)))
     return RuleSet(frozenset(rules), frozenset(groups))
 
 

@@ -410,6 +410,54 @@ def cmd_first_contact(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_selection(args: argparse.Namespace) -> int:
+    """Locator selection (RFC 4177 6.3.2): a load-sharing site's flow split against its weights, and whether
+    source-routing hosts follow the address selection policy they are given (tools/lab/selection.py)."""
+    import json
+
+    from multi6lab.lab import provenance, selection
+    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.lab.lifecycle import Lab
+    from multi6lab.results.report import write_atomic
+    from multi6lab.topologies import loader
+
+    try:
+        weights = [int(w) for w in args.weights.split(",")]
+    except ValueError:
+        raise EnvError(f"--weights {args.weights}: give one whole number per exit, e.g. 3,1") from None
+    sharing = loader.load(args.load_share_topology)
+    if len(weights) != len(sharing.sites[0].exits) or min(weights) < 1:
+        raise EnvError(f"--weights {args.weights}: {sharing.name}'s site has {len(sharing.sites[0].exits)} exits; "
+                       "give each a weight of 1 or more")
+    sharing = selection.load_sharing(sharing, weights)
+    isps = {i.name: i for i in sharing.isps}
+    problem = next((m for _, m in loader.site_problems(sharing.sites[0], isps)), None)
+    if problem is not None:
+        raise EnvError(f"{args.load_share_topology} cannot load-share: {problem}")
+    policy_topo = loader.load(args.policy_topology)
+    if policy_topo.sites[0].approach not in (Approach.SOURCE_ROUTING, Approach.MPTCP):
+        raise EnvError(f"{args.policy_topology}: its first site must give hosts an address per ISP "
+                       f"(source-routing or mptcp), not {policy_topo.sites[0].approach}")
+    out = Path(args.out) if args.out else RESULTS / f"selection-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    origin = provenance.collect(args.seed)
+    with terminate_as_interrupt():
+        say(f"load sharing on {sharing.name}, weights {args.weights} -> {out}")
+        with Lab(sharing, out / "load-share", progress=say) as lab:
+            shares = selection.measure_split(lab, args.flows, say)
+        say(f"address selection on {policy_topo.name}")
+        with Lab(policy_topo, out / "policy", progress=say) as lab:
+            choices, timelines = selection.measure_policy(lab, args.seed, say)
+    command = (f"multi6lab selection --flows {args.flows} --weights {args.weights} --seed {args.seed} "
+               f"--load-share-topology {args.load_share_topology} --policy-topology {args.policy_topology}")
+    write_atomic(out / "selection.json", json.dumps({"command": command, "load_share": shares, "policy": choices,
+                                                       "provenance": origin}, indent=1))
+    print()
+    print(selection.write(out, shares, choices, timelines), end="")
+    print(f"\nresults: {out}/selection.json, selection.md, selection.png")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="IPv6 multihoming testbed (RFC 4177) on Mininet.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -503,6 +551,18 @@ def parser() -> argparse.ArgumentParser:
                                                            "value bounds p95 from above)")
     fc.add_argument("--seed", type=int, default=1, help="the pauses before each first echo (default 1)")
     fc.add_argument("--out", help="results directory (default results/first-contact-<time>)")
+    sl = add("selection", cmd_selection, "locator selection: a load-sharing site's flow split against its weights, "
+                                         "and whether hosts follow their address selection policy (root)")
+    sl.add_argument("--flows", type=int, default=2000, help="UDP flows sent through the load-sharing site "
+                                                            "(default 2000)")
+    sl.add_argument("--weights", default="3,1", help="the load-sharing exits' weights in preference order "
+                                                     "(default 3,1)")
+    sl.add_argument("--seed", type=int, default=1, help="the pause before the address selection fault (default 1)")
+    sl.add_argument("--load-share-topology", default="topologies/figure1.yaml", metavar="TOPOLOGY",
+                    help="its first site load-shares (default topologies/figure1.yaml)")
+    sl.add_argument("--policy-topology", default="topologies/three-isps.yaml", metavar="TOPOLOGY",
+                    help="a source-routing site with several ISPs (default topologies/three-isps.yaml)")
+    sl.add_argument("--out", help="results directory (default results/selection-<time>)")
     return p
 
 

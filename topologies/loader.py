@@ -255,7 +255,8 @@ class _Semantics:
             if deleg is None:
                 ok = False
                 continue
-            exits.append(Exit(ename, name, ev["isp"], deleg, int(ev.get("preference", order))))
+            exits.append(Exit(ename, name, ev["isp"], deleg, int(ev.get("preference", order)),
+                              int(ev.get("weight", 1))))
         for i, h in enumerate(v["hosts"]):
             self.node(h, "host", (*path, "hosts", i))
         identity = pi = None
@@ -430,6 +431,10 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
                                             "others prepend); exit_policy load-share is for nptv6"))
     if Trigger.ROUTING in s.triggers and s.approach != Approach.ROUTING:
         out.append(((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'"))
+    if s.exit_policy != ExitPolicy.LOAD_SHARE:
+        out += [((*path, "exits", e.name, "weight"), f"weight {e.weight} shares flows among exits, which only "
+                                                      f"exit_policy load-share does; this site is {s.exit_policy}")
+                for e in s.exits if e.weight != 1]
     if Trigger.TRANSPORT in s.triggers and not (translating and s.exit_policy == ExitPolicy.PRIMARY_BACKUP):
         out.append(((*path, "triggers"), "trigger 'transport' moves a destination to the site's next exit, which "
                                          "only nptv6 and id-loc sites with exit_policy primary-backup choose; "

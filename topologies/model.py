@@ -68,6 +68,7 @@ class Exit:
     isp: str
     delegation: IPv6Network
     preference: int
+    weight: int = 1  # load-share: this exit's share of the flows, relative to the others'
 
 
 @dataclass(frozen=True)

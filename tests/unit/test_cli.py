@@ -186,3 +186,16 @@ def test_look_without_a_browser_says_what_to_install(tmp_path: Path, capsys: pyt
     # After a run, the same absence is a note and the run still succeeds.
     assert looked_at(tmp_path / "report.html", tmp_path / "report.png")
     assert capsys.readouterr().out.startswith("report not checked in a browser: no Chromium")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--weights", "3,x"], "--weights 3,x: give one whole number per exit"),
+    (["--weights", "1,1,1"], "figure1's site has 2 exits; give each a weight of 1 or more"),
+    (["--weights", "0,1"], "give each a weight of 1 or more"),
+    (["--policy-topology", FIG1], "must give hosts an address per ISP (source-routing or mptcp), not nptv6"),
+])
+def test_selection_refuses_what_it_cannot_measure_before_any_lab(argv: list[str], message: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["selection", "--load-share-topology", FIG1, *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -78,6 +78,12 @@ CASES = [
      "trigger 'routing' belongs to approach 'routing', not 'nptv6'", "sites:/  site:"),
     ("routing with load-share", "    approach: nptv6\n    triggers: [link, heartbeat]", "    approach: routing\n"
      "    triggers: [routing]\n    exit_policy: load-share", "BGP chooses the exit", "sites:/  site:"),
+    ("weight without load-share", 'exb: {isp: ispb, delegation: "3fff:b:5::/48"}',
+     'exb: {isp: ispb, delegation: "3fff:b:5::/48", weight: 2}', "weight 2 shares flows among exits, which only "
+     "exit_policy load-share does", "exb: {isp: ispb"),
+    ("transport without a choice of exit", "approach: nptv6\n    triggers: [link, heartbeat]",
+     "approach: source-routing\n    triggers: [link, transport]", "trigger 'transport' moves a destination",
+     "sites:/  site:"),
     ("shared AS", "asn: 64500}", "asn: 64501}", "AS 64501 of ISP ispa is already the AS of core core",
      "ispa: {asn"),
     ("keepalive not below hold", "    triggers: [link, heartbeat]", "    triggers: [link, heartbeat]\n"

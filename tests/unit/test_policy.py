@@ -146,8 +146,16 @@ def test_load_share_uses_a_select_group_over_live_exits() -> None:
     rules = desired(p, {})
     select = [g for g in rules.groups if g.kind == "select"]
     assert len(select) == 1 and len(select[0].buckets) == 2
+    assert [b.weight for b in select[0].buckets] == [1, 1]  # equal shares unless the topology says otherwise
     one_dead = desired(p, {"exb": False})
     assert len(next(g for g in one_dead.groups if g.kind == "select").buckets) == 1
+
+
+def test_load_share_weights_become_the_select_group_s_bucket_weights() -> None:
+    p = plan("figure1", **{"triggers: [link, heartbeat]": "triggers: [link, heartbeat]\n    exit_policy: load-share",
+                           'delegation: "3fff:a:5::/48"}': 'delegation: "3fff:a:5::/48", weight: 3}'})
+    select = next(g for g in desired(p, {}).groups if g.kind == "select")
+    assert [b.weight for b in select.buckets] == [3, 1]
 
 
 @pytest.fixture
@@ -269,3 +277,4 @@ def test_a_masked_rewrite_reads_back_as_open_vswitch_understands_it(tmp_path: Pa
     said = subprocess.run(["ovs-ofctl", "ofp-parse", str(tmp_path / "fm.bin")], capture_output=True, text=True,
                           check=True).stdout
     assert "actions=set_field:fd00:5:0:1::/64->ipv6_dst,output:1" in said, said
+

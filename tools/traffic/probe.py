@@ -76,6 +76,42 @@ def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str 
     return 0
 
 
+def flows(dst: str, port: int, count: int, packets: int, rate: float) -> int:
+    """``count`` UDP flows, each its own socket (so its own source port, chosen by the kernel), ``packets``
+    datagrams each, numbered by flow: the receiver tells the flows apart by number, and a load-sharing site
+    spreads them by their addresses and ports."""
+    period = 1.0 / rate
+    t0 = time.monotonic()
+    with contextlib.suppress(Stop):
+        for n in range(count):
+            delay = t0 + n * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+                for _ in range(packets):
+                    with contextlib.suppress(OSError):  # a lost flow is the receiver's to count
+                        sock.sendto(HEADER.pack(n, time.monotonic()) + b"\0" * PAD, (dst, port))
+    return 0
+
+
+def sources(dst: str, interval: float, duration: float, out: Path) -> int:
+    """Every ``interval``, the source address the host's kernel selects toward ``dst`` (RFC 6724), as a new
+    session would get it: a UDP socket's connect() selects one and sends nothing."""
+    rows = ["t,source"]
+    t0 = time.monotonic()
+    with contextlib.suppress(Stop):
+        for k in range(int(duration / interval)):
+            wait_until(t0 + k * interval)
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+                try:
+                    sock.connect((dst, 9))
+                    rows.append(f"{time.monotonic():.6f},{sock.getsockname()[0]}")
+                except OSError as exc:
+                    rows.append(f"{time.monotonic():.6f},{errno.errorcode.get(exc.errno or 0, 'error')}")
+    out.write_text("\n".join(rows) + "\n")
+    return 0
+
+
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 TIMESPEC = struct.Struct("@qq")
 
@@ -332,6 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     cl.add_argument("--out", type=Path, required=True)
     cl.add_argument("--start-at", type=float)
     cl.add_argument("--mptcp", action="store_true", help="speak MPTCP (kernel, IPPROTO_MPTCP)")
+    fl = sub.add_parser("flows", help="many short UDP flows, each from its own socket")
+    fl.add_argument("--dst", required=True)
+    fl.add_argument("--port", type=int, default=5001)
+    fl.add_argument("--count", type=int, required=True, help="flows")
+    fl.add_argument("--packets", type=int, default=3, help="datagrams per flow (default 3)")
+    fl.add_argument("--rate", type=float, default=200.0, help="flows per second (default 200)")
+    so = sub.add_parser("sources", help="log the source address the kernel selects toward a destination")
+    so.add_argument("--dst", required=True)
+    so.add_argument("--interval", type=float, default=0.01, help="seconds between selections (default 0.01)")
+    so.add_argument("--duration", type=float, required=True)
+    so.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     with contextlib.suppress(KeyboardInterrupt):
@@ -339,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             return send(a.dst, a.port, a.rate, a.duration, a.out, a.src, a.start_at)
         if a.cmd == "recv":
             return recv(a.port, a.duration, a.out)
+        if a.cmd == "flows":
+            return flows(a.dst, a.port, a.count, a.packets, a.rate)
+        if a.cmd == "sources":
+            return sources(a.dst, a.interval, a.duration, a.out)
         if a.cmd == "tcp-server":
             return tcp_server(a.port, a.duration, a.out, a.mptcp)
         if a.cmd == "tcp-client":

@@ -1,0 +1,100 @@
+"""``multi6lab selection``: locator selection measured in the lab (RFC 4177 6.3.2).
+
+Two parts, each on its own lab:
+
+* load sharing: RFC 4177 Figure 1 with the site on nptv6, ``exit_policy: load-share`` and the given weights;
+  h1 sends many short UDP flows to R, each from its own socket, and R tells by each flow's source locator
+  which exit the fabric's select group gave it.
+* address selection: the three-ISP source-routing site, whose hosts get a policy table that prefers the
+  first exit's prefix (RFC 6724, as RFC 7078 would distribute it). Each host logs the source its kernel
+  selects toward R every 10 ms while the first exit's uplink goes down (after a seeded pause) and comes back:
+  the policy should give the preferred prefix every time before, the site's RA deprecating that prefix should
+  move every selection off it during the failure, and the prefix should come back after.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from multi6lab.controller.policy import SitePolicy
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.lab.runner import PROBE
+from multi6lab.results import selection
+from multi6lab.topologies.model import Topology
+from multi6lab.vocabulary import ExitPolicy
+
+PORT = 5011
+FAULT_S = 2.0  # how long the preferred exit's uplink stays down
+PAUSE_S = (1.0, 2.0)  # the seeded pause before it goes down
+
+
+def load_sharing(topo: Topology, weights: list[int]) -> Topology:
+    """``topo``'s first site on load-share, its exits weighted in preference order."""
+    s = topo.sites[0]
+    exits = tuple(dataclasses.replace(e, weight=w) for e, w in zip(s.exits, weights, strict=True))
+    site = dataclasses.replace(s, exit_policy=ExitPolicy.LOAD_SHARE, exits=exits)
+    return dataclasses.replace(topo, sites=(site, *topo.sites[1:]))
+
+
+def measure_split(lab: Lab, flows: int, say: Callable[[str], None]) -> dict[str, Any]:
+    sp = lab.plan.sites[0]
+    host, remote = sp.hosts[0], lab.plan.topology.remotes[0]
+    dst = str(lab.plan.address(remote.name))
+    out = lab.workdir / "split-recv.csv"
+    duration = flows / 200.0 + 3.0
+    r = lab.popen(remote.name, [*PROBE, "recv", "--port", str(PORT), "--duration", str(duration), "--out", str(out)])
+    lab.wait_bound(remote.name, PORT)
+    say(f"{flows} UDP flows from {host.name} to {remote.name} ({dst}), 3 datagrams each")
+    s = lab.popen(host.name, [*PROBE, "flows", "--dst", dst, "--port", str(PORT), "--count", str(flows)])
+    s.wait(duration + 10)
+    r.wait(duration + 15)
+    pol = SitePolicy.of(sp)
+    exit_of = {str(pol.locator(host, e.name)): e.name for e in sp.exits}
+    with open(out) as f:
+        return selection.split(csv.DictReader(f), exit_of, {e.name: e.weight for e in sp.site.exits}, flows)
+
+
+Timeline = list[tuple[float, bool]]  # (s from the fault, whether the preferred prefix was selected)
+
+
+def measure_policy(lab: Lab, seed: int, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Timeline]]:
+    sp = lab.plan.sites[0]
+    first = sp.exits[0]
+    remote = lab.plan.topology.remotes[0]
+    dst = str(lab.plan.address(remote.name))
+    pause = random.Random(seed).uniform(*PAUSE_S)
+    duration = pause + FAULT_S + 3.0
+    logs = {h.name: lab.workdir / f"sources-{h.name}.csv" for h in sp.hosts}
+    procs = [lab.popen(h, [*PROBE, "sources", "--dst", dst, "--duration", str(duration), "--out", str(p)])
+             for h, p in logs.items()]
+    time.sleep(pause)  # the seeded pause: nothing periodic (RAs every few seconds) lines up with the fault
+    t_fault = time.monotonic()
+    say(f"{first.name}'s uplink down for {FAULT_S:.0f} s; every host logs its kernel's source toward {dst}")
+    lab.cmd(first.isp, f"ip link set {first.isp_intf} down")
+    time.sleep(FAULT_S)  # the fault's length, not a wait for a state
+    lab.cmd(first.isp, f"ip link set {first.isp_intf} up")
+    t_restore = time.monotonic()
+    for p in procs:
+        p.wait(duration + 10)
+    out, timelines = {}, {}
+    for h in sp.hosts:
+        with open(logs[h.name]) as f:
+            rows = [(float(r["t"]), r["source"]) for r in csv.DictReader(f)]
+        preferred = str(h.addresses[first.name])
+        out[h.name] = selection.policy(rows, t_fault, t_restore, preferred)
+        timelines[h.name] = [(round(t - t_fault, 4), a == preferred) for t, a in rows]
+    lab.wait_steady()
+    return out, timelines
+
+
+def write(out: Path, shares: dict[str, Any], choices: dict[str, Any], timelines: dict[str, Timeline]) -> str:
+    table = selection.markdown(shares, choices)
+    (out / "selection.md").write_text(table)
+    selection.draw(out / "selection.png", shares, timelines, FAULT_S)
+    return table
