@@ -108,9 +108,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.transport = {name: RetransmitWatch() for name, pol in self.sites.items()
                           if Trigger.TRANSPORT in pol.plan.site.triggers}
         self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
-        # What each exit's packets carry as source: its hosts' locators through it (icmp trigger's check).
-        self.exit_sources = {e.name: {pol.locator(h, e.name) for h in pol.plan.hosts}
-                             for pol in self.sites.values() for e in pol.plan.exits}
+        # What each exit's packets carry as source: any address of its locator /64s (icmp trigger's check).
+        self.exit_sources = {e.name: pol.sends_from(e.name) for pol in self.sites.values() for e in pol.plan.exits}
         # The far sites' edge addresses, as the mapping records give their locators.
         self.far_edge: dict[Any, tuple[str, str]] = {}  # address -> (far site, its exit)
         self.far_address: dict[tuple[str, str], Any] = {}
@@ -363,7 +362,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if quote is not None:  # icmp trigger: the ISP behind this exit cannot reach a destination
             # RFC 5927's first check: the error must quote a packet this exit sent, from one of its own
             # locators; anyone can forge an error, but not one about a packet that left through another exit.
-            if quote[0] not in self.exit_sources.get(role, set()):
+            if not any(quote[0] in p for p in self.exit_sources.get(role, ())):
                 self.counters["icmp_error_not_ours"] += 1
                 return
             with self.lock:

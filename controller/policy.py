@@ -255,6 +255,13 @@ class SitePolicy:
         prefix adjusts only the subnet word, so the whole /64 maps to one /64)."""
         return IPv6Network((self.translators[exit_name].to_outside(subnet.network_address), 64))
 
+    def sends_from(self, exit_name: str) -> list[IPv6Network]:
+        """The prefixes the site's packets carry as source through ``exit_name``: each identity /64's locator
+        /64 (nptv6, id-loc), or the prefix hosts autoconfigure from that ISP (source-routing, mptcp)."""
+        if self.translators:
+            return [self.locator_subnet(s, exit_name) for s in self.subnets()]
+        return [self.plan.prefixes[exit_name]] if exit_name in self.plan.prefixes else []
+
     def owns_source(self, addr: IPv6Address) -> bool:
         return any(addr == a for h in self.plan.hosts for a in h.addresses.values())
 

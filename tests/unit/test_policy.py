@@ -278,3 +278,14 @@ def test_a_masked_rewrite_reads_back_as_open_vswitch_understands_it(tmp_path: Pa
                           check=True).stdout
     assert "actions=set_field:fd00:5:0:1::/64->ipv6_dst,output:1" in said, said
 
+
+def test_what_an_exit_s_packets_carry_as_source_covers_every_address_of_the_site(fig1: Plan, three: Plan) -> None:
+    """The icmp trigger believes an error only if it quotes a packet the exit sent: any translated address
+    of the site's subnets, not only the plan's hosts'."""
+    pol = SitePolicy.of(fig1.sites[0])
+    [through_a] = pol.sends_from("exa")
+    assert A(locator(fig1, "exa")) in through_a and A(locator(fig1, "exb")) not in through_a
+    unlisted = pol.translators["exa"].to_outside(A(h1_identity(fig1).rsplit(":", 1)[0] + ":beef"))
+    assert unlisted in through_a
+    sr = SitePolicy.of(three.sites[0])
+    assert [str(p) for p in sr.sends_from("exb")] == ["3fff:b:5::/64"]
