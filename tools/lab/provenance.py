@@ -50,15 +50,6 @@ def _package(name: str) -> str | None:
         return None
 
 
-def probe_scheduling() -> str:
-    """How the probes will be scheduled: real-time if a child may have it, as they ask for it themselves."""
-    from multi6lab.traffic.probe import RT_PRIORITY
-
-    granted = _output([sys.executable, "-c", "import os; os.sched_setscheduler(0, os.SCHED_FIFO, "
-                                             f"os.sched_param({RT_PRIORITY}))"]) is not None
-    return f"SCHED_FIFO {RT_PRIORITY}" if granted else "SCHED_OTHER (real-time refused)"
-
-
 def collect(seed: int | None = None) -> dict[str, Any]:
     """The provenance block of summary.json and comparison.json."""
     commit = _output(["git", "rev-parse", "HEAD"], ROOT)
@@ -79,7 +70,6 @@ def collect(seed: int | None = None) -> dict[str, Any]:
         "cpu": cpu_model(cpuinfo),
         "cpus": os.cpu_count(),
         "load_before": [round(x, 2) for x in os.getloadavg()],
-        "probes": probe_scheduling(),
         "seed": seed,
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }

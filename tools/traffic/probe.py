@@ -12,11 +12,6 @@ stream of a trial begin at the same instant.
 * ``clients``: fresh clients started at random times, each connecting to the site's addresses with Happy
   Eyeballs (RFC 8305) in the order a resolver would return them (RFC 6724); logs ``t_start,t_end,ok,address``
   per client.
-
-The measuring modes run at real-time priority (SCHED_FIFO) when the kernel grants it: on two cores shared
-with Open vSwitch and the controllers, an ordinary process's wake-ups came up to 5.5 ms late at p99.9, and
-the instrument's lateness would read as outage; at real-time priority the same stream's p99.9 gap was
-1.8 ms. They sleep between packets, so they take a few per cent of a core.
 """
 
 from __future__ import annotations
@@ -24,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import os
 import selectors
 import signal
 import socket
@@ -45,18 +39,6 @@ class Stop(Exception):
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stop
-
-
-RT_PRIORITY = 50  # SCHED_FIFO, the middle of the real-time range (the kernel's IRQ threads sit at 50 too)
-
-
-def realtime() -> bool:
-    """Ask for real-time scheduling for this process; False where the kernel refuses (not root, no RT budget)."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
-    except (OSError, AttributeError):
-        return False
-    return True
 
 
 def wait_until(t: float | None) -> None:
@@ -399,8 +381,6 @@ def main(argv: list[str] | None = None) -> int:
     so.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
-    if a.cmd in ("send", "recv", "tcp-server", "tcp-client", "sources"):
-        realtime()  # provenance records whether the kernel grants it (multi6lab.lab.provenance)
     with contextlib.suppress(KeyboardInterrupt):
         if a.cmd == "send":
             return send(a.dst, a.port, a.rate, a.duration, a.out, a.src, a.start_at)
