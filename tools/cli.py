@@ -444,7 +444,7 @@ def cmd_selection(args: argparse.Namespace) -> int:
     with terminate_as_interrupt():
         say(f"load sharing on {sharing.name}, weights {args.weights} -> {out}")
         with Lab(sharing, out / "load-share", progress=say) as lab:
-            shares = selection.measure_split(lab, args.flows, say)
+            shares = {proto: selection.measure_split(lab, args.flows, proto == "tcp", say) for proto in ("tcp", "udp")}
         say(f"address selection on {policy_topo.name}")
         with Lab(policy_topo, out / "policy", progress=say) as lab:
             choices, timelines = selection.measure_policy(lab, args.seed, say)

@@ -57,8 +57,9 @@ def test_markdown_has_both_tables() -> None:
     exit_of = {"3fff:a::1": "exa", "3fff:b::1": "exb"}
     shares = selection.split(rows({0: ["3fff:a::1"], 1: ["3fff:b::1"]}), exit_of, {"exa": 1, "exb": 1}, sent=2)
     choice = selection.policy([(0.5, "x"), (1.5, "y")], 1.0, 3.0, "x")
-    text = selection.markdown(shares, {"h1": choice, "h2": {**choice, "moved_ms": None}})
-    assert "| exa | 1 | 0.500 | 1 | 0.500 [" in text and "2 flows sent, 0 lost" in text
+    text = selection.markdown({"tcp": shares, "udp": shares}, {"h1": choice, "h2": {**choice, "moved_ms": None}})
+    assert "| TCP | exa | 1 | 0.500 | 1 | 0.500 [" in text and "| UDP | exb |" in text
+    assert "TCP: 2 flows sent, 0 lost, 0 split over two exits; UDP: 2 flows sent" in text
     assert "| h1 | 1 | 1 | 500.0 | 0 | 0 of 0 |" in text and "| h2 | 1 | 1 | never |" in text
 
 
@@ -67,5 +68,6 @@ def test_draw_writes_one_picture(tmp_path: Path) -> None:
     shares = selection.split(rows({0: ["3fff:a::1"], 1: ["3fff:b::1"], 2: ["3fff:a::1"]}), exit_of,
                              {"exa": 2, "exb": 1}, sent=3)
     out = tmp_path / "selection.png"
-    selection.draw(out, shares, {"h1": [(-0.5, True), (0.03, False), (2.4, True)]}, fault_s=2.0)
+    selection.draw(out, {"tcp": shares, "udp": shares}, {"h1": [(-0.5, True), (0.03, False), (2.4, True)]},
+                   fault_s=2.0)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,8 +3,10 @@
 Two parts, each on its own lab:
 
 * load sharing: RFC 4177 Figure 1 with the site on nptv6, ``exit_policy: load-share`` and the given weights;
-  h1 sends many short UDP flows to R, each from its own socket, and R tells by each flow's source locator
-  which exit the fabric's select group gave it.
+  h1 opens many short TCP connections to R, then sends as many short UDP flows, each from its own socket,
+  and R tells by each flow's source locator which exit the fabric's select group gave it. (Open vSwitch's
+  select groups hash the addresses, and the ports of TCP and SCTP only: every UDP flow between two hosts
+  takes one exit.)
 * address selection: the three-ISP source-routing site, whose hosts get a policy table that prefers the
   first exit's prefix (RFC 6724, as RFC 7078 would distribute it). Each host logs the source its kernel
   selects toward R every 10 ms while the first exit's uplink goes down (after a seeded pause) and comes back:
@@ -42,16 +44,22 @@ def load_sharing(topo: Topology, weights: list[int]) -> Topology:
     return dataclasses.replace(topo, sites=(site, *topo.sites[1:]))
 
 
-def measure_split(lab: Lab, flows: int, say: Callable[[str], None]) -> dict[str, Any]:
+def measure_split(lab: Lab, flows: int, tcp: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """How ``flows`` flows (TCP connections, or UDP sockets) from the first site's first host to the first
+    remote split over the site's exits."""
     sp = lab.plan.sites[0]
     host, remote = sp.hosts[0], lab.plan.topology.remotes[0]
     dst = str(lab.plan.address(remote.name))
-    out = lab.workdir / "split-recv.csv"
+    proto = "tcp" if tcp else "udp"
+    out = lab.workdir / f"split-{proto}.csv"
     duration = flows / 200.0 + 3.0
-    r = lab.popen(remote.name, [*PROBE, "recv", "--port", str(PORT), "--duration", str(duration), "--out", str(out)])
-    lab.wait_bound(remote.name, PORT)
-    say(f"{flows} UDP flows from {host.name} to {remote.name} ({dst}), 3 datagrams each")
-    s = lab.popen(host.name, [*PROBE, "flows", "--dst", dst, "--port", str(PORT), "--count", str(flows)])
+    port = PORT + tcp
+    mode = "tcp-server" if tcp else "recv"
+    r = lab.popen(remote.name, [*PROBE, mode, "--port", str(port), "--duration", str(duration), "--out", str(out)])
+    lab.wait_bound(remote.name, port, proto)
+    say(f"{flows} {proto.upper()} flows from {host.name} to {remote.name} ({dst})")
+    s = lab.popen(host.name, [*PROBE, "flows", "--dst", dst, "--port", str(port), "--count", str(flows),
+                              *(["--tcp"] if tcp else [])])
     s.wait(duration + 10)
     r.wait(duration + 15)
     pol = SitePolicy.of(sp)
@@ -93,7 +101,8 @@ def measure_policy(lab: Lab, seed: int, say: Callable[[str], None]) -> tuple[dic
     return out, timelines
 
 
-def write(out: Path, shares: dict[str, Any], choices: dict[str, Any], timelines: dict[str, Timeline]) -> str:
+def write(out: Path, shares: dict[str, dict[str, Any]], choices: dict[str, Any],
+          timelines: dict[str, Timeline]) -> str:
     table = selection.markdown(shares, choices)
     (out / "selection.md").write_text(table)
     selection.draw(out / "selection.png", shares, timelines, FAULT_S)

@@ -70,15 +70,17 @@ def policy(selections: Sequence[tuple[float, str]], t_fault: float, t_restore: f
             "after": len(after), "after_preferred": sum(1 for s in after if s == preferred)}
 
 
-def markdown(shares: Mapping[str, Any], choices: Mapping[str, Mapping[str, Any]]) -> str:
-    lines = ["| exit | weight | expected share | flows | measured share [95 % interval] | expected within? |",
-             "|---|---|---|---|---|---|"]
-    for name, e in shares["exits"].items():
-        lo, hi = e["share_ci"]
-        lines.append(f"| {name} | {e['weight']} | {e['expected']:.3f} | {e['flows']} | {e['share']:.3f} "
-                     f"[{lo:.3f}, {hi:.3f}] | {'yes' if e['within'] else 'no'} |")
-    lines.append(f"\n{shares['sent']} flows sent, {shares['lost']} lost, {shares['split_flows']} split over two "
-                 "exits.\n")
+def markdown(shares: Mapping[str, Mapping[str, Any]], choices: Mapping[str, Mapping[str, Any]]) -> str:
+    """``shares``: :func:`split`'s result per protocol; ``choices``: :func:`policy`'s per host."""
+    lines = ["| flows | exit | weight | expected share | flows through it | measured share [95 % interval] | "
+             "expected within? |", "|---|---|---|---|---|---|---|"]
+    for proto, sh in shares.items():
+        for name, e in sh["exits"].items():
+            lo, hi = e["share_ci"]
+            lines.append(f"| {proto.upper()} | {name} | {e['weight']} | {e['expected']:.3f} | {e['flows']} | "
+                         f"{e['share']:.3f} [{lo:.3f}, {hi:.3f}] | {'yes' if e['within'] else 'no'} |")
+    lines.append("\n" + "; ".join(f"{proto.upper()}: {sh['sent']} flows sent, {sh['lost']} lost, "
+                                  f"{sh['split_flows']} split over two exits" for proto, sh in shares.items()) + ".\n")
     lines += ["| host | selections before the fault | of them from the preferred prefix | first selection "
               "avoiding the failed prefix (ms after the fault) | back on it before the restore | after the restore "
               "from the preferred prefix |", "|---|---|---|---|---|---|"]
@@ -89,31 +91,37 @@ def markdown(shares: Mapping[str, Any], choices: Mapping[str, Mapping[str, Any]]
     return "\n".join(lines) + "\n"
 
 
-def draw(path: Path, shares: Mapping[str, Any], timelines: Mapping[str, Sequence[tuple[float, bool]]],
+def draw(path: Path, shares: Mapping[str, Mapping[str, Any]], timelines: Mapping[str, Sequence[tuple[float, bool]]],
          fault_s: float) -> None:
-    """Left, each exit's measured share of the flows (95 % interval) beside the share its weight asks for;
-    right, per host, whether each selection took the preferred prefix, against time from the fault."""
+    """Left, each exit's measured share of the flows per protocol (95 % interval) beside the share its weight
+    asks for; right, per host, whether each selection took the preferred prefix, against time from the fault."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 2]})
-    names = list(shares["exits"])
+    protos = list(shares)
+    names = list(next(iter(shares.values()))["exits"]) if shares else []
+    width = 0.8 / max(1, len(protos))
+    for j, proto in enumerate(protos):
+        for i, name in enumerate(names):
+            e = shares[proto]["exits"][name]
+            x, share = i - 0.4 + width * (j + 0.5), e["share"] or 0.0
+            lo, hi = e["share_ci"]
+            left.bar(x, share, width=width * 0.9, color=f"C{j}", alpha=0.75, label=proto.upper() if i == 0 else None)
+            left.errorbar(x, share, yerr=[[share - lo], [hi - share]], color="black", capsize=3)
     for i, name in enumerate(names):
-        e = shares["exits"][name]
-        lo, hi = e["share_ci"]
-        left.bar(i, e["share"] or 0.0, color="C0", alpha=0.7, label="measured" if i == 0 else None)
-        left.errorbar(i, e["share"] or 0.0, yerr=[[(e["share"] or 0.0) - lo], [hi - (e["share"] or 0.0)]],
-                      color="black", capsize=4)
-        left.plot([i - 0.4, i + 0.4], [e["expected"]] * 2, color="#c0392b", linewidth=2,
-                  label="weight's share" if i == 0 else None)
-    left.set_xticks(range(len(names)), [f"{n} (w {shares['exits'][n]['weight']})" for n in names])
-    left.set_ylim(0, 1)
+        expected = next(iter(shares.values()))["exits"][name]["expected"]
+        left.plot([i - 0.45, i + 0.45], [expected] * 2, color="#c0392b", linewidth=2,
+                  label="the weight's share" if i == 0 else None)
+    weights = next(iter(shares.values()))["exits"] if shares else {}
+    left.set_xticks(range(len(names)), [f"{n} (weight {weights[n]['weight']})" for n in names])
+    left.set_ylim(0, 1.05)
     left.set_ylabel("share of flows")
-    left.set_title(f"load-share: {shares['sent']} flows")
+    left.set_title("load-share: flows per exit")
     left.legend(fontsize=8)
     for k, (host, series) in enumerate(timelines.items()):
         right.step([t for t, _ in series], [k + (0.8 if p else 0.0) for _, p in series], where="post",
                    linewidth=1.2, label=host)
     right.axvspan(0, fault_s, color="#c0392b", alpha=0.12, label="preferred exit's uplink down")
     right.set_yticks([k + 0.4 for k in range(len(timelines))], list(timelines))
-    right.set_xlabel("s from the fault (each step: up = preferred prefix selected, down = another)")
+    right.set_xlabel("s from the fault (up: the preferred prefix selected; down: another)")
     right.set_title("RFC 6724 source selection on each host, every 10 ms")
     right.legend(fontsize=8, loc="upper right")
     fig.tight_layout()

@@ -76,10 +76,10 @@ def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str 
     return 0
 
 
-def flows(dst: str, port: int, count: int, packets: int, rate: float) -> int:
-    """``count`` UDP flows, each its own socket (so its own source port, chosen by the kernel), ``packets``
-    datagrams each, numbered by flow: the receiver tells the flows apart by number, and a load-sharing site
-    spreads them by their addresses and ports."""
+def flows(dst: str, port: int, count: int, packets: int, rate: float, tcp: bool) -> int:
+    """``count`` flows, each its own socket (so its own source port, chosen by the kernel), numbered by flow
+    so the receiver tells them apart: UDP, ``packets`` datagrams each; TCP, a connection carrying one record.
+    A load-sharing site spreads them by whatever its switch hashes of their addresses and ports."""
     period = 1.0 / rate
     t0 = time.monotonic()
     with contextlib.suppress(Stop):
@@ -87,10 +87,16 @@ def flows(dst: str, port: int, count: int, packets: int, rate: float) -> int:
             delay = t0 + n * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-                for _ in range(packets):
-                    with contextlib.suppress(OSError):  # a lost flow is the receiver's to count
+            try:
+                if tcp:
+                    with socket.create_connection((dst, port), timeout=2.0) as conn:
+                        conn.sendall(RECORD.pack(n, time.monotonic()) + b"\0" * (RECORD_SIZE - RECORD.size))
+                    continue
+                with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+                    for _ in range(packets):
                         sock.sendto(HEADER.pack(n, time.monotonic()) + b"\0" * PAD, (dst, port))
+            except OSError:  # a lost flow is the receiver's to count
+                continue
     return 0
 
 
@@ -193,7 +199,7 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> in
     lock = threading.Lock()
     end = time.monotonic() + duration
 
-    def serve(conn: socket.socket, n: int) -> None:
+    def serve(conn: socket.socket, n: int, source: str) -> None:
         conn.settimeout(0.2)
         buf = b""
         while time.monotonic() < end:
@@ -211,24 +217,24 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> in
                 seq, sent = RECORD.unpack_from(buf)
                 buf = buf[RECORD_SIZE:]
                 with lock:
-                    rows.append(f"{n},{seq},{sent:.6f},{t:.6f}")
+                    rows.append(f"{n},{seq},{sent:.6f},{t:.6f},{source}")
         conn.close()
 
     n = 0
     try:
         while time.monotonic() < end:
             try:
-                conn, _ = srv.accept()
+                conn, peer = srv.accept()
             except TimeoutError:
                 continue
             n += 1
-            threading.Thread(target=serve, args=(conn, n), daemon=True).start()
+            threading.Thread(target=serve, args=(conn, n, peer[0]), daemon=True).start()
     except Stop:
         pass
     finally:
         time.sleep(0.25)  # let session threads log what they already received
         with lock:
-            out.write_text("conn,seq,t_sent,t_recv\n" + "\n".join(rows) + ("\n" if rows else ""))
+            out.write_text("conn,seq,t_sent,t_recv,source\n" + "\n".join(rows) + ("\n" if rows else ""))
     return 0
 
 
@@ -374,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     fl.add_argument("--count", type=int, required=True, help="flows")
     fl.add_argument("--packets", type=int, default=3, help="datagrams per flow (default 3)")
     fl.add_argument("--rate", type=float, default=200.0, help="flows per second (default 200)")
+    fl.add_argument("--tcp", action="store_true", help="TCP connections instead of UDP datagrams")
     so = sub.add_parser("sources", help="log the source address the kernel selects toward a destination")
     so.add_argument("--dst", required=True)
     so.add_argument("--interval", type=float, default=0.01, help="seconds between selections (default 0.01)")
@@ -387,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "recv":
             return recv(a.port, a.duration, a.out)
         if a.cmd == "flows":
-            return flows(a.dst, a.port, a.count, a.packets, a.rate)
+            return flows(a.dst, a.port, a.count, a.packets, a.rate, a.tcp)
         if a.cmd == "sources":
             return sources(a.dst, a.interval, a.duration, a.out)
         if a.cmd == "tcp-server":
