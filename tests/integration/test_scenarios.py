@@ -85,12 +85,14 @@ def test_short_scenario_end_to_end(short_run: tuple[Path, dict[str, Any]]) -> No
         assert lost >= 1, f"trial {i}: a link down without a lost probe"
         if row not in measured:
             continue
-        # The capture at the exits saw the outage too: its longest gap is at least the probes' outage gap (less
-        # a receive-timestamp jitter). Not "equal": the longest captured gap may be another one of the trial,
-        # such as the failback after the restore (a repeat run saw 6.5 ms there for a 4.1 ms outage).
+        # The capture at the exits saw the outage too: its longest gap is at least the probes' outage gap, less
+        # the jitter of the path between the exits and R, which the stream's own inter-arrival p99.9 bounds (2 ms
+        # at least; make test once saw 2.3 ms of it). Not "equal": the longest captured gap may be another one of
+        # the trial, such as the failback after the restore (a repeat run saw 6.5 ms there for a 4.1 ms outage).
         pcap_gap = probe_gaps_from_pcaps(out / f"trial-{i:02d}")
         probe_gap = float(row["outbound_gap_ms"])
-        assert pcap_gap >= probe_gap - 2.0, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe gap {probe_gap}"
+        jitter = max(2.0, float(row["outbound_interarrival_p999_ms"]) - 1.0)  # beyond the 1 ms period
+        assert pcap_gap >= probe_gap - jitter, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe gap {probe_gap}"
         # nptv6 cannot move R's chosen locator: inbound waits for the restore, and says so.
         assert row["inbound_outage_ms"] == "" and row["inbound_reason"].startswith("not recovered before the restore")
     assert m["inbound"]["outage_ms"] is None and m["inbound"]["reason"].startswith("not recovered")
