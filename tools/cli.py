@@ -425,6 +425,8 @@ def cmd_selection(args: argparse.Namespace) -> int:
         weights = [int(w) for w in args.weights.split(",")]
     except ValueError:
         raise EnvError(f"--weights {args.weights}: give one whole number per exit, e.g. 3,1") from None
+    if args.flows < 1:
+        raise EnvError(f"--flows {args.flows}: send at least one flow")
     sharing = loader.load(args.load_share_topology)
     if len(weights) != len(sharing.sites[0].exits) or min(weights) < 1:
         raise EnvError(f"--weights {args.weights}: {sharing.name}'s site has {len(sharing.sites[0].exits)} exits; "

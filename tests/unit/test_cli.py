@@ -192,6 +192,7 @@ def test_look_without_a_browser_says_what_to_install(tmp_path: Path, capsys: pyt
     (["--weights", "3,x"], "--weights 3,x: give one whole number per exit"),
     (["--weights", "1,1,1"], "figure1's site has 2 exits; give each a weight of 1 or more"),
     (["--weights", "0,1"], "give each a weight of 1 or more"),
+    (["--flows", "0"], "--flows 0: send at least one flow"),
     (["--policy-topology", FIG1], "must give hosts an address per ISP (source-routing or mptcp), not nptv6"),
 ])
 def test_selection_refuses_what_it_cannot_measure_before_any_lab(argv: list[str], message: str,

@@ -37,6 +37,9 @@ def test_split_counts_lost_flows_flows_over_two_exits_and_strangers() -> None:
                         {"exa": 1, "exb": 1}, sent=5)
     assert (s["lost"], s["split_flows"], s["foreign"]) == (2, 1, 1)
     assert s["exits"]["exa"]["flows"] == 1 and s["exits"]["exb"]["flows"] == 0
+    none = selection.split([], exit_of, {"exa": 1, "exb": 1}, sent=5)
+    assert none["lost"] == 5 and none["exits"]["exa"]["share"] is None
+    assert "| TCP | exa | 1 | 0.500 | 0 | — (no flow arrived) | no |" in selection.markdown({"tcp": none}, {})
 
 
 def test_policy_follows_the_selections_through_a_fault() -> None:

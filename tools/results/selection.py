@@ -46,7 +46,7 @@ def split(arrivals: Iterable[Mapping[str, str]], exit_of: Mapping[str, str], wei
         expected = w / total
         exits[name] = {"weight": w, "flows": k, "share": round(k / counted, 4) if counted else None,
                        "share_ci": [round(lo, 4), round(hi, 4)], "expected": round(expected, 4),
-                       "within": lo <= expected <= hi}
+                       "within": counted > 0 and lo <= expected <= hi}
     return {"sent": sent, "arrived": len(seen), "lost": sent - len(seen), "split_flows": len(seen) - counted,
             "foreign": sum(1 for e in pinned.values() if e not in weights), "exits": exits}
 
@@ -77,8 +77,9 @@ def markdown(shares: Mapping[str, Mapping[str, Any]], choices: Mapping[str, Mapp
     for proto, sh in shares.items():
         for name, e in sh["exits"].items():
             lo, hi = e["share_ci"]
+            share = "— (no flow arrived)" if e["share"] is None else f"{e['share']:.3f} [{lo:.3f}, {hi:.3f}]"
             lines.append(f"| {proto.upper()} | {name} | {e['weight']} | {e['expected']:.3f} | {e['flows']} | "
-                         f"{e['share']:.3f} [{lo:.3f}, {hi:.3f}] | {'yes' if e['within'] else 'no'} |")
+                         f"{share} | {'yes' if e['within'] else 'no'} |")
     lines.append("\n" + "; ".join(f"{proto.upper()}: {sh['sent']} flows sent, {sh['lost']} lost, "
                                   f"{sh['split_flows']} split over two exits" for proto, sh in shares.items()) + ".\n")
     lines += ["| host | selections before the fault | of them from the preferred prefix | first selection "
