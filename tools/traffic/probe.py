@@ -84,9 +84,7 @@ def flows(dst: str, port: int, count: int, packets: int, rate: float, tcp: bool)
     t0 = time.monotonic()
     with contextlib.suppress(Stop):
         for n in range(count):
-            delay = t0 + n * period - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            wait_until(t0 + n * period)
             try:
                 if tcp:
                     with socket.create_connection((dst, port), timeout=2.0) as conn:
