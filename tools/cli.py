@@ -437,6 +437,9 @@ def cmd_selection(args: argparse.Namespace) -> int:
     if problem is not None:
         raise EnvError(f"{args.load_share_topology} cannot load-share: {problem}")
     policy_topo = loader.load(args.policy_topology)
+    for path, t in ((args.load_share_topology, sharing), (args.policy_topology, policy_topo)):
+        if not t.remotes:
+            raise EnvError(f"{path}: the flows and the selections go to a remote host, and it has none ('remotes:')")
     if policy_topo.sites[0].approach not in (Approach.SOURCE_ROUTING, Approach.MPTCP):
         raise EnvError(f"{args.policy_topology}: its first site must give hosts an address per ISP "
                        f"(source-routing or mptcp), not {policy_topo.sites[0].approach}")

@@ -188,6 +188,15 @@ def test_look_without_a_browser_says_what_to_install(tmp_path: Path, capsys: pyt
     assert capsys.readouterr().out.startswith("report not checked in a browser: no Chromium")
 
 
+def test_selection_needs_a_remote_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = Path(FIG1).read_text()
+    start = text.index("remotes:")
+    lone = tmp_path / "lone.yaml"
+    lone.write_text(text[:start] + text[text.index("links:"):].replace('  - endpoints: ["r:eth0", "core:eth3"]\n', ""))
+    assert main(["selection", "--load-share-topology", str(lone)]) == 1
+    assert "has none ('remotes:')" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--weights", "3,x"], "--weights 3,x: give one whole number per exit"),
     (["--weights", "1,1,1"], "figure1's site has 2 exits; give each a weight of 1 or more"),
