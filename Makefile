@@ -25,7 +25,7 @@ TESTS ?= tests/integration
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 
 .PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
-        first-contact selection
+        first-contact selection scale-outage
 
 setup:
 	@bash tools/setup.sh
@@ -89,6 +89,10 @@ first-contact: setup
 # hosts follow their address selection policy through a failure (two labs, about a minute).
 selection: setup
 	$(M6) selection
+
+# An ISP outage hitting 1, 5, 10 and 20 sites at once (nptv6, link + heartbeat; 10 outages each, a few minutes).
+scale-outage: setup
+	$(M6) scale-outage $(TRIALS_ARG)
 
 # 500 failovers in one lab (about half an hour): resources after each, first and last 100 outages compared.
 soak: setup

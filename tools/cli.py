@@ -463,6 +463,55 @@ def cmd_selection(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale_outage(args: argparse.Namespace) -> int:
+    """An ISP outage that hits N sites at once: each site's outbound outage against N (tools/lab/scaleoutage.py)."""
+    import json
+    import random
+
+    from multi6lab.lab import provenance, scaleoutage
+    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.lab.lifecycle import Lab
+    from multi6lab.results import scaleoutage as results
+    from multi6lab.results.report import write_atomic
+    from multi6lab.vocabulary import Trigger
+
+    try:
+        counts = sorted({int(n) for n in args.sites.split(",")})
+    except ValueError:
+        raise EnvError(f"--sites {args.sites}: give site counts separated by commas, e.g. 1,5,10,20") from None
+    if counts[0] < 1 or args.trials < 1 or args.rate <= 0 or args.fault_s <= 0:
+        raise EnvError("--sites, --trials, --rate and --fault-s must all be positive")
+    words = [w.strip() for w in args.triggers.split(",")]
+    if unknown := [w for w in words if w not in Trigger.values()]:
+        raise EnvError(f"--triggers: unknown trigger {unknown[0]!r} (triggers: {', '.join(Trigger.values())})")
+    approach, triggers = Approach(args.approach), tuple(Trigger(w) for w in words)
+    topos = {n: scaleoutage.topology(n, approach, triggers, args.seed) for n in counts}  # refused here, not later
+    out = Path(args.out) if args.out else RESULTS / f"scale-outage-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    origin = provenance.collect(args.seed)
+    label = f"{approach} ({', '.join(words)})"
+    rows: list[dict[str, Any]] = []
+    rng = random.Random(args.seed)
+    with terminate_as_interrupt():
+        for n, topo in topos.items():
+            say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
+            with Lab(topo, out / f"n{n}", progress=say) as lab:
+                for k in range(1, args.trials + 1):
+                    rows += scaleoutage.trial(lab, n, k, rng, args.rate, args.fault_s, say)
+    stats = results.summarise(rows)
+    command = (f"multi6lab scale-outage --sites {args.sites} --approach {args.approach} --triggers {args.triggers} "
+               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed}")
+    write_atomic(out / "scale-outage.json", json.dumps({"command": command, "approach": label, "summary": stats,
+                                                          "rows": rows, "provenance": origin}, indent=1))
+    table = results.markdown(stats)
+    (out / "scale-outage.md").write_text(table)
+    results.draw(out / "scale-outage.png", stats, f"ISP outage hitting N sites: {label}")
+    print()
+    print(table, end="")
+    print(f"\nresults: {out}/scale-outage.json, scale-outage.md, scale-outage.png")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="IPv6 multihoming testbed (RFC 4177) on Mininet.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -568,6 +617,17 @@ def parser() -> argparse.ArgumentParser:
     sl.add_argument("--policy-topology", default="topologies/three-isps.yaml", metavar="TOPOLOGY",
                     help="a source-routing site with several ISPs (default topologies/three-isps.yaml)")
     sl.add_argument("--out", help="results directory (default results/selection-<time>)")
+    so = add("scale-outage", cmd_scale_outage, "an ISP outage that hits N sites at once: each site's outage "
+                                               "against N, on generated topologies (root)")
+    so.add_argument("--sites", default="1,5,10,20", help="site counts, comma-separated (default 1,5,10,20)")
+    so.add_argument("--approach", default="nptv6", choices=[a.value for a in Approach if a in IMPLEMENTED_APPROACHES],
+                    help="the sites' approach (default nptv6)")
+    so.add_argument("--triggers", default="link,heartbeat", help="comma-separated (default link,heartbeat)")
+    so.add_argument("--trials", type=int, default=10, help="outages per site count (default 10)")
+    so.add_argument("--rate", type=float, default=200.0, help="probes per second per site (default 200)")
+    so.add_argument("--fault-s", type=float, default=1.0, help="how long the ISP stays down (default 1 s)")
+    so.add_argument("--seed", type=int, default=1, help="the topologies and each fault's phase (default 1)")
+    so.add_argument("--out", help="results directory (default results/scale-outage-<time>)")
     return p
 
 

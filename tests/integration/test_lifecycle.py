@@ -74,6 +74,19 @@ def test_a_second_run_with_the_same_names_is_refused_in_one_sentence(tmp_path: P
         assert len(udp_exchange(first, "h1", "r", R, count=10)) == 10  # the first run is untouched
 
 
+def test_a_second_lab_on_the_machine_is_refused_whatever_its_names(tmp_path: Path) -> None:
+    from multi6lab.lab import scaleoutage
+    from multi6lab.vocabulary import Approach, Trigger
+
+    other = scaleoutage.topology(1, Approach.NPTV6, (Trigger.LINK,), seed=1)  # no name in common with figure1
+    with _up(["--workdir", str(tmp_path / "a"), "-c", "h1:sleep 120"]) as p:
+        _wait_up(p)
+        with pytest.raises(EnvError, match=r"pid \d+\) has a lab up on this machine"):
+            Lab(other, tmp_path / "b").__enter__()
+        os.killpg(p.pid, signal.SIGTERM)
+        p.communicate(timeout=60)
+
+
 def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     with Lab(loader.load(topology("figure1")), tmp_path) as lab:
         assert lab.record is not None

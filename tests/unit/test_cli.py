@@ -188,7 +188,18 @@ def test_look_without_a_browser_says_what_to_install(tmp_path: Path, capsys: pyt
     assert capsys.readouterr().out.startswith("report not checked in a browser: no Chromium")
 
 
-def test_selection_needs_a_remote_host(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def no_lab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests run as root in CI: a case that slipped past the checks must fail, not build a lab."""
+    from multi6lab.lab.lifecycle import Lab
+
+    def refuse(self: Lab) -> Lab:
+        raise AssertionError("the command reached the lab: its arguments were not refused")
+
+    monkeypatch.setattr(Lab, "__enter__", refuse)
+
+
+def test_selection_needs_a_remote_host(tmp_path: Path, no_lab: None, capsys: pytest.CaptureFixture[str]) -> None:
     text = Path(FIG1).read_text()
     start = text.index("remotes:")
     lone = tmp_path / "lone.yaml"
@@ -204,8 +215,21 @@ def test_selection_needs_a_remote_host(tmp_path: Path, capsys: pytest.CaptureFix
     (["--flows", "0"], "--flows 0: send at least one flow"),
     (["--policy-topology", FIG1], "must give hosts an address per ISP (source-routing or mptcp), not nptv6"),
 ])
-def test_selection_refuses_what_it_cannot_measure_before_any_lab(argv: list[str], message: str,
+def test_selection_refuses_what_it_cannot_measure_before_any_lab(argv: list[str], message: str, no_lab: None,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["selection", "--load-share-topology", FIG1, *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sites", "1,x"], "--sites 1,x: give site counts separated by commas"),
+    (["--sites", "0,5"], "must all be positive"),
+    (["--triggers", "link,psychic"], "unknown trigger 'psychic'"),
+    (["--approach", "source-routing", "--triggers", "transport"], "trigger 'transport' moves a destination"),
+])
+def test_scale_outage_refuses_bad_arguments_before_any_lab(argv: list[str], message: str, no_lab: None,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scale-outage", *argv]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

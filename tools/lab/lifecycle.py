@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -160,6 +161,7 @@ class Lab:
     def __enter__(self) -> Lab:
         require_emulator("building a network")
         clean()  # leftovers of runs whose owner died (killed with SIGKILL, machine trouble)
+        self.check_machine_free()
         self.check_names_free()
         # Whoever holds the lab (the CLI, a test, a script started in the background with SIGINT ignored),
         # SIGINT, SIGTERM and SIGHUP unwind through the teardown instead of ending the process on the spot.
@@ -202,6 +204,17 @@ class Lab:
 
     def key_path(self, site: str) -> Path | None:
         return self.workdir / "keys" / f"{site}.key" if site in self.mapping_keys else None
+
+    @staticmethod
+    def check_machine_free() -> None:
+        """One lab at a time per machine, whatever its names: a second would share the CPUs and every figure of
+        both runs would be wrong (a scale run once slipped in beside a comparison, whose topologies have other
+        names). The same process may hold two (the names check then speaks); dead owners were cleaned up."""
+        others = [r for r in records() if r.owner != os.getpid() and r.owner_alive()]
+        if others:
+            r = others[0]
+            raise EnvError(f"run {r.run_id} (pid {r.owner}) has a lab up on this machine; a second lab would share "
+                           "its CPUs and the figures of both would be wrong: let it finish or stop it first")
 
     def check_names_free(self) -> None:
         """Bridges and switch-side interfaces live in the root namespace: two runs cannot share names."""
