@@ -491,25 +491,31 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
     origin = provenance.collect(args.seed)
     label = f"{approach} ({', '.join(words)})"
     rows: list[dict[str, Any]] = []
+    failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
     rng = random.Random(args.seed)
+    command = (f"multi6lab scale-outage --sites {args.sites} --approach {args.approach} --triggers {args.triggers} "
+               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed}")
     with terminate_as_interrupt():
         for n, topo in topos.items():
             say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
-            with Lab(topo, out / f"n{n}", progress=say) as lab:
-                for k in range(1, args.trials + 1):
-                    rows += scaleoutage.trial(lab, n, k, rng, args.rate, args.fault_s, say)
-    stats = results.summarise(rows)
-    command = (f"multi6lab scale-outage --sites {args.sites} --approach {args.approach} --triggers {args.triggers} "
-               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed}")
-    write_atomic(out / "scale-outage.json", json.dumps({"command": command, "approach": label, "summary": stats,
-                                                          "rows": rows, "provenance": origin}, indent=1))
-    table = results.markdown(stats)
+            try:
+                with Lab(topo, out / f"n{n}", progress=say) as lab:
+                    for k in range(1, args.trials + 1):
+                        rows += scaleoutage.trial(lab, n, k, rng, args.rate, args.fault_s, say)
+            except EnvError as exc:
+                failed[n] = str(exc)
+                say(f"{n} sites: {exc}")
+            stats = results.summarise(rows)  # written after every N, so a later failure keeps the earlier ones
+            write_atomic(out / "scale-outage.json", json.dumps({
+                "command": command, "approach": label, "summary": stats, "failed": failed, "rows": rows,
+                "provenance": origin}, indent=1))
+    table = results.markdown(stats, failed)
     (out / "scale-outage.md").write_text(table)
     results.draw(out / "scale-outage.png", stats, f"ISP outage hitting N sites: {label}")
     print()
     print(table, end="")
     print(f"\nresults: {out}/scale-outage.json, scale-outage.md, scale-outage.png")
-    return 0
+    return 1 if failed else 0
 
 
 def parser() -> argparse.ArgumentParser:

@@ -27,6 +27,8 @@ def test_markdown_and_draw(tmp_path: Path) -> None:
     s = scaleoutage.summarise(rows(1, [[10.0]] * 80) + rows(5, [[None] * 5]))
     text = scaleoutage.markdown(s)
     assert "| 1 | 80 | 10.0 [" in text and "| 5 | 5 | — | — | — | — | 5 |" in text
+    gave_up = scaleoutage.markdown(s, {20: "timed out waiting for the lab to settle"})
+    assert gave_up.endswith("| 20 | lab gave up: timed out waiting for the lab to settle | | | | | |\n")
     out = tmp_path / "curve.png"
     scaleoutage.draw(out, s, "test")
     assert out.read_bytes()[:4] == b"\x89PNG"

@@ -42,13 +42,18 @@ def _cell(s: Mapping[str, Any] | None, key: str) -> str:
     return f"{s[key]} {ci}"
 
 
-def markdown(stats: Mapping[int, Mapping[str, Any]]) -> str:
+def markdown(stats: Mapping[int, Mapping[str, Any]], failed: Mapping[int, str] | None = None) -> str:
+    """The table; ``failed``: the site counts whose lab gave up, and why (after the trials it finished)."""
     lines = ["| sites hit | site-trials | outage p50 [95 % interval] ms | p95 [95 % interval] ms | max ms | "
              "slowest site per trial, p50 ms | not recovered |", "|---|---|---|---|---|---|---|"]
-    for n, s in stats.items():
-        o, w = s["outage_ms"], s["slowest_site_ms"]
-        lines.append(f"| {n} | {s['site_trials']} | {_cell(o, 'p50')} | {_cell(o, 'p95')} | "
-                     f"{o['max'] if o else '—'} | {w['p50'] if w else '—'} | {s['not_recovered']} |")
+    for n in sorted({*stats, *(failed or {})}):
+        s = stats.get(n)
+        if s is not None:
+            o, w = s["outage_ms"], s["slowest_site_ms"]
+            lines.append(f"| {n} | {s['site_trials']} | {_cell(o, 'p50')} | {_cell(o, 'p95')} | "
+                         f"{o['max'] if o else '—'} | {w['p50'] if w else '—'} | {s['not_recovered']} |")
+        if n in (failed or {}):
+            lines.append(f"| {n} | lab gave up: {(failed or {})[n]} | | | | | |")
     return "\n".join(lines) + "\n"
 
 
