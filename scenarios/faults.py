@@ -49,7 +49,7 @@ def reinstall_routes(plan: Plan, node: str) -> str:
 
 
 def links(intfs: list[str], up: bool) -> str:
-    return "; ".join(shell.link_set(n, up) for n in intfs)
+    return shell.links_set(intfs, up)
 
 
 def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: float) -> Compiled:

@@ -56,6 +56,15 @@ def link_set(intf: str, up: bool) -> str:
     return f"ip link set {q(intf)} {'up' if up else 'down'}"
 
 
+def links_set(intfs: list[str], up: bool) -> str:
+    """Several interfaces up or down at one instant: one ``ip -batch`` process (an ``ip`` process per interface
+    took milliseconds each, so an ISP with twenty customers lost its last link 100-200 ms after its first)."""
+    if len(intfs) == 1:
+        return link_set(intfs[0], up)
+    lines = " ".join(q(f"link set dev {i} {'up' if up else 'down'}") for i in intfs)
+    return f"printf '%s\\n' {lines} | ip -batch -"
+
+
 def addrlabel(prefix: IPv6Network, dev: str, label: int) -> str:
     return f"ip addrlabel add prefix {q(prefix)} dev {q(dev)} label {int(label)}"
 

@@ -137,7 +137,9 @@ def test_flap_loss_and_outage(fig1: Fig1) -> None:
     loss = faults.compile_fault(plan, sp, LossBurst(at=0.0, duration=1.0, exit="exa", percent=20), 0, 2)
     assert "numgen random mod 10000 < 2000 drop" in loss.actions[0].command
     out = faults.compile_fault(plan, sp, IspOutage(at=0.0, duration=1.0, isp="ispb"), 0, 2.0)
-    assert "ip link set ispb-eth1 down" in out.actions[0].command and out.exits == {"exb"}
+    # Every link of the ISP at one instant: one ip process for all of them.
+    assert out.actions[0].command == ("printf '%s\\n' 'link set dev ispb-eth1 down' 'link set dev ispb-eth0 down' "
+                                      "| ip -batch -") and out.exits == {"exb"}
     assert "ip -6 route replace" in out.actions[1].command
 
 
