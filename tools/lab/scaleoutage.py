@@ -31,6 +31,7 @@ BASE_PORT = 6100
 WARMUP_S = 0.5
 PHASE_S = 0.1  # the fault's start moves over this much, seeded, against the heartbeats and probes
 AFTER_S = 1.0  # recorded after the restore
+START_S_PER_SITE = 0.15  # a sender's Python start-up on a loaded core: twenty of them took seconds to begin
 
 
 def topology(n: int, approach: Approach, triggers: tuple[Trigger, ...], seed: int) -> Topology:
@@ -51,13 +52,14 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
     lab.wait_steady()
     phase = rng.uniform(0.0, PHASE_S)
     total = WARMUP_S + phase + fault_s + AFTER_S
+    start = max(0.5, START_S_PER_SITE * n)  # every sender must be streaming before the warm-up begins
     procs = []
     for i, _ in enumerate(plan.sites):
-        procs.append(lab.popen(remote, [*PROBE, "recv", "--port", str(BASE_PORT + i), "--duration", str(total + 2.0),
-                                        "--out", str(d / f"site{i}.csv")]))
+        procs.append(lab.popen(remote, [*PROBE, "recv", "--port", str(BASE_PORT + i), "--duration",
+                                        str(start + total + 2.0), "--out", str(d / f"site{i}.csv")]))
     for i, _ in enumerate(plan.sites):
         lab.wait_bound(remote, BASE_PORT + i)
-    t0 = time.monotonic() + 0.5
+    t0 = time.monotonic() + start
     for i, sp in enumerate(plan.sites):
         procs.append(lab.popen(sp.hosts[0].name, [*PROBE, "send", "--dst", dst, "--port", str(BASE_PORT + i),
                                                   "--rate", str(rate), "--duration", str(total),
