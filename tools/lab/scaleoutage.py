@@ -83,7 +83,7 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
                    for r in csv.DictReader(f)]
         s = analysis.stream(arr, int(total * rate), period, in_effect, restore, t0 + total)
         rows.append({"n": n, "trial": k, "site": sp.site.name, "outage_ms": s.outage_ms, "reason": s.reason,
-                     "lost": s.lost})
+                     "lost": s.lost, "sources": list(s.sources)})
     got = [r["outage_ms"] for r in rows if r["outage_ms"] is not None]
     say(f"N={n} trial {k}: {len(got)}/{n} sites recovered, slowest {max(got):.1f} ms" if got
         else f"N={n} trial {k}: no site recovered before the restore")
