@@ -9,7 +9,8 @@ TYPED := multi6lab.vocabulary multi6lab.topologies multi6lab.scenarios multi6lab
          multi6lab.controller.policy multi6lab.controller.npt multi6lab.controller.packets \
          multi6lab.controller.liveness multi6lab.controller.pairs multi6lab.controller.mapping \
          multi6lab.controller.neighbours multi6lab.controller.contacts multi6lab.controller.transport \
-         multi6lab.lab.runstate
+         multi6lab.lab.runstate multi6lab.mobility.messages multi6lab.mobility.binding multi6lab.mobility.tunnel \
+         multi6lab.lab.mobility
 # mypy does not follow the editable install's import hook, so it reads the package through a tree of links
 # that spells the same mapping as pyproject.toml (tools/ is the package root).
 TYPECHECK := build/typecheck
@@ -25,7 +26,7 @@ TESTS ?= tests/integration
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 
 .PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
-        first-contact selection scale-outage
+        first-contact selection scale-outage triangle bringup frr-scale
 
 setup:
 	@bash tools/setup.sh
@@ -73,7 +74,7 @@ scenario: setup
 
 # Every shipped scenario (scenarios/*.yaml; comparisons live in scenarios/comparisons/).
 scenarios: setup
-	@for s in scenarios/*.yaml; do $(M6) run $$s $(TRIALS_ARG) || exit 1; done
+	$(M6) run scenarios/*.yaml $(TRIALS_ARG)
 
 report: setup
 	$(M6) report
@@ -89,6 +90,18 @@ first-contact: setup
 # hosts follow their address selection policy through a failure (two labs, about a minute).
 selection: setup
 	$(M6) selection
+
+# Bring-up and teardown time and memory: Figure 1, then 20, 50 and 100 generated sites (3 each, several minutes).
+bringup: setup
+	$(M6) bringup
+
+# RFC 4177 5.1 on FRR: 1,000, 10,000 and 100,000 PI prefixes through the emulated core (a few minutes).
+frr-scale: setup
+	$(M6) frr-scale
+
+# Mobile IPv6's triangle: round trips through the home agent, with route optimisation, and plain (two labs).
+triangle: setup
+	$(M6) triangle
 
 # An ISP outage hitting 1, 5, 10 and 20 sites at once (nptv6, link + heartbeat; 10 outages each, a few minutes).
 scale-outage: setup

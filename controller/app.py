@@ -61,7 +61,7 @@ from multi6lab.controller.transport import RetransmitWatch
 from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Approach, Event, Trigger
+from multi6lab.vocabulary import HOST_CHOOSES, RULE_CHANGING_EVENTS, Approach, Event, Trigger
 
 # Filled by controller.launcher before the framework instantiates the app.
 SETTINGS: dict[str, Any] = {"plan": None, "site": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
@@ -341,7 +341,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         for e in events:
             self.log(e.pop("event"), **e)
         for sp in (p.plan for p in self.sites.values()):
-            if sp.site.name in moved and sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
+            if sp.site.name in moved and sp.site.approach in HOST_CHOOSES:
                 self._send_ras(sp.fabric_dpid)
 
     # -- packet-in ------------------------------------------------------------------------------------------
@@ -369,9 +369,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 self._after(self.liveness.icmp_unreachable(role, str(quote[1]), time.monotonic()))
             return
         watch = self.transport.get(sp.site.name) if role == "fabric" else None
-        tcp = packets.read_tcp(msg.data) if watch is not None else None
-        if tcp is not None and watch is not None:  # a copy: the rule forwarded the segment itself
-            self._segment(sp, watch, tcp)
+        if watch is not None and (tcp := packets.read_tcp(msg.data)) is not None:
+            self._segment(sp, watch, tcp)  # a copy: the rule forwarded the segment itself
             return
         udp = packets.read_udp(msg.data) if role != "fabric" else None
         mine = udp is not None and udp.dst == edge_address(sp.exit(role).delegation)  # the edge's own traffic

@@ -30,7 +30,7 @@ from multi6lab.topologies.model import Topology
 from multi6lab.topologies.yamlsrc import InputError, PathKey, Source
 from multi6lab.vocabulary import FaultKind
 
-ROW_KEYS = ("approach", "triggers", "heartbeat", "bgp", "site", "host", "remote", "topology")
+ROW_KEYS = ("approach", "triggers", "heartbeat", "bgp", "mobility", "site", "host", "remote", "topology")
 NO_FAULT = "no fault"  # the column 'baseline_trials' adds: each row's instrument reading with nothing broken
 BASELINE = {"kind": "baseline", "at": 0.0, "duration": 1.0}
 
@@ -150,7 +150,7 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
         return ("rows", i)
 
     scenario = Checker(src, doc, path.parent, str(path), locate, topologies).build()
-    return Cell(f"{row['approach']} × {scenario.trigger_label}", fname, slug, doc, scenario,
+    return Cell(f"{scenario.approach_detail} × {scenario.trigger_label}", fname, slug, doc, scenario,
                 row.get("name", row["approach"]))
 
 

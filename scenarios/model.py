@@ -24,9 +24,9 @@ import jsonschema
 import referencing
 
 from multi6lab.topologies import loader, yamlsrc
-from multi6lab.topologies.model import Bgp, Heartbeat, Site, Topology
+from multi6lab.topologies.model import Bgp, Heartbeat, Mobility, Site, Topology
 from multi6lab.topologies.yamlsrc import InputError, PathKey, Problem, Source
-from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, Approach, FaultKind, Trigger
+from multi6lab.vocabulary import Approach, FaultKind, Trigger
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 RECORD_S = 2.0  # default measurement time after the first fault (a scenario's or a comparison's record_s)
@@ -164,6 +164,7 @@ class Overrides:
     triggers: tuple[Trigger, ...] | None = None
     heartbeat: Heartbeat | None = None
     bgp: Bgp | None = None
+    mobility: Mobility | None = None
 
     def sites(self, topo: Topology, site: str) -> list[str]:
         """id-loc needs managed edges at both ends (RFC 4177 5.4), so it applies to every site."""
@@ -179,7 +180,8 @@ class Overrides:
 
         def change(s: Site) -> Site:
             return dataclasses.replace(s, approach=self.approach or s.approach, triggers=triggers or s.triggers,
-                                       heartbeat=self.heartbeat or s.heartbeat, bgp=self.bgp or s.bgp)
+                                       heartbeat=self.heartbeat or s.heartbeat, bgp=self.bgp or s.bgp,
+                                       mobility=self.mobility or s.mobility)
 
         return dataclasses.replace(topo, sites=tuple(change(s) if s.name in names else s for s in topo.sites))
 
@@ -242,6 +244,16 @@ class Scenario:
     @property
     def approach_label(self) -> Approach:
         return self.effective.site(self.site).approach
+
+    @property
+    def approach_detail(self) -> str:
+        """The approach as a table names it: mobility says whether a home agent and route optimisation run."""
+        site = self.effective.site(self.site)
+        if site.approach != Approach.MOBILITY:
+            return str(site.approach)
+        how = ["home agent" if self.effective.home_agent else "no home agent"]
+        how += ["route optimisation"] if site.mobility.route_optimisation else []
+        return f"mobility ({', '.join(how)})"
 
 
 # -- schemas ---------------------------------------------------------------------------------------------------
@@ -344,14 +356,12 @@ class Checker:
     def overrides(self) -> Overrides:
         d = self.d
         approach = d.get("approach")
-        if approach is not None and approach not in IMPLEMENTED_APPROACHES:
-            self.err(("approach",), f"approach '{approach}' is not implemented yet "
-                                    f"({', '.join(map(str, IMPLEMENTED_APPROACHES))} are)")
         return Overrides(
             approach=Approach(approach) if approach is not None else None,
             triggers=tuple(Trigger(t) for t in d["triggers"]) if "triggers" in d else None,
             heartbeat=loader.heartbeat(d["heartbeat"]) if "heartbeat" in d else None,
-            bgp=Bgp.from_dict(d["bgp"]) if "bgp" in d else None)
+            bgp=Bgp.from_dict(d["bgp"]) if "bgp" in d else None,
+            mobility=loader.mobility(d["mobility"]) if "mobility" in d else None)
 
     def effective(self, topo: Topology, tpath: Path, site: str, overrides: Overrides) -> Topology:
         """The topology with this scenario's overrides; a combination it cannot run (an approach without the

@@ -18,7 +18,7 @@ from multi6lab.results import scale_model
 from multi6lab.results.progress import Progress
 from multi6lab.topologies import loader
 from multi6lab.topologies.yamlsrc import InputError
-from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, Approach
+from multi6lab.vocabulary import Approach
 
 PROG = "multi6lab"
 RESULTS = Path(os.environ.get("MULTI6LAB_RESULTS") or "results")  # where runs go unless --out says otherwise
@@ -29,6 +29,23 @@ QUICK_TRIALS = 10
 
 def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run_folder(out: str | None, name: str, create: bool = True) -> Path:
+    """Where a command's results go: ``--out``, or results/<name>-<time>."""
+    path = Path(out) if out else RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def publish(out: Path, name: str, table: str, *also: str) -> None:
+    """A measuring command's end: its table in ``name.md`` and on the terminal, then where its results are
+    (``name.json``, written as it went, and ``also``)."""
+    (out / f"{name}.md").write_text(table)
+    print()
+    print(table, end="")
+    print(f"\nresults: {out}/" + ", ".join([f"{name}.json", f"{name}.md", *also]))
 
 
 @dataclass
@@ -44,24 +61,28 @@ class Ticker:
         return self.progress.status(self.done, time.monotonic(), self.bar)
 
 
-def looked_at(page: Path, screenshot: Path, required: bool = False) -> bool:
-    """Open a report in headless Chromium, say what it showed, keep a screenshot; False if it is broken.
+def looked_at(pages: list[tuple[Path, Path]], required: bool = False) -> bool:
+    """Open each (report, screenshot) in one headless Chromium, say what it showed, keep a screenshot; False if
+    one is broken.
 
     After a run, a machine without a browser (the project's set-up installs one) gets a note, not a failure:
     the report itself is written either way."""
     from multi6lab.results import browser
 
     try:
-        seen = browser.check(page, screenshot)
+        seen = browser.check_all(pages)
     except browser.BrowserUnavailable as exc:
         print(f"{PROG}: {exc}" if required else f"report not checked in a browser: {exc}",
               file=sys.stderr if required else sys.stdout)
         return not required
-    if not seen.ok:
-        print(f"{PROG}: {page} is broken in Chromium: {seen.describe()}", file=sys.stderr)
-        return False
-    print(f"checked in Chromium: {seen.describe()}; screenshot: {screenshot}")
-    return True
+    ok = True
+    for (page, screenshot), s in zip(pages, seen, strict=True):
+        if not s.ok:
+            print(f"{PROG}: {page} is broken in Chromium: {s.describe()}", file=sys.stderr)
+            ok = False
+        else:
+            print(f"checked in Chromium: {s.describe()}; screenshot: {screenshot}")
+    return ok
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -86,8 +107,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 t = loader.from_source(src)
                 print(f"ok: {f} ({len(t.sites)} site(s), {len(t.isps)} ISP(s), {len(t.kinds)} nodes, "
                       f"{len(t.links)} links)")
-                for note in t.unimplemented():
-                    print(f"  note: {note}; 'up' and 'run' will refuse it")
         except InputError as exc:
             bad += 1
             print(exc, file=sys.stderr)
@@ -162,7 +181,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     shape = generate.Shape(args.sites, args.isps, args.exits, args.hosts, args.remotes, Approach(args.approach),
-                           tuple(Trigger(w) for w in words), args.seed)
+                           tuple(Trigger(w) for w in words), args.seed, args.bfd)
     if problems := shape.problems():
         print(f"{PROG} generate: " + "; ".join(problems), file=sys.stderr)
         return 2
@@ -182,6 +201,12 @@ def cmd_scale_model(args: argparse.Namespace) -> int:
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(scale_model.Inputs)
              if getattr(args, f.name) is not None}
+    if args.calibration:
+        try:
+            given = {**scale_model.calibration(json.loads(Path(args.calibration).read_text())), **given}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"{PROG} scale-model: --calibration {args.calibration}: {exc}", file=sys.stderr)
+            return 2
     x = scale_model.Inputs(**given)
     problems = x.problems()
     if not 1 <= args.sites_from < args.sites_to:
@@ -243,29 +268,35 @@ def cmd_nptv6(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Each scenario in turn (every file is checked before the first lab), then their reports in one browser."""
+    from multi6lab.lab.emulation import EnvError
     from multi6lab.lab.runner import Runner
-    from multi6lab.results import report
+    from multi6lab.results import report, soak
     from multi6lab.scenarios import model
 
-    sc = model.load(args.scenario)
-    if args.trials:
-        sc = dataclasses.replace(sc, trials=args.trials)
-    out = Path(args.out) if args.out else RESULTS / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    say(f"scenario {sc.name}: {sc.topology.name}, {sc.approach_label}, trigger {sc.trigger_label}, "
-        f"{sc.trials} trials -> {out}")
-    summary = Runner(sc, out, say, Ticker(Progress(sc.trials, time.monotonic()))).run()
-    print()
-    print(report.markdown([summary]), end="")
-    if mapping := summary["metrics"].get("mapping"):
-        ms = mapping["lookup_ms"] or {}
-        print(f"\nmapping service: {mapping['lookups']} lookups (first query to accepted record), p50 "
-              f"{ms.get('p50', '-')} ms, p95 {ms.get('p95', '-')} ms; {mapping['retries']} queries sent again")
-    from multi6lab.results import soak
-
-    print(f"\nresources after each trial (resources.csv): {soak.describe(summary['resources'])}")
-    print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
-    ok = looked_at(out / "report.html", out / "report.png")
-    print(f"report: {out / 'report.html'}")
+    if args.out and len(args.scenario) > 1:
+        raise EnvError("--out names one run's folder: give it with one scenario")
+    scenarios = [model.load(s) for s in args.scenario]
+    outs = []
+    for sc in scenarios:
+        if args.trials:
+            sc = dataclasses.replace(sc, trials=args.trials)
+        out = run_folder(args.out, sc.name, create=False)  # the runner makes it
+        say(f"scenario {sc.name}: {sc.topology.name}, {sc.approach_label}, trigger {sc.trigger_label}, "
+            f"{sc.trials} trials -> {out}")
+        summary = Runner(sc, out, say, Ticker(Progress(sc.trials, time.monotonic()))).run()
+        print()
+        print(report.markdown([summary]), end="")
+        if mapping := summary["metrics"].get("mapping"):
+            ms = mapping["lookup_ms"] or {}
+            print(f"\nmapping service: {mapping['lookups']} lookups (first query to accepted record), p50 "
+                  f"{ms.get('p50', '-')} ms, p95 {ms.get('p95', '-')} ms; {mapping['retries']} queries sent again")
+        print(f"\nresources after each trial (resources.csv): {soak.describe(summary['resources'])}")
+        print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
+        outs.append(out)
+    ok = looked_at([(o / "report.html", o / "report.png") for o in outs])
+    for o in outs:
+        print(f"report: {o / 'report.html'}")
     return 0 if ok else 1
 
 
@@ -298,7 +329,7 @@ def cmd_look(args: argparse.Namespace) -> int:
         print(f"{PROG}: no report at {page}", file=sys.stderr)
         return 1
     shot = Path(args.screenshot) if args.screenshot else page.with_suffix(".png")
-    return 0 if looked_at(page, shot, required=True) else 1
+    return 0 if looked_at([(page, shot)], required=True) else 1
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -323,7 +354,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise EnvError(f"{out} is not a comparison to resume (no readable {MANIFEST} in it)") from None
         source, trials, seed = Path(manifest["file"]), manifest.get("trials"), manifest.get("seed")
     else:
-        out = Path(args.out) if args.out else RESULTS / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = run_folder(args.out, "compare", create=False)
         source, trials, seed = Path(args.file), args.trials, None if args.file_order else args.seed
         if args.quick and trials is None:
             trials = QUICK_TRIALS
@@ -361,7 +392,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     write_atomic(out / "comparison.html", html.comparison_page(rows, faults, cells, origin, files))
     print(table, end="")
     print(f"\nresults: {out}/comparison.md, comparison.json, comparison.png")
-    ok = looked_at(out / "comparison.html", out / "comparison-page.png")
+    ok = looked_at([(out / "comparison.html", out / "comparison-page.png")])
     print(f"report: {out / 'comparison.html'}")
     failed = [c for c in cells.values() if "error" in c]
     if failed:
@@ -391,8 +422,7 @@ def cmd_first_contact(args: argparse.Namespace) -> int:
     if problem is not None:
         raise EnvError(f"{args.topology} cannot run every site on id-loc: {problem}")
     firstcontact.parties(build(topo))  # a topology without two sites or a mapping service says so before bring-up
-    out = Path(args.out) if args.out else RESULTS / f"first-contact-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = run_folder(args.out, "first-contact")
     origin = provenance.collect(args.seed)  # before the lab loads the machine
     say(f"first contact on {topo.name}, every site id-loc, {args.trials} trials -> {out}")
     with terminate_as_interrupt(), Lab(topo, out, progress=say) as lab:
@@ -402,11 +432,7 @@ def cmd_first_contact(args: argparse.Namespace) -> int:
     write_atomic(out / "first-contact.json", json.dumps({"topology": topo.name, "trials": len(rows),
                                                            "command": command, "summary": stats, "rows": rows,
                                                            "provenance": origin}, indent=1))
-    table = contact.markdown(stats)
-    (out / "first-contact.md").write_text(table)
-    print()
-    print(table, end="")
-    print(f"\nresults: {out}/first-contact.json, first-contact.md")
+    publish(out, "first-contact", contact.markdown(stats))
     return 0
 
 
@@ -443,8 +469,7 @@ def cmd_selection(args: argparse.Namespace) -> int:
     if policy_topo.sites[0].approach not in (Approach.SOURCE_ROUTING, Approach.MPTCP):
         raise EnvError(f"{args.policy_topology}: its first site must give hosts an address per ISP "
                        f"(source-routing or mptcp), not {policy_topo.sites[0].approach}")
-    out = Path(args.out) if args.out else RESULTS / f"selection-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = run_folder(args.out, "selection")
     origin = provenance.collect(args.seed)
     with terminate_as_interrupt():
         say(f"load sharing on {sharing.name}, weights {args.weights} -> {out}")
@@ -460,6 +485,130 @@ def cmd_selection(args: argparse.Namespace) -> int:
     print()
     print(selection.write(out, shares, choices, timelines), end="")
     print(f"\nresults: {out}/selection.json, selection.md, selection.png")
+    return 0
+
+
+def cmd_triangle(args: argparse.Namespace) -> int:
+    """Mobile IPv6's triangle (RFC 4177 5.2): links and round trips through the home agent, with route
+    optimisation, and plain (tools/lab/triangle.py)."""
+    import json
+
+    from multi6lab.lab import provenance, triangle
+    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.lab.lifecycle import Lab
+    from multi6lab.results import triangle as paths
+    from multi6lab.results.report import write_atomic
+    from multi6lab.topologies import loader
+    from multi6lab.topologies.plan import build
+
+    if args.count < 1 or args.block < 1:
+        raise EnvError(f"--count {args.count} --block {args.block}: both must be 1 or more")
+    topo = loader.load(args.topology)
+    if topo.home_agent is None or not any(s.approach == Approach.MOBILITY for s in topo.sites):
+        raise EnvError(f"{args.topology}: the triangle needs a mobility site and a home agent ('home_agent:'); "
+                       "topologies/figure1-home-agent.yaml has both")
+    plan = build(topo)
+    host = next(h.name for sp in plan.sites if sp.site.approach == Approach.MOBILITY for h in sp.hosts)
+    remote = next((r.name for r in topo.remotes if r.name != topo.home_agent.node), None)
+    if remote is None:
+        raise EnvError(f"{args.topology}: the triangle needs a correspondent, a remote besides the home agent")
+    links = paths.round_trip_links(plan, host, remote, topo.home_agent.node)
+    out = run_folder(args.out, "triangle")
+    origin = provenance.collect(args.seed)
+    times: dict[str, list[float]] = {}
+    sent: dict[str, int] = {}
+    with terminate_as_interrupt():
+        for ro, measured in ((False, ["direct", "home agent"]), (True, ["route optimisation"])):
+            say(f"{topo.name}, route optimisation {'on' if ro else 'off'}: {', '.join(measured)}")
+            with Lab(triangle.with_route_optimisation(topo, ro), out / ("ro" if ro else "tunnel"), progress=say) as lab:
+                t, n = triangle.measure(lab, measured, args.count, args.block, args.seed, say)
+            times.update(t)
+            sent.update(n)
+    stats = paths.summarise(times, sent, links)
+    command = (f"multi6lab triangle --topology {args.topology} --count {args.count} --block {args.block} "
+               f"--seed {args.seed}")
+    write_atomic(out / "triangle.json", json.dumps({"command": command, "paths": stats, "rtt_ms": times,
+                                                     "provenance": origin}, indent=1))
+    publish(out, "triangle", paths.markdown(stats))
+    return 0
+
+
+def cmd_bringup(args: argparse.Namespace) -> int:
+    """Bring-up and teardown time and memory against the lab's size (tools/lab/bringup.py)."""
+    import json
+
+    from multi6lab.lab import bringup, provenance, scaleoutage
+    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.results import bringup as results
+    from multi6lab.results.report import write_atomic
+    from multi6lab.topologies import loader
+    from multi6lab.vocabulary import Trigger
+
+    try:
+        counts = sorted({int(n) for n in args.sites.split(",") if n})
+    except ValueError:
+        raise EnvError(f"--sites {args.sites}: give site counts separated by commas, e.g. 20,50,100") from None
+    if (counts and counts[0] < 1) or args.repeats < 1:
+        raise EnvError("--sites and --repeats must be positive")
+    topos = {"figure1": loader.load(Path(loader.__file__).with_name("figure1.yaml"))}  # a shipped file
+    topos |= {f"{n} sites": scaleoutage.topology(n, Approach.NPTV6, (Trigger.LINK, Trigger.HEARTBEAT), args.seed)
+              for n in counts}
+    out = run_folder(args.out, "bringup")
+    origin = provenance.collect(args.seed)
+    command = f"multi6lab bringup --sites {args.sites} --repeats {args.repeats} --seed {args.seed}"
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    with terminate_as_interrupt():
+        for label, topo in topos.items():
+            for k in range(1, args.repeats + 1):
+                say(f"{label}: bring-up {k}/{args.repeats}")
+                try:
+                    row = bringup.measure(topo, out / label.replace(" ", "-") / f"{k:02d}", say)
+                except EnvError as exc:  # the machine's limit, found: the other sizes go on
+                    failed[label] = str(exc)
+                    say(f"{label}: {exc}")
+                    break
+                rows.append({"label": label, **row})
+                say(f"  ready in {row['up_s']} s, down in {row['down_s']} s, {row['memory_kb'] // 1024} MB held")
+            stats = results.summarise(rows)
+            write_atomic(out / "bringup.json", json.dumps({"command": command, "summary": stats, "failed": failed,
+                                                            "rows": rows, "provenance": origin}, indent=1))
+    results.draw(out / "bringup.png", stats, "lab bring-up: where the time goes")
+    publish(out, "bringup", results.markdown(stats, failed), "bringup.png")
+    return 1 if failed else 0
+
+
+def cmd_frr_scale(args: argparse.Namespace) -> int:
+    """RFC 4177 5.1 calibrated on FRR: N PI prefixes injected, learned and forgotten by the core
+    (tools/lab/frrscale.py)."""
+    import json
+
+    from multi6lab.lab import frrscale, provenance
+    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.lab.lifecycle import Lab
+    from multi6lab.results import frrscale as results
+    from multi6lab.results.report import write_atomic
+    from multi6lab.scenarios.model import Overrides
+    from multi6lab.topologies import loader
+
+    try:
+        counts = [int(n) for n in args.prefixes.split(",")]
+    except ValueError:
+        raise EnvError(f"--prefixes {args.prefixes}: give counts separated by commas, e.g. 1000,10000") from None
+    if min(counts) < 1:
+        raise EnvError("--prefixes: each count must be 1 or more")
+    if max(counts) > results.CAPACITY:
+        raise EnvError(f"--prefixes: at most {results.CAPACITY:,} /48s fit in {results.INJECTED}")
+    topo = loader.load(Path(loader.__file__).with_name("figure1.yaml"))
+    topo = Overrides(approach=Approach.ROUTING).apply(topo, topo.sites[0].name)
+    out = run_folder(args.out, "frr-scale")
+    origin = provenance.collect()
+    with terminate_as_interrupt(), Lab(topo, out, progress=say) as lab:
+        rows = frrscale.inject(lab, counts, out, say)
+    command = f"multi6lab frr-scale --prefixes {args.prefixes}"
+    write_atomic(out / "frr-scale.json", json.dumps({"command": command, "rows": rows, "provenance": origin},
+                                                     indent=1))
+    publish(out, "frr-scale", results.markdown(rows))
     return 0
 
 
@@ -485,16 +634,19 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
     if unknown := [w for w in words if w not in Trigger.values()]:
         raise EnvError(f"--triggers: unknown trigger {unknown[0]!r} (triggers: {', '.join(Trigger.values())})")
     approach, triggers = Approach(args.approach), tuple(Trigger(w) for w in words)
-    topos = {n: scaleoutage.topology(n, approach, triggers, args.seed) for n in counts}  # refused here, not later
-    out = Path(args.out) if args.out else RESULTS / f"scale-outage-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    if args.bfd is not None and (approach != Approach.ROUTING or args.bfd < 1):
+        raise EnvError("--bfd is a positive interval in ms, for --approach routing")
+    topos = {n: scaleoutage.topology(n, approach, triggers, args.seed, args.bfd)  # refused here, not later
+             for n in counts}
+    out = run_folder(args.out, "scale-outage")
     origin = provenance.collect(args.seed)
-    label = f"{approach} ({', '.join(words)})"
+    label = f"{approach} ({f'BGP 1/3 s, BFD {args.bfd} ms x3' if args.bfd else ', '.join(words)})"
     rows: list[dict[str, Any]] = []
     failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
     rng = random.Random(args.seed)
     command = (f"multi6lab scale-outage --sites {args.sites} --approach {args.approach} --triggers {args.triggers} "
-               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed}")
+               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed}"
+               + (f" --bfd {args.bfd}" if args.bfd else ""))
     with terminate_as_interrupt():
         for n, topo in topos.items():
             say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
@@ -509,12 +661,8 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
             write_atomic(out / "scale-outage.json", json.dumps({
                 "command": command, "approach": label, "summary": stats, "failed": failed, "rows": rows,
                 "provenance": origin}, indent=1))
-    table = results.markdown(stats, failed)
-    (out / "scale-outage.md").write_text(table)
     results.draw(out / "scale-outage.png", stats, f"ISP outage hitting N sites: {label}")
-    print()
-    print(table, end="")
-    print(f"\nresults: {out}/scale-outage.json, scale-outage.md, scale-outage.png")
+    publish(out, "scale-outage", results.markdown(stats, failed), "scale-outage.png")
     return 1 if failed else 0
 
 
@@ -545,10 +693,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--exits", type=int, default=2, help="ISPs each site is multihomed to (default 2)")
     g.add_argument("--hosts", type=int, default=1, help="hosts per site (default 1)")
     g.add_argument("--remotes", type=int, default=1, help="single-homed remote hosts on the core (default 1)")
-    g.add_argument("--approach", default="nptv6", choices=[a.value for a in Approach if a in IMPLEMENTED_APPROACHES])
+    g.add_argument("--approach", default="nptv6", choices=Approach.values())
     g.add_argument("--triggers", default="link,heartbeat", help="comma-separated (default link,heartbeat; "
                                                                 "routing sites always use routing)")
     g.add_argument("--seed", type=int, default=1, help="which ISPs each site uses (default 1)")
+    g.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
+                                                        "sessions, BGP 1/3 s")
     g.add_argument("-o", "--output", help="file to write (default: standard output)")
     sm = add("scale-model", cmd_scale_model, "RFC 4177 5.1 as numbers: DFZ table and churn against the number of "
              "multihomed sites, PI routing versus the edge approaches and their mapping service (a model)")
@@ -558,6 +708,8 @@ def parser() -> argparse.ArgumentParser:
         kind = int if f.type == "int" else float
         sm.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, metavar="N",
                         help=f"default {f.default}")
+    sm.add_argument("--calibration", metavar="FRR_SCALE_JSON", help="a 'multi6lab frr-scale' run's frr-scale.json: "
+                    "bytes per route and routes a second measured on FRR (flags given win)")
     sm.add_argument("-o", "--output", default=str(RESULTS / "scale-model"), help="folder to write (default "
                     "results/scale-model)")
     ct = add("controller", cmd_controller, "run the OpenFlow site-exit controller (os-ken) for a topology")
@@ -578,7 +730,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--reverse", action="store_true", help="map outside addresses back to inside")
     n.add_argument("addresses", nargs="+", metavar="ADDRESS")
     r = add("run", cmd_run, "run a scenario: faults, probes and trials; writes results/<run>/ (root)")
-    r.add_argument("scenario", metavar="SCENARIO")
+    r.add_argument("scenario", metavar="SCENARIO", nargs="+", help="one or more; each runs on its own lab")
     r.add_argument("--trials", type=int, help="override the scenario's number of trials")
     r.add_argument("--out", help="results directory (default results/<name>-<time>)")
     rp = add("report", cmd_report, "a markdown table over every run in results/")
@@ -623,16 +775,38 @@ def parser() -> argparse.ArgumentParser:
     sl.add_argument("--policy-topology", default="topologies/three-isps.yaml", metavar="TOPOLOGY",
                     help="a source-routing site with several ISPs (default topologies/three-isps.yaml)")
     sl.add_argument("--out", help="results directory (default results/selection-<time>)")
+    bu = add("bringup", cmd_bringup, "bring-up and teardown time and memory against the lab's size: Figure 1 and "
+                                     "N generated dual-homed sites (root)")
+    bu.add_argument("--sites", default="20,50,100", help="site counts, comma-separated (default 20,50,100)")
+    bu.add_argument("--repeats", type=int, default=3, help="bring-ups per size (default 3)")
+    bu.add_argument("--seed", type=int, default=1, help="which ISPs each generated site uses (default 1)")
+    bu.add_argument("--out", help="results directory (default results/bringup-<time>)")
+    fs = add("frr-scale", cmd_frr_scale, "RFC 4177 5.1 on FRR: N provider-independent prefixes injected at a "
+                                         "site exit, the core's time to learn and forget them and its memory (root)")
+    fs.add_argument("--prefixes", default="1000,10000,100000", help="counts, comma-separated "
+                                                                   "(default 1000,10000,100000)")
+    fs.add_argument("--out", help="results directory (default results/frr-scale-<time>)")
+    tr = add("triangle", cmd_triangle, "mobility: links and round trips through the home agent, with route "
+                                       "optimisation, and plain IPv6 (root)")
+    tr.add_argument("--topology", default="topologies/figure1-home-agent.yaml",
+                    help="a mobility site and a home agent (default topologies/figure1-home-agent.yaml)")
+    tr.add_argument("--count", type=int, default=1000, help="echoes per path (default 1000)")
+    tr.add_argument("--block", type=int, default=50, help="echoes per block; blocks of the paths alternate "
+                                                          "in seeded random order (default 50)")
+    tr.add_argument("--seed", type=int, default=1, help="the order of the blocks (default 1)")
+    tr.add_argument("--out", help="results directory (default results/triangle-<time>)")
     so = add("scale-outage", cmd_scale_outage, "an ISP outage that hits N sites at once: each site's outage "
                                                "against N, on generated topologies (root)")
     so.add_argument("--sites", default="1,5,10,20", help="site counts, comma-separated (default 1,5,10,20)")
-    so.add_argument("--approach", default="nptv6", choices=[a.value for a in Approach if a in IMPLEMENTED_APPROACHES],
+    so.add_argument("--approach", default="nptv6", choices=Approach.values(),
                     help="the sites' approach (default nptv6)")
     so.add_argument("--triggers", default="link,heartbeat", help="comma-separated (default link,heartbeat)")
     so.add_argument("--trials", type=int, default=10, help="outages per site count (default 10)")
     so.add_argument("--rate", type=float, default=200.0, help="probes per second per site (default 200)")
     so.add_argument("--fault-s", type=float, default=1.0, help="how long the ISP stays down (default 1 s)")
     so.add_argument("--seed", type=int, default=1, help="the topologies and each fault's phase (default 1)")
+    so.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
+                                                         "sessions, BGP 1/3 s (default: BGP's 60/180 s alone)")
     so.add_argument("--out", help="results directory (default results/scale-outage-<time>)")
     return p
 

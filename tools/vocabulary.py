@@ -29,11 +29,9 @@ class Approach(Name):
     NPTV6 = "nptv6"  # 5.6: one identity prefix rewritten to a locator per exit (RFC 6296)
     ID_LOC = "id-loc"  # 5.4, 6: edges at both ends map identities to locator pairs
     MPTCP = "mptcp"  # 5.5: a transport subflow per locator
-    MOBILITY = "mobility"  # 5.2: home address and care-of bindings (not implemented yet)
+    MOBILITY = "mobility"  # 5.2: hosts keep a home address; care-of addresses bound by Mobile IPv6 (RFC 6275)
 
 
-IMPLEMENTED_APPROACHES = (Approach.ROUTING, Approach.SOURCE_ROUTING, Approach.NPTV6, Approach.ID_LOC,
-                          Approach.MPTCP)
 TRANSLATING = (Approach.NPTV6, Approach.ID_LOC)  # hosts hold an identity; exits map it to locators
 
 
@@ -47,6 +45,8 @@ class Trigger(Name):
     TRANSPORT = "transport"  # an outbound TCP flow repeating a segment, seen at the fabric
 
 
+# Approaches whose hosts hold an address from every ISP and pick among them (the fabric routes by source).
+HOST_CHOOSES = (Approach.SOURCE_ROUTING, Approach.MPTCP, Approach.MOBILITY)
 
 
 class ExitPolicy(Name):
@@ -104,6 +104,16 @@ class Event(Name):
     NEIGHBOUR_LEARNED = "neighbour_learned"  # ... a host answered: the fabric delivers to it from now on
     NEIGHBOUR_FAILED = "neighbour_failed"  # ... nobody answered; its held packets were dropped
     CONTACT_RELEASED = "contact_released"  # id-loc: packets held until a lookup placed them went on (waited_ms)
+    # mobility (the agents in hosts, the home agent and correspondents, not the controller):
+    MOBILITY_START = "mobility_start"  # an agent started, with its role and settings
+    MOBILITY_MOVED = "mobility_moved"  # a mobile node took another care-of address (or went home)
+    MOBILITY_REGISTERED = "mobility_registered"  # its home agent acknowledged the care-of address
+    MOBILITY_TESTED = "mobility_tested"  # a return-routability test answered: a fresh keygen token
+    MOBILITY_PATH = "mobility_path"  # a mobile node's data path: its care-of address, where each peer's tunnel goes
+    MOBILITY_BOUND = "mobility_bound"  # a binding made (home agent, correspondent) or acknowledged (mobile node)
+    MOBILITY_EXPIRED = "mobility_expired"  # a binding ran out without being renewed
+    MOBILITY_REFUSED = "mobility_refused"  # a message dropped or an update refused, and why
+    MOBILITY_ERROR = "mobility_error"  # a send or a route change the kernel refused
 
 
 # The first of these about a faulted exit after a fault is its detection (analysis.detection_ms).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
-from multi6lab.topologies.model import Site
+from multi6lab.topologies.model import HomeAgent, Site
 from multi6lab.vocabulary import TRANSLATING, Approach
 
 GATEWAY_LL = IPv6Address("fe80::1")  # the site router's link-local address, answered by the controller
@@ -64,6 +64,19 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
     if site.approach == Approach.ROUTING and site.pi is not None:
         return {"pi": first64(site.pi)}
     return {e.name: first64(e.delegation) for e in site.exits}
+
+
+def home_address(site: Site, home_agent: HomeAgent | None, host_mac: str) -> IPv6Address:
+    """A mobility site's host's home address (RFC 6275): an interface identifier in the home agent's first /64,
+    or without a home agent the host's address through its site's first exit (RFC 4177 section 5.2's case)."""
+    if home_agent is not None:
+        return eui64(first64(home_agent.home), host_mac)
+    return eui64(first64(site.exits[0].delegation), host_mac)
+
+
+def home_agent_address(home_agent: HomeAgent) -> IPv6Address:
+    """The home agent's own address, in its home prefix (where mobile nodes send their binding updates)."""
+    return first64(home_agent.home).network_address + 1
 
 
 def subnet_key(i: int) -> str:

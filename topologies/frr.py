@@ -271,3 +271,9 @@ def argv(daemon: str, directory: Path) -> list[str]:
 
 def vtysh(directory: Path, command: str) -> list[str]:
     return ["vtysh", "--vty_socket", str(directory), "-c", command]
+
+
+def vtysh_configure(directory: Path, lines: list[str]) -> list[str]:
+    """Change a running daemon's configuration: each line as typed after ``configure terminal``."""
+    return ["vtysh", "--vty_socket", str(directory), "-c", "configure terminal", *(a for ln in lines
+                                                                                     for a in ("-c", ln))]

@@ -27,9 +27,11 @@ from multi6lab.topologies.model import (
     Endpoint,
     Exit,
     Heartbeat,
+    HomeAgent,
     Isp,
     Link,
     MappingServer,
+    Mobility,
     NodeKind,
     Remote,
     Site,
@@ -95,8 +97,11 @@ def from_source(src: Source) -> Topology:
 def schema_problems(src: Source, sch: dict[str, Any]) -> list[Problem]:
     """JSON Schema errors of a document, reported at their place in ``src``."""
     validator = jsonschema.Draft202012Validator(sch)
-    return [src.problem(path, msg, at_key) for err in validator.iter_errors(src.data)
-            for path, msg, at_key in schema_messages(err)]
+    found = [m for err in validator.iter_errors(src.data) for m in schema_messages(err)]
+    # A known key whose value fails its own schema counts as unevaluated too: its real error is enough.
+    inside = {path[:n] for path, _, at_key in found if not at_key for n in range(1, len(path) + 1)}
+    return [src.problem(path, msg, at_key) for path, msg, at_key in found
+            if not (at_key and msg.startswith("unknown key") and path in inside)]
 
 
 def schema_messages(err: jsonschema.ValidationError) -> list[tuple[PathKey, str, bool]]:
@@ -174,7 +179,8 @@ class _Semantics:
                 self.check_site(s, isp_by_name)
         valid_links = [lk for lk in links if lk]
         self.check_links(valid_links, [s for s in sites if s], isp_by_name)
-        self.check_overlaps(cores, isps, sites, remotes)
+        home_agent = self.home_agent()
+        self.check_overlaps(cores, isps, sites, remotes, home_agent)
         self.check_asns(cores, isps, sites)
         mapping = self.mapping([s for s in sites if s])
         if self.problems or None in (*cores, *isps, *sites, *remotes, *links):
@@ -183,7 +189,7 @@ class _Semantics:
             name=d["name"], description=d.get("description", ""), source=self.src.file,
             cores=tuple(c for c in cores if c), isps=tuple(i for i in isps if i),
             sites=tuple(s for s in sites if s), remotes=tuple(r for r in remotes if r),
-            links=tuple(valid_links), mapping=mapping, kinds=self.kinds)
+            links=tuple(valid_links), mapping=mapping, home_agent=home_agent, kinds=self.kinds)
 
     def core(self, name: str, v: dict[str, Any]) -> CoreRouter | None:
         path: PathKey = ("core", name)
@@ -243,6 +249,19 @@ class _Semantics:
                              "end on a nibble (a multiple of 4 bits) to be named in the mapping service's DNS zone")
         return MappingServer(v["server"], int(v.get("ttl_s", 30)))
 
+    def home_agent(self) -> HomeAgent | None:
+        """Mobile IPv6's home agent: a remote runs it, and the core routes the home prefix to it."""
+        v = self.d.get("home_agent")
+        if v is None:
+            return None
+        if self.kinds.get(v["node"]) != "remote":
+            self.err(("home_agent", "node"), f"'{v['node']}' is not a remote (the home agent runs on one)")
+        home = self.prefix(("home_agent", "home"), v["home"])
+        if home is not None and home.prefixlen > 64:
+            self.err(("home_agent", "home"), f"home prefix {home} must be /64 or shorter (home addresses are "
+                                             "an interface identifier in its first /64)")
+        return HomeAgent(v["node"], home) if home is not None else None
+
     def site(self, name: str, v: dict[str, Any], position: int) -> Site | None:
         path: PathKey = ("sites", name)
         ok = True
@@ -273,7 +292,8 @@ class _Semantics:
             exit_policy=ExitPolicy(v["exit_policy"]), heartbeat=heartbeat(v.get("heartbeat") or {}),
             fabric=v["fabric"], exits=tuple(sorted(exits, key=lambda e: e.preference)), hosts=tuple(v["hosts"]),
             identity=identity, pi=pi, asn=int(v.get("asn", SITE_ASN_BASE + position)),
-            bgp=Bgp.from_dict(v.get("bgp") or {}), subnets=int(v.get("subnets", 1)))
+            bgp=Bgp.from_dict(v.get("bgp") or {}), subnets=int(v.get("subnets", 1)),
+            mobility=mobility(v.get("mobility") or {}))
 
     def link(self, i: int, v: dict[str, Any]) -> Link | None:
         path: PathKey = ("links", i)
@@ -348,8 +368,10 @@ class _Semantics:
 
 
     def check_overlaps(self, cores: list[CoreRouter | None], isps: list[Isp | None], sites: list[Site | None],
-                       remotes: list[Remote | None]) -> None:
+                       remotes: list[Remote | None], home_agent: HomeAgent | None) -> None:
         owned: list[tuple[IPv6Network, PathKey, str]] = []
+        if home_agent:
+            owned.append((home_agent.home, ("home_agent", "home"), "the home agent's home prefix"))
         for c in cores:
             if c:
                 owned.append((c.prefix, ("core", c.name, "prefix"), f"core {c.name}"))
@@ -453,6 +475,13 @@ def heartbeat(d: Mapping[str, Any]) -> Heartbeat:
     """From a schema-checked ``heartbeat:`` mapping, the model's defaults filling what it leaves out."""
     default = Heartbeat()
     return Heartbeat(float(d.get("interval_ms", default.interval_ms)), int(d.get("multiplier", default.multiplier)))
+
+
+def mobility(d: Mapping[str, Any]) -> Mobility:
+    """From a schema-checked ``mobility:`` mapping, the model's defaults filling what it leaves out."""
+    default = Mobility()
+    return Mobility(bool(d.get("route_optimisation", default.route_optimisation)),
+                    int(d.get("binding_lifetime_s", default.binding_lifetime_s)))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any, Literal
 
-from multi6lab.vocabulary import IMPLEMENTED_APPROACHES, Approach, ExitPolicy, Trigger
+from multi6lab.vocabulary import Approach, ExitPolicy, Trigger
 
 NodeKind = Literal["core", "isp", "exit", "fabric", "host", "remote"]
 CORE_ASN = 64500
@@ -108,6 +108,17 @@ class Bgp:
 
 
 @dataclass(frozen=True)
+class Mobility:
+    """A mobility site's Mobile IPv6 (RFC 6275; RFC 4177 5.2). With ``route_optimisation`` each host binds its
+    correspondents directly once a return-routability test succeeds; a correspondent keeps such a binding
+    for at most ``binding_lifetime_s`` (MAX_RR_BINDING_LIFETIME, 420 s). A shorter value runs all of return
+    routability's clocks faster by the same factor (:class:`multi6lab.mobility.binding.Lifetimes`)."""
+
+    route_optimisation: bool = False
+    binding_lifetime_s: int = 420
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
     approach: Approach
@@ -122,6 +133,7 @@ class Site:
     asn: int = SITE_ASN_BASE
     bgp: Bgp = Bgp()
     subnets: int = 1  # nptv6, id-loc: the /64s of the identity prefix advertised to hosts (subnets 0..n-1)
+    mobility: Mobility = Mobility()
 
     def exit(self, name: str) -> Exit:
         return next(e for e in self.exits if e.name == name)
@@ -142,6 +154,16 @@ class MappingServer:
 
 
 @dataclass(frozen=True)
+class HomeAgent:
+    """Mobile IPv6's home agent: remote ``node``, to which the core routes ``home``. Hosts of mobility sites
+    take their home addresses from its first /64. Without one, a host's home address is its address through
+    its site's first exit, RFC 4177 section 5.2's own case."""
+
+    node: str
+    home: IPv6Network
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
     description: str
@@ -152,6 +174,7 @@ class Topology:
     remotes: tuple[Remote, ...]
     links: tuple[Link, ...]
     mapping: MappingServer | None = None
+    home_agent: HomeAgent | None = None
     kinds: dict[str, NodeKind] = field(default_factory=dict, compare=False)
 
     def isp(self, name: str) -> Isp:
@@ -162,12 +185,3 @@ class Topology:
 
     def links_of(self, node: str) -> list[Link]:
         return [lk for lk in self.links if node in (lk.a.node, lk.b.node)]
-
-    def unimplemented(self) -> list[str]:
-        """What this topology asks for that the testbed cannot run yet (valid, but refused by up/run)."""
-        out = []
-        for s in self.sites:
-            if s.approach not in IMPLEMENTED_APPROACHES:
-                out.append(f"site {s.name}: approach '{s.approach}' is not implemented yet "
-                           f"(implemented: {', '.join(map(str, IMPLEMENTED_APPROACHES))})")
-        return out

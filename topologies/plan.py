@@ -24,6 +24,8 @@ from multi6lab.topologies.addressing import (
     exit_mac,
     first64,
     gateway_mac,
+    home_address,
+    home_agent_address,
     host_prefixes,
     intf_mac,
     nth_address,
@@ -64,6 +66,7 @@ class Route:
     via: IPv6Address | None = None
     dev: str | None = None
     unreachable: bool = False
+    src: IPv6Address | None = None  # the source address the node prefers toward ``prefix``
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class NodeConfig:
     neighbours: tuple[tuple[str, IPv6Address], ...] = ()  # (interface, link peer) resolved once at bring-up
     mptcp: bool = False  # accepts MPTCP subflows (set once the network is ready)
     mptcp_endpoints: tuple[str, tuple[IPv6Address, ...]] | None = None  # (device, one subflow per address)
+    loopback: tuple[IPv6Interface, ...] = ()  # mobility: a host's home address, the home agent's own
+    bindings: bool = False  # mobility: its agent keeps tunnels toward peers (mobile nodes, correspondents)
 
 
 @dataclass(frozen=True)
@@ -340,6 +345,14 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
     for r in topo.remotes:
         rtr = topo.links_of(r.name)[0].other(r.name).node
         originated[rtr].append(r.prefix)
+    ha = topo.home_agent
+    ha_link: tuple[str, Route] | None = None
+    if ha is not None:  # its router routes the home prefix to it; every other router toward that router
+        rtr = topo.links_of(ha.node)[0].other(ha.node).node
+        originated[rtr].append(ha.home)
+        peer = plan.intfs(ha.node)[0]
+        dev = plan.peer(ha.node, peer.port).name
+        ha_link = (rtr, Route(ha.home, peer.addrs[0].ip, dev))
     adj = router_adjacency(plan)
     routes: dict[str, list[Route]] = {n: [] for n in topo.kinds}
     for src in routers:
@@ -351,6 +364,8 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
         for p in originated[src]:
             if topo.kinds[src] == "isp" or p in [c.prefix for c in topo.cores]:
                 routes[src].append(Route(p, unreachable=True))
+    if ha_link is not None:
+        routes[ha_link[0]].append(ha_link[1])
     for sp in plan.sites:
         for e in sp.exits:
             routes[e.isp].append(Route(e.delegation, e.address.ip, e.isp_intf))
@@ -364,6 +379,15 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
     for r in topo.remotes:
         dev = plan.intfs(r.name)[0].name
         routes[r.name].append(Route(DEFAULT, nth_address(r.prefix, 1).ip, dev))
+    if ha is not None:  # a home address without a binding goes nowhere (never back to the core)
+        routes[ha.node].append(Route(ha.home, unreachable=True))
+    for sp in plan.sites:
+        if sp.site.approach == Approach.MOBILITY and ha is not None:
+            for h in sp.hosts:  # sessions toward the remotes start from the home address
+                dev = plan.intfs(h.name)[0].name
+                home = home_address(sp.site, ha, h.mac)
+                routes[h.name] += [Route(r.prefix, GATEWAY_LL, dev, src=home) for r in topo.remotes
+                                   if r.name != ha.node]
     return routes
 
 
@@ -417,6 +441,9 @@ def _config(plan: Plan, name: str, kind: NodeKind, routes: list[Route], role: di
             sysctls += [(f"net.ipv6.conf.{i.name}.{knob}", value) for knob, value in
                         (("use_tempaddr", "0"), ("addr_gen_mode", "0"), ("accept_ra", slaac), ("autoconf", slaac))]
     mptcp, endpoints = _mptcp(plan, name, kind)
+    loopback, forwards, bindings = _mobility(plan, name, kind)
+    if forwards:
+        sysctls.append(("net.ipv6.conf.all.forwarding", "1"))
     return NodeConfig(
         sysctls=tuple(sysctls),
         # veth tx checksum offload leaves checksums unfinished on the OVS netdev datapath (docs/architecture.md).
@@ -425,7 +452,30 @@ def _config(plan: Plan, name: str, kind: NodeKind, routes: list[Route], role: di
         routes=tuple(routes), filters=tuple(_bcp38(plan, name)) if kind == "isp" else (),
         labels=tuple(_address_policy(plan, name, intfs[0].name)) if kind == "host" else (),
         neighbours=_neighbours(plan, name, role),
-        mptcp=mptcp, mptcp_endpoints=endpoints)
+        mptcp=mptcp, mptcp_endpoints=endpoints, loopback=loopback, bindings=bindings)
+
+
+def _mobility(plan: Plan, name: str, kind: NodeKind) -> tuple[tuple[IPv6Interface, ...], bool, bool]:
+    """Mobile IPv6 (RFC 4177 5.2): the addresses a node holds on its loopback, whether it forwards, and whether
+    its agent keeps tunnels in the bindings table.
+
+    A host of a mobility site holds its home address on the loopback (it belongs to no link of the site). The
+    home agent holds its own address in the home prefix; it forwards what its hosts tunnel to it (toward
+    their correspondents) and what correspondents send to a home address (into a tunnel), and its bindings
+    are plain routes of its main table. Under route optimisation every other remote may be a correspondent,
+    whose bindings, like a mobile node's, apply to every packet but the agent's own."""
+    topo = plan.topology
+    sp = next((s for s in plan.sites if name in s.site.hosts), None)
+    ha = topo.home_agent
+    if sp is not None and sp.site.approach == Approach.MOBILITY:
+        h = next(h for h in sp.hosts if h.name == name)
+        return ((IPv6Interface(f"{home_address(sp.site, ha, h.mac)}/128"),) if ha else (), False, True)
+    mobile = [s.site for s in plan.sites if s.site.approach == Approach.MOBILITY]
+    if not mobile or kind != "remote":
+        return (), False, False
+    if ha is not None and name == ha.node:
+        return (IPv6Interface(f"{home_agent_address(ha)}/128"),), True, False
+    return (), False, any(s.mobility.route_optimisation for s in mobile)
 
 
 def _neighbours(plan: Plan, name: str, role: dict[str, Role]) -> tuple[tuple[str, IPv6Address], ...]:

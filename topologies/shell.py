@@ -45,7 +45,8 @@ def route(r: Route, verb: str = "add") -> str:
         return f"ip -6 route {verb} unreachable {q(r.prefix)}"
     via = f" via {q(r.via)}" if r.via is not None else ""
     dev = f" dev {q(r.dev)}" if r.dev is not None else ""
-    return f"ip -6 route {verb} {q(r.prefix)}{via}{dev}"
+    src = f" src {q(r.src)}" if r.src is not None else ""
+    return f"ip -6 route {verb} {q(r.prefix)}{via}{dev}{src}"
 
 
 def routes(rs: Iterable[Route], verb: str = "add") -> list[str]:
@@ -143,11 +144,52 @@ def mptcp_endpoints(dev: str, addresses: Iterable[IPv6Address]) -> list[str]:
             *(f"ip mptcp endpoint add {q(a)} dev {q(dev)} subflow" for a in addresses)]
 
 
+TUNNEL_DEV = "m6tun"  # mobility: the agent's TUN device, where packets enter and leave its tunnels
+TUNNEL_MTU = 1460  # a 1500-byte link less the 40-byte outer header
+BINDING_TABLE = 200  # mobility: where a mobile node's or correspondent's agent puts its tunnels
+AGENT_MARK = 0x6d6  # the agent's own packets carry this mark, so its tunnels never apply to them
+
+
+def tunnel_up() -> str:
+    return f"ip link set {TUNNEL_DEV} mtu {TUNNEL_MTU} up"
+
+
+def binding_rules() -> list[str]:
+    """Every packet but the agent's own looks at the tunnels first. By destination, not by source: a socket
+    that did not bind an address gets its source from the route the kernel finds for the destination alone
+    (so a rule on the home address as source would never apply to it); the route's ``src`` gives it."""
+    return [f"ip -6 rule add pref 20 not fwmark {AGENT_MARK} lookup {BINDING_TABLE}"]
+
+
+def tunnel_route(dst: IPv6Address, table: int | None = None, src: IPv6Address | None = None) -> str:
+    """Packets to ``dst`` go into the agent's tunnel device (which end they tunnel to is the agent's to know),
+    from ``src`` unless the socket chose."""
+    where = f" table {int(table)}" if table is not None else ""
+    source = f" src {q(src)}" if src is not None else ""
+    return f"ip route replace {q(dst)}/128 dev {TUNNEL_DEV}{source}{where}"
+
+
+def tunnel_route_del(dst: IPv6Address, table: int | None = None) -> str:
+    where = f" table {int(table)}" if table is not None else ""
+    return f"ip route del {q(dst)}/128{where}"
+
+
+def ip_batch(commands: Iterable[str]) -> str:
+    """``ip`` commands (each ``ip ...`` without global options) run by one ``ip -batch`` process, going on past
+    a failed one (a route to delete that is not there): one process instead of one per command, which under
+    load took tens of milliseconds each."""
+    lines = " ".join(q(c.removeprefix("ip ")) for c in commands)
+    return f"printf '%s\\n' {lines} | ip -force -batch -"
+
+
 def configure(c: NodeConfig) -> list[str]:
     """What configures a host or router once its links exist, in order."""
-    return [*(sysctl(k, v) for k, v in c.sysctls), *(offload_off(i) for i in c.offload_off),
-            *(addr_add(i, a) for i, a in c.addresses), *routes(c.routes), *bcp38(c.filters),
-            *(addrlabel(lb.prefix, lb.dev, lb.label) for lb in c.labels)]
+    out = [*(sysctl(k, v) for k, v in c.sysctls), *(offload_off(i) for i in c.offload_off),
+           *(addr_add(i, a) for i, a in c.addresses), *(addr_add("lo", a) for a in c.loopback),
+           *routes(c.routes), *bcp38(c.filters), *(addrlabel(lb.prefix, lb.dev, lb.label) for lb in c.labels)]
+    if c.bindings:
+        out += binding_rules()
+    return out
 
 
 RESOLVE_DEADLINE_S = 30  # a link that fails fails here; a working one answers within a few tries

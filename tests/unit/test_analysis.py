@@ -381,9 +381,13 @@ def test_probe_arrivals_are_read_back_from_a_capture(tmp_path: Path) -> None:
         p.time = 1_700_000_000.25 + seq * 0.001
         frames.append(p)
     frames.append(Ether() / IPv6() / UDP(dport=9999) / (b"\0" * 64))  # another port: not a probe
+    tunnelled = (Ether() / IPv6(src="3fff:ff:200::2", dst="3fff:a:5::1") / IPv6(src="3fff:ff:100::2")
+                 / UDP(dport=5001) / (struct.pack("!Qd", 5, 50.005) + b"\0" * 48))  # a mobile node's tunnel
+    tunnelled.time = 1_700_000_000.255
+    frames.append(tunnelled)
     wrpcap(str(tmp_path / "p.pcap"), frames)
     got = probe_arrivals(tmp_path / "p.pcap", 5001, realtime_offset=1_700_000_000.0 - 100.0)
-    assert [a.seq for a in got] == [0, 1, 2, 3, 4] and got[1].t_sent == pytest.approx(50.001)
+    assert [a.seq for a in got] == [0, 1, 2, 3, 4, 5] and got[1].t_sent == pytest.approx(50.001)
     assert got[0].t_recv == pytest.approx(100.25, abs=1e-6)
     (tmp_path / "bad.pcap").write_bytes(b"\0" * 40)
     with pytest.raises(ValueError, match="not a pcap"):

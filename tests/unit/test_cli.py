@@ -81,24 +81,6 @@ def test_up_with_broken_topology_reports_first(tmp_path: Path, capsys: pytest.Ca
     assert "'isps' is required" in capsys.readouterr().err
 
 
-def test_validate_notes_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "mobility.yaml"
-    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: mobility"))
-    assert main(["validate", str(f)]) == 0
-    assert "approach 'mobility' is not implemented yet" in capsys.readouterr().out
-
-
-def test_up_refuses_what_is_not_implemented(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from multi6lab.lab.emulation import EnvError
-    from multi6lab.lab.lifecycle import Lab
-    from multi6lab.topologies import loader
-
-    f = tmp_path / "mobility.yaml"
-    f.write_text(Path(FIG1).read_text().replace("approach: nptv6", "approach: mobility"))
-    with pytest.raises(EnvError, match=r"approach 'mobility' is not implemented yet"):
-        Lab(loader.load(f), tmp_path)
-
-
 def test_resume_needs_a_comparison_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "--resume", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -184,7 +166,7 @@ def test_look_without_a_browser_says_what_to_install(tmp_path: Path, capsys: pyt
     err = capsys.readouterr().err
     assert err.startswith("multi6lab: no Chromium on this machine") and "make setup" in err
     # After a run, the same absence is a note and the run still succeeds.
-    assert looked_at(tmp_path / "report.html", tmp_path / "report.png")
+    assert looked_at([(tmp_path / "report.html", tmp_path / "report.png")])
     assert capsys.readouterr().out.startswith("report not checked in a browser: no Chromium")
 
 
@@ -233,3 +215,9 @@ def test_scale_outage_refuses_bad_arguments_before_any_lab(argv: list[str], mess
     assert main(["scale-outage", *argv]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_run_refuses_one_out_folder_for_several_scenarios(capsys: pytest.CaptureFixture[str], no_lab: None) -> None:
+    scenarios = [str(ROOT / "scenarios" / n) for n in ("demo.yaml", "flap.yaml")]
+    assert main(["run", *scenarios, "--out", "/tmp/x"]) == 1
+    assert "--out names one run's folder" in capsys.readouterr().err

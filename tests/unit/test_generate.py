@@ -50,3 +50,10 @@ def test_cli_writes_a_file_that_validates(tmp_path: Path, capsys: pytest.Capture
     assert "--exits must be 1 to the number of ISPs" in capsys.readouterr().err
     assert main(["generate", "--sites", "3", "--isps", "2", "--triggers", "link,magic"]) == 2
     assert "unknown trigger 'magic'" in capsys.readouterr().err
+
+
+def test_routing_sites_may_run_bfd_and_nobody_else_may_ask_for_it() -> None:
+    topo = loader.loads(generate.dumps(generate.Shape(3, 2, approach=Approach.ROUTING, bfd_ms=50)), "g.yaml")
+    assert {s.bgp.describe() for s in topo.sites} == {"bgp 1/3 s, bfd 50 ms x3"}
+    assert generate.Shape(3, 2, bfd_ms=50).problems() == ["--bfd is a positive interval in ms, for --approach routing"]
+    assert "--bfd 50" in generate.dumps(generate.Shape(3, 2, approach=Approach.ROUTING, bfd_ms=50)).splitlines()[0]

@@ -112,7 +112,7 @@ def test_a_comparison_parses_each_topology_once(monkeypatch: pytest.MonkeyPatch)
     assert sorted(Path(p).name for p in parsed) == ["approaches.yaml", "figure1.yaml", "two-sites.yaml"]
 
 
-@pytest.mark.parametrize("name", ["figure1", "three-isps", "two-sites"])
+@pytest.mark.parametrize("name", ["figure1", "three-isps", "two-sites", "figure1-home-agent"])
 def test_the_plan_survives_its_json_trip(name: str) -> None:
     plan = build(loader.load(ROOT / "topologies" / f"{name}.yaml"))
     text = codec.dumps(plan)

@@ -132,7 +132,6 @@ def test_routing_site_defaults() -> None:
     site = t.site("site")
     assert site.asn == 65000 and t.cores[0].asn == 64500
     assert site.bgp.describe() == "bgp 60/180 s"  # RFC 4271's suggested keepalive/hold, no BFD
-    assert not t.unimplemented()
 
 
 def test_all_problems_reported_in_one_pass() -> None:
@@ -160,3 +159,10 @@ def test_missing_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
 
 def test_document_must_be_a_mapping() -> None:
     assert "a topology is a YAML mapping" in problems("- just\n- a list\n")[0]
+
+
+def test_a_known_key_with_a_bad_value_is_one_problem_not_also_an_unknown_key() -> None:
+    text = FIGURE1.replace("    hosts: [h1]\n", "    hosts: [h1]\n    mobility: {binding_lifetime_s: 6}\n", 1)
+    line = line_of(text, "binding_lifetime_s: 6")
+    assert problems(text) == [f"t.yaml:{line}:36: sites.site.mobility.binding_lifetime_s: 6 is not a multiple"
+                              " of 4"]

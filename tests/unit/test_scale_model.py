@@ -36,3 +36,18 @@ def test_impossible_inputs_are_named() -> None:
     assert set(bad.problems()) == {"ttl_s must be 1 or more", "locators must be 1 or more",
                                    "failovers_per_site_day must be 0 or more",
                                    "registrations_per_site_day must be 0 or more"}
+
+
+def test_calibrated_on_frr_the_model_says_what_each_dfz_router_holds_and_spends() -> None:
+    run = {"rows": [{"prefixes": 1000, "rss_bytes_per_prefix": 900.0, "learn_per_s": 5000},
+                    {"prefixes": 100_000, "rss_bytes_per_prefix": 600.0, "learn_per_s": 20_000}]}
+    cal = S.calibration(run)
+    assert cal == {"bytes_per_route": 600.0, "routes_per_s": 20_000.0}  # the largest injection's
+    x = S.Inputs(**cal)
+    p = S.point(1_000_000, x)
+    assert p.pi_memory_mb == pytest.approx(1_201_000 * 600 / 2**20, abs=0.05)
+    assert p.pi_busy_s_per_day == pytest.approx(p.pi_updates_per_day / 20_000, abs=0.05)
+    assert "BGP memory each DFZ router" in S.table([p]) and S.point(1000, S.Inputs()).pi_memory_mb is None
+    with pytest.raises(ValueError, match="no injection"):
+        S.calibration({"rows": []})
+    assert S.Inputs(routes_per_s=-1).problems() == ["routes_per_s must be 0 or more"]

@@ -46,7 +46,6 @@ def write(tmp_path: Path, body: str) -> Path:
     ("faults:\n  - {kind: isp_outage}\n", "isp_outage needs 'isp'", 4),
     ("faults:\n  - {kind: meteor, exit: exa}\n", "'meteor' is not one of", 4),
     ("host: h9\nfaults:\n  - {kind: link_down, exit: exa}\n", "'h9' is not a host of site site", 3),
-    ("approach: mobility\nfaults:\n  - {kind: link_down, exit: exa}\n", "approach 'mobility' is not implemented", 3),
     ("approach: source-routing\ntriggers: [transport]\nfaults:\n  - {kind: link_down, exit: exa}\n",
      "trigger 'transport' moves a destination to the site's next exit", 4),
     ("record_s: 1\nfaults:\n  - {kind: link_down, exit: exa, at: 2}\n", "after the trial ends", 5),

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord
 from multi6lab.topologies import frr, knot, shell
 from multi6lab.topologies.plan import LinkPlan, Plan
@@ -77,7 +78,8 @@ class Emulation:
     idempotent."""
 
     def __init__(self, plan: Plan, record: RunRecord, controllers: dict[str, int] | None = None,
-                 logdir: Path | None = None, mapping_keys: dict[str, str] | None = None):
+                 logdir: Path | None = None, mapping_keys: dict[str, str] | None = None,
+                 phases: Phases | None = None):
         """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller);
         ``mapping_keys``: the id-loc sites' TSIG secrets, which the mapping service is started with."""
         self.plan = plan
@@ -89,6 +91,7 @@ class Emulation:
         self.routers = frr.routers(plan)
         self.mapping_keys = mapping_keys or {}
         self.role = {n.name: n.role for n in plan.nodes}
+        self.phases = phases or Phases()
 
     def node(self, name: str) -> Any:
         return self.net[name]
@@ -103,46 +106,55 @@ class Emulation:
         net = Mininet(topo=None, build=False, controller=None, autoSetMacs=False, autoStaticArp=False,
                       waitConnected=False)
         self.net = net
-        for n in self.plan.nodes:
-            if n.role == "switch":
-                self.record.add_bridge(n.name)
-                net.addSwitch(n.name, cls=OVSSwitch, dpid=f"{n.dpid:016x}", datapath=self.datapath,
-                              protocols="OpenFlow13", failMode="standalone" if n.standalone else "secure",
-                              inband=False)
-            else:
-                net.addHost(n.name, cls=Host, ip=None)
-        for lp in self.plan.links:
-            params: dict[str, Any] = {}
-            cls = Link
-            if lp.bw:  # tbf: htb warns about its quantum at these rates and Mininet prints it as an error
-                cls, params = TCLink, {"bw": lp.bw, "use_tbf": True}
-            for i in (lp.a, lp.b):
-                if self.role[i.node] == "switch":
-                    self.record.add_intf(i.name)
-            net.addLink(lp.a.node, lp.b.node, port1=lp.a.port, port2=lp.b.port, intfName1=lp.a.name,
-                        intfName2=lp.b.name, addr1=lp.a.mac, addr2=lp.b.mac, cls=cls, **params)
-        net.build()
+        phase = self.phases
+        with phase("nodes"):  # each a shell in new namespaces, or a bridge recorded before it exists
+            for n in self.plan.nodes:
+                if n.role == "switch":
+                    self.record.add_bridge(n.name)
+                    net.addSwitch(n.name, cls=OVSSwitch, dpid=f"{n.dpid:016x}", datapath=self.datapath,
+                                  protocols="OpenFlow13", failMode="standalone" if n.standalone else "secure",
+                                  inband=False)
+                else:
+                    net.addHost(n.name, cls=Host, ip=None)
+        with phase("links"):
+            for lp in self.plan.links:
+                params: dict[str, Any] = {}
+                cls = Link
+                if lp.bw:  # tbf: htb warns about its quantum at these rates and Mininet prints it as an error
+                    cls, params = TCLink, {"bw": lp.bw, "use_tbf": True}
+                for i in (lp.a, lp.b):
+                    if self.role[i.node] == "switch":
+                        self.record.add_intf(i.name)
+                net.addLink(lp.a.node, lp.b.node, port1=lp.a.port, port2=lp.b.port, intfName1=lp.a.name,
+                            intfName2=lp.b.name, addr1=lp.a.mac, addr2=lp.b.mac, cls=cls, **params)
+        with phase("mininet build"):
+            net.build()
         for n in self.plan.nodes:
             if n.role != "switch":
                 self.record.add_proc(net[n.name].pid, f"mininet node {n.name}")
-        net.start()  # switches start with no controller: a standalone one forwards as a learning switch
+        with phase("switches start"):
+            net.start()  # switches start with no controller: a standalone one forwards as a learning switch
         managed = {n.name: self.controllers[n.name] for n in self.plan.switches
                    if not n.standalone and n.name in self.controllers}
         if managed:
-            self.attach_controllers(managed)
+            with phase("controllers attached"):
+                self.attach_controllers(managed)
         for lp in self.plan.links:
             self._impair(lp)
-        for n in self.plan.nodes:
-            for cmd in shell.configure(n.config):
-                self.run(n.name, cmd)
+        with phase("nodes configured"):
+            for n in self.plan.nodes:
+                for cmd in shell.configure(n.config):
+                    self.run(n.name, cmd)
         if self.routers:
             if not frr.FRR_BIN.exists():
                 raise EnvError(f"FRR is not installed ({frr.FRR_BIN} is missing); run 'sudo make setup'.")
             self.record.add_dir(self.record.state_dir)
-            for r in self.routers.values():
-                self.start_frr(r)
+            with phase("FRR started"):
+                for r in self.routers.values():
+                    self.start_frr(r)
         if self.mapping_keys:
-            self.start_mapping()
+            with phase("mapping service started"):
+                self.start_mapping()
 
     @staticmethod
     def attach_controllers(bridges: dict[str, int]) -> None:
@@ -205,6 +217,13 @@ class Emulation:
         r = subprocess.run(frr.vtysh(self.frr_dir(node), command), capture_output=True, text=True, timeout=10,
                            check=False)
         return r.stdout
+
+    def bgp_configure(self, node: str, lines: list[str]) -> None:
+        """Change ``node``'s running FRR configuration (vtysh, ``configure terminal`` then ``lines``)."""
+        r = subprocess.run(frr.vtysh_configure(self.frr_dir(node), lines), capture_output=True, text=True,
+                           timeout=10, check=False)
+        if r.returncode or r.stdout.strip():
+            raise EnvError(f"{node}: FRR refused {lines}: {(r.stdout + r.stderr).strip()}")
 
     def stop_daemons(self) -> None:
         """FRR and Knot first: a surviving daemon would keep its namespace alive after Mininet stops."""

@@ -26,12 +26,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from multi6lab.lab import mobility
 from multi6lab.lab.emulation import Emulation, EnvError, require_emulator, terminate_as_interrupt
+from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord, clean, records
 from multi6lab.topologies import codec, frr, knot, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
-from multi6lab.vocabulary import Approach, Event, Trigger
+from multi6lab.vocabulary import HOST_CHOOSES, Approach, Event, Trigger
 
 READY_TIMEOUT = 30.0
 QUIET_S = 0.5  # steady: no path or locator-pair change for this long
@@ -140,9 +142,6 @@ class SiteController:
 class Lab:
     def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None):
         """``topology``: the checked model, as run (a scenario's overrides applied)."""
-        missing = topology.unimplemented()
-        if missing:
-            raise EnvError(f"{topology.source}: " + "; ".join(missing))
         self.plan: Plan = build(topology)
         self.workdir = Path(workdir)
         self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
@@ -151,10 +150,13 @@ class Lab:
         self.record: RunRecord | None = None
         # Each id-loc site's secret for the mapping service: its controller gets its own, Knot all of them.
         self.mapping_keys = knot.new_secrets(knot.mapped_sites(self.plan))
+        self.mobility_keys = mobility.new_keys(self.plan)  # each mobile host's, shared with the home agent
+        self.mobility_agents: dict[str, subprocess.Popen[bytes]] = {}
         self.controllers = {sp.site.name: SiteController(sp.site.name, self.plan_path, self.workdir,
                                                          self.key_path(sp.site.name))
                             for sp in self.plan.sites if sp.site.approach != Approach.ROUTING}
         self.emulation: Emulation | None = None
+        self.phases = Phases()  # where bring-up and teardown spend their time (bringup.json)
         self._signals: contextlib.AbstractContextManager[None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------------------
@@ -176,12 +178,15 @@ class Lab:
             path.parent.mkdir(exist_ok=True, mode=0o700)
             path.touch(mode=0o600)
             path.write_text(secret + "\n")
+        mobility.write_keys(self.plan, self.workdir, self.mobility_keys)
         self.record = RunRecord.create(self.run_id)
+        phase = self.phases
         try:
-            for c in self.controllers.values():
-                c.start(self.record)
-            for c in self.controllers.values():
-                c.wait_listening()
+            with phase("controllers start"):
+                for c in self.controllers.values():
+                    c.start(self.record)
+                for c in self.controllers.values():
+                    c.wait_listening()
             self.progress(f"building {self.plan.topology.name}: {len(self.plan.nodes)} nodes, "
                           f"{len(self.plan.links)} links")
             ports = {}
@@ -190,13 +195,19 @@ class Lab:
                 if where is not None and not n.standalone:
                     ports[n.name] = self.controllers[where[0].site.name].port
             self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir,
-                                       mapping_keys=self.mapping_keys)
-            self.emulation.start()
-            self.wait_ready()
-            self.wait_steady()
+                                       mapping_keys=self.mapping_keys, phases=phase)
+            with phase("network"):
+                self.emulation.start()
+            with phase("mobility agents start"):
+                self.start_mobility()
+            with phase("ready"):
+                self.wait_ready()
+            with phase("steady"):
+                self.wait_steady()
         except BaseException:
             self.stop()
             raise
+        self.write_phases()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -233,6 +244,18 @@ class Lab:
     def _controllers_alive(self) -> bool:
         return all(c.alive() for c in self.controllers.values())
 
+    def start_mobility(self) -> None:
+        """The Mobile IPv6 agents of a lab with mobility sites, each logging beside the controllers."""
+        for node, argv in mobility.agents(self.plan, self.workdir, self.mobility_keys).items():
+            with open(self.workdir / f"mobility-{node}.log", "ab") as log:
+                self.mobility_agents[node] = self.popen(node, argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def _agents_alive(self) -> None:
+        for node, p in self.mobility_agents.items():
+            if p.poll() is not None:
+                tail = (self.workdir / f"mobility-{node}.log").read_text(errors="replace")[-2000:]
+                raise EnvError(f"the mobility agent in {node} exited (code {p.returncode}):\n{tail}")
+
     def stop_controller(self, site: str | None = None) -> None:
         """Stop one site's controller (default: every one); its switches keep their rules."""
         for c in self.controllers.values():
@@ -250,9 +273,18 @@ class Lab:
         for c in chosen:
             c.wait_listening()
 
+    def write_phases(self) -> None:
+        """``bringup.json`` in the run's folder: each step's seconds, the lab's size, and the teardown once done."""
+        (self.workdir / "bringup.json").write_text(json.dumps({
+            "nodes": len(self.plan.nodes), "links": len(self.plan.links), "sites": len(self.plan.sites),
+            "steps": self.phases.as_dict(nested=False), "detail": self.phases.as_dict()}, indent=1))
+
     def stop(self) -> None:
         try:
-            self._teardown()
+            with self.phases("teardown"):
+                self._teardown()
+            if (self.workdir / "bringup.json").exists():
+                self.write_phases()
         finally:
             if self._signals is not None:
                 signals, self._signals = self._signals, None
@@ -271,8 +303,10 @@ class Lab:
 
     # -- readiness --------------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:
-        """Every site controller's events, on the one monotonic clock, in time order."""
-        return sorted((e for c in self.controllers.values() for e in c.events()), key=lambda e: float(e["t"]))
+        """Every site controller's and mobility agent's events, on the one monotonic clock, in time order."""
+        agents = [e for node in self.mobility_agents for e in read_events(mobility.events_path(self.workdir, node))]
+        return sorted((*(e for c in self.controllers.values() for e in c.events()), *agents),
+                      key=lambda e: float(e["t"]))
 
     def reconciled_since(self, since: float) -> set[int]:
         return {e["dpid"] for e in self.events()
@@ -280,31 +314,46 @@ class Lab:
 
     def wait_ready(self, since: float = 0.0) -> None:
         dpids = {n.dpid for n in self.plan.switches if not n.standalone}
+        phase = self.phases
         self.progress("waiting for switches to connect and hosts to autoconfigure")
-        wait_for("every switch to connect to the controller",
-                 lambda: self._controllers_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
+        with phase("switches connect"):
+            wait_for("every switch to connect to the controller",
+                     lambda: self._controllers_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
         hb = {e.name for sp in self.plan.sites if Trigger.HEARTBEAT in sp.site.triggers
               and sp.site.approach != Approach.ID_LOC for e in sp.exits}  # id-loc: the pair probes, below
         if hb:
-            wait_for(f"heartbeats through {', '.join(sorted(hb))}",
-                     lambda: hb <= {e["exit"] for e in self.events()
-                                    if e["event"] == Event.HEARTBEAT_UP and e["t"] >= since}, READY_TIMEOUT)
+            with phase("heartbeats"):
+                wait_for(f"heartbeats through {', '.join(sorted(hb))}",
+                         lambda: hb <= {e["exit"] for e in self.events()
+                                        if e["event"] == Event.HEARTBEAT_UP and e["t"] >= since}, READY_TIMEOUT)
         if self.emulation is not None and self.emulation.routers:
             self.progress("waiting for BGP sessions and routes to converge")
             try:
-                wait_settled("BGP to converge", self.bgp_problem, READY_TIMEOUT)
+                with phase("BGP"):
+                    wait_settled("BGP to converge", self.bgp_problem, READY_TIMEOUT)
             except EnvError as exc:
                 raise EnvError(f"{exc} (FRR's logs: {self.workdir / 'frr'})") from None
-        for sp in self.plan.sites:
-            for h in sp.hosts:
-                wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",
-                         lambda h=h: self._host_ready(h.name, [str(a) for a in h.addresses.values()]),
-                         READY_TIMEOUT)
+        with phase("hosts autoconfigure"):
+            for sp in self.plan.sites:
+                for h in sp.hosts:
+                    wait_for(f"{h.name} to autoconfigure {', '.join(map(str, h.addresses.values()))}",
+                             lambda h=h: self._host_ready(h.name, [str(a) for a in h.addresses.values()]),
+                             READY_TIMEOUT)
         if since == 0.0 and self.emulation is not None:  # first start only: not after a controller restart
-            for n in self.plan.nodes:
-                for cmd in shell.when_ready(n.config):
-                    self.emulation.run(n.name, cmd)
-        self.first_contact(since)
+            with phase("link peers resolved"):
+                for n in self.plan.nodes:
+                    for cmd in shell.when_ready(n.config):
+                        self.emulation.run(n.name, cmd)
+        with phase("first contact"):
+            self.first_contact(since)
+        if self.mobility_agents:
+            self.progress("waiting for the mobile nodes' bindings")
+            with phase("mobile nodes"):
+                wait_settled("the mobile nodes' bindings", self.mobility_problem, READY_TIMEOUT)
+
+    def mobility_problem(self) -> str | None:
+        self._agents_alive()
+        return mobility.ready_problem(self.plan, self.events())
 
     def first_contact(self, since: float) -> None:
         """id-loc edges know nobody until packets reach them: a host of each id-loc site pings one of every other
@@ -366,11 +415,11 @@ class Lab:
         if held:
             return f"the icmp trigger still keeps {sorted(held)[0][1]} away from {sorted(held)[0][0]}"
         for sp in self.plan.sites:
-            if sp.site.approach in (Approach.SOURCE_ROUTING, Approach.MPTCP):
+            if sp.site.approach in HOST_CHOOSES:
                 for h in sp.hosts:
                     if "deprecated" in self.cmd(h.name, shell.addresses(self.plan.intfs(h.name)[0].name)):
                         return f"{h.name} still holds a deprecated prefix"
-        return None
+        return self.mobility_problem() if self.mobility_agents else None
 
     def wait_steady(self, timeout: float = READY_TIMEOUT) -> None:
         wait_settled("the lab to settle", self.steady_problem, timeout, interval=0.1)

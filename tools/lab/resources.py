@@ -25,7 +25,7 @@ def _netns(pid: int | str) -> int | None:
         return None
 
 
-def _status_kb(pid: int, field: str = "VmRSS") -> int:
+def status_kb(pid: int, field: str = "VmRSS") -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -65,6 +65,6 @@ def sample(lab: Lab) -> dict[str, int]:
         "lab_processes": sum(ns in lab_ns for ns in every_ns),
         "netns": len(set(every_ns) - {None}),
         "controller_fds": sum(map(_fds, controllers)),
-        "controller_rss_kb": sum(_status_kb(p) for p in controllers),
-        "ovs_rss_kb": _status_kb(vswitchd) if vswitchd else 0,
+        "controller_rss_kb": sum(status_kb(p) for p in controllers),
+        "ovs_rss_kb": status_kb(vswitchd) if vswitchd else 0,
     }

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
-from multi6lab.lab import provenance, resources
+from multi6lab.lab import mobility, provenance, resources
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
 from multi6lab.results import analysis, capture, html, plots, report, soak
@@ -80,8 +81,14 @@ class Runner:
             return [str(h.addresses["identity"])]
         if sp.site.approach == Approach.ROUTING:  # one provider-independent address, whichever ISP carries it
             return [str(h.addresses["pi"])]
+        if sp.site.approach == Approach.MOBILITY:  # sessions use the home address, wherever the host is
+            return [str(self.home(lab))]
         pol = SitePolicy.of(sp)
         return [str(pol.locator(h, e.name)) for e in sp.exits]
+
+    def home(self, lab: Lab) -> IPv6Address | None:
+        """The site host's home address, if its site runs mobility."""
+        return next((m.home for m in mobility.mobile_hosts(lab.plan) if m.host == self.sc.host), None)
 
     # -- one trial ----------------------------------------------------------------------------------------
     def trial(self, lab: Lab, k: int, compiled: list[Compiled]) -> tuple[analysis.Trial, dict[str, Any]]:
@@ -122,8 +129,10 @@ class Runner:
         origin = t0 + sc.warmup_s + phase
         common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
         rate = str(tr.udp_rate)
+        home = self.home(lab)  # a mobile node's stream keeps its home address, as its sessions do
+        src = ["--src", str(home)] if home is not None else []
         procs.append(lab.popen(h, [*PROBE, "send", "--dst", r_addr, "--port", str(UDP_OUT),
-                                   "--rate", rate, "--out", str(d / "outbound-send.csv"), *common]))
+                                   "--rate", rate, "--out", str(d / "outbound-send.csv"), *src, *common]))
         procs.append(lab.popen(r, [*PROBE, "send", "--dst", targets[0], "--port", str(UDP_IN),
                                    "--rate", rate, "--out", str(d / "inbound-send.csv"), *common]))
         for i in range(tr.tcp_sessions):
@@ -209,7 +218,7 @@ class Runner:
             log = d / f"{name}-probes.tcpdump.log"
             with open(log, "wb") as err:
                 caps.append(lab.popen(node, ["tcpdump", "-n", "-U", "-i", intf, "--time-stamp-precision=nano",
-                                             "-w", str(d / f"{name}-probes.pcap"), f"udp dst port {port}"],
+                                             "-w", str(d / f"{name}-probes.pcap"), capture.bpf(port)],
                                       stderr=err))
             wait_for(f"tcpdump on {node}'s {intf}", lambda log=log: "listening on" in log.read_text(errors="replace"),
                      10)

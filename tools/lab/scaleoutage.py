@@ -34,9 +34,10 @@ AFTER_S = 1.0  # recorded after the restore
 START_S_PER_SITE = 0.15  # a sender's Python start-up on a loaded core: twenty of them took seconds to begin
 
 
-def topology(n: int, approach: Approach, triggers: tuple[Trigger, ...], seed: int) -> Topology:
-    """N sites on two ISPs, each site on both, one host each, one remote."""
-    shape = generate.Shape(sites=n, isps=2, exits=2, approach=approach, triggers=triggers, seed=seed)
+def topology(n: int, approach: Approach, triggers: tuple[Trigger, ...], seed: int,
+             bfd_ms: int | None = None) -> Topology:
+    """N sites on two ISPs, each site on both, one host each, one remote (routing: BGP, BFD at ``bfd_ms``)."""
+    shape = generate.Shape(sites=n, isps=2, exits=2, approach=approach, triggers=triggers, seed=seed, bfd_ms=bfd_ms)
     return loader.loads(generate.dumps(shape), f"<{n} sites>")
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,6 +357,16 @@ def summary(values: Sequence[float | None], reasons: Sequence[str | None] = (),
         if reason:
             out["reason"] = reason
     return out
+
+
+def with_interval(s: Mapping[str, Any] | None, key: str) -> str:
+    """``key``'s value of a :func:`summary` and its 95 % interval, as the tables print them: "12.3 [10.1, 15.0]";
+    "[≥ 10.1]" when the trials leave the interval open above, "[—]" when they give no bound at all."""
+    if s is None:
+        return "—"
+    lo, hi = s[f"{key}_ci"]
+    ci = "[—]" if lo is None else (f"[{lo}, {hi}]" if hi is not None else f"[≥ {lo}]")
+    return f"{s[key]} {ci}"
 
 
 @dataclass

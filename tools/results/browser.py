@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,12 @@ def _find() -> tuple[str, str]:
 
 def check(page: Path, screenshot: Path | None = None) -> PageCheck:
     """Load ``page`` from disk, inspect it, and save a full-page PNG to ``screenshot`` if given."""
+    return check_all([(page, screenshot)])[0]
+
+
+def check_all(pages: Sequence[tuple[Path, Path | None]]) -> list[PageCheck]:
+    """:func:`check` for each (page, screenshot), in one browser: starting Chromium costs seconds, a page
+    a fraction of one."""
     browser, driver_path = _find()
     try:
         from selenium import webdriver
@@ -89,19 +96,23 @@ def check(page: Path, screenshot: Path | None = None) -> PageCheck:
     for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={WIDTH},900"):
         options.add_argument(flag)
     driver: Any = None
+    out: list[PageCheck] = []
     try:
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
         driver.set_page_load_timeout(LOAD_TIMEOUT_S)
-        driver.get(page.resolve().as_uri())  # returns once the load event has fired: images are settled
-        seen = driver.execute_script(INSPECT)
-        if screenshot is not None:
-            driver.set_window_size(WIDTH, min(int(seen["height"]) + 40, MAX_HEIGHT))
-            driver.get_screenshot_as_file(str(screenshot))
-        return PageCheck(str(seen["title"]), int(seen["images"]), tuple(map(str, seen["broken"])),
-                         int(seen["tables"]), int(seen["rows"]))
+        for page, screenshot in pages:
+            driver.set_window_size(WIDTH, 900)
+            driver.get(page.resolve().as_uri())  # returns once the load event has fired: images are settled
+            seen = driver.execute_script(INSPECT)
+            if screenshot is not None:
+                driver.set_window_size(WIDTH, min(int(seen["height"]) + 40, MAX_HEIGHT))
+                driver.get_screenshot_as_file(str(screenshot))
+            out.append(PageCheck(str(seen["title"]), int(seen["images"]), tuple(map(str, seen["broken"])),
+                                 int(seen["tables"]), int(seen["rows"])))
+        return out
     except WebDriverException as exc:  # the browser or its driver would not start, or died: say so in a line
         first = (exc.msg or type(exc).__name__).strip().splitlines()[0]
-        raise BrowserUnavailable(f"Chromium failed on {page}: {first}") from None
+        raise BrowserUnavailable(f"Chromium failed on {pages[min(len(out), len(pages) - 1)][0]}: {first}") from None
     finally:
         if driver is not None:
             driver.quit()  # ends ChromeDriver and the browser it started

@@ -4,7 +4,8 @@ The receiving probe stamps each datagram through its socket; tcpdump stamps it t
 same interface. Recomputing a direction's outage from the capture and comparing it with the probe's says how
 far the figure depends on the probe's own timing. Only classic pcap files of Ethernet frames are read (what
 ``tcpdump -w`` writes, with microsecond or nanosecond stamps); the probes' payload carries their sequence
-number and send time (``traffic.probe.HEADER``).
+number and send time (``traffic.probe.HEADER``). A probe may arrive inside one IPv6-in-IPv6 header (a mobile
+node's tunnel: mobility's home agent or route optimisation).
 """
 
 from __future__ import annotations
@@ -15,8 +16,28 @@ from pathlib import Path
 from multi6lab.results.analysis import Arrival
 
 MAGIC_US, MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
-UDP_PAYLOAD = 14 + 40 + 8  # Ethernet, IPv6 without extension headers, UDP
+ETH, IP6, UDP = 14, 40, 8  # header lengths: Ethernet, IPv6 without extension headers, UDP
+NEXT_HEADER = 6  # its offset in the IPv6 header
+UDP_PROTO, IPV6_PROTO = 17, 41
 PROBE_HEADER = struct.Struct("!Qd")
+
+
+def bpf(port: int) -> str:
+    """tcpdump's filter for probes to UDP ``port``: plain, or inside one IPv6-in-IPv6 header."""
+    inner = f"ip6[{IP6 + NEXT_HEADER}] == {UDP_PROTO} and ip6[{IP6 + IP6 + 2}:2] == {port}"
+    return f"udp dst port {port} or (ip6 proto {IPV6_PROTO} and {inner})"
+
+
+def _udp_payload(frame: bytes, port: int) -> int | None:
+    """Where the probe payload of a datagram to ``port`` starts in ``frame`` (None: no such datagram)."""
+    if frame[12:14] != b"\x86\xdd":
+        return None
+    ip = ETH
+    if len(frame) > ip + NEXT_HEADER and frame[ip + NEXT_HEADER] == IPV6_PROTO:
+        ip += IP6
+    if len(frame) < ip + IP6 + UDP + PROBE_HEADER.size or frame[ip + NEXT_HEADER] != UDP_PROTO:
+        return None
+    return ip + IP6 + UDP if struct.unpack_from("!H", frame, ip + IP6 + 2)[0] == port else None
 
 
 def probe_arrivals(path: Path, port: int, realtime_offset: float) -> list[Arrival]:
@@ -39,8 +60,8 @@ def probe_arrivals(path: Path, port: int, realtime_offset: float) -> list[Arriva
         sec, frac, caplen, _ = record.unpack_from(data, at)
         frame = data[at + record.size: at + record.size + caplen]
         at += record.size + caplen
-        if (len(frame) >= UDP_PAYLOAD + PROBE_HEADER.size and frame[12:14] == b"\x86\xdd" and frame[20] == 17
-                and struct.unpack_from("!H", frame, 14 + 40 + 2)[0] == port):
-            seq, sent = PROBE_HEADER.unpack_from(frame, UDP_PAYLOAD)
+        payload = _udp_payload(frame, port)
+        if payload is not None:
+            seq, sent = PROBE_HEADER.unpack_from(frame, payload)
             out.append(Arrival(seq, sent, sec + frac * scale - realtime_offset))
     return out

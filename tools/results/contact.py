@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from multi6lab.results.analysis import summary
+from multi6lab.results.analysis import summary, with_interval
 from multi6lab.vocabulary import Event
 
 LABELS = {
@@ -39,13 +39,7 @@ def markdown(stats: Mapping[str, Any]) -> str:
         if s is None:
             lines.append(f"| {label} | — | — | — | all |")
             continue
-        lines.append(f"| {label} | {s['p50']} {_ci(s['p50_ci'])} | {s['p95']} {_ci(s['p95_ci'])} | {s['max']} | "
+        lines.append(f"| {label} | {with_interval(s, 'p50')} | {with_interval(s, 'p95')} | {s['max']} | "
                      f"{s.get('not_recovered', 0)} |")
     return "\n".join(lines) + "\n"
 
-
-def _ci(ci: Sequence[float | None]) -> str:
-    lo, hi = ci
-    if lo is None:
-        return "[—]"
-    return f"[{lo}, {hi}]" if hi is not None else f"[≥ {lo}]"

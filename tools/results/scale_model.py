@@ -14,6 +14,10 @@ The model is deliberately small, every input is a parameter with its default and
   ``registrations_per_site_day``, and lookups by every site of each correspondent once a TTL (3 queries
   each, the lookup of docs/mapping-service.md).
 
+* Calibrated on FRR (optional, ``multi6lab frr-scale``): the bytes a route costs a BGP speaker (bgpd and
+  zebra resident memory) and the routes it learns a second turn the DFZ's entries and updates into what each
+  router holds and how long a day it spends on updates, for a router like the emulated core.
+
 It answers "how does each grow with N", not "what will the Internet look like": the failure and
 correspondent rates are assumptions, stated as such, and the calibration is a single year's table. The two
 sides are not the same kind of cost: a DFZ entry and update burden *every* router of the default-free zone,
@@ -40,14 +44,21 @@ class Inputs:
     registrations_per_site_day: float = 1.0  # mapping updates a site sends a day (restarts, renumbering)
     correspondents: int = 100  # id-loc sites each site talks to at any time (assumption)
     ttl_s: int = 300  # how long an edge caches a record
+    bytes_per_route: float = 0.0  # a BGP speaker's memory per route (0: not calibrated; frr-scale measures it)
+    routes_per_s: float = 0.0  # routes a BGP speaker learns a second (0: not calibrated; frr-scale measures it)
 
     def problems(self) -> list[str]:
         ints = ("base_table", "base_updates_per_day", "pi_prefixes", "updates_per_failover", "locators",
                 "correspondents", "ttl_s")
         out = [f"{k} must be 1 or more" for k in ints if getattr(self, k) < 1]
-        out += [f"{k} must be 0 or more" for k in ("failovers_per_site_day", "registrations_per_site_day")
+        out += [f"{k} must be 0 or more" for k in ("failovers_per_site_day", "registrations_per_site_day",
+                                                   "bytes_per_route", "routes_per_s")
                 if not getattr(self, k) >= 0 or not math.isfinite(getattr(self, k))]
         return out
+
+    @property
+    def calibrated(self) -> bool:
+        return self.bytes_per_route > 0 and self.routes_per_s > 0
 
 
 @dataclass(frozen=True)
@@ -60,22 +71,42 @@ class Point:
     mapping_records: int
     mapping_updates_per_day: float
     mapping_queries_per_s: float
+    pi_memory_mb: float | None = None  # what each DFZ router's BGP holds (calibrated on FRR)
+    pi_busy_s_per_day: float | None = None  # how long a day it spends taking in updates (calibrated on FRR)
+    edge_memory_mb: float | None = None
 
 
 def point(n: int, x: Inputs) -> Point:
     per_prefix = x.base_updates_per_day / x.base_table
     pi_new = n * x.pi_prefixes
+    pi_table = x.base_table + pi_new
+    pi_updates = x.base_updates_per_day + pi_new * per_prefix + n * x.failovers_per_site_day * x.updates_per_failover
+    mb = x.bytes_per_route / 2**20
     return Point(
         sites=n,
-        pi_table=x.base_table + pi_new,
-        pi_updates_per_day=x.base_updates_per_day + pi_new * per_prefix
-        + n * x.failovers_per_site_day * x.updates_per_failover,
+        pi_table=pi_table,
+        pi_updates_per_day=pi_updates,
         edge_table=x.base_table,
         edge_updates_per_day=float(x.base_updates_per_day),
         mapping_records=n * (3 + 2 * x.locators),
         mapping_updates_per_day=n * x.registrations_per_site_day,
         mapping_queries_per_s=n * x.correspondents * 3 / x.ttl_s,
+        pi_memory_mb=round(pi_table * mb, 1) if x.calibrated else None,
+        pi_busy_s_per_day=round(pi_updates / x.routes_per_s, 1) if x.calibrated else None,
+        edge_memory_mb=round(x.base_table * mb, 1) if x.calibrated else None,
     )
+
+
+def calibration(frr_scale: dict[str, Any]) -> dict[str, float]:
+    """``bytes_per_route`` and ``routes_per_s`` from a ``multi6lab frr-scale`` run (its ``frr-scale.json``):
+    the largest injection's, where the daemons' fixed memory weighs least."""
+    rows = frr_scale.get("rows") or []
+    if not rows:
+        raise ValueError("the frr-scale results hold no injection")
+    big = max(rows, key=lambda r: r["prefixes"])
+    if not big.get("learn_per_s"):
+        raise ValueError("the frr-scale results have no learning rate")
+    return {"bytes_per_route": float(big["rss_bytes_per_prefix"]), "routes_per_s": float(big["learn_per_s"])}
 
 
 def sweep(x: Inputs, low: int = 1_000, high: int = 10_000_000, per_decade: int = 4) -> list[Point]:
@@ -91,12 +122,19 @@ def as_json(x: Inputs, points: list[Point]) -> dict[str, Any]:
 
 
 def table(points: list[Point]) -> str:
-    """The sweep as a markdown table (decades only, so it stays short)."""
-    lines = ["| multihomed sites | entries in every DFZ router, PI | updates/day each DFZ router handles, PI | "
-             "entries in every DFZ router, edge | mapping records in total | mapping queries/s in total |",
-             "|---|---|---|---|---|---|"]
+    """The sweep as a markdown table (decades only, so it stays short); calibrated, with each DFZ router's
+    memory and update time."""
+    calibrated = bool(points) and points[0].pi_memory_mb is not None
+    head = ("| multihomed sites | entries in every DFZ router, PI | updates/day each DFZ router handles, PI | "
+            "entries in every DFZ router, edge | mapping records in total | mapping queries/s in total |")
+    if calibrated:
+        head += " BGP memory each DFZ router, PI (edge) MB | time each DFZ router takes in updates, PI, s/day |"
+    lines = [head, "|---" * head.count(" |") + "|"]
     for p in points:
         if math.log10(p.sites) % 1 == 0:
-            lines.append(f"| {p.sites:,} | {p.pi_table:,} | {p.pi_updates_per_day:,.0f} | {p.edge_table:,} | "
-                         f"{p.mapping_records:,} | {p.mapping_queries_per_s:,.0f} |")
+            row = (f"| {p.sites:,} | {p.pi_table:,} | {p.pi_updates_per_day:,.0f} | {p.edge_table:,} | "
+                   f"{p.mapping_records:,} | {p.mapping_queries_per_s:,.0f} |")
+            if calibrated:
+                row += f" {p.pi_memory_mb:,} ({p.edge_memory_mb:,}) | {p.pi_busy_s_per_day:,} |"
+            lines.append(row)
     return "\n".join(lines) + "\n"

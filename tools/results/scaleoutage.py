@@ -9,7 +9,7 @@ from typing import Any
 
 import matplotlib
 
-from multi6lab.results.analysis import summary
+from multi6lab.results.analysis import summary, with_interval
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -34,14 +34,6 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def _cell(s: Mapping[str, Any] | None, key: str) -> str:
-    if s is None:
-        return "—"
-    lo, hi = s[f"{key}_ci"]
-    ci = "[—]" if lo is None else (f"[{lo}, {hi}]" if hi is not None else f"[≥ {lo}]")
-    return f"{s[key]} {ci}"
-
-
 def markdown(stats: Mapping[int, Mapping[str, Any]], failed: Mapping[int, str] | None = None) -> str:
     """The table; ``failed``: the site counts whose lab gave up, and why (after the trials it finished)."""
     lines = ["| sites hit | site-trials | outage p50 [95 % interval] ms | p95 [95 % interval] ms | max ms | "
@@ -50,7 +42,7 @@ def markdown(stats: Mapping[int, Mapping[str, Any]], failed: Mapping[int, str] |
         s = stats.get(n)
         if s is not None:
             o, w = s["outage_ms"], s["slowest_site_ms"]
-            lines.append(f"| {n} | {s['site_trials']} | {_cell(o, 'p50')} | {_cell(o, 'p95')} | "
+            lines.append(f"| {n} | {s['site_trials']} | {with_interval(o, 'p50')} | {with_interval(o, 'p95')} | "
                          f"{o['max'] if o else '—'} | {w['p50'] if w else '—'} | {s['not_recovered']} |")
         if n in (failed or {}):
             lines.append(f"| {n} | lab gave up: {(failed or {})[n]} | | | | | |")

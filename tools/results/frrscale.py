@@ -1,0 +1,58 @@
+"""RFC 4177 section 5.1's cost measured on a real BGP speaker (issue 15 item 4; pure): N provider-independent
+prefixes injected at a routing site's primary exit and carried to the emulated core by FRR; what the core's
+BGP holds and how long it takes to learn them and to forget them.
+
+The prefixes are /48s from INJECTED (inside RFC 9637's documentation range, clear of every shipped
+topology's space); they enter BGP as kernel routes redistributed by the exit, each a blackhole there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from ipaddress import IPv6Network
+from typing import Any
+
+INJECTED = IPv6Network("3fff:f00::/24")
+CAPACITY = 2 ** (48 - INJECTED.prefixlen)
+
+
+def prefixes(n: int) -> Iterator[IPv6Network]:
+    """The first ``n`` /48s of INJECTED."""
+    if n > CAPACITY:
+        raise ValueError(f"{n} prefixes do not fit in {INJECTED} as /48s")
+    base = int(INJECTED.network_address)
+    for i in range(n):
+        yield IPv6Network((base + (i << 80), 48))
+
+
+def batch(n: int, verb: str) -> str:
+    """An ``ip -batch`` file adding (``verb`` add) or deleting (del) the ``n`` prefixes as blackholes."""
+    return "".join(f"route {verb} blackhole {p}\n" for p in prefixes(n))
+
+
+def rib(summary: Mapping[str, Any]) -> tuple[int, int]:
+    """(routes, bytes) of the IPv6 unicast BGP table, from ``show bgp summary json``."""
+    s = summary.get("ipv6Unicast") or {}
+    return int(s.get("ribCount", 0)), int(s.get("ribMemory", 0))
+
+
+def row(n: int, learn_s: float, forget_s: float, base: Mapping[str, int], loaded: Mapping[str, int]) -> dict[str, Any]:
+    """One injection's figures; ``base`` and ``loaded``: the core's counters before and with the prefixes
+    (``routes``, ``rib_bytes``, ``bgpd_kb``, ``zebra_kb``)."""
+    grew = {k: loaded[k] - base[k] for k in ("routes", "rib_bytes", "bgpd_kb", "zebra_kb")}
+    return {"prefixes": n, "learn_s": round(learn_s, 3), "forget_s": round(forget_s, 3),
+            "learn_per_s": round(n / learn_s) if learn_s > 0 else None, "base": dict(base), "loaded": dict(loaded),
+            "grew": grew, "rib_bytes_per_prefix": round(grew["rib_bytes"] / n, 1),
+            "rss_bytes_per_prefix": round((grew["bgpd_kb"] + grew["zebra_kb"]) * 1024 / n, 1)}
+
+
+def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["| PI prefixes injected | learned by the core in s | prefixes/s | forgotten in s | BGP table bytes "
+             "per prefix | bgpd+zebra resident bytes per prefix | core bgpd / zebra resident MB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lo = r["loaded"]
+        lines.append(f"| {r['prefixes']:,} | {r['learn_s']} | {r['learn_per_s'] or '—'} | {r['forget_s']} | "
+                     f"{r['rib_bytes_per_prefix']} | {r['rss_bytes_per_prefix']} | "
+                     f"{lo['bgpd_kb'] / 1024:.1f} / {lo['zebra_kb'] / 1024:.1f} |")
+    return "\n".join(lines) + "\n"
