@@ -104,6 +104,16 @@ def from_source(src: Source, trials: int | None = None) -> list[Cell]:
     return _distinct_rows(out)
 
 
+def only_rows(cells: list[Cell], names: list[str]) -> list[Cell]:
+    """The cells of the rows named ``names`` (each row's ``name``, or its approach), in the file's order; a name
+    no row has is a ValueError that lists the ones there are."""
+    known = list(dict.fromkeys(c.name for c in cells))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"no row is named {', '.join(map(repr, unknown))} (the rows: {', '.join(known)})")
+    return [c for c in cells if c.name in names]
+
+
 def _distinct_rows(cells: list[Cell]) -> list[Cell]:
     """Rows that read alike (the same approach and triggers on other topologies or sites) get their names
     added, or their cells would share one table row."""

@@ -353,7 +353,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             raise EnvError(f"{out} is not a comparison to resume (no readable {MANIFEST} in it)") from None
         source, trials, seed = Path(manifest["file"]), manifest.get("trials"), manifest.get("seed")
+        only = manifest.get("rows")
     else:
+        only = args.rows.split(",") if args.rows else None
         out = run_folder(args.out, "compare", create=False)
         source, trials, seed = Path(args.file), args.trials, None if args.file_order else args.seed
         if args.quick and trials is None:
@@ -361,8 +363,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
             say(f"quick profile: {QUICK_TRIALS} trials per cell, a first look (no p95 interval has an upper bound "
                 "at this count)")
     cells_spec = compare.load(source, trials)
+    if only:
+        try:
+            cells_spec = compare.only_rows(cells_spec, only)
+        except ValueError as exc:
+            raise EnvError(f"{source}: {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials, "seed": seed}) + "\n")
+    (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials, "seed": seed,
+                                            "rows": only}) + "\n")
     rows = list(dict.fromkeys(c.row for c in cells_spec))
     faults = list(dict.fromkeys(c.fault for c in cells_spec))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
@@ -752,6 +760,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--quick", action="store_true", help=f"a first look: {QUICK_TRIALS} trials per cell instead "
                                                          "of the file's (72 in the shipped ones, enough for a 95 %% "
                                                          "interval on every p95)")
+    cp.add_argument("--rows", metavar="NAME[,NAME]", help="only these rows (their 'name', or their approach)")
     cp.add_argument("--out", help="results directory (default results/compare-<time>)")
     cp.add_argument("--resume", metavar="DIR", help="finish the comparison in DIR: run only its cells that have no "
                                                     "summary yet (its file and trials are read from DIR)")

@@ -358,6 +358,17 @@ def test_a_comparison_runs_its_cells_in_a_seeded_shuffle() -> None:
     assert [c.slug for c in compare.run_order(cells, None)] == [c.slug for c in cells]
 
 
+def test_a_comparison_can_run_only_some_of_its_rows() -> None:
+    from multi6lab.scenarios import compare
+
+    cells = compare.load(ROOT / "scenarios" / "comparisons" / "idloc.yaml")
+    picked = compare.only_rows(cells, ["id-loc-2x2"])
+    assert picked and {c.name for c in picked} == {"id-loc-2x2"}
+    assert [c.slug for c in picked] == [c.slug for c in cells if c.name == "id-loc-2x2"]  # every fault, in order
+    with pytest.raises(ValueError, match=r"no row is named 'id-loc-9x9' .*id-loc-3x2-from-2"):
+        compare.only_rows(cells, ["id-loc-2x2", "id-loc-9x9"])
+
+
 def test_rows_that_read_alike_are_told_apart_by_their_names() -> None:
     from multi6lab.scenarios import compare
 
