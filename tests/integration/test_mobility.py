@@ -4,8 +4,10 @@ renewed while the home exit is down."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,17 @@ def mobility_lab(tmp_path: Path, name: str, settings: str) -> Lab:
     return Lab(loader.load(path), tmp_path)
 
 
+@contextlib.contextmanager
+def exit_a_down(lab: Lab) -> Iterator[float]:
+    """ISP A's side of exit A's link down for the block (its routes put back after); yields when it went down."""
+    t0 = time.monotonic()
+    lab.cmd("ispa", "ip link set ispa-eth1 down")
+    try:
+        yield t0
+    finally:
+        lab.cmd("ispa", "ip link set ispa-eth1 up; " + reinstall_routes(lab.plan, "ispa"))
+
+
 def arrivals(log: Path) -> list[float]:
     """When the server received each record of a session (its log's receive times)."""
     with log.open() as f:
@@ -43,15 +56,11 @@ def test_a_session_keeps_its_home_address_through_the_home_agent_when_its_exit_f
         session.wait_records(50)
         peers = lab.cmd("r", "ss -Hnt state established '( sport = :5710 )'")
         assert str(host.home) in peers  # the correspondent sees the home address, not a care-of address
-        t0 = time.monotonic()
-        lab.cmd("ispa", "ip link set ispa-eth1 down")
-        try:
+        with exit_a_down(lab) as t0:
             b = str(host.addresses[1])
             wait_until(lambda: events(lab, "mobility_registered", t0, node="h1", care_of=b), 5,
                        "h1's home agent to acknowledge its care-of address through exit B")
             session.wait()
-        finally:
-            lab.cmd("ispa", "ip link set ispa-eth1 up; " + reinstall_routes(lab.plan, "ispa"))
         assert session.survived(), session.client_log.read_text()
         lab.wait_steady()  # back on exit A's address, registered again
         assert events(lab, "mobility_registered", t0, node="h1", care_of=str(host.preferred))
@@ -63,17 +72,13 @@ def test_route_optimisation_binds_the_correspondent_and_follows_a_move(tmp_path:
         route = lab.cmd("r", f"ip -6 route show table 200 {host.home}")
         assert "dev m6tun" in route, route  # r tunnels to h1's home address itself, not via the home agent ...
         assert events(lab, "mobility_bound", 0, node="r", care_of=str(host.preferred))  # ... to its care-of
-        t0 = time.monotonic()
         session = tcp_session(lab, "h1", "r", R, 5711, 4.0)
         session.wait_records(50)
-        lab.cmd("ispa", "ip link set ispa-eth1 down")
-        try:
+        with exit_a_down(lab) as t0:
             b = str(host.addresses[1])
             wait_until(lambda: events(lab, "mobility_bound", t0, node="r", care_of=b), 5,
                        "r to bind h1's home address to its address through exit B")
             session.wait()
-        finally:
-            lab.cmd("ispa", "ip link set ispa-eth1 up; " + reinstall_routes(lab.plan, "ispa"))
         assert session.survived(), session.client_log.read_text()
 
 
@@ -84,9 +89,7 @@ def test_without_a_home_agent_the_binding_lapses_after_its_lifetime_and_the_sess
         assert host.home == host.preferred  # section 5.2's case: the home address is exit A's
         session = tcp_session(lab, "h1", "r", R, 5712, 16.0)
         session.wait_records(50)
-        t0 = time.monotonic()
-        lab.cmd("ispa", "ip link set ispa-eth1 down")
-        try:
+        with exit_a_down(lab) as t0:
             wait_until(lambda: events(lab, "mobility_bound", t0, node="r", care_of=str(host.addresses[1])), 5,
                        "r to bind h1's home address to its address through exit B")
             bound = events(lab, "mobility_bound", t0, node="r")[0]["t"]
@@ -94,8 +97,6 @@ def test_without_a_home_agent_the_binding_lapses_after_its_lifetime_and_the_sess
                        f"r's binding to lapse after {lifetime} s")
             lapsed = events(lab, "mobility_expired", t0, node="r")[0]["t"]
             time.sleep(max(0.0, lapsed + 2 - time.monotonic()))  # a window to observe, not a state to await
-        finally:
-            lab.cmd("ispa", "ip link set ispa-eth1 up; " + reinstall_routes(lab.plan, "ispa"))
         session.wait(30)
     assert lapsed - bound == pytest.approx(lifetime, abs=0.5)  # never renewed: the home test needs exit A
     times = arrivals(session.server_log)
