@@ -83,3 +83,29 @@ def test_the_capture_reader_reads_the_probes_own_format() -> None:
     from multi6lab.results.capture import PROBE_HEADER
 
     assert PROBE_HEADER.format == probe.HEADER.format  # written twice (the probe stays light); kept equal here
+
+
+def test_a_server_told_its_session_count_stops_when_they_end_with_every_record(tmp_path: Path) -> None:
+    import time
+
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        port = int(s.getsockname()[1])
+    out = tmp_path / "server.csv"
+    server = threading.Thread(target=probe.tcp_server, args=(port, 30.0, out, False, 2))
+    server.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # wait until it listens
+        try:
+            socket.create_connection(("::1", port), 0.2).close()
+            break
+        except OSError:
+            continue
+    client_log = tmp_path / "client.csv"
+    # The probe above was a session too (it ended at once): the count covers it and the real client.
+    probe.tcp_client("::1", port, 0.01, 0.2, client_log, None)
+    server.join(5)
+    assert not server.is_alive(), "the server waited out its 30 s instead of stopping after the sessions ended"
+    rows = list(csv.DictReader(out.open()))
+    last = int(client_log.read_text().splitlines()[-1].split(",")[2])
+    assert sorted(int(r["seq"]) for r in rows) == list(range(last + 1))

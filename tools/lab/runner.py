@@ -34,7 +34,8 @@ from multi6lab.vocabulary import Approach
 PY = sys.executable
 PROBE = [PY, "-m", "multi6lab.traffic.probe"]  # run in a node's namespace
 UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
-STARTUP_S = 1.0  # receivers listen this much longer than the trial, so late arrivals still count
+STARTUP_S = 1.0  # receivers listen this much longer than the trial at most (their bound)
+LATE_S = 0.3  # the UDP receivers stop this long after the senders' last probe: a later one counts as lost
 SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a late one starts at once
 MIN_FREE_MB = 20  # the least free space a trial starts with (its logs and plot take a few MB)
 
@@ -110,17 +111,18 @@ class Runner:
         offset = realtime_offset()  # capture stamps are CLOCK_REALTIME
         if tr.cross_check:
             caps += self.start_probe_captures(lab, d)
-        procs.append(lab.popen(r, [*PROBE, "recv", "--port", str(UDP_OUT), "--duration", listen,
-                                   "--out", str(d / "outbound.csv")]))
-        procs.append(lab.popen(h, [*PROBE, "recv", "--port", str(UDP_IN), "--duration", listen,
-                                   "--out", str(d / "inbound.csv")]))
+        receivers = [lab.popen(r, [*PROBE, "recv", "--port", str(UDP_OUT), "--duration", listen,
+                                   "--out", str(d / "outbound.csv")]),
+                     lab.popen(h, [*PROBE, "recv", "--port", str(UDP_IN), "--duration", listen,
+                                   "--out", str(d / "inbound.csv")])]
         # The fresh clients' server lives until the last client has given up; it is stopped once they are done.
         new_server = lab.popen(h, [*PROBE, "tcp-server", "--port", str(NEW_PORT), "--duration",
                                    str(total + STARTUP_S + 1.0 + tr.give_up_s), "--out", str(d / "new-server.csv"),
                                    *mp])
-        for i in range(tr.tcp_sessions):
-            procs.append(lab.popen(r, [*PROBE, "tcp-server", "--port", str(TCP_BASE + i),
-                                       "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp]))
+        # One session each: a server stops when its client has closed and every record is in.
+        servers = [lab.popen(r, [*PROBE, "tcp-server", "--port", str(TCP_BASE + i), "--sessions", "1",
+                                 "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp])
+                   for i in range(tr.tcp_sessions)]
         # Receivers must be counting before the first probe leaves; then senders get time to start.
         for node, port, proto in [(r, UDP_OUT, "udp"), (h, UDP_IN, "udp"), (h, NEW_PORT, "tcp"),
                                   *((r, TCP_BASE + i, "tcp") for i in range(tr.tcp_sessions))]:
@@ -135,17 +137,18 @@ class Runner:
                                    "--rate", rate, "--out", str(d / "outbound-send.csv"), *src, *common]))
         procs.append(lab.popen(r, [*PROBE, "send", "--dst", targets[0], "--port", str(UDP_IN),
                                    "--rate", rate, "--out", str(d / "inbound-send.csv"), *common]))
-        for i in range(tr.tcp_sessions):
-            procs.append(lab.popen(h, [*PROBE, "tcp-client", "--dst", r_addr, "--port",
-                                       str(TCP_BASE + i), "--interval", str(tr.tcp_interval_ms / 1000),
-                                       "--out", str(d / f"tcp{i}-client.csv"), *common, *mp]))
+        tcp_clients = [lab.popen(h, [*PROBE, "tcp-client", "--dst", r_addr, "--port", str(TCP_BASE + i),
+                                     "--interval", str(tr.tcp_interval_ms / 1000), "--out",
+                                     str(d / f"tcp{i}-client.csv"), *common, *mp])
+                       for i in range(tr.tcp_sessions)]
         if tr.new_sessions:
             procs.append(lab.popen(r, [*PROBE, "clients", "--targets", ",".join(targets), "--port", str(NEW_PORT),
                                        "--mean-gap", str(tr.new_session_interval_ms / 1000),
                                        "--attempt-delay", str(tr.attempt_delay_ms / 1000),
                                        "--give-up", str(tr.give_up_s), "--seed", str(sc.seed * 1000 + k),
                                        "--out", str(d / "new-sessions.csv"), *common, *mp]))
-        checked = [*procs, new_server]  # what writes the trial's data (iperf3 is load, not data)
+        # What writes the trial's data (iperf3 is load, not data).
+        checked = [*receivers, *servers, *tcp_clients, *procs, new_server]
         if tr.iperf3_mbit:
             procs.append(lab.popen(r, ["iperf3", "-s", "-1", "-p", "5201"], stdout=subprocess.DEVNULL))
             procs.append(lab.popen(h, ["iperf3", "-c", r_addr, "-p", "5201", "-u", "-b", f"{tr.iperf3_mbit}M",
@@ -166,15 +169,19 @@ class Runner:
         finally:
             for a in (u for c in compiled for u in c.undo):
                 self.run_action(lab, a, check=False)
-        _sleep_until(t0 + total + 0.3)
+        _sleep_until(t0 + total + LATE_S)
+        for p in receivers:  # the senders are done: what has not arrived by now is lost
+            p.terminate()
+        bound = STARTUP_S + 5 + self.sc.traffic.give_up_s
+        for i, p in enumerate(tcp_clients):
+            _finish(p, bound)
+            if "\nerror," in (d / f"tcp{i}-client.csv").read_text():  # reset: no more records will come
+                servers[i].terminate()
         for p in procs:
-            try:
-                p.wait(timeout=STARTUP_S + 5 + self.sc.traffic.give_up_s)
-            except subprocess.TimeoutExpired:
-                p.terminate()
-                p.wait(5)
+            _finish(p, bound)
         new_server.terminate()  # every client has connected or given up
-        new_server.wait(5)
+        for p in [*receivers, *servers, new_server]:
+            _finish(p, bound)
         for c in caps:
             c.terminate()
             c.wait(5)
@@ -368,6 +375,15 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return []
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def _finish(p: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for a probe to end by itself; one still running after ``timeout`` is stopped."""
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        p.wait(5)
 
 
 def _sleep_until(t: float) -> None:

@@ -186,16 +186,21 @@ def connect(addr: str, port: int, timeout: float, mptcp: bool) -> socket.socket:
     return s
 
 
-def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> int:
-    """Accept sessions and log every record's arrival; also serves as the target of ``clients``."""
+def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False, sessions: int | None = None) -> int:
+    """Accept sessions and log every record's arrival; also serves as the target of ``clients``.
+
+    With ``sessions``, stop once that many sessions have ended (end of stream or error): a client closes after
+    its last record, so by then every record that will ever arrive has, and a trial need not wait out
+    ``duration`` (its bound)."""
     srv = stream_socket(mptcp)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     srv.bind(("::", port))
     srv.listen(16)
-    srv.settimeout(0.2)
+    srv.settimeout(0.05)  # how soon the last session's end is noticed
     rows: list[str] = []
     lock = threading.Lock()
     end = time.monotonic() + duration
+    ended = threading.Semaphore(0)
 
     def serve(conn: socket.socket, n: int, source: str) -> None:
         conn.settimeout(0.2)
@@ -217,10 +222,13 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> in
                 with lock:
                     rows.append(f"{n},{seq},{sent:.6f},{t:.6f},{source}")
         conn.close()
+        ended.release()
 
-    n = 0
+    n = done = 0
     try:
-        while time.monotonic() < end:
+        while time.monotonic() < end and (sessions is None or done < sessions):
+            while ended.acquire(blocking=False):
+                done += 1
             try:
                 conn, peer = srv.accept()
             except TimeoutError:
@@ -230,7 +238,8 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False) -> in
     except Stop:
         pass
     finally:
-        time.sleep(0.25)  # let session threads log what they already received
+        if sessions is None or done < sessions:
+            time.sleep(0.25)  # let session threads log what they already received
         with lock:
             out.write_text("conn,seq,t_sent,t_recv,source\n" + "\n".join(rows) + ("\n" if rows else ""))
     return 0
@@ -350,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True)
     ts = sub.add_parser("tcp-server", help="accept TCP sessions and log their records")
     ts.add_argument("--port", type=int, required=True)
-    ts.add_argument("--duration", type=float, required=True)
+    ts.add_argument("--duration", type=float, required=True, help="seconds to serve at most")
+    ts.add_argument("--sessions", type=int, help="stop once this many sessions have ended")
     ts.add_argument("--out", type=Path, required=True)
     ts.add_argument("--mptcp", action="store_true", help="speak MPTCP (kernel, IPPROTO_MPTCP)")
     tc = sub.add_parser("tcp-client", help="one long-lived TCP session sending timestamped records")
@@ -396,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "sources":
             return sources(a.dst, a.interval, a.duration, a.out)
         if a.cmd == "tcp-server":
-            return tcp_server(a.port, a.duration, a.out, a.mptcp)
+            return tcp_server(a.port, a.duration, a.out, a.mptcp, a.sessions)
         if a.cmd == "tcp-client":
             return tcp_client(a.dst, a.port, a.interval, a.duration, a.out, a.start_at, a.mptcp)
         return clients(a.targets.split(","), a.port, a.mean_gap, a.attempt_delay, a.give_up, a.duration, a.out,
