@@ -108,7 +108,7 @@ def test_a_comparison_parses_each_topology_once(monkeypatch: pytest.MonkeyPatch)
     real = yamlsrc.parse
     monkeypatch.setattr(yamlsrc, "parse", lambda text, name="<string>": parsed.append(name) or real(text, name))
     cells = compare.load(ROOT / "scenarios" / "comparisons" / "approaches.yaml")
-    assert len(cells) == 32  # 8 rows x (3 faults + no fault)
+    assert len(cells) == 20  # 5 rows x (3 faults + no fault)
     assert sorted(Path(p).name for p in parsed) == ["approaches.yaml", "figure1.yaml", "two-sites.yaml"]
 
 

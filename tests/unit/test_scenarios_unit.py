@@ -170,25 +170,27 @@ def test_comparison_file_expands_to_valid_scenarios() -> None:
     from multi6lab.scenarios import compare
 
     cells = compare.load(COMPARISON, trials=3)
-    assert len(cells) == 32 and {c.scenario.trials for c in cells} == {3}
+    assert len(cells) == 20 and {c.scenario.trials for c in cells} == {3}
     # Every row has its 'no fault' cell: nothing broken, its own trial count unless --trials says otherwise.
     quiet = [c for c in cells if c.fault == compare.NO_FAULT]
-    assert len(quiet) == 8 and all(c.scenario.faults[0].kind == "baseline" for c in quiet)
+    assert len(quiet) == 5 and all(c.scenario.faults[0].kind == "baseline" for c in quiet)
     assert {c.scenario.trials for c in compare.load(COMPARISON) if c.fault == compare.NO_FAULT} == {20}
     assert {c.scenario.trials for c in compare.load(COMPARISON) if c.fault != compare.NO_FAULT} == {72}
     idloc = next(c for c in cells if c.row.startswith("id-loc") and c.fault == "link down")
     assert idloc.scenario.faults == (LinkDown(at=0.0, duration=1.0, exit="s1ea", end="isp"),)
     assert idloc.scenario.remote == "h2"
     assert {s.approach for s in idloc.scenario.effective.sites} == {Approach.ID_LOC}  # both ends managed
-    # Routing rows: one per BGP setting, each named, the slow ones with a longer cap on the fault.
-    routing = {c.row for c in cells if c.row.startswith("routing")}
-    assert routing == {"routing × bgp 60/180 s", "routing × bgp 1/3 s", "routing × bgp 60/180 s, bfd 300 ms x3",
-                       "routing × bgp 60/180 s, bfd 10 ms x3"}
-    slow = next(c for c in cells if c.slug == "routing-bgp-1-3-silent-blackhole")
+    assert {c.row for c in cells if c.row.startswith("routing")} == {"routing × bgp 60/180 s, bfd 10 ms x3"}
+    assert len({c.slug for c in cells}) == 20
+    # The BGP timer sweep: one row per setting, each named, the slow ones with a longer cap on the fault.
+    timers = compare.load(COMPARISON.with_name("routing-timers.yaml"), trials=3)
+    assert {c.row for c in timers} == {"routing × bgp 60/180 s", "routing × bgp 1/3 s",
+                                       "routing × bgp 60/180 s, bfd 300 ms x3"}
+    slow = next(c for c in timers if c.slug == "routing-bgp-1-3-silent-blackhole")
     assert slow.scenario.faults[0] == Blackhole(at=0.0, duration=5.0, exit="exa", direction="both")
     assert slow.scenario.record_s == 6.0
     assert slow.scenario.effective.site("site").bgp == Bgp(keepalive_s=1, hold_s=3)
-    assert len({c.slug for c in cells}) == 32
+    assert len({c.slug for c in timers}) == 12
 
 
 def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
@@ -202,18 +204,18 @@ def test_a_cell_written_out_reruns_as_the_same_scenario(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("change", "where"), [
     # A problem in a cell is reported where the comparison file says it, never at a generated file.
     (("site: site, host: h1, remote: r}", "site: nowhere, host: h1, remote: r}"),
-     r"approaches.yaml:12:99: rows\[0\]\.site: no site 'nowhere'"),
+     r"approaches.yaml:14:99: rows\[0\]\.site: no site 'nowhere'"),
     (("direction: inbound, at: 0.0", "direction: sideways, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.direction: 'sideways' is not one of"),
     (("direction: inbound, at: 0.0", "end: isp, at: 0.0"),
      r"approaches.yaml:\d+:\d+: faults.inbound blackhole.end: 'end' does not apply to a blackhole fault"),
     (("{approach: mptcp, triggers: [link, heartbeat]", "{approach: mptcp, triggers: [routing]"),
-     r"approaches.yaml:14:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
-    (("trials: 72", "trials: many"), r"approaches.yaml:6:9: trials: 'many' is not of type 'integer'"),
+     r"approaches.yaml:16:23: rows\[2\]\.triggers: figure1.yaml cannot run as this scenario asks: trigger 'routing'"),
+    (("trials: 72", "trials: many"), r"approaches.yaml:8:9: trials: 'many' is not of type 'integer'"),
     (("baseline_trials: 20", "baseline_trials: 0"),
-     r"approaches.yaml:9:18: baseline_trials: 0 is less than the minimum of 1"),
-    (("{name: routing-bgp-1-3,", "{name: routing-bgp-default,"),
-     r"approaches.yaml:\d+:\d+: rows\[5\]\.name: rows\[4\] is already named 'routing-bgp-default'"),
+     r"approaches.yaml:11:18: baseline_trials: 0 is less than the minimum of 1"),
+    (("{approach: id-loc,", "{name: routing-bfd-10, approach: id-loc,"),
+     r"approaches.yaml:\d+:\d+: rows\[4\]\.name: rows\[3\] is already named 'routing-bfd-10'"),
 ])
 def test_comparison_problems_point_into_the_comparison_file(tmp_path: Path, change: tuple[str, str],
                                                              where: str) -> None:
