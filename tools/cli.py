@@ -617,7 +617,7 @@ def cmd_frr_scale(args: argparse.Namespace) -> int:
     write_atomic(out / "frr-scale.json", json.dumps({"command": command, "rows": rows, "provenance": origin},
                                                      indent=1))
     publish(out, "frr-scale", results.markdown(rows))
-    return 0
+    return 1 if any(r["forget_s"] is None for r in rows) else 0  # a stalled step leaves the sweep incomplete
 
 
 def cmd_scale_outage(args: argparse.Namespace) -> int:

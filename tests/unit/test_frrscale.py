@@ -33,3 +33,16 @@ def test_a_row_says_what_each_prefix_costs_the_core() -> None:
     assert r["rss_bytes_per_prefix"] == 1536.0  # (1000 + 500) kB over 1000 prefixes
     assert "| 1,000 | 0.5 | 2000 | 0.25 | 192.0 | 1536.0 | 10.7 / 8.3 |" in frrscale.markdown([r])
     assert IPv6Network("3fff:f00::/24") == frrscale.INJECTED
+
+
+def test_a_stalled_withdrawal_says_how_many_routes_were_left_and_what_zebra_logged() -> None:
+    base = {"routes": 10, "rib_bytes": 2000, "bgpd_kb": 10000, "zebra_kb": 8000}
+    loaded = {"routes": 100010, "rib_bytes": 2000, "bgpd_kb": 70000, "zebra_kb": 50000}
+    stuck = {"exit_kernel_routes": 0, "exit_bgp_routes": 41000, "zebra_log": []}
+    r = frrscale.row(100000, 9.5, None, base, loaded, [[0.0, 100010], [5.0, 62000], [65.2, 41010]], stuck)
+    assert r["forget_s"] is None and r["stuck"] == stuck and r["forget_curve"][-1] == [65.2, 41010]
+    assert "| 100,000 | 9.5 | 10526 | stalled: 41,010 routes left after 65 s |" in frrscale.markdown([r])
+    log = ("2026/12/06 04:10:01 ZEBRA: [X] netlink-listen (NS 0) recvmsg overrun: No buffer space available\n"
+           "2026/12/06 04:10:02 ZEBRA: [Y] client 3 says hello\n")
+    assert frrscale.netlink_trouble(log) == [log.splitlines()[0]]
+    assert frrscale.netlink_trouble("all quiet\n") == []

@@ -3,7 +3,9 @@
 One lab of RFC 4177 Figure 1 on the routing approach. The primary exit redistributes its kernel routes into
 BGP; for each count N the tool adds N blackhole /48s there in one ``ip -batch``, waits until the core's BGP
 table holds them all (its ``ribCount``), reads the core's BGP table bytes and bgpd's and zebra's resident
-memory, deletes them and waits until the core has forgotten them.
+memory, deletes them and waits until the core has forgotten them. A count that stops moving for STALL_S is
+not waited out: the step is recorded as stalled, with the core's count over time and what the exit's kernel,
+zebra and BGP still hold, so the row says where the prefixes stuck.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from multi6lab.results import frrscale
 from multi6lab.vocabulary import Approach
 
 POLL_S = 0.05
+STALL_S = 60.0  # the core's count unchanged this long: the step has stalled
+SAMPLE_S = 5.0  # how often the count is kept for the record while it moves
 
 
 def counters(lab: Lab, core: str) -> dict[str, int]:
@@ -35,14 +39,37 @@ def counters(lab: Lab, core: str) -> dict[str, int]:
     return {"routes": routes, "rib_bytes": rib_bytes, "bgpd_kb": rss("bgpd"), "zebra_kb": rss("zebra")}
 
 
-def wait_routes(lab: Lab, core: str, done: Callable[[int], bool], timeout: float, what: str) -> float:
-    """Seconds until the core's BGP table count satisfies ``done``."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if done(counters(lab, core)["routes"]):
-            return time.monotonic() - t0
+def drain(lab: Lab, core: str, done: Callable[[int], bool], bound: float) -> tuple[float | None, list[list[float]]]:
+    """Seconds until the core's BGP table count satisfies ``done`` (None if it stalled for STALL_S or ran past
+    ``bound``), and the count over time: ``[seconds, routes]`` every SAMPLE_S and whenever it ends."""
+    t0 = last_move = time.monotonic()
+    curve: list[list[float]] = []
+    seen = None
+    while True:
+        now = time.monotonic()
+        routes = counters(lab, core)["routes"]
+        if routes != seen:
+            seen, last_move = routes, now
+        if not curve or now - t0 - curve[-1][0] >= SAMPLE_S:
+            curve.append([round(now - t0, 2), routes])
+        if done(routes):
+            curve.append([round(now - t0, 2), routes])
+            return now - t0, curve
+        if now - last_move > STALL_S or now - t0 > bound:
+            curve.append([round(now - t0, 2), routes])
+            return None, curve
         time.sleep(POLL_S)
-    raise EnvError(f"the core's BGP table did not {what} within {timeout:.0f} s")
+
+
+def where_stuck(lab: Lab, exit_name: str) -> dict[str, Any]:
+    """What the exit still holds of the injected prefixes, and what its zebra logged about the kernel."""
+    em = lab.emulation
+    assert em is not None
+    kernel = lab.cmd(exit_name, f"ip -6 route show root {frrscale.INJECTED} | wc -l").strip()
+    zebra_log = em.frr_dir(exit_name) / "zebra.log"
+    return {"exit_kernel_routes": int(kernel or 0), "exit_bgp_routes": counters(lab, exit_name)["routes"],
+            "zebra_log": frrscale.netlink_trouble(zebra_log.read_text(errors="replace")
+                                                  if zebra_log.exists() else "")}
 
 
 def inject(lab: Lab, counts: Sequence[int], workdir: Path, say: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -61,12 +88,25 @@ def inject(lab: Lab, counts: Sequence[int], workdir: Path, say: Callable[[str], 
         t0 = time.monotonic()
         lab.cmd(exit_name, f"ip -batch {add}")
         learn = time.monotonic() - t0
-        learn += wait_routes(lab, core, lambda r, n=n, b=base: r >= b["routes"] + n, 60 + n / 100, "learn them")
+        waited, learn_curve = drain(lab, core, lambda r, n=n, b=base: r >= b["routes"] + n, 60 + n / 100)
+        if waited is None:
+            raise EnvError(f"the core's BGP table did not learn {n:,} prefixes (it holds {learn_curve[-1][1]:,.0f}, "
+                           f"{base['routes']} before): {where_stuck(lab, exit_name)}")
+        learn += waited
         loaded = counters(lab, core)
         t1 = time.monotonic()
         lab.cmd(exit_name, f"ip -batch {delete}")
-        forget = time.monotonic() - t1
-        forget += wait_routes(lab, core, lambda r, b=base: r <= b["routes"], 60 + n / 100, "forget them")
-        rows.append(frrscale.row(n, learn, forget, base, loaded))
-        say(f"  learned in {learn:.2f} s, forgotten in {forget:.2f} s; core bgpd {loaded['bgpd_kb'] // 1024} MB")
+        forget: float | None = time.monotonic() - t1
+        waited, curve = drain(lab, core, lambda r, b=base: r <= b["routes"], 60 + n / 100)
+        stuck = None
+        if waited is None:
+            forget, stuck = None, where_stuck(lab, exit_name)
+        else:
+            forget = (forget or 0.0) + waited
+        rows.append(frrscale.row(n, learn, forget, base, loaded, curve, stuck))
+        say(f"  learned in {learn:.2f} s, " + (f"forgotten in {forget:.2f} s" if forget is not None else
+            f"not forgotten: the core still holds {curve[-1][1]:,.0f} after {curve[-1][0]:.0f} s ({stuck})")
+            + f"; core bgpd {loaded['bgpd_kb'] // 1024} MB")
+        if stuck is not None:
+            break  # the next, larger count would start from a table that is not back to its base
     return rows

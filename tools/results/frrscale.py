@@ -8,6 +8,7 @@ topology's space); they enter BGP as kernel routes redistributed by the exit, ea
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from ipaddress import IPv6Network
 from typing import Any
@@ -36,11 +37,24 @@ def rib(summary: Mapping[str, Any]) -> tuple[int, int]:
     return int(s.get("ribCount", 0)), int(s.get("ribMemory", 0))
 
 
-def row(n: int, learn_s: float, forget_s: float, base: Mapping[str, int], loaded: Mapping[str, int]) -> dict[str, Any]:
+# What zebra logs when the kernel's route messages outran its netlink socket (FRR's zebra(8), -s option).
+NETLINK_TROUBLE = re.compile(r"overrun|No buffer space|ENOBUFS|netlink.*(error|fail)", re.IGNORECASE)
+
+
+def netlink_trouble(log: str, limit: int = 5) -> list[str]:
+    """The first ``limit`` lines of a zebra log that say it lost or failed kernel messages."""
+    return [line.strip() for line in log.splitlines() if NETLINK_TROUBLE.search(line)][:limit]
+
+
+def row(n: int, learn_s: float, forget_s: float | None, base: Mapping[str, int], loaded: Mapping[str, int],
+        forget_curve: Sequence[Sequence[float]] = (), stuck: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One injection's figures; ``base`` and ``loaded``: the core's counters before and with the prefixes
-    (``routes``, ``rib_bytes``, ``bgpd_kb``, ``zebra_kb``)."""
+    (``routes``, ``rib_bytes``, ``bgpd_kb``, ``zebra_kb``); ``forget_s`` None: the withdrawal stalled, and
+    ``forget_curve`` ([s, routes] at the core) and ``stuck`` (what the exit still held) say where."""
     grew = {k: loaded[k] - base[k] for k in ("routes", "rib_bytes", "bgpd_kb", "zebra_kb")}
-    return {"prefixes": n, "learn_s": round(learn_s, 3), "forget_s": round(forget_s, 3),
+    return {"prefixes": n, "learn_s": round(learn_s, 3),
+            "forget_s": None if forget_s is None else round(forget_s, 3),
+            "forget_curve": [list(c) for c in forget_curve], "stuck": None if stuck is None else dict(stuck),
             "learn_per_s": round(n / learn_s) if learn_s > 0 else None, "base": dict(base), "loaded": dict(loaded),
             "grew": grew, "rib_bytes_per_prefix": round(grew["rib_bytes"] / n, 1),
             "rss_bytes_per_prefix": round((grew["bgpd_kb"] + grew["zebra_kb"]) * 1024 / n, 1)}
@@ -52,7 +66,11 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lo = r["loaded"]
-        lines.append(f"| {r['prefixes']:,} | {r['learn_s']} | {r['learn_per_s'] or '—'} | {r['forget_s']} | "
+        forgot = r["forget_s"]
+        if forgot is None:
+            left = r["forget_curve"][-1] if r.get("forget_curve") else None
+            forgot = (f"stalled: {left[1]:,.0f} routes left after {left[0]:.0f} s" if left else "stalled")
+        lines.append(f"| {r['prefixes']:,} | {r['learn_s']} | {r['learn_per_s'] or '—'} | {forgot} | "
                      f"{r['rib_bytes_per_prefix']} | {r['rss_bytes_per_prefix']} | "
                      f"{lo['bgpd_kb'] / 1024:.1f} / {lo['zebra_kb'] / 1024:.1f} |")
     return "\n".join(lines) + "\n"
