@@ -109,3 +109,22 @@ def test_a_server_told_its_session_count_stops_when_they_end_with_every_record(t
     rows = list(csv.DictReader(out.open()))
     last = int(client_log.read_text().splitlines()[-1].split(",")[2])
     assert sorted(int(r["seq"]) for r in rows) == list(range(last + 1))
+
+
+def test_a_stop_that_arrives_while_a_probe_writes_its_log_does_not_cut_it_short(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # The runner's stop can meet a probe whose own time just ran out: the probe is writing its log then.
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from multi6lab.traffic import probe\n"
+        "signal.signal(signal.SIGTERM, probe._stop)\n"
+        "probe._finishing()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "Path(sys.argv[1]).write_text('written')\n")
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "log")], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "log").read_text() == "written"

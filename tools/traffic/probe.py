@@ -41,6 +41,12 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stop
 
 
+def _finishing() -> None:
+    """From here on a probe only writes its log: a stop that arrives now (the probe's own time ran out just as
+    the runner stopped it) is held off, instead of cutting the log short with a traceback."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
 def wait_until(t: float | None) -> None:
     if t is not None:
         delay = t - time.monotonic()
@@ -72,6 +78,7 @@ def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str 
     except Stop:
         pass
     finally:
+        _finishing()
         out.write_text("seq,t_sent,error\n" + "\n".join(errors) + ("\n" if errors else ""))
     return 0
 
@@ -112,6 +119,7 @@ def sources(dst: str, interval: float, duration: float, out: Path) -> int:
                     rows.append(f"{time.monotonic():.6f},{sock.getsockname()[0]}")
                 except OSError as exc:
                     rows.append(f"{time.monotonic():.6f},{errno.errorcode.get(exc.errno or 0, 'error')}")
+    _finishing()
     out.write_text("\n".join(rows) + "\n")
     return 0
 
@@ -162,6 +170,7 @@ def recv(port: int, duration: float, out: Path) -> int:
     except Stop:
         pass
     finally:
+        _finishing()
         out.write_text("seq,t_sent,t_recv,source,t_user\n" + "\n".join(rows) + ("\n" if rows else ""))
     return 0
 
@@ -238,6 +247,7 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False, sessi
     except Stop:
         pass
     finally:
+        _finishing()
         if sessions is None or done < sessions:
             time.sleep(0.25)  # let session threads log what they already received
         with lock:
@@ -265,6 +275,7 @@ def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path,
     except OSError as exc:
         name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
         log.append(f"error,{time.monotonic():.6f},{name} after record {seq}")
+    _finishing()
     out.write_text("\n".join(log) + "\n")
     return 0
 
@@ -337,6 +348,7 @@ def clients(targets: list[str], port: int, mean_gap: float, delay: float, give_u
             th.join(give_up + 1.0)
     except Stop:
         pass
+    _finishing()
     with lock:
         out.write_text("\n".join(["t_start,t_end,ok,address", *sorted(rows)]) + "\n")
     return 0
