@@ -327,6 +327,18 @@ def test_a_failed_cell_reads_as_failed_and_is_left_out_of_the_chart(tmp_path: Pa
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_fault_a_row_never_noticed_charts_as_a_stub(tmp_path: Path) -> None:
+    """A 0 ms p95 with a 0 ms interval (mptcp's outbound under an inbound blackhole) sits below the log axis
+    floor; its whisker must not come out negative, which matplotlib refuses."""
+    from multi6lab.results import comparison
+
+    zero = {"p50": 0.0, "p95": 0.0, "max": 0.0, "p95_ci": [0.0, 0.0]}
+    cells = {("mptcp × link", "inbound blackhole"): {"metrics": {"outbound": {"outage_ms": zero},
+                                                                  "inbound": {"outage_ms": zero}}}}
+    comparison.chart(["mptcp × link"], ["inbound blackhole"], cells, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_progress_says_elapsed_and_time_to_go() -> None:
     from multi6lab.results.progress import Progress, clock
 

@@ -122,8 +122,10 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
                 ax.bar(x, value, width, color=color, edgecolor=color, label=direction if i == 0 else None)
                 lo, hi = o.get("p95_ci") or [None, None]
                 if lo is not None:
-                    top = hi if hi is not None else value
-                    ax.errorbar(x, value, yerr=[[value - max(lo, 0.5)], [top - value]], fmt="none", ecolor="black",
+                    # Bars and whiskers share the axis floor of 0.5 ms, so a 0 ms p95 (a fault this row never
+                    # noticed) draws as a stub with no whisker instead of a negative error length.
+                    bottom, top = min(max(lo, 0.5), value), max(hi if hi is not None else value, value)
+                    ax.errorbar(x, value, yerr=[[value - bottom], [top - value]], fmt="none", ecolor="black",
                                 elinewidth=0.8, capsize=2)
                 if hi is None:
                     ax.plot(x, value * 1.25, marker="^", color="black", markersize=3)
