@@ -26,18 +26,25 @@ def test_injected_prefixes_are_distinct_48s_clear_of_every_shipped_topology() ->
 def test_a_row_says_what_each_prefix_costs_the_core() -> None:
     assert frrscale.rib({"ipv6Unicast": {"ribCount": 12, "ribMemory": 2304}}) == (12, 2304)
     assert frrscale.rib({}) == (0, 0)
-    base = {"routes": 10, "rib_bytes": 2000, "bgpd_kb": 10000, "zebra_kb": 8000}
-    loaded = {"routes": 1010, "rib_bytes": 194000, "bgpd_kb": 11000, "zebra_kb": 8500}
+    # The table statistics count each prefix once, however many neighbours sent it (ribCount would say 602).
+    assert frrscale.held({"ipv6Unicast": [{"instance": "VRF default", "totalAdvertisements": 602,
+                                           "totalPrefixes": 301}]}) == 301
+    assert frrscale.held({}) == 0
+    zebra = {"routes": [{"fib": 10001, "rib": 10001, "type": "kernel"}, {"fib": 1, "rib": 1, "type": "ebgp"}]}
+    assert frrscale.zebra_routes(zebra, "kernel") == 10001 and frrscale.zebra_routes(zebra, "ibgp") == 0
+    base = {"routes": 10, "paths": 20, "rib_bytes": 2000, "bgpd_kb": 10000, "zebra_kb": 8000}
+    loaded = {"routes": 1010, "paths": 1520, "rib_bytes": 194000, "bgpd_kb": 11000, "zebra_kb": 8500}
     r = frrscale.row(1000, 0.5, 0.25, base, loaded)
     assert r["learn_per_s"] == 2000 and r["rib_bytes_per_prefix"] == 192.0
     assert r["rss_bytes_per_prefix"] == 1536.0  # (1000 + 500) kB over 1000 prefixes
-    assert "| 1,000 | 0.5 | 2000 | 0.25 | 192.0 | 1536.0 | 10.7 / 8.3 |" in frrscale.markdown([r])
+    # Learned means a route to each; half of them had their second path by then.
+    assert "| 1,000 | 0.5 | 2000 | 0.25 | 1.50 | 192.0 | 1536.0 | 10.7 / 8.3 |" in frrscale.markdown([r])
     assert IPv6Network("3fff:f00::/24") == frrscale.INJECTED
 
 
 def test_a_stalled_withdrawal_says_how_many_routes_were_left_and_what_zebra_logged() -> None:
-    base = {"routes": 10, "rib_bytes": 2000, "bgpd_kb": 10000, "zebra_kb": 8000}
-    loaded = {"routes": 100010, "rib_bytes": 2000, "bgpd_kb": 70000, "zebra_kb": 50000}
+    base = {"routes": 10, "paths": 20, "rib_bytes": 2000, "bgpd_kb": 10000, "zebra_kb": 8000}
+    loaded = {"routes": 100010, "paths": 200020, "rib_bytes": 2000, "bgpd_kb": 70000, "zebra_kb": 50000}
     stuck = {"exit_kernel_routes": 0, "exit_bgp_routes": 41000, "zebra_log": []}
     r = frrscale.row(100000, 9.5, None, base, loaded, [[0.0, 100010], [5.0, 62000], [65.2, 41010]], stuck)
     assert r["forget_s"] is None and r["stuck"] == stuck and r["forget_curve"][-1] == [65.2, 41010]

@@ -2,8 +2,9 @@
 
 One lab of RFC 4177 Figure 1 on the routing approach. The primary exit redistributes its kernel routes into
 BGP; for each count N the tool adds N blackhole /48s there in one ``ip -batch``, waits until the core's BGP
-table holds them all (its ``ribCount``), reads the core's BGP table bytes and bgpd's and zebra's resident
-memory, deletes them and waits until the core has forgotten them. A count that stops moving for STALL_S is
+table holds a route to every one (its prefix count, not ``ribCount``, which counts a prefix once per neighbour
+that sent it), reads the core's BGP paths, table bytes and bgpd's and zebra's resident memory, deletes them
+and waits until the core holds none of them. A count that stops moving for STALL_S is
 not waited out: the step is recorded as stalled, with the core's count over time and what the exit's kernel,
 zebra and BGP still hold, so the row says where the prefixes stuck.
 """
@@ -27,27 +28,35 @@ STALL_S = 60.0  # the core's count unchanged this long: the step has stalled
 SAMPLE_S = 5.0  # how often the count is kept for the record while it moves
 
 
+def held(lab: Lab, node: str) -> int:
+    """The prefixes in ``node``'s IPv6 BGP table (one vtysh call: what the waits poll)."""
+    em = lab.emulation
+    assert em is not None
+    return frrscale.held(json.loads(em.bgp(node, "show bgp ipv6 unicast statistics json") or "{}"))
+
+
 def counters(lab: Lab, core: str) -> dict[str, int]:
     em = lab.emulation
     assert em is not None
-    routes, rib_bytes = frrscale.rib(json.loads(em.bgp(core, "show bgp summary json") or "{}"))
+    paths, rib_bytes = frrscale.rib(json.loads(em.bgp(core, "show bgp summary json") or "{}"))
     d = em.frr_dir(core)
 
     def rss(daemon: str) -> int:
         return resources.status_kb(int((d / f"{daemon}.pid").read_text()))
 
-    return {"routes": routes, "rib_bytes": rib_bytes, "bgpd_kb": rss("bgpd"), "zebra_kb": rss("zebra")}
+    return {"routes": held(lab, core), "paths": paths, "rib_bytes": rib_bytes, "bgpd_kb": rss("bgpd"),
+            "zebra_kb": rss("zebra")}
 
 
 def drain(lab: Lab, core: str, done: Callable[[int], bool], bound: float) -> tuple[float | None, list[list[float]]]:
-    """Seconds until the core's BGP table count satisfies ``done`` (None if it stalled for STALL_S or ran past
+    """Seconds until the core's BGP prefix count satisfies ``done`` (None if it stalled for STALL_S or ran past
     ``bound``), and the count over time: ``[seconds, routes]`` every SAMPLE_S and whenever it ends."""
     t0 = last_move = time.monotonic()
     curve: list[list[float]] = []
     seen = None
     while True:
         now = time.monotonic()
-        routes = counters(lab, core)["routes"]
+        routes = held(lab, core)
         if routes != seen:
             seen, last_move = routes, now
         if not curve or now - t0 - curve[-1][0] >= SAMPLE_S:
@@ -67,7 +76,9 @@ def where_stuck(lab: Lab, exit_name: str) -> dict[str, Any]:
     assert em is not None
     kernel = lab.cmd(exit_name, f"ip -6 route show root {frrscale.INJECTED} | wc -l").strip()
     zebra_log = em.frr_dir(exit_name) / "zebra.log"
-    return {"exit_kernel_routes": int(kernel or 0), "exit_bgp_routes": counters(lab, exit_name)["routes"],
+    zebra = frrscale.zebra_routes(json.loads(em.bgp(exit_name, "show ipv6 route summary json") or "{}"), "kernel")
+    return {"exit_kernel_routes": int(kernel or 0), "exit_zebra_kernel_routes": zebra,
+            "exit_bgp_routes": held(lab, exit_name),
             "zebra_log": frrscale.netlink_trouble(zebra_log.read_text(errors="replace")
                                                   if zebra_log.exists() else "")}
 
