@@ -88,6 +88,7 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             left = r["forget_curve"][-1] if r.get("forget_curve") else None
             forgot = (f"stalled: {left[1]:,.0f} routes left after {left[0]:.0f} s" if left else "stalled")
         lines.append(f"| {r['prefixes']:,} | {r['learn_s']} | {r['learn_per_s'] or '—'} | {forgot} | "
-                     f"{r['grew']['paths'] / r['prefixes']:.2f} | {r['rib_bytes_per_prefix']} | {r['rss_bytes_per_prefix']} | "
+                     f"{r['grew']['paths'] / r['prefixes']:.2f} | {r['rib_bytes_per_prefix']} | "
+                     f"{r['rss_bytes_per_prefix']} | "
                      f"{lo['bgpd_kb'] / 1024:.1f} / {lo['zebra_kb'] / 1024:.1f} |")
     return "\n".join(lines) + "\n"
