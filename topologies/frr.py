@@ -258,6 +258,11 @@ def session_events(log: str, router: str, exits: set[str], wall_to_mono: float) 
     return out
 
 
+# zebra's netlink receive buffer (its -s). With the default, a burst of kernel route changes (100,000 deletions
+# in one 'ip -batch', multi6lab frr-scale) overran it and zebra never heard of thousands of them.
+ZEBRA_NETLINK_BUFFER = 64 * 1024 * 1024
+
+
 def argv(daemon: str, directory: Path) -> list[str]:
     """How to start one daemon of one node: daemonized, no TCP vty, every socket and file in ``directory``
     (nodes share the file system, so nothing may use FRR's default paths)."""
@@ -266,6 +271,8 @@ def argv(daemon: str, directory: Path) -> list[str]:
            str(directory / f"{daemon}.conf")]
     if daemon == "bfdd":
         cmd += ["--bfdctl", str(directory / "bfdd.sock")]
+    if daemon == "zebra":
+        cmd += ["-s", str(ZEBRA_NETLINK_BUFFER)]
     return cmd
 
 

@@ -119,7 +119,9 @@ def test_daemons_keep_every_path_in_the_nodes_directory() -> None:
     for flag, value in (("-P", "0"), ("--vty_socket", str(STATE)), ("-z", f"{STATE}/zserv.api"),
                         ("-i", f"{STATE}/bfdd.pid"), ("-f", f"{STATE}/bfdd.conf"), ("--bfdctl", f"{STATE}/bfdd.sock")):
         assert argv[argv.index(flag) + 1] == value
-    assert "--bfdctl" not in frr.argv("bgpd", STATE)
+    assert "--bfdctl" not in frr.argv("bgpd", STATE) and "-s" not in frr.argv("bgpd", STATE)
+    zebra = frr.argv("zebra", STATE)  # a netlink buffer that holds a 100,000-route burst (frr-scale)
+    assert zebra[zebra.index("-s") + 1] == str(64 * 1024 * 1024)
     assert frr.vtysh(STATE, "show bgp summary json") == ["vtysh", "--vty_socket", str(STATE), "-c",
                                                           "show bgp summary json"]
 
