@@ -340,7 +340,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import json
 
     from multi6lab.lab import provenance
-    from multi6lab.lab.emulation import EnvError
+    from multi6lab.lab.emulation import EnvError, require_emulator
     from multi6lab.lab.runner import Runner
     from multi6lab.results import comparison, html
     from multi6lab.results.report import write_atomic
@@ -368,6 +368,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             cells_spec = compare.only_rows(cells_spec, only)
         except ValueError as exc:
             raise EnvError(f"{source}: {exc}") from None
+    # Checked once here: a machine that cannot build a lab would otherwise fail every cell for the same reason.
+    require_emulator("multi6lab compare")
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials, "seed": seed,
                                             "rows": only}) + "\n")

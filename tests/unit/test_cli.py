@@ -221,3 +221,17 @@ def test_run_refuses_one_out_folder_for_several_scenarios(capsys: pytest.Capture
     scenarios = [str(ROOT / "scenarios" / n) for n in ("demo.yaml", "flap.yaml")]
     assert main(["run", *scenarios, "--out", "/tmp/x"]) == 1
     assert "--out names one run's folder" in capsys.readouterr().err
+
+
+def test_compare_checks_the_machine_once_before_any_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Without Open vSwitch every cell would fail alike: compare says so once and starts none."""
+    from multi6lab.lab import emulation
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(emulation, "ovs_running", lambda: False)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(ROOT / "scenarios/comparisons/approaches.yaml"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("multi6lab: ") and "Traceback" not in err
+    assert "Open vSwitch is not running" in err or "Mininet is not importable" in err
+    assert not out.exists()
