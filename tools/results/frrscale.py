@@ -65,8 +65,8 @@ def row(n: int, learn_s: float, forget_s: float | None, base: Mapping[str, int],
         forget_curve: Sequence[Sequence[float]] = (), stuck: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One injection's figures; ``base`` and ``loaded``: the core's counters before and once it holds every
     prefix (``routes``: prefixes, ``paths``, ``rib_bytes``, ``bgpd_kb``, ``zebra_kb``); ``forget_s`` None: the
-    withdrawal stalled, and
-    ``forget_curve`` ([s, routes] at the core) and ``stuck`` (what the exit still held) say where."""
+    withdrawal stalled, and ``forget_curve`` ([s, routes] at the core) and ``stuck`` (what the exit still
+    held) say where."""
     grew = {k: loaded[k] - base[k] for k in ("routes", "paths", "rib_bytes", "bgpd_kb", "zebra_kb")}
     return {"prefixes": n, "learn_s": round(learn_s, 3),
             "forget_s": None if forget_s is None else round(forget_s, 3),
