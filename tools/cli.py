@@ -368,15 +368,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
             cells_spec = compare.only_rows(cells_spec, only)
         except ValueError as exc:
             raise EnvError(f"{source}: {exc}") from None
-    # Checked once here: a machine that cannot build a lab would otherwise fail every cell for the same reason.
-    require_emulator("multi6lab compare")
+    todo = [c for c in cells_spec if not (args.resume and (out / c.slug / "summary.json").exists())]
+    if todo:  # checked once: a machine that cannot build a lab would fail every cell for the same reason
+        require_emulator("multi6lab compare")
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).write_text(json.dumps({"file": str(source.resolve()), "trials": trials, "seed": seed,
                                             "rows": only}) + "\n")
     rows = list(dict.fromkeys(c.row for c in cells_spec))
     faults = list(dict.fromkeys(c.fault for c in cells_spec))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
-    todo = [c for c in cells_spec if not (args.resume and (out / c.slug / "summary.json").exists())]
     tick = Ticker(Progress(sum(c.scenario.trials for c in todo), time.monotonic()))
     origin = {**provenance.collect(seed), "order": [c.slug for c in compare.run_order(cells_spec, seed)]}
     for k, c in enumerate(compare.run_order(cells_spec, seed), start=1):
