@@ -99,7 +99,7 @@ class MappingClient:
         self.lookups: dict[IPv6Address, Lookup] = {}
         self.pending: dict[int, Query] = {}  # by DNS message id
         self.outbox: list[Outgoing] = []
-        self.registered: tuple[tuple[str, ...], float] | None = None  # usable exits, when accepted
+        self.updating: tuple[tuple[str, str], ...] = ()  # the exits of the last update sent
         self.dropped = 0  # answers that matched nothing in flight or failed their signature
 
     # -- what the controller asks for ---------------------------------------------------------------
@@ -114,7 +114,15 @@ class MappingClient:
         self.trees.pop(address, None)
 
     def register(self, exits: Sequence[tuple[str, IPv6Network]], now: float) -> None:
-        """Publish ``exits`` (name, delegated prefix; preference order); replaces any update in flight."""
+        """Publish ``exits`` (name, delegated prefix; preference order); replaces any update in flight.
+
+        The same exits again while their update is unanswered keep it: every exit switch that connects asks
+        to register, and replacing the update would discard an answer that may already be on its way.
+        """
+        content = tuple((name, str(prefix)) for name, prefix in exits)
+        if content == self.updating and any(q.lookup is None for q in self.pending.values()):
+            return
+        self.updating = content
         owner = knot.site_owner(self.site)
         u = dns.update.UpdateMessage(knot.ZONE, keyring=self.keyring, keyname=self.keyname,
                                      keyalgorithm=knot.KEY_ALGORITHM)

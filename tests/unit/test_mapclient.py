@@ -254,6 +254,25 @@ def test_a_site_that_has_not_registered_yet_is_found_once_it_has() -> None:
     assert "s2" in w.clients["s1"].records
 
 
+def test_the_same_registration_asked_again_in_flight_keeps_the_update_whose_answer_is_coming() -> None:
+    """Each exit switch that connects asks to register: a second ask must not discard the first's answer."""
+    w = World(two_sites())
+    sp1 = w.plan.sites[0]
+    exits = [(e.name, e.delegation) for e in sp1.exits]
+    w.clients["s1"].register(exits, w.t)
+    w.run(DELAY)  # the update is at the server; its answer is on the way back
+    w.clients["s1"].register(exits, w.t)
+    w.run(0.05)
+    (ev,) = w.named(Event.MAPPING_REGISTERED, site="s1")
+    assert ev["tries"] == 1 and len(w.tries) == 1 and not w.named(Event.MAPPING_RETRY)
+    assert w.clients["s1"].dropped == 0  # the answer matched the update in flight
+    w.clients["s1"].register(exits[:1], w.t)  # fewer exits: a new update, answered on its own
+    w.clients["s1"].register(exits, w.t)  # and back: replaces that one in flight
+    w.run(0.1)
+    assert len(w.named(Event.MAPPING_REGISTERED, site="s1")) == 2 and len(w.tries) == 3
+    assert w.clients["s1"].dropped == 1  # the answer to the replaced update
+
+
 def test_locators_outside_the_delegations_are_refused_and_the_old_record_kept() -> None:
     w = World(two_sites())
     w.register_all()

@@ -344,6 +344,13 @@ class Lab:
                 for n in self.plan.nodes:
                     for cmd in shell.when_ready(n.config):
                         self.emulation.run(n.name, cmd)
+        mapped = set(knot.mapped_sites(self.plan))
+        if mapped:
+            with phase("mapping registrations"):
+                wait_for(f"the mapping service to accept the locators of {', '.join(sorted(mapped))}",
+                         lambda: mapped <= {e["site"] for e in self.events()
+                                            if e["event"] == Event.MAPPING_REGISTERED and e["t"] >= since},
+                         READY_TIMEOUT)
         with phase("first contact"):
             self.first_contact(since)
         if self.mobility_agents:
