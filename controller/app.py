@@ -328,8 +328,10 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             edge = self.edges.get(where[0].site.name) if where else None
             if where and edge and where[1] != "fabric" and where[0].exit(where[1]).outside_port == port.port_no:
                 events += edge.link(where[1], up, now)
+            # The locator update leaves before this site's own push: the fast-failover groups have already
+            # moved the outbound traffic, and the far site's inbound traffic waits on this message alone.
+            self._send_pair_messages(now)
             self._after(events)
-            self._send_pair_messages(now)  # a locator update leaves at once
 
     def _after(self, events: list[dict[str, Any]]) -> None:
         """Act on liveness events: probe, push rules, re-advertise prefixes; then write the events down."""
