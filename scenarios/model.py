@@ -220,6 +220,7 @@ class Scenario:
     settle_timeout_s: float
     traffic: Traffic
     faults: tuple[Fault, ...]
+    frozen: bool = False  # the controllers stopped over each trial's faults: the data plane alone
 
     @property
     def phase_span_s(self) -> float:
@@ -239,7 +240,8 @@ class Scenario:
     @property
     def trigger_label(self) -> str:
         site = self.effective.site(self.site)
-        return site.bgp.describe() if site.approach == Approach.ROUTING else "+".join(site.triggers)
+        label = site.bgp.describe() if site.approach == Approach.ROUTING else "+".join(site.triggers)
+        return f"{label}, controllers frozen" if self.frozen else label
 
     @property
     def approach_label(self) -> Approach:
@@ -340,7 +342,8 @@ class Checker:
             topology=topo, site=site_name, host=host, remote=remote, overrides=overrides, effective=effective,
             trials=int(d.get("trials", 10)), seed=int(d.get("seed", 1)), warmup_s=float(d.get("warmup_s", 0.5)),
             record_s=record_s, settle_timeout_s=float(d.get("settle_timeout_s", 20.0)),
-            traffic=Traffic(**d.get("traffic", {})), faults=tuple(f for f in faults if f))
+            traffic=Traffic(**d.get("traffic", {})), faults=tuple(f for f in faults if f),
+            frozen=d.get("controllers") == "frozen")
 
     def topology(self, tpath: Path) -> Topology:
         if self.topologies is not None and tpath in self.topologies:

@@ -4,6 +4,7 @@ run here by ``make scenarios``; ``multi6lab up`` and ``clean`` are exercised by 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -31,6 +32,16 @@ def test_make_scenarios_runs_every_shipped_scenario_to_the_end_and_report_lists_
     assert ran == shipped
     report = make("report", results=tmp_path, timeout=60).stdout
     assert all(f"| {name} |" in report for name in shipped) and (tmp_path / "report.md").exists()
+    # controllers: frozen: over the fault no controller acted, yet the fast-failover groups moved the outbound
+    # stream; inbound waits on the controllers, so it stays broken until the link is restored.
+    frozen = next(s.parent for s in tmp_path.glob("*/summary.json") if not s.parent.is_symlink()
+                  and json.loads(s.read_text())["scenario"] == "idloc-link-down-frozen")
+    held = json.loads((frozen / "trial-01" / "controllers-frozen.json").read_text())
+    events = [json.loads(line) for f in frozen.glob("controller-*.events.jsonl") for line in f.read_text().splitlines()]
+    assert events and not [e for e in events if held["stopped"] < e["t"] < held["continued"]]
+    (trial,) = csv.DictReader((frozen / "trials.csv").read_text().splitlines())
+    assert trial["outbound_outage_ms"] and not trial["inbound_outage_ms"], trial
+    assert "not recovered before the restore" in trial["inbound_reason"]
 
 
 def test_make_compare_runs_a_comparison(tmp_path: Path) -> None:

@@ -63,6 +63,18 @@ def test_unreadable_records_are_skipped(state_dir: Path) -> None:
     assert runstate.records() == []
 
 
+def test_a_stopped_process_ends_on_the_sigterm_not_the_sigkill(state_dir: Path) -> None:
+    """A controller frozen by a 'controllers: frozen' trial (SIGSTOP) when the run is torn down."""
+    import signal
+
+    p = sleeper()
+    p.send_signal(signal.SIGSTOP)
+    rec = runstate.RunRecord.create("r4")
+    rec.add_proc(p.pid, "multi6lab controller of site s1")
+    assert rec.stop_procs(lambda _: True, grace=5.0) == [f"process {p.pid} (multi6lab controller of site s1)"]
+    assert p.wait(5) == -signal.SIGTERM
+
+
 def test_stop_procs_ends_only_the_selected_and_dirs_go_with_the_run(state_dir: Path) -> None:
     frr, other = sleeper(), sleeper()
     rec = runstate.RunRecord.create("r3")

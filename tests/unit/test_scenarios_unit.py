@@ -55,12 +55,20 @@ def write(tmp_path: Path, body: str) -> Path:
     ("approach: routing\ntriggers: [link]\nfaults:\n  - {kind: link_down, exit: exa}\n",
      "approach 'routing' is triggered by routing alone", 4),
     ("triggers: [routing]\nfaults:\n  - {kind: link_down, exit: exa}\n", "trigger 'routing' belongs to", 3),
+    ("controllers: paused\nfaults:\n  - {kind: link_down, exit: exa}\n", "'paused' is not one of", 3),
 ])
 def test_scenario_problems_name_line_and_field(tmp_path: Path, body: str, message: str, line: int) -> None:
     with pytest.raises(InputError) as exc:
         model.load(write(tmp_path, body))
     hits = [p for p in exc.value.problems if message in p.message]
     assert hits and hits[0].line == line, exc.value.problems
+
+
+def test_frozen_controllers_are_a_scenario_setting_its_tables_name(tmp_path: Path) -> None:
+    body = "faults:\n  - {kind: link_down, exit: exa}\n"
+    assert not model.load(write(tmp_path, body)).frozen
+    sc = model.load(write(tmp_path, "controllers: frozen\n" + body))
+    assert sc.frozen and sc.trigger_label == "link+heartbeat, controllers frozen"
 
 
 def test_routing_scenario_overrides_the_site(tmp_path: Path) -> None:

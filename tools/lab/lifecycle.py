@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -119,10 +120,23 @@ class SiteController:
             raise EnvError(f"site {self.site}'s controller exited (code {self.proc.returncode}):\n{tail}")
         return True
 
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signum)
+
+    def stopped(self) -> bool:
+        """Whether the process is stopped by a signal (state T in /proc/PID/stat); False once it has exited."""
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text() if self.proc is not None else ""
+        except FileNotFoundError:
+            return False
+        return stat.rpartition(")")[2].split()[:1] == ["T"]
+
     def stop(self) -> None:
         p, self.proc = self.proc, None
         if p is not None and p.poll() is None:
             p.terminate()
+            p.send_signal(signal.SIGCONT)  # a frozen controller receives the SIGTERM only once continued
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
@@ -261,6 +275,14 @@ class Lab:
         for c in self.controllers.values():
             if site in (None, c.site):
                 c.stop()
+
+    def freeze_controllers(self, frozen: bool) -> None:
+        """Stop (SIGSTOP) or continue every site's controller: while stopped, only the switches' own rules act.
+        Returns once each is in the state asked for (a signal is delivered asynchronously)."""
+        for c in self.controllers.values():
+            c.signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+        wait_for(f"the controllers to be {'stopped' if frozen else 'continued'}",
+                 lambda: all(c.stopped() == frozen for c in self.controllers.values()), 2.0, interval=0.001)
 
     def restart_controller(self, site: str | None = None) -> None:
         """Kill a site's controller (default: every one) and start a new one on the same port: its switches

@@ -36,6 +36,7 @@ PROBE = [PY, "-m", "multi6lab.traffic.probe"]  # run in a node's namespace
 UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
 STARTUP_S = 1.0  # receivers listen this much longer than the trial at most (their bound)
 LATE_S = 0.3  # the UDP receivers stop this long after the senders' last probe: a later one counts as lost
+FREEZE_LEAD_S = 0.05  # frozen controllers: stopped this long before the first fault (long done by then)
 SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a late one starts at once
 MIN_FREE_MB = 20  # the least free space a trial starts with (its logs and plot take a few MB)
 
@@ -154,8 +155,13 @@ class Runner:
             procs.append(lab.popen(h, ["iperf3", "-c", r_addr, "-p", "5201", "-u", "-b", f"{tr.iperf3_mbit}M",
                                        "-t", str(int(total + 1))], stdout=subprocess.DEVNULL))
         injected: list[dict[str, Any]] = []
+        frozen: dict[str, float] = {}  # when the controllers were stopped and continued (monotonic)
         actions = sorted(a for c in compiled for a in c.actions)
         try:
+            if sc.frozen:  # from just before the first fault: only the switches' own rules act
+                _sleep_until(origin + actions[0].at - FREEZE_LEAD_S)
+                lab.freeze_controllers(True)
+                frozen["stopped"] = time.monotonic()
             for a in actions:
                 _sleep_until(origin + a.at)
                 t = time.monotonic()
@@ -169,6 +175,10 @@ class Runner:
         finally:
             for a in (u for c in compiled for u in c.undo):
                 self.run_action(lab, a, check=False)
+            if sc.frozen:
+                lab.freeze_controllers(False)
+                frozen["continued"] = time.monotonic()
+                (d / "controllers-frozen.json").write_text(json.dumps(frozen))
         _sleep_until(t0 + total + LATE_S)
         for p in receivers:  # the senders are done: what has not arrived by now is lost
             p.terminate()

@@ -117,6 +117,7 @@ class RunRecord:
         for p in live:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
+                os.kill(p.pid, signal.SIGCONT)  # a stopped process (a frozen controller) acts on it only then
         deadline = time.monotonic() + grace
         while any(p.alive() for p in live) and time.monotonic() < deadline:
             time.sleep(0.02)
