@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import csv
+import signal
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from multi6lab.traffic import probe
+
+
+@pytest.fixture(autouse=True)
+def _signal_mask() -> Iterator[None]:
+    """A probe blocks SIGTERM as it writes its log; run in-process here, it must not leave this process (and
+    every child it starts later, which inherits the mask) deaf to SIGTERM."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def free_udp_port() -> int:

@@ -67,7 +67,9 @@ def test_a_stopped_process_ends_on_the_sigterm_not_the_sigkill(state_dir: Path) 
     """A controller frozen by a 'controllers: frozen' trial (SIGSTOP) when the run is torn down."""
     import signal
 
-    p = sleeper()
+    p = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                         stdout=subprocess.PIPE)
+    assert p.stdout is not None and p.stdout.readline() == b"up\n"  # running its own code, not still starting
     p.send_signal(signal.SIGSTOP)
     rec = runstate.RunRecord.create("r4")
     rec.add_proc(p.pid, "multi6lab controller of site s1")
