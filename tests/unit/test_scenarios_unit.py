@@ -398,3 +398,14 @@ def test_rows_that_read_alike_are_told_apart_by_their_names() -> None:
     assert rows == {"id-loc × link+heartbeat · id-loc-2x2", "id-loc × link+heartbeat · id-loc-3x2-from-3",
                     "id-loc × link+heartbeat · id-loc-3x2-from-2"}
     assert "nptv6 × link+heartbeat" in {c.row for c in compare.load(COMPARISON)}  # unique labels stay as they are
+
+
+def test_a_row_may_freeze_the_controllers_and_its_cells_say_so(tmp_path: Path) -> None:
+    from multi6lab.scenarios import compare
+
+    cells = compare.load(ROOT / "scenarios" / "comparisons" / "dataplane.yaml")
+    frozen = {c.row: c.scenario.frozen for c in cells}
+    assert frozen == {"nptv6 × link+heartbeat": False, "nptv6 × link+heartbeat, controllers frozen": True,
+                      "id-loc × link+heartbeat": False, "id-loc × link+heartbeat, controllers frozen": True}
+    cell = next(c for c in cells if c.scenario.frozen)
+    assert model.load(compare.write(cell, tmp_path)).frozen  # a cell written out reruns frozen too
