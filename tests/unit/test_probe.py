@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import platform
 import signal
 import socket
 import threading
@@ -141,3 +142,33 @@ def test_a_stop_that_arrives_while_a_probe_writes_its_log_does_not_cut_it_short(
                        timeout=30)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "log").read_text() == "written"
+
+
+CLOCK_NANOSLEEP = 230  # x86-64's syscall number: time.sleep's, which waits for --start-at
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads the x86-64 syscall number of a sleeping probe")
+@pytest.mark.parametrize("cmd", [
+    ["send", "--dst", "::1", "--port", "9", "--duration", "5"],
+    ["tcp-client", "--dst", "::1", "--port", "9", "--duration", "5"],
+    ["clients", "--targets", "::1", "--port", "9", "--duration", "5"],
+])
+def test_a_probe_stopped_before_it_starts_still_ends_cleanly_with_its_log(tmp_path: Path, cmd: list[str]) -> None:
+    """The runner stops every probe of a trial that fails, some still waiting for their common start time;
+    two SIGTERMs in a row (a stop, then a bound running out) must not cut the log short either."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "log.csv"
+    p = subprocess.Popen([sys.executable, "-m", "multi6lab.traffic.probe", *cmd, "--out", str(out),
+                          "--start-at", f"{time.monotonic() + 30:.6f}"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{p.pid}/syscall").read_text().split()[:1] != [str(CLOCK_NANOSLEEP)]:  # in its wait
+        assert time.monotonic() < deadline and p.poll() is None, "the probe never started waiting"
+        time.sleep(0.01)
+    p.terminate()
+    p.terminate()
+    _, err = p.communicate(timeout=10)
+    assert p.returncode == 0, err.decode()
+    assert out.read_text().splitlines()[0] in ("seq,t_sent,error", "event,t,detail", "t_start,t_end,ok,address")

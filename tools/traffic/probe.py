@@ -38,6 +38,10 @@ class Stop(Exception):
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM: end the probe's loop. One stop only: a second signal stays pending, so the Stop cannot arrive
+    again while the first one's handler writes the log. Every probe catches Stop from its start until it
+    calls :func:`_finishing`, which blocks the signal for good."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     raise Stop
 
 
@@ -62,9 +66,9 @@ def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str 
     period = 1.0 / rate
     count = int(duration * rate)
     errors = []
-    wait_until(start_at)
-    t0 = time.monotonic()
     try:
+        wait_until(start_at)
+        t0 = time.monotonic()
         for seq in range(count):
             due = t0 + seq * period
             delay = due - time.monotonic()
@@ -75,6 +79,7 @@ def send(dst: str, port: int, rate: float, duration: float, out: Path, src: str 
                 sock.sendto(HEADER.pack(seq, now) + b"\0" * PAD, (dst, port))
             except OSError as exc:
                 errors.append(f"{seq},{now:.6f},{errno.errorcode.get(exc.errno or 0, exc.errno)}")
+        _finishing()
     except Stop:
         pass
     finally:
@@ -102,6 +107,7 @@ def flows(dst: str, port: int, count: int, packets: int, rate: float, tcp: bool)
                         sock.sendto(HEADER.pack(n, time.monotonic()) + b"\0" * PAD, (dst, port))
             except OSError:  # a lost flow is the receiver's to count
                 continue
+        _finishing()
     return 0
 
 
@@ -119,7 +125,7 @@ def sources(dst: str, interval: float, duration: float, out: Path) -> int:
                     rows.append(f"{time.monotonic():.6f},{sock.getsockname()[0]}")
                 except OSError as exc:
                     rows.append(f"{time.monotonic():.6f},{errno.errorcode.get(exc.errno or 0, 'error')}")
-    _finishing()
+        _finishing()
     out.write_text("\n".join(rows) + "\n")
     return 0
 
@@ -167,6 +173,7 @@ def recv(port: int, duration: float, out: Path) -> int:
             if len(data) >= HEADER.size:
                 seq, sent = HEADER.unpack_from(data)
                 rows.append(f"{seq},{sent:.6f},{t:.6f},{addr[0]},{t_user:.6f}")
+        _finishing()
     except Stop:
         pass
     finally:
@@ -244,6 +251,7 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False, sessi
                 continue
             n += 1
             threading.Thread(target=serve, args=(conn, n, peer[0]), daemon=True).start()
+        _finishing()
     except Stop:
         pass
     finally:
@@ -258,23 +266,25 @@ def tcp_server(port: int, duration: float, out: Path, mptcp: bool = False, sessi
 def tcp_client(dst: str, port: int, interval: float, duration: float, out: Path, start_at: float | None,
                mptcp: bool = False) -> int:
     log = ["event,t,detail"]
-    wait_until(start_at)
     seq = -1
     try:
-        conn = connect(dst, port, 2.0, mptcp)
-        log.append(f"connected,{time.monotonic():.6f},{conn.getsockname()[0]}")
-        t0 = time.monotonic()
-        for seq in range(int(duration / interval)):
-            wait_until(t0 + seq * interval)
-            conn.sendall(RECORD.pack(seq, time.monotonic()) + b"\0" * (RECORD_SIZE - RECORD.size))
-        conn.shutdown(socket.SHUT_WR)
-        log.append(f"done,{time.monotonic():.6f},{seq}")
-        conn.close()
+        try:
+            wait_until(start_at)
+            conn = connect(dst, port, 2.0, mptcp)
+            log.append(f"connected,{time.monotonic():.6f},{conn.getsockname()[0]}")
+            t0 = time.monotonic()
+            for seq in range(int(duration / interval)):
+                wait_until(t0 + seq * interval)
+                conn.sendall(RECORD.pack(seq, time.monotonic()) + b"\0" * (RECORD_SIZE - RECORD.size))
+            conn.shutdown(socket.SHUT_WR)
+            log.append(f"done,{time.monotonic():.6f},{seq}")
+            conn.close()
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            log.append(f"error,{time.monotonic():.6f},{name} after record {seq}")
+        _finishing()
     except Stop:
         log.append(f"stopped,{time.monotonic():.6f},{seq}")
-    except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-        log.append(f"error,{time.monotonic():.6f},{name} after record {seq}")
     _finishing()
     out.write_text("\n".join(log) + "\n")
     return 0
@@ -334,10 +344,10 @@ def clients(targets: list[str], port: int, mean_gap: float, delay: float, give_u
             rows.append(f"{t_start:.6f},{time.monotonic():.6f},{int(ok)},{used}")
 
     threads = []
-    wait_until(start_at)
-    end = time.monotonic() + duration
-    t = time.monotonic()
     try:
+        wait_until(start_at)
+        end = time.monotonic() + duration
+        t = time.monotonic()
         while t < end:
             wait_until(t)
             th = threading.Thread(target=one, daemon=True)
@@ -346,6 +356,7 @@ def clients(targets: list[str], port: int, mean_gap: float, delay: float, give_u
             t += rng.expovariate(1.0 / mean_gap)
         for th in threads:
             th.join(give_up + 1.0)
+        _finishing()
     except Stop:
         pass
     _finishing()
