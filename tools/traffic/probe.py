@@ -37,18 +37,25 @@ class Stop(Exception):
     pass
 
 
+_finished = False  # set by the first stop or by _finishing: from then on a SIGTERM changes nothing
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM: end the probe's loop. One stop only: a second signal stays pending, so the Stop cannot arrive
-    again while the first one's handler writes the log. Every probe catches Stop from its start until it
-    calls :func:`_finishing`, which blocks the signal for good."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    raise Stop
+    """SIGTERM: end the probe's loop, once. Every probe catches Stop from its start until it calls
+    :func:`_finishing`; after that, or after a first stop, the handler returns. A flag and not a signal mask:
+    a mask holds the signal off one thread only, the kernel hands it to a session or client thread instead,
+    and Python runs the handler in the main thread all the same, in the middle of writing the log."""
+    global _finished
+    if not _finished:
+        _finished = True
+        raise Stop
 
 
 def _finishing() -> None:
     """From here on a probe only writes its log: a stop that arrives now (the probe's own time ran out just as
-    the runner stopped it) is held off, instead of cutting the log short with a traceback."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    the runner stopped it) is ignored, instead of cutting the log short with a traceback."""
+    global _finished
+    _finished = True
 
 
 def wait_until(t: float | None) -> None:
