@@ -121,6 +121,18 @@ def test_a_stream_that_falls_silent_before_the_restore_did_not_recover() -> None
     assert endless.reason == "not recovered by the end of the record"
 
 
+def test_a_hold_that_spans_the_restore_is_not_a_stream_still_down() -> None:
+    # The machine held both streams ~10 ms just as the restore began (seen in an outbound blackhole, whose
+    # inbound direction was never broken, reading "not recovered"): the next probe is the consecutive one,
+    # so nothing was dropped by a path that was still down.
+    unbroken = A.stream(held(3000, {1991: 0.0105}), sent=3000, period=P, t_fault=101.0, t_restore=102.0,
+                        t_end=103.0)
+    assert unbroken.reason is None and unbroken.outage_ms == pytest.approx(0.0, abs=1e-6)
+    rehomed = [a for a in held(3000, {1991: 0.0105}) if not 1000 <= a.seq < 1005]
+    r = A.stream(rehomed, sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert r.reason is None and r.outage_ms == pytest.approx(5.0, abs=1e-6) and r.lost == 5
+
+
 def test_the_sender_stall_correction_is_kept_and_flagged() -> None:
     # 10 probes lost, and the sender itself stalled 3 ms inside that outage.
     arr = [A.Arrival(s, 100 + s * P + (0.003 if s >= 1010 else 0), 100 + s * P + 0.0005 + (0.003 if s >= 1010 else 0))

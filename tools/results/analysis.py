@@ -16,7 +16,8 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   that leaves the path alone (a mapping outage), a few holds of this machine's jitter would otherwise read
   as an outage from the first to the last of them. Gaps closing after the restore are the failback, not the
   outage. A stream still (or again) down for k periods when the fault is restored did not rehome that
-  direction: ``None`` with a reason.
+  direction: ``None`` with a reason; a silence into the restore that lost nothing (the next probe is the
+  consecutive one) is a hold, not a stream still down.
 * **disruption_ms**: every gap (as above) in the fault window added up, the silence before the restore
   included: the time lost, where outage_ms is the time until the stream was back for good.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
@@ -136,8 +137,12 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
               for (x, y), g in zip(itertools.pairwise(seg), gaps, strict=True)]
     first = next((i for i, b in enumerate(breaks) if b), None)
     start = seg[first] if first is not None else seg[-1]
+    # A silence into the restore whose next probe is the consecutive one lost nothing: the machine held the
+    # stream (both directions at once, as a rule), a path still down would have dropped what it was sent.
+    resumed = next((a for a in after if a.t_recv > t_restore), None)
+    held = resumed is not None and resumed.seq == seg[-1].seq + 1
     back = None
-    if trailing < k * period:  # the stream is up when the fault ends: find where it came back for good
+    if trailing < k * period or held:  # the stream is up when the fault ends: find where it came back for good
         if first is None:
             return _with(base, outage_ms=0.0, disruption_ms=disruption)
         # Only a loss of k periods or more after the first break is a relapse: a later hold is the machine.
@@ -149,10 +154,9 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
                      and all(seg[q].seq == seg[q - 1].seq + 1 and gaps[q - 1] < gap for q in range(r + 1, r + k))),
                     None)
     if back is None:
-        after_restore = next((a for a in after if a.t_recv > t_restore), after[-1])
         when = (f"before the restore at +{(t_restore - t_fault) * 1000:.0f} ms" if t_restore < t_end
                 else "by the end of the record")
-        return _with(base, reason=f"not recovered {when}", gap=(start.t_recv, after_restore.t_recv),
+        return _with(base, reason=f"not recovered {when}", gap=(start.t_recv, (resumed or after[-1]).t_recv),
                      disruption_ms=disruption)
     raw = back.t_recv - start.t_recv - period
     stall = max(0.0, (back.t_sent - start.t_sent) - max(1, back.seq - start.seq) * period)
