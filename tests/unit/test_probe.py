@@ -180,7 +180,9 @@ def test_a_second_stop_that_lands_on_a_session_thread_does_not_cut_the_server_s_
     import sys
     import time
 
-    port = free_udp_port()  # the same number is as free for TCP on loopback here
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        port = int(s.getsockname()[1])
     out = tmp_path / "server.csv"
     p = subprocess.Popen([sys.executable, "-m", "multi6lab.traffic.probe", "tcp-server", "--port", str(port),
                           "--duration", "30", "--out", str(out)], stderr=subprocess.PIPE)
