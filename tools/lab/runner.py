@@ -175,9 +175,9 @@ class Runner:
         finally:
             for a in (u for c in compiled for u in c.undo):
                 self.run_action(lab, a, check=False)
-            if sc.frozen:
-                lab.freeze_controllers(False)
+            if sc.frozen:  # the freeze ends as SIGCONT leaves: a controller logs its backlog at once
                 frozen["continued"] = time.monotonic()
+                lab.freeze_controllers(False)
                 (d / "controllers-frozen.json").write_text(json.dumps(frozen))
         _sleep_until(t0 + total + LATE_S)
         for p in receivers:  # the senders are done: what has not arrived by now is lost
