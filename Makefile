@@ -26,7 +26,7 @@ TESTS ?= tests/integration
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 
 .PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
-        first-contact selection scale-outage triangle bringup frr-scale
+        first-contact upgrade selection scale-outage triangle bringup frr-scale
 
 setup:
 	@bash tools/setup.sh
@@ -85,6 +85,10 @@ compare: setup
 # What a first packet between two id-loc sites that have never met waits (72 controller restarts, ~5 minutes).
 first-contact: setup
 	$(M6) first-contact $(TRIALS_ARG)
+
+# A peer that gains id-loc support while sessions with it run (20 trials, a lab each, about 5 minutes).
+upgrade: setup
+	$(M6) upgrade $(TRIALS_ARG)
 
 # Locator selection: a load-sharing site's split of 2,000 flows against weights 3:1, and whether source-routing
 # hosts follow their address selection policy through a failure (two labs, about a minute).

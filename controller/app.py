@@ -26,6 +26,7 @@ from multi6lab.controller.compat import (
     CONFIG_DISPATCHER,
     MAIN_DISPATCHER,
     BaseApp,
+    conntrack,
     event,
     hub,
     masked_set_field,
@@ -42,7 +43,11 @@ from multi6lab.controller.policy import (
     COOKIE,
     OFPP_CONTROLLER,
     OFPP_IN_PORT,
+    P_PLAIN,
+    P_UPGRADED,
     Action,
+    CtCommit,
+    CtLookup,
     DecTtl,
     Group,
     Output,
@@ -187,6 +192,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         if st["waiting"]:
             return
         del self.pending[dp.id]
+        kept = self._read_back(dp.id, st["rules"])
         want = self._desired().for_dpid(dp.id)
         have_rules = {(r.priority, r.match) for r in want.rules}
         stale = [(prio, m) for prio, m in st["rules"] if (prio, m) not in have_rules]
@@ -206,6 +212,24 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         where = self._where(dp.id)
         if where is not None and where[1] != "fabric" and where[0].site.name in self.mapping:
             self._register(where[0].site.name)  # an exit can carry the registration now (again, after a restart)
+        if kept is not None and where is not None:
+            self._contact(where[0], kept)
+
+    def _read_back(self, dpid: int, held: set[tuple[int, Any]]) -> Effects | None:
+        """What an id-loc exit's flow table says its site had found plain, and upgraded, before this controller
+        started: those sessions' connection-tracking marks are still in the data plane, and keep them plain only
+        if the rules that read the marks stay."""
+        where = self._where(dpid)
+        contacts = self.contacts.get(where[0].site.name) if where is not None and where[1] != "fabric" else None
+        if contacts is None:
+            return None
+
+        def sources(priority: int) -> list[Any]:
+            masked = [dict(m)["ipv6_src"] for prio, m in held
+                      if prio == priority and isinstance(dict(m).get("ipv6_src"), tuple)]
+            return sorted({ip_network((a, bin(int(ip_address(mask))).count("1"))) for a, mask in masked})
+
+        return contacts.recovered(sources(P_PLAIN), sources(P_UPGRADED), time.monotonic())
 
     # -- pushing changes ---------------------------------------------------------------------------------
     def _push(self, cause: str) -> None:
@@ -250,14 +274,16 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         learned = {site: dict(r.learned) for site, r in self.resolvers.items()}
         far = {k: v for site, c in self.contacts.items() for k, v in c.far_subnets(site).items()}
         plain = {site: frozenset(c.plain) for site, c in self.contacts.items()}
+        upgraded = {site: frozenset(c.upgraded) for site, c in self.contacts.items()}
         key = (frozenset(usable.items()), frozenset(pairs.items()),
                frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()),
                frozenset((k, frozenset(v.items())) for k, v in learned.items()), frozenset(far.items()),
-               frozenset(plain.items()))
+               frozenset(plain.items()), frozenset(upgraded.items()))
         if key not in self.policies:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
-            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records, learned, far, plain)
+            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records, learned, far, plain,
+                                         upgraded)
         return self.policies[key]
 
     def _barrier(self, dp: Any, cause: str, n: int, push: int = 0, **extra: Any) -> None:
@@ -308,6 +334,10 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 out.append(p.OFPActionDecNwTtl())
             elif isinstance(a, ToGroup):
                 out.append(p.OFPActionGroup(a.group_id))
+            elif isinstance(a, CtCommit):
+                out.append(conntrack(p, a.zone, mark=a.mark))
+            elif isinstance(a, CtLookup):
+                out.append(conntrack(p, a.zone, table=a.table))
             else:
                 raise ValueError(f"unknown action {a!r}")
         return out
@@ -477,6 +507,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         with self.lock:
             effects.dropped += self.contacts[site].expire(now)
             client = self.mapping.get(site)
+            if client is None:  # a site running without id-loc support: nobody to ask
+                effects = self.contacts[site].without_service(effects, now)
             for address, tree in effects.want if client is not None else ():
                 client.want(address, now, tree)
             for address in effects.forget if client is not None else ():

@@ -15,7 +15,7 @@ try:
     from os_ken.controller import event, ofp_event
     from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
     from os_ken.lib import hub
-    from os_ken.ofproto import ofproto_v1_3
+    from os_ken.ofproto import nicira_ext, ofproto_v1_3
 
     FRAMEWORK = "os_ken"
 except ImportError:  # classic Ryu, where it still installs
@@ -24,7 +24,7 @@ except ImportError:  # classic Ryu, where it still installs
     from ryu.controller import event, ofp_event  # type: ignore[no-redef]
     from ryu.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls  # type: ignore[no-redef]
     from ryu.lib import hub  # type: ignore[no-redef]
-    from ryu.ofproto import ofproto_v1_3  # type: ignore[no-redef]
+    from ryu.ofproto import nicira_ext, ofproto_v1_3  # type: ignore[no-redef]
 
     FRAMEWORK = "ryu"
 
@@ -34,6 +34,15 @@ BaseApp: Any = app_manager.RyuApp if FRAMEWORK == "ryu" else app_manager.OSKenAp
 def masked_set_field(parser: Any, field: str, value: str, mask: str) -> Any:
     """Open vSwitch's masked set-field for OpenFlow 1.3 (NXAST_REG_LOAD2; ``set_field:value/mask->field``)."""
     return _reg_load2(parser)(dst=field, value=value, mask=mask)
+
+
+def conntrack(parser: Any, zone: int, mark: int | None = None, table: int | None = None) -> Any:
+    """Open vSwitch's ct action (NXAST_CT) in an immediate ``zone``: ``ct(commit,zone=Z,exec(set_field:M->ct_mark))``
+    with ``mark``, or ``ct(zone=Z,table=T)`` with ``table``."""
+    return parser.NXActionCT(flags=nicira_ext.NX_CT_F_COMMIT if mark is not None else 0,
+                             zone_src="", zone_ofs_nbits=zone,  # no source field: the offset holds the zone
+                             recirc_table=nicira_ext.NX_CT_RECIRC_NONE if table is None else table, alg=0,
+                             actions=[] if mark is None else [parser.OFPActionSetField(ct_mark=mark)])
 
 
 @functools.cache

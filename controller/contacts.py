@@ -12,7 +12,14 @@ learns comes from packets its switches could not place and sent to the controlle
   locator was delegated to. If one was, the packet is that site's, and is mapped back to identities; if none
   was, the source is an ordinary ("plain") one, and its packets are translated as nptv6 does from then on.
   That is RFC 4177 6.3.5's negotiation: a peer without id-loc support is found out by the mapping service
-  having no record of it, and is talked to with plain IPv6 on the site's own locators.
+  having no record of it, and is talked to with plain IPv6 on the site's own locators. A plain source is
+  asked about again after each negative TTL; once it turns out to be a far site's locator (the peer gained
+  support), it is *upgraded*: its new sessions are mapped, and the ones that ran in plain IPv6 stay plain (the
+  switches tell them apart by their connection-tracking mark, :func:`multi6lab.controller.policy.desired`).
+* an edge with no mapping service to ask (a site running without id-loc support) answers its own questions:
+  every source is plain, no identity is reachable.
+* a restarted controller reads back, from its exits' flow tables, which sources it had found plain or
+  upgraded: their sessions' marks are in the data plane and outlive the controller.
 
 Held packets wait at most HOLD_S (the mapping client retries for longer; a packet that old is better
 dropped, as a router drops one whose neighbour does not answer), QUEUE of them per address.
@@ -70,6 +77,7 @@ class Contacts:
 
     far: dict[str, list[IPv6Network]] = field(default_factory=dict)  # far site -> its /64s met, in order
     plain: dict[IPv6Network, float] = field(default_factory=dict)  # source /64 -> when found plain
+    upgraded: dict[IPv6Network, None] = field(default_factory=dict)  # once plain, now a far site's locator /64
     waiting: dict[IPv6Address, _Waiting] = field(default_factory=dict)
 
     def toward(self, dst: IPv6Address, held: Held, records: Mapping[str, Record], now: float) -> Effects:
@@ -99,6 +107,16 @@ class Contacts:
         a site's record before the lookup of a packet's own source completes). A source found plain before
         and now registered (the client asks again after each negative TTL) is a far site's from now on."""
         out = Effects(changed=self.plain.pop(sixty_four(address), None) is not None)
+        if out.changed and _far_subnet(address, records) is not None:
+            self.upgraded[sixty_four(address)] = None
+        # Every plain source a record now places is upgraded at once, whichever lookup brought the record (the
+        # far edge's probes often do): its locator's rules would otherwise take its packets from the plain ones.
+        for net in [n for n in self.plain if _far_subnet(n.network_address, records) is not None]:
+            del self.plain[net]
+            self.upgraded[net] = None
+            out.changed = True
+        while len(self.upgraded) > MAX_PLAIN:  # the oldest's plain sessions are mapped from then on
+            del self.upgraded[next(iter(self.upgraded))]
         for waited, w in list(self.waiting.items()):
             found = _far_subnet(waited, records) or next(
                 ((r.site, sixty_four(waited)) for r in records.values() if waited in r.identity), None)
@@ -127,6 +145,28 @@ class Contacts:
             del self.plain[oldest]
             gone.append(oldest.network_address)
         return Effects(changed=changed, release=held, forget=gone)
+
+    def without_service(self, effects: Effects, now: float) -> Effects:
+        """``effects`` of an edge that has no mapping service to ask: what it wanted looked up is answered at
+        once as no site's (a source is plain, an identity unreachable)."""
+        for address, tree in effects.want:
+            more = self.unknown(address, tree, now)
+            effects.changed |= more.changed
+            effects.release += more.release
+            effects.dropped += more.dropped
+        effects.want = []
+        return effects
+
+    def recovered(self, plain: list[IPv6Network], upgraded: list[IPv6Network], now: float) -> Effects:
+        """A restarted controller found rules for these sources on its switches: they are what it had found
+        plain, and upgraded, before. Each is looked up again (a plain one may have registered since; an
+        upgraded one's record is needed for its rules)."""
+        fresh = [n for n in plain if n not in self.plain] + [n for n in upgraded if n not in self.upgraded]
+        for n in plain:
+            self.plain.setdefault(n, now)
+        for n in upgraded:
+            self.upgraded.setdefault(n, None)
+        return Effects(changed=bool(fresh), want=[(n.network_address, LOCATOR_TREE) for n in fresh])
 
     def expire(self, now: float) -> int:
         """Drop what has waited longer than HOLD_S; how many packets went."""

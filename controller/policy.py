@@ -25,7 +25,9 @@ and (nptv6) translate prefixes (RFC 6296). Approaches:
   routed) whose site it has no record of, toward a far /64 it has no rules for, or from a source it cannot
   place, goes to the controller, which looks it up in the mapping service and installs the rules
   (:mod:`multi6lab.controller.contacts`); a source no site holds is an ordinary one ("plain", RFC 4177 6.3.5's
-  fallback) from then on.
+  fallback) from then on. A plain source's connections are committed to Open vSwitch's connection tracker
+  with a mark, so that when it turns out to be a far site's locator after all (the site registered later),
+  the sessions that ran in plain IPv6 stay plain and only new ones are mapped (``_upgraded_rules``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ MCAST = ("33:33:00:00:00:00", "ff:ff:00:00:00:00")
 COOKIE = 0x6D36  # "m6": every rule we install carries it
 IDENTITY_SPACE = IPv6Network("fc00::/7")  # id-loc identities are unique local addresses: never routed
 MAX_FAR_SUBNETS = 64  # far /64s with rules, per far site (their group ids are numbered by arrival)
+CT_ZONE = COOKIE  # the connection-tracking zone of every id-loc site's plain flows (tuples hold identities)
+CT_TRACKED = 0x20  # ct_state's +trk bit
+PLAIN_MARK = 1  # ct_mark of a connection that ran in plain IPv6
 
 # Priorities, highest first.
 P_CONTROL = 1000  # ND, RS, heartbeat replies to the controller
@@ -67,11 +72,13 @@ P_MCAST = 900
 P_HANDOFF_IDLOC = 860
 P_HANDOFF = 850  # a packet an exit handed back to the fabric for another exit
 P_HANDOFF_SUBNET = 840  # the same for an address the plan does not list (the whole /64)
+P_UPGRADED = 780  # id-loc: from a source found plain and registered since, through the connection tracker
 P_IDLOC = 750  # identity-to-identity between id-loc sites: more specific than the nptv6 rules
 P_NEIGHBOUR = 745  # fabric: delivery to an address of the site (the plan's, or one it resolved), from anywhere
 P_LOOKUP = 740  # id-loc: an identity without a record, or a far /64 without rules, to the controller
 P_AVOID = 720  # icmp trigger: a destination an ISP said it cannot reach, steered to another exit
 P_ICMP_ERROR = 710  # icmp trigger: an ISP's ICMPv6 unreachable, copied to the controller and delivered
+P_PLAIN_OUT = 708  # id-loc: toward a plain (or upgraded) source: committed to the connection tracker
 P_PLAIN = 706  # id-loc: a source the mapping service knows no site for, translated as nptv6 does
 P_UNPLACED = 705  # id-loc: a source not yet placed (an id-loc site, or plain), to the controller
 P_FORWARD = 700
@@ -122,6 +129,24 @@ class DecTtl(Action):
 @dataclass(frozen=True)
 class ToGroup(Action):
     group_id: int
+
+
+@dataclass(frozen=True)
+class CtCommit(Action):
+    """Commit the packet's connection (as its addresses read now) to the connection tracker in ``zone`` with
+    ct_mark ``mark``, and go on with the next action."""
+
+    zone: int
+    mark: int
+
+
+@dataclass(frozen=True)
+class CtLookup(Action):
+    """Look the packet's connection up in ``zone`` and resubmit it to table ``table`` with ct_state (+trk) and
+    the connection's ct_mark set; the rest of this rule's actions are not applied."""
+
+    zone: int
+    table: int = 0
 
 
 TO_CONTROLLER = ToController()
@@ -292,15 +317,17 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
             avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None,
             records: Mapping[tuple[str, str], Record] | None = None,
             neighbours: Neighbours | None = None, far_subnets: FarSubnets | None = None,
-            plain: Mapping[str, Collection[IPv6Network]] | None = None) -> RuleSet:
+            plain: Mapping[str, Collection[IPv6Network]] | None = None,
+            upgraded: Mapping[str, Collection[IPv6Network]] | None = None) -> RuleSet:
     """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
     (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
     preferred), which destinations the icmp trigger says to keep away from which exit, what each id-loc
     site learned from the mapping service about the others (``records``, by (site, far site); default: the
     registry's full contents) and which of their identity /64s it has rules for (``far_subnets``, in the
     order it met them; default: every subnet the far site advertises), which sources it found no site for
-    (``plain``: /64s, by site), and which addresses beyond the plan's each site's controller resolved
-    (``neighbours``, by site). Traffic toward or from what a site has not placed goes to its controller."""
+    (``plain``: /64s, by site) and which of those turned out to be a far site's locators since (``upgraded``),
+    and which addresses beyond the plan's each site's controller resolved (``neighbours``, by site). Traffic
+    toward or from what a site has not placed goes to its controller."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC}
@@ -328,7 +355,9 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
         rules |= set(_fabric_rules(pol, live, (neighbours or {}).get(sp.site.name, {})))
         rules |= set(_avoid_rules(pol, live, avoid or {}))
         if sp.site.approach == Approach.ID_LOC:
-            rules |= set(_placing_rules(pol, (plain or {}).get(sp.site.name, ())))
+            known = {b: r for (a, b), r in records.items() if a == sp.site.name}
+            rules |= set(_placing_rules(pol, (plain or {}).get(sp.site.name, ()),
+                                        (upgraded or {}).get(sp.site.name, ()), known))
         for e in sp.exits:
             r, g = _exit_rules(pol, e)
             rules |= set(r)
@@ -473,11 +502,11 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         if Trigger.ICMP in sp.site.triggers and pol.translators:
             rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
                               (TO_CONTROLLER, *inbound)))
-    r, g = _subnet_rules(pol, e, out)
+    r, g = _subnet_rules(pol, e)
     return rules + r, groups + g
 
 
-def _subnet_rules(pol: SitePolicy, e: ExitPlan, out: list[Action]) -> tuple[list[Rule], list[Group]]:
+def _subnet_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     """RFC 6296 proper: each identity /64 to and from its locator /64 through exit ``e``, whatever the address
     in it, beneath the plan's per-host rules. Inbound, the fabric finds the host (``_router_rules``)."""
     sp = pol.plan
@@ -485,8 +514,7 @@ def _subnet_rules(pol: SitePolicy, e: ExitPlan, out: list[Action]) -> tuple[list
     groups: list[Group] = []
     for si, s in enumerate(pol.subnets()):
         loc = pol.locator_subnet(s, e.name)
-        rewrite = (SetPrefix("ipv6_src", str(loc)), *out, Output(e.outside_port))
-        first, group = _failover(sp, e, subnet_group_id(si, sp.exits.index(e)), rewrite)
+        rewrite, (first, group) = _leaving(pol, e, si, s)
         groups += [group] if group else []
         rules += [
             Rule(e.dpid, P_SUBNET, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=net(s)), first),
@@ -497,6 +525,15 @@ def _subnet_rules(pol: SitePolicy, e: ExitPlan, out: list[Action]) -> tuple[list
                               (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac),
                                SetField("eth_dst", sp.gateway_mac), DEC_TTL, Output(e.inside_port))))
     return rules, groups
+
+
+def _leaving(pol: SitePolicy, e: ExitPlan, si: int, s: IPv6Network) -> tuple[tuple[Action, ...],
+                                                                               tuple[tuple[Action, ...], Group | None]]:
+    """How identity /64 ``s`` (the site's ``si``-th) leaves through exit ``e``: its rewrite to the locator /64,
+    and what a rule does to apply it (the rewrite, or the subnet's fast-failover group)."""
+    rewrite = (SetPrefix("ipv6_src", str(pol.locator_subnet(s, e.name))), SetField("eth_src", e.mac),
+               SetField("eth_dst", e.isp_mac), DEC_TTL, Output(e.outside_port))
+    return rewrite, _failover(pol.plan, e, subnet_group_id(si, pol.plan.exits.index(e)), rewrite)
 
 
 def _idloc_rules(src: SitePolicy, dst: Record, far: Sequence[IPv6Network], x: ExitPlan, y: str,
@@ -560,21 +597,52 @@ def _far_locator(record: Record, subnet: IPv6Network, exit_name: str) -> IPv6Net
     return IPv6Network((record.locator(subnet.network_address, exit_name), 64))
 
 
-def _placing_rules(pol: SitePolicy, plain: Collection[IPv6Network]) -> Iterable[Rule]:
+def _placing_rules(pol: SitePolicy, plain: Collection[IPv6Network], upgraded: Collection[IPv6Network],
+                   records: Mapping[str, Record]) -> Iterable[Rule]:
     """What an id-loc site cannot place yet goes to its controller: a packet toward an identity (never routed)
     of a site it has no record of, and one arriving from a source that is neither a far site it knows nor one
-    it found plain. A plain source's packets are translated back as nptv6 does."""
+    it found plain. A plain source's packets are translated back as nptv6 does, and its connections, both ways,
+    committed to the connection tracker marked as plain (in the identity's view: the same connection whichever
+    exit carries it), so that they stay plain if the source turns out to be a far site's (``upgraded``)."""
     sp = pol.plan
-    yield Rule(sp.fabric_dpid, P_LOOKUP, ipv6(eth_dst=sp.gateway_mac, ipv6_dst=net(IDENTITY_SPACE)), (TO_CONTROLLER,))
+    gw = sp.gateway_mac
+    yield Rule(sp.fabric_dpid, P_LOOKUP, ipv6(eth_dst=gw, ipv6_dst=net(IDENTITY_SPACE)), (TO_CONTROLLER,))
+    commit = CtCommit(CT_ZONE, PLAIN_MARK)
     for e in sp.exits:
         # An identity never leaves as a destination: whatever reaches an exit before its rules (a packet put
         # back an instant before the exit applied them) comes up again instead of leaking out untranslated.
-        yield Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac,
-                                          ipv6_dst=net(IDENTITY_SPACE)), (TO_CONTROLLER,))
-        for s in pol.subnets():
+        yield Rule(e.dpid, P_LOOKUP, ipv6(in_port=e.inside_port, eth_dst=gw, ipv6_dst=net(IDENTITY_SPACE)),
+                   (TO_CONTROLLER,))
+        inward = (SetField("eth_src", e.mac), SetField("eth_dst", gw), DEC_TTL, Output(e.inside_port))
+        for si, s in enumerate(pol.subnets()):
             here = pol.locator_subnet(s, e.name)
             yield Rule(e.dpid, P_UNPLACED, ipv6(in_port=e.outside_port, ipv6_dst=net(here)), (TO_CONTROLLER,))
             for p in sorted(plain):
                 yield Rule(e.dpid, P_PLAIN, ipv6(in_port=e.outside_port, ipv6_src=net(p), ipv6_dst=net(here)),
-                           (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac),
-                            SetField("eth_dst", sp.gateway_mac), DEC_TTL, Output(e.inside_port)))
+                           (SetPrefix("ipv6_dst", str(s)), commit, *inward))
+            _, (leave, _) = _leaving(pol, e, si, s)
+            for p in sorted({*plain, *upgraded}):  # a host's sessions toward a plain address stay plain
+                yield Rule(e.dpid, P_PLAIN_OUT, ipv6(in_port=e.inside_port, eth_dst=gw, ipv6_src=net(s),
+                                                     ipv6_dst=net(p)), (commit, *leave))
+            for u in sorted(upgraded):
+                yield from _upgraded_rules(e, s, here, u, records, inward)
+
+
+def _upgraded_rules(e: ExitPlan, s: IPv6Network, here: IPv6Network, u: IPv6Network, records: Mapping[str, Record],
+                    inward: tuple[Action, ...]) -> Iterable[Rule]:
+    """A source /64 ``u`` found plain, now known as a far site's locator /64: its packets to identity /64 ``s``
+    through exit ``e`` are translated to the identity and looked up in the connection tracker; a connection
+    marked plain is delivered as it was, any other is mapped to the far site's identity like the rest of its
+    traffic. Nothing on the wire tells the two apart (both come from the far locator), the tracker's state does."""
+    found = next(((r, loc) for r in records.values() for loc in r.locators if u.subnet_of(loc.prefix)), None)
+    if found is None:
+        return
+    record, loc = found
+    far = IPv6Network((Translator(record.identity, loc.prefix).to_inside(u.network_address), 64))
+    tracked = (CT_TRACKED, CT_TRACKED)
+    yield Rule(e.dpid, P_UPGRADED, ipv6(in_port=e.outside_port, ipv6_src=net(u), ipv6_dst=net(here),
+                                        ct_state=(0, CT_TRACKED)), (SetPrefix("ipv6_dst", str(s)), CtLookup(CT_ZONE)))
+    yield Rule(e.dpid, P_UPGRADED, ipv6(in_port=e.outside_port, ipv6_src=net(u), ipv6_dst=net(s), ct_state=tracked,
+                                        ct_mark=PLAIN_MARK), inward)
+    yield Rule(e.dpid, P_UPGRADED - 1, ipv6(in_port=e.outside_port, ipv6_src=net(u), ipv6_dst=net(s),
+                                            ct_state=tracked), (SetPrefix("ipv6_src", str(far)), *inward))

@@ -411,26 +411,60 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if ok and not failed else 1
 
 
+def every_site_idloc(path: str) -> Any:
+    """The topology at ``path`` with every site on id-loc, or EnvError naming what keeps a site from it."""
+    from multi6lab.lab.emulation import EnvError
+    from multi6lab.scenarios.model import Overrides
+    from multi6lab.topologies import loader
+
+    topo = loader.load(path)
+    topo = Overrides(approach=Approach.ID_LOC).apply(topo, topo.sites[0].name)
+    isps = {i.name: i for i in topo.isps}
+    problem = next((m for s in topo.sites for _, m in loader.site_problems(s, isps)), None)
+    if problem is not None:
+        raise EnvError(f"{path} cannot run every site on id-loc: {problem}")
+    return topo
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    """Every site on id-loc, the second without support until it restarts with it mid-session: do the live
+    sessions with it survive both edges' upgrade (tools/lab/upgrade.py)?"""
+    import json
+
+    from multi6lab.lab import provenance, upgrade
+    from multi6lab.lab.emulation import terminate_as_interrupt
+    from multi6lab.results import upgrade as summary
+    from multi6lab.results.report import write_atomic
+    from multi6lab.topologies.plan import build
+
+    topo = every_site_idloc(args.topology)
+    upgrade.parties(build(topo))  # a topology without two sites or a mapping service says so before bring-up
+    out = run_folder(args.out, "upgrade")
+    origin = provenance.collect(args.seed)
+    say(f"a peer gains id-loc support mid-session on {topo.name}, {args.trials} trials (a lab each) -> {out}")
+    with terminate_as_interrupt():
+        rows = upgrade.measure(topo, out, args.trials, args.seed, say)
+    stats = summary.summarise(rows)
+    command = f"multi6lab upgrade {args.topology} --trials {args.trials} --seed {args.seed}"
+    write_atomic(out / "upgrade.json", json.dumps({"topology": topo.name, "trials": len(rows), "command": command,
+                                                   "summary": stats, "rows": rows, "provenance": origin}, indent=1))
+    publish(out, "upgrade", summary.markdown(stats))
+    return 0 if stats["tcp_survived"] == stats["tcp_sessions"] else 1
+
+
 def cmd_first_contact(args: argparse.Namespace) -> int:
     """Every site on id-loc; per trial the controllers restart (each edge forgets everyone) and the first echo
     between the sites, and a plain host's, show what a first packet waits (tools/lab/firstcontact.py)."""
     import json
 
     from multi6lab.lab import firstcontact, provenance
-    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.lab.emulation import terminate_as_interrupt
     from multi6lab.lab.lifecycle import Lab
     from multi6lab.results import contact
     from multi6lab.results.report import write_atomic
-    from multi6lab.scenarios.model import Overrides
-    from multi6lab.topologies import loader
     from multi6lab.topologies.plan import build
 
-    topo = loader.load(args.topology)
-    topo = Overrides(approach=Approach.ID_LOC).apply(topo, topo.sites[0].name)
-    isps = {i.name: i for i in topo.isps}
-    problem = next((m for s in topo.sites for _, m in loader.site_problems(s, isps)), None)
-    if problem is not None:
-        raise EnvError(f"{args.topology} cannot run every site on id-loc: {problem}")
+    topo = every_site_idloc(args.topology)
     firstcontact.parties(build(topo))  # a topology without two sites or a mapping service says so before bring-up
     out = run_folder(args.out, "first-contact")
     origin = provenance.collect(args.seed)  # before the lab loads the machine
@@ -774,6 +808,13 @@ def parser() -> argparse.ArgumentParser:
                                                            "value bounds p95 from above)")
     fc.add_argument("--seed", type=int, default=1, help="the pauses before each first echo (default 1)")
     fc.add_argument("--out", help="results directory (default results/first-contact-<time>)")
+    ug = add("upgrade", cmd_upgrade, "id-loc: a peer gains support while sessions with it run; do they survive "
+                                     "both edges' upgrade (root)")
+    ug.add_argument("topology", nargs="?", default="topologies/two-sites.yaml", metavar="TOPOLOGY",
+                    help="two sites with identity prefixes and a mapping service (default topologies/two-sites.yaml)")
+    ug.add_argument("--trials", type=int, default=20, help="upgrades measured, a lab each (default 20)")
+    ug.add_argument("--seed", type=int, default=1, help="the pauses before each upgrade (default 1)")
+    ug.add_argument("--out", help="results directory (default results/upgrade-<time>)")
     sl = add("selection", cmd_selection, "locator selection: a load-sharing site's flow split against its weights, "
                                          "and whether hosts follow their address selection policy (root)")
     sl.add_argument("--flows", type=int, default=2000, help="UDP flows sent through the load-sharing site "

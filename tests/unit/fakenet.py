@@ -1,7 +1,10 @@
 """A fake data plane: walks one packet through a RuleSet the way OVS would (tests only).
 
 It answers the question the controller's policy must get right: "a packet from host h with source S to D
-leaves through exit X, rewritten to L" — or goes to the controller, or is dropped.
+leaves through exit X, rewritten to L" — or goes to the controller, or is dropped. Its connection tracker
+is one table of committed connections (either direction, by addresses, protocol and ports) and their marks,
+shared by every switch as Open vSwitch's datapath shares one; a lookup resubmits the packet to the same
+switch's table with ct_state +trk (and +est when the connection is known) and the connection's ct_mark.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from ipaddress import IPv6Address, IPv6Network
 from typing import Any
 
 from multi6lab.controller.policy import (
+    CT_TRACKED,
     OFPP_IN_PORT,
     Action,
+    CtCommit,
+    CtLookup,
     DecTtl,
     Output,
     Rule,
@@ -41,7 +47,9 @@ def _matches(rule: Rule, pkt: dict[str, Any]) -> bool:
             return False
         if isinstance(v, tuple):
             value, mask = v
-            if k.startswith("eth"):
+            if isinstance(value, int):
+                a, b, m = int(have), value, mask
+            elif k.startswith("eth"):
                 a = int(str(have).replace(":", ""), 16)
                 b, m = int(value.replace(":", ""), 16), int(mask.replace(":", ""), 16)
             else:
@@ -61,17 +69,18 @@ class FakeNet:
         self.names = {n.dpid: n.name for n in plan.switches}
         self.dpids = {n.name: n.dpid for n in plan.switches}
         self.copies: list[str] = []  # switches that sent a copy of a packet to the controller
+        self.conntrack: dict[tuple[Any, ...], int] = {}  # committed connection -> its ct_mark
 
     def send(self, host: str, src: str, dst: str, **extra: Any) -> Outcome:
         """A packet from ``host`` to the site router (gateway MAC) with the given addresses."""
         sp = next(s for s in self.plan.sites if host in s.site.hosts)
         hp = next(h for h in sp.hosts if h.name == host)
         pkt = {"eth_src": hp.mac, "eth_dst": sp.gateway_mac, "eth_type": 0x86DD, "ipv6_src": src,
-               "ipv6_dst": dst, "ip_proto": 17, "hop": 64, **extra}
+               "ipv6_dst": dst, "ip_proto": 17, "hop": 64, "ct_state": 0, **extra}
         return self.walk(sp.site.fabric, hp.port, pkt)
 
     def inject(self, switch: str, port: int, **pkt: Any) -> Outcome:
-        base = {"eth_type": 0x86DD, "ip_proto": 17, "hop": 64}
+        base = {"eth_type": 0x86DD, "ip_proto": 17, "hop": 64, "ct_state": 0}
         return self.walk(switch, port, {**base, **pkt})
 
     def walk(self, switch: str, in_port: int, pkt: dict[str, Any]) -> Outcome:
@@ -83,6 +92,9 @@ class FakeNet:
             if rule is None or not rule.actions:
                 return Outcome("dropped", pkt=pkt, path=path, where=switch)
             result = self._apply(switch, in_port, pkt, rule.actions)
+            if isinstance(result, dict):  # the connection tracker resubmitted it to this switch's table
+                pkt = result
+                continue
             if isinstance(result, Outcome):
                 result.path = path
                 return result
@@ -90,8 +102,9 @@ class FakeNet:
             if (switch, out_port) in self.down:
                 return Outcome("lost", pkt=pkt, path=path, where=switch)
             peer = self.plan.peer(switch, out_port)
-            if peer.node in self.dpids:
+            if peer.node in self.dpids:  # a link between bridges: the next one tracks afresh
                 switch, in_port = peer.node, peer.port
+                pkt = {**{k: v for k, v in pkt.items() if k != "ct_mark"}, "ct_state": 0}
                 continue
             return Outcome("delivered", node=peer.node, pkt=pkt, path=path)
         raise AssertionError(f"forwarding loop: {path}")
@@ -102,9 +115,16 @@ class FakeNet:
         return max(candidates, key=lambda r: r.priority, default=None)
 
     def _apply(self, switch: str, in_port: int, pkt: dict[str, Any],
-               actions: tuple[Action, ...]) -> Outcome | tuple[dict[str, Any], int]:
+               actions: tuple[Action, ...]) -> Outcome | tuple[dict[str, Any], int] | dict[str, Any]:
         pkt = dict(pkt)
         for i, a in enumerate(actions):
+            if isinstance(a, CtCommit):
+                self.conntrack[_connection(a.zone, pkt)] = a.mark
+                continue
+            if isinstance(a, CtLookup):
+                mark = self.conntrack.get(_connection(a.zone, pkt))
+                est = 0x02 if mark is not None else 0x01  # +est or +new
+                return {**pkt, "ct_state": CT_TRACKED | est, "ct_mark": mark or 0}
             if isinstance(a, SetField):
                 pkt[a.field] = a.value
             elif isinstance(a, SetPrefix):  # the masked set-field: the prefix's bits, the address's rest
@@ -126,3 +146,9 @@ class FakeNet:
                     return Outcome("dropped", pkt=pkt, where=switch)
                 return self._apply(switch, in_port, pkt, live[0].actions)
         return Outcome("dropped", pkt=pkt, where=switch)
+
+
+def _connection(zone: int, pkt: dict[str, Any]) -> tuple[Any, ...]:
+    """A connection as the tracker knows it: the same whichever direction the packet goes."""
+    ends = frozenset({(pkt["ipv6_src"], pkt.get("src_port")), (pkt["ipv6_dst"], pkt.get("dst_port"))})
+    return (zone, pkt.get("ip_proto"), ends)

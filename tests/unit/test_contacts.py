@@ -151,3 +151,71 @@ def test_the_plain_list_is_bounded_and_what_falls_out_is_no_longer_looked_up() -
     for i in range(MAX_PLAIN + 2):
         gone = c.unknown(A(f"3fff:ff:{i:x}::"), LOCATOR_TREE, float(i)).forget
     assert len(c.plain) == MAX_PLAIN and gone == [A(f"3fff:ff:{1:x}::")] and N("3fff:ff::/64") not in c.plain
+
+
+# -- a peer that gains support: its plain sessions stay plain, its new ones are mapped ------------------------
+def test_a_plain_source_found_registered_later_is_upgraded_and_remembered() -> None:
+    c = Contacts()
+    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)
+    c.resolved(sixty_four(src).network_address, RECORDS)
+    assert list(c.upgraded) == [sixty_four(src)]
+    c.unknown(R, LOCATOR_TREE, 0.2)
+    c.resolved(R, RECORDS)  # an answer that places no packet of R's (another site's record) upgrades nothing
+    assert list(c.upgraded) == [sixty_four(src)]
+
+
+def test_an_edge_without_a_mapping_service_finds_every_source_plain_and_no_identity() -> None:
+    c = Contacts()
+    got = c.without_service(c.arrived(R, pkt(), {}, 0.0), 0.0)
+    assert got.changed and got.release == [pkt()] and not got.want and sixty_four(R) in c.plain
+    assert c.without_service(c.toward(H2, pkt(1), {}, 0.0), 0.0).dropped == 1
+
+
+def test_a_restarted_controller_takes_back_what_its_switches_hold_and_asks_again() -> None:
+    c = Contacts()
+    plain, up = N("3fff:ff:100::/64"), N("3fff:c:2::/64")
+    got = c.recovered([plain], [up], 5.0)
+    assert got.changed and got.want == [(plain.network_address, LOCATOR_TREE), (up.network_address, LOCATOR_TREE)]
+    assert plain in c.plain and up in c.upgraded
+    assert c.recovered([plain], [up], 5.0).want == []  # the second exit's table says the same
+
+
+def test_sessions_that_ran_plain_stay_plain_after_the_upgrade_and_new_ones_are_mapped() -> None:
+    """h2's site had not registered: s1 found its locator plain, and h1 talked to that locator. Once s2 is
+    known, h1's old session still sees the locator it talked to; a new session from the same locator is s2's,
+    mapped to h2's identity; h1's packets toward the locator still leave, committed, as plain."""
+    s1, s2 = PLAN.sites
+    h1, h2 = identity(PLAN, "h1"), identity(PLAN, "h2")
+    far = str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+    u = sixty_four(A(far))
+    to_me = str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+    before = FakeNet(PLAN, desired(PLAN, {}, records={}, far_subnets={}, sites={"s1"}, plain={"s1": [u]}))
+    out = before.send("h1", h1, far, src_port=7, dst_port=40000)  # h1 opens a session to the locator
+    assert out.node == "ispa" and out.pkt["ipv6_src"] == to_me
+    back = before.inject("s1ea", 2, ipv6_src=far, ipv6_dst=to_me, src_port=40000, dst_port=7)
+    assert back.node == "h1" and back.pkt["ipv6_src"] == far
+    after = FakeNet(PLAN, desired(PLAN, {}, records={("s1", "s2"): RECORDS["s2"]}, far_subnets={}, sites={"s1"},
+                                  upgraded={"s1": [u]}))
+    after.conntrack = before.conntrack  # the data plane's connections outlive the rule change
+    old = after.inject("s1ea", 2, ipv6_src=far, ipv6_dst=to_me, src_port=40000, dst_port=7)
+    assert old.node == "h1" and (old.pkt["ipv6_src"], old.pkt["ipv6_dst"]) == (far, h1)
+    new = after.inject("s1ea", 2, ipv6_src=far, ipv6_dst=to_me, src_port=40001, dst_port=7)
+    assert new.node == "h1" and (new.pkt["ipv6_src"], new.pkt["ipv6_dst"]) == (h2, h1)
+    onward = after.send("h1", h1, far, src_port=7, dst_port=40002)  # a new session to the locator: plain too
+    assert onward.node == "ispa" and onward.pkt["ipv6_src"] == to_me
+    reply = after.inject("s1ea", 2, ipv6_src=far, ipv6_dst=to_me, src_port=40002, dst_port=7)
+    assert reply.pkt["ipv6_src"] == far
+    # Without the marks (rules of the upgrade, an empty tracker) the old session's reply would be s2's.
+    assert FakeNet(PLAN, after.rules).inject("s1ea", 2, ipv6_src=far, ipv6_dst=to_me, src_port=40000,
+                                             dst_port=7).pkt["ipv6_src"] == h2
+
+
+def test_a_record_brought_by_another_lookup_upgrades_a_plain_source_it_places() -> None:
+    """The far edge's probes bring its site's record before the plain /64 is asked about again: the /64 is
+    upgraded then, or the far locator's rules would take its live sessions' packets to be mapped."""
+    c = Contacts()
+    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)
+    got = c.resolved(A("3fff:c:2::"), RECORDS)  # the far edge's own address
+    assert got.changed and not c.plain and list(c.upgraded) == [sixty_four(src)]

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any
 
@@ -101,11 +101,13 @@ class SiteController:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self, record: RunRecord) -> None:
+    def start(self, record: RunRecord, supported: bool = True) -> None:
+        """``supported`` False: an id-loc site's edge without id-loc support (no key: it never asks the mapping
+        service, and talks plain IPv6 to everyone)."""
         if self._log is None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            controller_argv(self.plan_path, self.port, self.events_path, self.site, self.key),
+            controller_argv(self.plan_path, self.port, self.events_path, self.site, self.key if supported else None),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         record.add_proc(self.proc.pid, f"multi6lab controller of site {self.site}")
 
@@ -154,9 +156,12 @@ class SiteController:
 
 
 class Lab:
-    def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None):
-        """``topology``: the checked model, as run (a scenario's overrides applied)."""
+    def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None,
+                 unsupported: Collection[str] = ()):
+        """``topology``: the checked model, as run (a scenario's overrides applied). ``unsupported``: id-loc
+        sites whose edges start without id-loc support, to gain it at ``restart_controller(site)``."""
         self.plan: Plan = build(topology)
+        self.unsupported = set(unsupported)
         self.workdir = Path(workdir)
         self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -198,7 +203,7 @@ class Lab:
         try:
             with phase("controllers start"):
                 for c in self.controllers.values():
-                    c.start(self.record)
+                    c.start(self.record, supported=c.site not in self.unsupported)
                 for c in self.controllers.values():
                     c.wait_listening()
             self.progress(f"building {self.plan.topology.name}: {len(self.plan.nodes)} nodes, "
@@ -286,12 +291,13 @@ class Lab:
 
     def restart_controller(self, site: str | None = None) -> None:
         """Kill a site's controller (default: every one) and start a new one on the same port: its switches
-        reconnect and are reconciled."""
+        reconnect and are reconciled. A site that ran without id-loc support has it from now on."""
         assert self.record is not None
         chosen = [c for c in self.controllers.values() if site in (None, c.site)]
         for c in chosen:
             c.stop()
             c.start(self.record)
+            self.unsupported.discard(c.site)
         for c in chosen:
             c.wait_listening()
 
@@ -366,7 +372,7 @@ class Lab:
                 for n in self.plan.nodes:
                     for cmd in shell.when_ready(n.config):
                         self.emulation.run(n.name, cmd)
-        mapped = set(knot.mapped_sites(self.plan))
+        mapped = set(knot.mapped_sites(self.plan)) - self.unsupported
         if mapped:
             with phase("mapping registrations"):
                 wait_for(f"the mapping service to accept the locators of {', '.join(sorted(mapped))}",
@@ -388,7 +394,8 @@ class Lab:
         """id-loc edges know nobody until packets reach them: a host of each id-loc site pings one of every other
         (as the first packet of any session would do), its edge looks the far site up and holds the echo until
         the answer; then the pair probes start. After a controller restart its edge has forgotten everything."""
-        idloc = [sp for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC]
+        idloc = [sp for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC
+                 and sp.site.name not in self.unsupported]
         routes = {(a.site.name, b.site.name) for a in idloc for b in idloc if a is not b}
         if not routes or self.emulation is None:
             return

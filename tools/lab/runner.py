@@ -184,14 +184,14 @@ class Runner:
             p.terminate()
         bound = STARTUP_S + 5 + self.sc.traffic.give_up_s
         for i, p in enumerate(tcp_clients):
-            _finish(p, bound)
+            finish(p, bound)
             if "\nerror," in (d / f"tcp{i}-client.csv").read_text():  # reset: no more records will come
                 servers[i].terminate()
         for p in procs:
-            _finish(p, bound)
+            finish(p, bound)
         new_server.terminate()  # every client has connected or given up
         for p in [*receivers, *servers, new_server]:
-            _finish(p, bound)
+            finish(p, bound)
         for c in caps:
             c.terminate()
             c.wait(5)
@@ -269,7 +269,7 @@ class Runner:
         streams = {}
         for name in ("outbound", "inbound"):
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
-                   for r in _rows(d / f"{name}.csv")]
+                   for r in read_rows(d / f"{name}.csv")]
             streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end,
                                             sc.traffic.recovery_k)
         cross = {}
@@ -285,8 +285,8 @@ class Runner:
         faulted = set().union(*(c.exits for c in compiled))
         sessions = []
         for i in range(sc.traffic.tcp_sessions):
-            recs = [(int(r["seq"]), float(r["t_recv"])) for r in _rows(d / f"tcp{i}-server.csv")]
-            client = _rows(d / f"tcp{i}-client.csv")
+            recs = [(int(r["seq"]), float(r["t_recv"])) for r in read_rows(d / f"tcp{i}-server.csv")]
+            client = read_rows(d / f"tcp{i}-client.csv")
             err = next((r["detail"] for r in client if r["event"] == "error"), None)
             done = next((int(r["detail"]) for r in client if r["event"] == "done"), None)
             sessions.append(analysis.tcp_session(recs, done, err,
@@ -294,7 +294,7 @@ class Runner:
         ns_ms, ns_why, fresh = None, None, analysis.Clients()
         if sc.traffic.new_sessions:
             att = [analysis.Attempt(float(r["t_start"]), float(r["t_end"]), r["ok"] == "1", r["address"])
-                   for r in _rows(d / "new-sessions.csv")]
+                   for r in read_rows(d / "new-sessions.csv")]
             ns_ms, ns_why = analysis.new_session_ms(att, t_fault, restore_start, in_effect)
             fresh = analysis.clients_in_fault(att, in_effect, restore_start)
         trial = analysis.Trial(
@@ -309,7 +309,7 @@ class Runner:
             lookups=analysis.lookups(events, t0, t_end))
         timeline = {}
         for name in ("outbound", "inbound"):
-            times = sorted(float(r["t_recv"]) for r in _rows(d / f"{name}.csv"))
+            times = sorted(float(r["t_recv"]) for r in read_rows(d / f"{name}.csv"))
             timeline[name] = {"t": [(t - t_fault) * 1000 for t in times], "restore_ms": (t_restore - t_fault) * 1000,
                               "trial": k}
         (d / "injected.json").write_text(json.dumps(injected, indent=1))
@@ -380,14 +380,14 @@ def _fmt(s: analysis.StreamResult) -> str:
     return f"{s.outage_ms:.1f} ms" if s.outage_ms is not None else f"— ({s.reason})"
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     with open(path) as f:
         return list(csv.DictReader(f))
 
 
-def _finish(p: subprocess.Popen[bytes], timeout: float) -> None:
+def finish(p: subprocess.Popen[bytes], timeout: float) -> None:
     """Wait for a probe to end by itself; one still running after ``timeout`` is stopped."""
     try:
         p.wait(timeout=timeout)

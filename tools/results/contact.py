@@ -27,14 +27,14 @@ def waits(events: Iterable[Mapping[str, Any]], start: float, end: float) -> dict
     return out
 
 
-def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def summarise(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str] = LABELS) -> dict[str, Any]:
     """p50/p95 (with their 95 % intervals) and max of every column over the trials; lost echoes counted."""
-    return {k: summary([r[k] for r in rows]) for k in LABELS}
+    return {k: summary([r[k] for r in rows]) for k in labels}
 
 
-def markdown(stats: Mapping[str, Any]) -> str:
+def markdown(stats: Mapping[str, Any], labels: Mapping[str, str] = LABELS) -> str:
     lines = ["| what | p50 [95 % interval] | p95 [95 % interval] | max | no value |", "|---|---|---|---|---|"]
-    for k, label in LABELS.items():
+    for k, label in labels.items():
         s = stats.get(k)
         if s is None:
             lines.append(f"| {label} | — | — | — | all |")
