@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any
 
+from multi6lab.controller.policy import CT_ZONE
 from multi6lab.lab import mobility
 from multi6lab.lab.emulation import Emulation, EnvError, require_emulator, terminate_as_interrupt
 from multi6lab.lab.phases import Phases
@@ -323,6 +324,12 @@ class Lab:
             with contextlib.suppress(Exception):
                 c.close()
         if self.emulation is not None:
+            if any(sp.site.approach == Approach.ID_LOC for sp in self.plan.sites):
+                # The id-loc edges' plain connections, in the zone that is theirs alone: the kernel's tracker
+                # outlives the lab, and a TCP entry would live a day (the userspace datapath's goes with its
+                # last bridge).
+                subprocess.run(["ovs-appctl", "--timeout=5", "dpctl/flush-conntrack", f"zone={CT_ZONE}"],
+                               capture_output=True, check=False)
             self.emulation.stop()
             self.emulation = None
         if self.record is not None:
