@@ -69,7 +69,7 @@ from multi6lab.topologies.plan import Plan
 from multi6lab.vocabulary import HOST_CHOOSES, RULE_CHANGING_EVENTS, Approach, Event, Trigger
 
 # Filled by controller.launcher before the framework instantiates the app.
-SETTINGS: dict[str, Any] = {"plan": None, "site": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
+SETTINGS: dict[str, Any] = {"plan": None, "sites": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
 DNS_CLIENT_PORT = 53053  # the edge's source port toward the mapping service
 ICMP_ERRORS_PER_SECOND = 100
 POLICY_CACHE = 256
@@ -86,8 +86,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.plan: Plan = SETTINGS["plan"]
-        # The sites this process runs: one (a site's own controller) or, without --site, every managed site.
-        own = [sp for sp in self.plan.sites if SETTINGS["site"] in (None, sp.site.name)]
+        # The sites this process runs: one (a site's own controller), a few (a large lab's, to spare Python
+        # start-ups), or, without --site, every managed site. Each site's decisions stay its own either way.
+        own = [sp for sp in self.plan.sites if SETTINGS["sites"] is None or sp.site.name in SETTINGS["sites"]]
         self.own = {sp.site.name for sp in own if sp.site.approach != Approach.ROUTING}
         self.sites = {sp.site.name: SitePolicy.of(sp) for sp in own}
         self.lock = threading.RLock()

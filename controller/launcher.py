@@ -8,16 +8,16 @@ from multi6lab.controller import app
 from multi6lab.topologies.plan import Plan
 
 
-def run(plan: Plan, port: int, events: str | Path | None, host: str = "127.0.0.1", site: str | None = None,
+def run(plan: Plan, port: int, events: str | Path | None, host: str = "127.0.0.1", sites: list[str] | None = None,
         mapping_keys: dict[str, str] | None = None) -> None:
     """Blocks until the framework stops. ``plan`` is resolved by the caller (from YAML or a run's plan.json);
-    ``site`` names the one site this process runs (default: every site with switches); ``mapping_keys`` are
+    ``sites`` names the sites this process runs (default: every site with switches); ``mapping_keys`` are
     the TSIG secrets of the id-loc sites it runs, by site."""
     import logging
 
     from multi6lab.controller import compat
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app.SETTINGS.update(plan=plan, site=site, events=str(events) if events else None,
+    app.SETTINGS.update(plan=plan, sites=sites, events=str(events) if events else None,
                         mapping_keys=mapping_keys or {})
     compat.run("multi6lab.controller.app", host, port)

@@ -181,7 +181,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     shape = generate.Shape(args.sites, args.isps, args.exits, args.hosts, args.remotes, Approach(args.approach),
-                           tuple(Trigger(w) for w in words), args.seed, args.bfd)
+                           tuple(Trigger(w) for w in words), args.seed, args.bfd, args.heartbeat_ms)
     if problems := shape.problems():
         print(f"{PROG} generate: " + "; ".join(problems), file=sys.stderr)
         return 2
@@ -231,8 +231,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
     plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
     managed = [sp.site.name for sp in plan.sites if sp.site.approach != Approach.ROUTING]
-    if args.site is not None and args.site not in managed:
-        print(f"{PROG}: --site {args.site}: {plan.topology.name} has no such site with switches of its own "
+    unknown = [s for s in args.site or [] if s not in managed]
+    if unknown:
+        print(f"{PROG}: --site {unknown[0]}: {plan.topology.name} has no such site with switches of its own "
               f"(it has: {', '.join(managed) or 'none'})", file=sys.stderr)
         return 2
     keys = {}
@@ -592,14 +593,15 @@ def cmd_bringup(args: argparse.Namespace) -> int:
         counts = sorted({int(n) for n in args.sites.split(",") if n})
     except ValueError:
         raise EnvError(f"--sites {args.sites}: give site counts separated by commas, e.g. 20,50,100") from None
-    if (counts and counts[0] < 1) or args.repeats < 1:
-        raise EnvError("--sites and --repeats must be positive")
+    if (counts and counts[0] < 1) or args.repeats < 1 or args.sites_per_controller < 1 or args.heartbeat_ms <= 0:
+        raise EnvError("--sites, --repeats, --sites-per-controller and --heartbeat-ms must be positive")
     topos = {"figure1": loader.load(Path(loader.__file__).with_name("figure1.yaml"))}  # a shipped file
-    topos |= {f"{n} sites": scaleoutage.topology(n, Approach.NPTV6, (Trigger.LINK, Trigger.HEARTBEAT), args.seed)
-              for n in counts}
+    topos |= {f"{n} sites": scaleoutage.topology(n, Approach.NPTV6, (Trigger.LINK, Trigger.HEARTBEAT), args.seed,
+                                                 heartbeat_ms=args.heartbeat_ms) for n in counts}
     out = run_folder(args.out, "bringup")
     origin = provenance.collect(args.seed)
-    command = f"multi6lab bringup --sites {args.sites} --repeats {args.repeats} --seed {args.seed}"
+    command = (f"multi6lab bringup --sites {args.sites} --repeats {args.repeats} --seed {args.seed} "
+               f"--sites-per-controller {args.sites_per_controller} --heartbeat-ms {args.heartbeat_ms:g}")
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     with terminate_as_interrupt():
@@ -607,7 +609,8 @@ def cmd_bringup(args: argparse.Namespace) -> int:
             for k in range(1, args.repeats + 1):
                 say(f"{label}: bring-up {k}/{args.repeats}")
                 try:
-                    row = bringup.measure(topo, out / label.replace(" ", "-") / f"{k:02d}", say)
+                    row = bringup.measure(topo, out / label.replace(" ", "-") / f"{k:02d}", say,
+                                          args.sites_per_controller)
                 except EnvError as exc:  # the machine's limit, found: the other sizes go on
                     failed[label] = str(exc)
                     say(f"{label}: {exc}")
@@ -672,8 +675,8 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
         counts = sorted({int(n) for n in args.sites.split(",")})
     except ValueError:
         raise EnvError(f"--sites {args.sites}: give site counts separated by commas, e.g. 1,5,10,20") from None
-    if counts[0] < 1 or args.trials < 1 or args.rate <= 0 or args.fault_s <= 0:
-        raise EnvError("--sites, --trials, --rate and --fault-s must all be positive")
+    if counts[0] < 1 or args.trials < 1 or args.rate <= 0 or args.fault_s <= 0 or args.sites_per_controller < 1:
+        raise EnvError("--sites, --trials, --rate, --fault-s and --sites-per-controller must all be positive")
     words = [w.strip() for w in args.triggers.split(",")]
     if unknown := [w for w in words if w not in Trigger.values()]:
         raise EnvError(f"--triggers: unknown trigger {unknown[0]!r} (triggers: {', '.join(Trigger.values())})")
@@ -689,13 +692,14 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
     failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
     rng = random.Random(args.seed)
     command = (f"multi6lab scale-outage --sites {args.sites} --approach {args.approach} --triggers {args.triggers} "
-               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed}"
+               f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed} "
+               f"--sites-per-controller {args.sites_per_controller}"
                + (f" --bfd {args.bfd}" if args.bfd else ""))
     with terminate_as_interrupt():
         for n, topo in topos.items():
             say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
             try:
-                with Lab(topo, out / f"n{n}", progress=say) as lab:
+                with Lab(topo, out / f"n{n}", progress=say, sites_per_controller=args.sites_per_controller) as lab:
                     for k in range(1, args.trials + 1):
                         rows += scaleoutage.trial(lab, n, k, rng, args.rate, args.fault_s, say)
             except EnvError as exc:
@@ -743,6 +747,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1, help="which ISPs each site uses (default 1)")
     g.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
                                                         "sessions, BGP 1/3 s")
+    g.add_argument("--heartbeat-ms", type=float, metavar="MS", help="the heartbeat trigger's interval (x3; "
+                                                                     "default 10 ms)")
     g.add_argument("-o", "--output", help="file to write (default: standard output)")
     sm = add("scale-model", cmd_scale_model, "RFC 4177 5.1 as numbers: DFZ table and churn against the number of "
              "multihomed sites, PI routing versus the edge approaches and their mapping service (a model)")
@@ -762,8 +768,9 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--plan", metavar="FILE", help="a run's resolved plan (plan.json in its results directory)")
     ct.add_argument("--port", type=int, default=6653)
     ct.add_argument("--host", default="127.0.0.1")
-    ct.add_argument("--site", help="run only this site's switches, as that site's own control plane (default: "
-                                   "every site with switches, in one process)")
+    ct.add_argument("--site", action="append", help="run only this site's switches, as that site's own control "
+                                                    "plane (repeatable: several sites in one process; default: "
+                                                    "every site with switches, in one process)")
     ct.add_argument("--events", help="append JSON events (one per line, monotonic timestamps) to this file")
     ct.add_argument("--mapping-key", action="append", metavar="SITE=FILE",
                     help="an id-loc site's TSIG secret (base64) for the mapping service; without one, the site "
@@ -831,6 +838,10 @@ def parser() -> argparse.ArgumentParser:
                                      "N generated dual-homed sites (root)")
     bu.add_argument("--sites", default="20,50,100", help="site counts, comma-separated (default 20,50,100)")
     bu.add_argument("--repeats", type=int, default=3, help="bring-ups per size (default 3)")
+    bu.add_argument("--sites-per-controller", type=int, default=1, metavar="K",
+                    help="sites sharing a controller process (default 1: each site its own)")
+    bu.add_argument("--heartbeat-ms", type=float, default=10.0, metavar="MS",
+                    help="the generated sites' heartbeat interval (x3; default 10, the comparison's)")
     bu.add_argument("--seed", type=int, default=1, help="which ISPs each generated site uses (default 1)")
     bu.add_argument("--out", help="results directory (default results/bringup-<time>)")
     fs = add("frr-scale", cmd_frr_scale, "RFC 4177 5.1 on FRR: N provider-independent prefixes injected at a "
@@ -857,6 +868,8 @@ def parser() -> argparse.ArgumentParser:
     so.add_argument("--rate", type=float, default=200.0, help="probes per second per site (default 200)")
     so.add_argument("--fault-s", type=float, default=1.0, help="how long the ISP stays down (default 1 s)")
     so.add_argument("--seed", type=int, default=1, help="the topologies and each fault's phase (default 1)")
+    so.add_argument("--sites-per-controller", type=int, default=1, metavar="K",
+                    help="sites sharing a controller process (default 1: each site its own)")
     so.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
                                                          "sessions, BGP 1/3 s (default: BGP's 60/180 s alone)")
     so.add_argument("--out", help="results directory (default results/scale-outage-<time>)")

@@ -10,7 +10,7 @@ import yaml
 from multi6lab.cli import main
 from multi6lab.topologies import generate, loader
 from multi6lab.topologies.plan import build
-from multi6lab.vocabulary import Approach
+from multi6lab.vocabulary import Approach, Trigger
 
 
 @pytest.mark.parametrize(("sites", "isps", "exits", "approach"), [
@@ -57,3 +57,11 @@ def test_routing_sites_may_run_bfd_and_nobody_else_may_ask_for_it() -> None:
     assert {s.bgp.describe() for s in topo.sites} == {"bgp 1/3 s, bfd 50 ms x3"}
     assert generate.Shape(3, 2, bfd_ms=50).problems() == ["--bfd is a positive interval in ms, for --approach routing"]
     assert "--bfd 50" in generate.dumps(generate.Shape(3, 2, approach=Approach.ROUTING, bfd_ms=50)).splitlines()[0]
+
+
+def test_a_large_lab_may_slow_its_heartbeats_and_only_one_with_heartbeats_may_ask() -> None:
+    text = generate.dumps(generate.Shape(3, 2, heartbeat_ms=100))
+    assert {s.heartbeat.interval_ms for s in loader.loads(text, "g.yaml").sites} == {100}
+    assert "--heartbeat-ms 100" in text.splitlines()[0]
+    assert generate.Shape(3, 2, triggers=(Trigger.LINK,), heartbeat_ms=100).problems() == [
+        "--heartbeat-ms is a positive interval in ms, for the heartbeat trigger"]

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -70,11 +70,13 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def controller_argv(plan: Path, port: int, events: Path, site: str, key: Path | None = None) -> list[str]:
+def controller_argv(plan: Path, port: int, events: Path, sites: Sequence[str],
+                    keys: Mapping[str, Path] | None = None) -> list[str]:
     exe = Path(sys.executable).with_name("multi6lab")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "multi6lab.cli"]
-    argv = [*head, "controller", "--plan", str(plan), "--site", site, "--port", str(port), "--events", str(events)]
-    return [*argv, "--mapping-key", f"{site}={key}"] if key is not None else argv
+    argv = [*head, "controller", "--plan", str(plan), "--port", str(port), "--events", str(events)]
+    argv += [a for site in sites for a in ("--site", site)]
+    return argv + [a for site, key in (keys or {}).items() for a in ("--mapping-key", f"{site}={key}")]
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -89,28 +91,31 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 
 class SiteController:
-    """One site's controller process. A restart keeps its port, so its switches reconnect to the new one."""
+    """A controller process: one site's (the default), or a few sites' in a large lab. A restart keeps its
+    port, so its switches reconnect to the new one."""
 
-    def __init__(self, site: str, plan_path: Path, workdir: Path, key: Path | None = None):
-        """``key``: the file holding the site's own mapping-service secret (id-loc sites), if any."""
-        self.site = site
-        self.key = key
+    def __init__(self, sites: Sequence[str], plan_path: Path, workdir: Path, keys: Mapping[str, Path] | None = None):
+        """``keys``: the files holding the id-loc sites' own mapping-service secrets, by site."""
+        self.sites = tuple(sites)
+        self.site = sites[0] if len(sites) == 1 else f"{sites[0]}-{sites[-1]}"  # its name: its site's, if one
+        self.keys = dict(keys or {})
         self.plan_path = plan_path
-        self.events_path = workdir / f"controller-{site}.events.jsonl"
-        self.log_path = workdir / f"controller-{site}.log"
+        self.events_path = workdir / f"controller-{self.site}.events.jsonl"
+        self.log_path = workdir / f"controller-{self.site}.log"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self, record: RunRecord, supported: bool = True) -> None:
-        """``supported`` False: an id-loc site's edge without id-loc support (no key: it never asks the mapping
-        service, and talks plain IPv6 to everyone)."""
+    def start(self, record: RunRecord, unsupported: Collection[str] = ()) -> None:
+        """``unsupported``: id-loc sites whose edges run without id-loc support (no key: they never ask the
+        mapping service, and talk plain IPv6 to everyone)."""
         if self._log is None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
+        keys = {site: key for site, key in self.keys.items() if site not in unsupported}
         self.proc = subprocess.Popen(
-            controller_argv(self.plan_path, self.port, self.events_path, self.site, self.key if supported else None),
+            controller_argv(self.plan_path, self.port, self.events_path, self.sites, keys),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        record.add_proc(self.proc.pid, f"multi6lab controller of site {self.site}")
+        record.add_proc(self.proc.pid, f"multi6lab controller of site{'s' * (len(self.sites) > 1)} {self.site}")
 
     def wait_listening(self) -> None:
         wait_for(f"site {self.site}'s controller to listen on port {self.port}",
@@ -158,9 +163,11 @@ class SiteController:
 
 class Lab:
     def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None,
-                 unsupported: Collection[str] = ()):
+                 unsupported: Collection[str] = (), sites_per_controller: int = 1):
         """``topology``: the checked model, as run (a scenario's overrides applied). ``unsupported``: id-loc
-        sites whose edges start without id-loc support, to gain it at ``restart_controller(site)``."""
+        sites whose edges start without id-loc support, to gain it at ``restart_controller(site)``.
+        ``sites_per_controller``: how many sites share a controller process (1: each site its own, as the
+        experiments run; more spares a large lab a Python start-up and ~80 MB per site)."""
         self.plan: Plan = build(topology)
         self.unsupported = set(unsupported)
         self.workdir = Path(workdir)
@@ -172,9 +179,12 @@ class Lab:
         self.mapping_keys = knot.new_secrets(knot.mapped_sites(self.plan))
         self.mobility_keys = mobility.new_keys(self.plan)  # each mobile host's, shared with the home agent
         self.mobility_agents: dict[str, subprocess.Popen[bytes]] = {}
-        self.controllers = {sp.site.name: SiteController(sp.site.name, self.plan_path, self.workdir,
-                                                         self.key_path(sp.site.name))
-                            for sp in self.plan.sites if sp.site.approach != Approach.ROUTING}
+        managed = [sp.site.name for sp in self.plan.sites if sp.site.approach != Approach.ROUTING]
+        groups = [managed[i:i + sites_per_controller] for i in range(0, len(managed), max(1, sites_per_controller))]
+        controllers = [SiteController(g, self.plan_path, self.workdir,
+                                      {s: k for s in g if (k := self.key_path(s)) is not None}) for g in groups]
+        self.controllers = {c.site: c for c in controllers}  # by name: a site's own is named for it
+        self.controller_of = {site: c for c in controllers for site in c.sites}
         self.emulation: Emulation | None = None
         self.phases = Phases()  # where bring-up and teardown spend their time (bringup.json)
         self._signals: contextlib.AbstractContextManager[None] | None = None
@@ -204,7 +214,7 @@ class Lab:
         try:
             with phase("controllers start"):
                 for c in self.controllers.values():
-                    c.start(self.record, supported=c.site not in self.unsupported)
+                    c.start(self.record, self.unsupported)
                 for c in self.controllers.values():
                     c.wait_listening()
             self.progress(f"building {self.plan.topology.name}: {len(self.plan.nodes)} nodes, "
@@ -213,7 +223,7 @@ class Lab:
             for n in self.plan.switches:
                 where = self.plan.site_by_dpid(n.dpid) if n.dpid is not None else None
                 if where is not None and not n.standalone:
-                    ports[n.name] = self.controllers[where[0].site.name].port
+                    ports[n.name] = self.controller_of[where[0].site.name].port
             self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir,
                                        mapping_keys=self.mapping_keys, phases=phase)
             with phase("network"):
@@ -225,6 +235,7 @@ class Lab:
             with phase("steady"):
                 self.wait_steady()
         except BaseException:
+            self.write_phases()  # how far it came, and how long each step took
             self.stop()
             raise
         self.write_phases()
@@ -279,7 +290,7 @@ class Lab:
     def stop_controller(self, site: str | None = None) -> None:
         """Stop one site's controller (default: every one); its switches keep their rules."""
         for c in self.controllers.values():
-            if site in (None, c.site):
+            if site is None or site in c.sites:
                 c.stop()
 
     def freeze_controllers(self, frozen: bool) -> None:
@@ -294,11 +305,11 @@ class Lab:
         """Kill a site's controller (default: every one) and start a new one on the same port: its switches
         reconnect and are reconciled. A site that ran without id-loc support has it from now on."""
         assert self.record is not None
-        chosen = [c for c in self.controllers.values() if site in (None, c.site)]
+        chosen = [c for c in self.controllers.values() if site is None or site in c.sites]
         for c in chosen:
             c.stop()
-            c.start(self.record)
-            self.unsupported.discard(c.site)
+            self.unsupported -= set(c.sites)
+            c.start(self.record, self.unsupported)
         for c in chosen:
             c.wait_listening()
 
