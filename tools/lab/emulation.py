@@ -113,7 +113,7 @@ class Emulation:
                     self.record.add_bridge(n.name)
                     net.addSwitch(n.name, cls=OVSSwitch, dpid=f"{n.dpid:016x}", datapath=self.datapath,
                                   protocols="OpenFlow13", failMode="standalone" if n.standalone else "secure",
-                                  inband=False)
+                                  inband=False, batch=True)
                 else:
                     net.addHost(n.name, cls=Host, ip=None)
         with phase("links"):
