@@ -50,6 +50,14 @@ def wait_for(what: str, cond: Callable[[], bool], timeout: float, interval: floa
         time.sleep(interval)
 
 
+def _none_missing(want: set[str], have: set[str], saying: str) -> str | None:
+    """None once ``have`` holds all of ``want``; else ``saying`` and the first few missing."""
+    missing = sorted(want - have)
+    if not missing:
+        return None
+    return f"{saying} {', '.join(missing[:4])}" + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+
+
 def wait_settled(what: str, problem: Callable[[], str | None], timeout: float, interval: float = 0.2) -> None:
     """Poll ``problem`` until it finds none; after ``timeout`` seconds raise EnvError naming the last one."""
     deadline = time.monotonic() + timeout
@@ -369,9 +377,9 @@ class Lab:
               and sp.site.approach != Approach.ID_LOC for e in sp.exits}  # id-loc: the pair probes, below
         if hb:
             with phase("heartbeats"):
-                wait_for(f"heartbeats through {', '.join(sorted(hb))}",
-                         lambda: hb <= {e["exit"] for e in self.events()
-                                        if e["event"] == Event.HEARTBEAT_UP and e["t"] >= since}, READY_TIMEOUT)
+                wait_settled("every exit's heartbeats", lambda: _none_missing(
+                    hb, {e["exit"] for e in self.events() if e["event"] == Event.HEARTBEAT_UP and e["t"] >= since},
+                    "no heartbeat answered yet through"), READY_TIMEOUT, interval=0.05)
         if self.emulation is not None and self.emulation.routers:
             self.progress("waiting for BGP sessions and routes to converge")
             try:
