@@ -106,15 +106,13 @@ class Contacts:
         everything waiting that they place, whichever lookup it waited on (the far edge's probes often bring
         a site's record before the lookup of a packet's own source completes). A source found plain before
         and now registered (the client asks again after each negative TTL) is a far site's from now on."""
-        out = Effects(changed=self.plain.pop(sixty_four(address), None) is not None)
-        if out.changed and _far_subnet(address, records) is not None:
-            self.upgraded[sixty_four(address)] = None
         # Every plain source a record now places is upgraded at once, whichever lookup brought the record (the
         # far edge's probes often do): its locator's rules would otherwise take its packets from the plain ones.
-        for net in [n for n in self.plain if _far_subnet(n.network_address, records) is not None]:
+        placed = [n for n in self.plain if _far_subnet(n.network_address, records) is not None]
+        for net in placed:
             del self.plain[net]
             self.upgraded[net] = None
-            out.changed = True
+        out = Effects(changed=bool(placed) or self.plain.pop(sixty_four(address), None) is not None)
         while len(self.upgraded) > MAX_PLAIN:  # the oldest's plain sessions are mapped from then on
             del self.upgraded[next(iter(self.upgraded))]
         for waited, w in list(self.waiting.items()):

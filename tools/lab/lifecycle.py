@@ -188,7 +188,8 @@ class Lab:
         self.mobility_keys = mobility.new_keys(self.plan)  # each mobile host's, shared with the home agent
         self.mobility_agents: dict[str, subprocess.Popen[bytes]] = {}
         managed = [sp.site.name for sp in self.plan.sites if sp.site.approach != Approach.ROUTING]
-        groups = [managed[i:i + sites_per_controller] for i in range(0, len(managed), max(1, sites_per_controller))]
+        k = max(1, sites_per_controller)
+        groups = [managed[i:i + k] for i in range(0, len(managed), k)]
         controllers = [SiteController(g, self.plan_path, self.workdir,
                                       {s: k for s in g if (k := self.key_path(s)) is not None}) for g in groups]
         self.controllers = {c.site: c for c in controllers}  # by name: a site's own is named for it
