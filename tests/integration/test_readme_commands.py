@@ -78,6 +78,21 @@ def test_make_soak_samples_resources_after_every_failover(tmp_path: Path) -> Non
     assert r.stdout.rstrip().splitlines()[-1] == f"report: {out / 'report.html'}"  # the report's path comes last
 
 
+def test_make_upgrade_keeps_the_plain_sessions_of_a_peer_that_gains_support(tmp_path: Path) -> None:
+    """Issue 13 (RFC 4177 6.3.5): s2's edge starts without id-loc support, s1 falls back to plain IPv6 with it,
+    and h1 opens TCP sessions to h2's locator while probes stream both ways; s2's controller restarts with
+    support. Both edges upgrade each other within seconds, every session and probe lives through it, and a
+    new session to h2's identity is answered."""
+    r = make("upgrade", "TRIALS=1", results=tmp_path, timeout=300)
+    (out,) = (d for d in tmp_path.glob("upgrade-*") if not d.is_symlink())
+    (row,) = json.loads((out / "upgrade.json").read_text())["rows"]
+    assert row["tcp_survived"] == row["tcp_sessions"] == 4
+    assert row["udp_lost"] == 0
+    assert row["near_upgrade_ms"] < 5000 and row["far_upgrade_ms"] < 5000
+    assert None not in (row["plain_after_ms"], row["identity_first_ms"], row["idloc_ms"])
+    assert "TCP sessions that lived through the upgrade: 4 of 4" in r.stdout
+
+
 def test_make_validate_draw_and_clean(tmp_path: Path) -> None:
     out = make("validate", results=tmp_path, timeout=120).stdout
     files = [*(ROOT / "topologies").glob("*.yaml"), *(ROOT / "scenarios").glob("*.yaml"),
