@@ -108,11 +108,11 @@ class Contacts:
         and now registered (the client asks again after each negative TTL) is a far site's from now on."""
         # Every plain source a record now places is upgraded at once, whichever lookup brought the record (the
         # far edge's probes often do): its locator's rules would otherwise take its packets from the plain ones.
-        placed = [n for n in self.plain if _far_subnet(n.network_address, records) is not None]
-        for net in placed:
+        now_far = [n for n in self.plain if _far_subnet(n.network_address, records) is not None]
+        for net in now_far:
             del self.plain[net]
             self.upgraded[net] = None
-        out = Effects(changed=bool(placed) or self.plain.pop(sixty_four(address), None) is not None)
+        out = Effects(changed=bool(now_far) or self.plain.pop(sixty_four(address), None) is not None)
         while len(self.upgraded) > MAX_PLAIN:  # the oldest's plain sessions are mapped from then on
             del self.upgraded[next(iter(self.upgraded))]
         for waited, w in list(self.waiting.items()):
