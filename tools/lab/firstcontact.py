@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,10 +29,10 @@ RTT = re.compile(r"time=([0-9.]+) ms")
 PAUSE_S = (0.2, 0.7)  # the seeded pause after the reconciliation
 
 
-def ping_ms(lab: Lab, node: str, address: str) -> float | None:
-    """One echo's round trip (ms), or None if it went unanswered within 3 s."""
-    found = RTT.search(lab.cmd(node, f"ping -6 -n -c1 -W3 {address}"))
-    return float(found.group(1)) if found else None
+def ping_ms(lab: Lab, node: str, address: str, count: int = 1) -> float | None:
+    """The median round trip (ms) of ``count`` echoes 20 ms apart, or None if none was answered within 3 s."""
+    rtts = [float(m) for m in RTT.findall(lab.cmd(node, f"ping -6 -n -c{count} -i 0.02 -W3 {address}"))]
+    return round(statistics.median(rtts), 3) if rtts else None
 
 
 def parties(plan: Plan) -> tuple[str, str, str, str, str]:

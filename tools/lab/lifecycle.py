@@ -188,10 +188,10 @@ class Lab:
         self.mobility_keys = mobility.new_keys(self.plan)  # each mobile host's, shared with the home agent
         self.mobility_agents: dict[str, subprocess.Popen[bytes]] = {}
         managed = [sp.site.name for sp in self.plan.sites if sp.site.approach != Approach.ROUTING]
-        k = max(1, sites_per_controller)
-        groups = [managed[i:i + k] for i in range(0, len(managed), k)]
+        size = max(1, sites_per_controller)
+        groups = [managed[i:i + size] for i in range(0, len(managed), size)]
         controllers = [SiteController(g, self.plan_path, self.workdir,
-                                      {s: k for s in g if (k := self.key_path(s)) is not None}) for g in groups]
+                                      {s: key for s in g if (key := self.key_path(s)) is not None}) for g in groups]
         self.controllers = {c.site: c for c in controllers}  # by name: a site's own is named for it
         self.controller_of = {site: c for c in controllers for site in c.sites}
         self.emulation: Emulation | None = None

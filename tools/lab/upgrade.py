@@ -13,8 +13,6 @@ the sessions run. Read: when each edge upgraded, probes lost, TCP sessions that 
 from __future__ import annotations
 
 import random
-import re
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +20,13 @@ from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.emulation import EnvError
+from multi6lab.lab.firstcontact import ping_ms
 from multi6lab.lab.lifecycle import READY_TIMEOUT, Lab, wait_for
-from multi6lab.lab.runner import PROBE, finish, read_rows
+from multi6lab.lab.runner import LATE_S, PROBE, finish, read_rows
 from multi6lab.results import upgrade
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
 
-RTT = re.compile(r"time=([0-9.]+) ms")
 TCP_SESSIONS = 4
 TCP_PORT = 7100
 UDP_PORT = 7200
@@ -51,12 +49,6 @@ def parties(plan: Plan) -> tuple[str, str, str, str, str, str]:
             locator[near.site.name])
 
 
-def echo_ms(lab: Lab, node: str, address: str, count: int = ECHOES) -> float | None:
-    """The median round trip of ``count`` echoes 20 ms apart, or None if none was answered."""
-    rtts = [float(m) for m in RTT.findall(lab.cmd(node, f"ping -6 -n -c{count} -i 0.02 -W2 {address}"))]
-    return round(statistics.median(rtts), 3) if rtts else None
-
-
 def trial(topology: Topology, d: Path, k: int, rng: random.Random, say: Callable[[str], None]) -> dict[str, Any]:
     near, h1, far, h2, far_loc, near_loc = parties(build(topology))
     with Lab(topology, d, unsupported={far}) as lab:
@@ -70,7 +62,7 @@ def trial(topology: Topology, d: Path, k: int, rng: random.Random, say: Callable
         for node, port, proto in [(h2, UDP_PORT, "udp"), (h1, UDP_PORT, "udp"),
                                   *((h2, TCP_PORT + i, "tcp") for i in range(TCP_SESSIONS))]:
             lab.wait_bound(node, port, proto)
-        plain_before = echo_ms(lab, h1, far_loc)  # also the first contact: s1 finds the peer plain
+        plain_before = ping_ms(lab, h1, far_loc, ECHOES)  # also the first contact: s1 finds the peer plain
         start = time.monotonic() + 0.5
         duration = WARMUP_S + PAUSE_S[1] + 2 * AFTER_S
         common = ["--duration", str(duration), "--start-at", f"{start:.6f}"]
@@ -91,12 +83,12 @@ def trial(topology: Topology, d: Path, k: int, rng: random.Random, say: Callable
         t_near = upgrade.upgraded_at(events, near, far, t_enable)
         t_far = upgrade.upgraded_at(events, far, near, t_enable)
         assert t_near is not None and t_far is not None
-        plain_after = echo_ms(lab, h1, far_loc)
-        first = echo_ms(lab, h1, far_identity, count=1)  # a new session, by identity: mapped both ways
-        idloc = echo_ms(lab, h1, far_identity)
+        plain_after = ping_ms(lab, h1, far_loc, ECHOES)
+        first = ping_ms(lab, h1, far_identity)  # a new session, by identity: mapped both ways
+        idloc = ping_ms(lab, h1, far_identity, ECHOES)
         for p in [*senders, *clients]:
             finish(p, duration + 10)
-        time.sleep(0.5)  # the last probes in flight
+        time.sleep(LATE_S)  # the last probes in flight
         for p in [*receivers, *servers]:
             p.terminate()
             finish(p, 5)
