@@ -24,6 +24,8 @@ export MULTI6LAB_RESULTS := $(RESULTS)
 TESTS ?= tests/integration
 # TRIALS=n overrides every scenario's (or comparison cell's) trial count: a quick look, or a test of the target.
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
+# SERVERS=n spreads each lab over n servers (this machine and n-1 emulated ones; docs/cluster.md).
+SERVERS_ARG := $(if $(SERVERS),--servers $(SERVERS))
 
 .PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
         first-contact upgrade selection scale-outage triangle bringup frr-scale
@@ -32,7 +34,7 @@ setup:
 	@bash tools/setup.sh
 
 demo: setup
-	$(M6) run $(SCENARIO) $(TRIALS_ARG)
+	$(M6) run $(SCENARIO) $(TRIALS_ARG) $(SERVERS_ARG)
 
 lint: setup
 	$(VENV)/bin/ruff check topologies controller scenarios tools tests
@@ -70,11 +72,11 @@ clean:
 	@if [ -x $(M6) ]; then $(M6) clean; else echo "nothing to clean (no .venv yet)"; fi
 
 scenario: setup
-	$(M6) run $(SCENARIO) $(TRIALS_ARG)
+	$(M6) run $(SCENARIO) $(TRIALS_ARG) $(SERVERS_ARG)
 
 # Every shipped scenario (scenarios/*.yaml; comparisons live in scenarios/comparisons/).
 scenarios: setup
-	$(M6) run scenarios/*.yaml $(TRIALS_ARG)
+	$(M6) run scenarios/*.yaml $(TRIALS_ARG) $(SERVERS_ARG)
 
 report: setup
 	$(M6) report
@@ -97,7 +99,7 @@ selection: setup
 
 # Bring-up and teardown time and memory: Figure 1, then 20, 50 and 100 generated sites (3 each, several minutes).
 bringup: setup
-	$(M6) bringup
+	$(M6) bringup $(SERVERS_ARG)
 
 # RFC 4177 5.1 on FRR: 1,000, 10,000 and 100,000 PI prefixes through the emulated core (a few minutes).
 frr-scale: setup

@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PKGS="mininet openvswitch-switch iperf3 tcpdump iputils-ping ethtool iproute2 nftables iptables frr knot
-      python3 python3-venv python3-pip graphviz procps kmod python3-selenium"
+      python3 python3-venv python3-pip graphviz procps kmod python3-selenium
+      openssh-server openssh-client sudo util-linux"
 # Reports are checked in a real browser. Debian packages Chromium and its driver; Ubuntu's chromium packages
 # only install a snap, which a container or CI runner cannot start, so there the browser is the one already on
 # the machine (hosted runners have Chrome and ChromeDriver) and the check is skipped, with a note, without one.
@@ -25,6 +26,11 @@ if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends $missing
+  # Cluster mode (--servers, docs/cluster.md) runs SSH servers of its own, on its own addresses, and needs
+  # only the programs: where systemd started the system's SSH service on installing it here, stop it again.
+  if [[ " $missing " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
 fi
 
 # Debian's python3 (not a pyenv or other interpreter): Mininet's Debian module lives in its dist-packages.

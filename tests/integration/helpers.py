@@ -6,6 +6,7 @@ import contextlib
 import csv
 import dataclasses
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -211,3 +212,37 @@ def tcp_session(lab: Lab, client: str, server: str, dst: str, port: int, seconds
     cli = lab.popen(client, [*PROBE, "tcp-client", "--dst", dst, "--port", str(port),
                              "--interval", "0.01", "--duration", str(seconds), "--out", str(client_log), *extra])
     return Session(lab, server, port, srv, cli, server_log, client_log)
+
+
+@contextlib.contextmanager
+def up_process(extra: list[str], topo: Path | None = None,
+               ignore_sigint: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """``multi6lab up`` in its own session; ``ignore_sigint`` starts it as ``cmd &`` or ``nohup`` would. If the
+    test fails with it still running, it is killed and its lab cleaned, so the next test finds the names free
+    (one hung teardown once failed every later test of a run)."""
+    exe = Path(PY).with_name("multi6lab")
+    inherit = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+    p = subprocess.Popen([str(exe), "up", str(topo or topology("figure1")), *extra], cwd=ROOT, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                         preexec_fn=inherit)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+            subprocess.run([str(exe), "clean"], capture_output=True, timeout=60, check=False)
+
+
+def wait_up(p: subprocess.Popen[str]) -> list[str]:
+    lines: list[str] = []
+    assert p.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        lines.append(line)
+        if " up: " in line:
+            return lines
+        if not line and p.poll() is not None:
+            break
+    raise AssertionError("multi6lab up did not come up:\n" + "".join(lines))

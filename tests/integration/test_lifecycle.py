@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +23,9 @@ from tests.integration.helpers import (
     routing_topology,
     topology,
     udp_exchange,
+    up_process,
     wait_until,
+    wait_up,
 )
 
 pytestmark = pytest.mark.integration
@@ -79,8 +78,8 @@ def test_a_second_lab_on_the_machine_is_refused_whatever_its_names(tmp_path: Pat
     from multi6lab.vocabulary import Approach, Trigger
 
     other = scaleoutage.topology(1, Approach.NPTV6, (Trigger.LINK,), seed=1)  # no name in common with figure1
-    with _up(["--workdir", str(tmp_path / "a"), "-c", "h1:sleep 120"]) as p:
-        _wait_up(p)
+    with up_process(["--workdir", str(tmp_path / "a"), "-c", "h1:sleep 120"]) as p:
+        wait_up(p)
         with pytest.raises(EnvError, match=r"pid \d+\) has a lab up on this machine"):
             Lab(other, tmp_path / "b").__enter__()
         os.killpg(p.pid, signal.SIGTERM)
@@ -98,39 +97,6 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     assert run_id not in {r.run_id for r in records()}
 
 
-@contextlib.contextmanager
-def _up(extra: list[str], topo: Path | None = None, ignore_sigint: bool = False) -> Iterator[subprocess.Popen[str]]:
-    """``multi6lab up`` in its own session; ``ignore_sigint`` starts it as ``cmd &`` or ``nohup`` would. If the
-    test fails with it still running, it is killed and its lab cleaned, so the next test finds the names free
-    (one hung teardown once failed every later test of a run)."""
-    exe = Path(PY).with_name("multi6lab")
-    inherit = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-    p = subprocess.Popen([str(exe), "up", str(topo or topology("figure1")), *extra], cwd=ROOT, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                         preexec_fn=inherit)
-    try:
-        yield p
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait(10)
-            subprocess.run([str(exe), "clean"], capture_output=True, timeout=60, check=False)
-
-
-def _wait_up(p: subprocess.Popen[str]) -> list[str]:
-    lines: list[str] = []
-    assert p.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        lines.append(line)
-        if " up: " in line:
-            return lines
-        if not line and p.poll() is not None:
-            break
-    raise AssertionError("multi6lab up did not come up:\n" + "".join(lines))
-
-
 def _pids_of_newest_record() -> list[int]:
     rec = max(records(), key=lambda r: r.run_id)
     return [p.pid for p in rec.procs]
@@ -141,8 +107,8 @@ def _pids_of_newest_record() -> list[int]:
 ], ids=["ctrl-c", "ctrl-c-started-in-background", "sigterm", "sighup"])
 def test_a_signal_tears_everything_down_whatever_the_run_inherited(tmp_path: Path, sig: int,
                                                                    ignore_sigint: bool) -> None:
-    with _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], ignore_sigint=ignore_sigint) as p:
-        _wait_up(p)
+    with up_process(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], ignore_sigint=ignore_sigint) as p:
+        wait_up(p)
         pids = _pids_of_newest_record()
         os.killpg(p.pid, sig)
         try:
@@ -158,8 +124,8 @@ def test_a_signal_tears_everything_down_whatever_the_run_inherited(tmp_path: Pat
 def test_sigkill_then_clean_removes_exactly_the_leftovers(tmp_path: Path, approach: str) -> None:
     topo = routing_topology(tmp_path) if approach == "routing" else topology("figure1")
     plan = build(loader.load(topo))
-    with _up(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], topo) as p:
-        _wait_up(p)
+    with up_process(["--workdir", str(tmp_path), "-c", "h1:sleep 120"], topo) as p:
+        wait_up(p)
         pids = _pids_of_newest_record()  # FRR's daemons among them, for routing
         state = max(records(), key=lambda r: r.run_id).state_dir
         p.kill()  # only the multi6lab process: its controller, node shells and bridges are orphaned

@@ -93,6 +93,15 @@ def test_make_upgrade_keeps_the_plain_sessions_of_a_peer_that_gains_support(tmp_
     assert "TCP sessions that lived through the upgrade: 4 of 4" in r.stdout
 
 
+def test_make_scenario_over_two_servers_rehomes_and_says_so(tmp_path: Path) -> None:
+    make("scenario", "SCENARIO=scenarios/demo.yaml", "SERVERS=2", "TRIALS=1", results=tmp_path, timeout=300)
+    (out,) = (d for d in tmp_path.glob("demo-*") if not d.is_symlink())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["servers"] == 2 and summary["command"].endswith("--trials 1 --servers 2")
+    outage = summary["metrics"]["outbound"]["outage_ms"]
+    assert outage and outage["p50"] < 200, summary["metrics"]["outbound"]  # the exit rehomed across the tunnels
+
+
 def test_make_validate_draw_and_clean(tmp_path: Path) -> None:
     out = make("validate", results=tmp_path, timeout=120).stdout
     files = [*(ROOT / "topologies").glob("*.yaml"), *(ROOT / "scenarios").glob("*.yaml"),

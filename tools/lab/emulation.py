@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,16 +18,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord
 from multi6lab.topologies import frr, knot, shell
 from multi6lab.topologies.plan import LinkPlan, Plan
 
+if TYPE_CHECKING:
+    from multi6lab.lab.cluster import Cluster, EmulatedServer
+
 
 class EnvError(Exception):
     """The machine cannot do what was asked (not root, no Open vSwitch, an impairment it cannot honour)."""
+
+
+def _ovs_here(argv: list[str]) -> None:
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    if r.returncode:
+        raise EnvError(r.stderr.strip())
 
 
 def require_root(what: str, why: str = "it creates namespaces, links and OVS bridges") -> None:
@@ -79,10 +89,13 @@ class Emulation:
 
     def __init__(self, plan: Plan, record: RunRecord, controllers: dict[str, int] | None = None,
                  logdir: Path | None = None, mapping_keys: dict[str, str] | None = None,
-                 phases: Phases | None = None):
-        """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller);
-        ``mapping_keys``: the id-loc sites' TSIG secrets, which the mapping service is started with."""
+                 phases: Phases | None = None, cluster: Cluster | None = None, controller_host: str = "127.0.0.1"):
+        """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller), on
+        ``controller_host``; ``mapping_keys``: the id-loc sites' TSIG secrets, which the mapping service is
+        started with; ``cluster``: the servers the nodes are spread over (Mininet's cluster mode)."""
         self.plan = plan
+        self.cluster = cluster
+        self.controller_host = controller_host
         self.record = record
         self.controllers = controllers or {}
         self.logdir = logdir  # FRR's logs are copied here when the network stops
@@ -97,7 +110,7 @@ class Emulation:
         return self.net[name]
 
     def start(self) -> None:
-        from mininet.link import Link, TCLink
+        from mininet.link import Link, TCIntf, TCLink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
         from mininet.node import Host, OVSSwitch
@@ -107,30 +120,41 @@ class Emulation:
                       waitConnected=False)
         self.net = net
         phase = self.phases
+        from multi6lab.lab.cluster import node_classes  # it builds on this module
+
+        remote_host, remote_switch, tunnel = node_classes(self.record) if self.cluster else (Host, OVSSwitch, Link)
         with phase("nodes"):  # each a shell in new namespaces, or a bridge recorded before it exists
             for n in self.plan.nodes:
+                # A node on another server goes with its server: nothing of it is recorded here.
+                there = self._server(n.name)
+                place: dict[str, Any] = {} if there is None else {
+                    "server": there.name, "serverIP": str(there.address), "ssh_config": there.shared.ssh_config}
                 if n.role == "switch":
-                    self.record.add_bridge(n.name)
-                    net.addSwitch(n.name, cls=OVSSwitch, dpid=f"{n.dpid:016x}", datapath=self.datapath,
-                                  protocols="OpenFlow13", failMode="standalone" if n.standalone else "secure",
-                                  inband=False, batch=True)
+                    if there is None:
+                        self.record.add_bridge(n.name)
+                    net.addSwitch(n.name, cls=OVSSwitch if there is None else remote_switch, dpid=f"{n.dpid:016x}",
+                                  datapath=self.datapath, protocols="OpenFlow13",
+                                  failMode="standalone" if n.standalone else "secure", inband=False, batch=True,
+                                  **place)
                 else:
-                    net.addHost(n.name, cls=Host, ip=None)
+                    net.addHost(n.name, cls=Host if there is None else remote_host, ip=None, **place)
         with phase("links"):
             for lp in self.plan.links:
                 params: dict[str, Any] = {}
                 cls = Link
                 if lp.bw:  # tbf: htb warns about its quantum at these rates and Mininet prints it as an error
                     cls, params = TCLink, {"bw": lp.bw, "use_tbf": True}
+                if self._server(lp.a.node) is not self._server(lp.b.node):  # an SSH tunnel between servers
+                    cls, params = tunnel, ({"intf": TCIntf, "params1": params, "params2": params} if params else {})
                 for i in (lp.a, lp.b):
-                    if self.role[i.node] == "switch":
+                    if self.role[i.node] == "switch" and self._server(i.node) is None:
                         self.record.add_intf(i.name)
                 net.addLink(lp.a.node, lp.b.node, port1=lp.a.port, port2=lp.b.port, intfName1=lp.a.name,
                             intfName2=lp.b.name, addr1=lp.a.mac, addr2=lp.b.mac, cls=cls, **params)
         with phase("mininet build"):
             net.build()
         for n in self.plan.nodes:
-            if n.role != "switch":
+            if n.role != "switch" and self._server(n.name) is None:
                 self.record.add_proc(net[n.name].pid, f"mininet node {n.name}")
         with phase("switches start"):
             net.start()  # switches start with no controller: a standalone one forwards as a learning switch
@@ -156,18 +180,30 @@ class Emulation:
             with phase("mapping service started"):
                 self.start_mapping()
 
-    @staticmethod
-    def attach_controllers(bridges: dict[str, int]) -> None:
-        """Point each bridge at the controller on its port, in one OVS transaction. Mininet's RemoteController
-        is not used: it probes the port with telnet and decodes the binary OpenFlow answer as text, which can
-        raise."""
-        argv = ["ovs-vsctl", "--timeout=10"]
-        for i, (br, port) in enumerate(sorted(bridges.items())):
-            argv += ["--", f"--id=@c{i}", "create", "Controller", f'target="tcp:127.0.0.1:{port}"',
-                     "max_backoff=1000", "--", "set", "bridge", br, f"controller=[@c{i}]"]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-        if r.returncode:
-            raise EnvError(f"could not attach the switches to the controller: {r.stderr.strip()}")
+    def _server(self, node: str) -> EmulatedServer | None:
+        """The other server ``node`` runs on, or None for this machine."""
+        return self.cluster.remote(node) if self.cluster else None
+
+    def attach_controllers(self, bridges: dict[str, int]) -> None:
+        """Point each bridge at the controller on its port, in one OVS transaction per server. Mininet's
+        RemoteController is not used: it probes the port with telnet and decodes the binary OpenFlow answer as
+        text, which can raise."""
+        by_server: dict[EmulatedServer | None, list[str]] = {}
+        for br in sorted(bridges):
+            by_server.setdefault(self._server(br), []).append(br)
+        for server, names in by_server.items():
+            argv = ["ovs-vsctl", "--timeout=10"]
+            for i, br in enumerate(names):
+                argv += ["--", f"--id=@c{i}", "create", "Controller",
+                         f'target="tcp:{self.controller_host}:{bridges[br]}"', "max_backoff=1000", "--", "set",
+                         "bridge", br, f"controller=[@c{i}]"]
+            try:
+                if server is None:
+                    _ovs_here(argv)
+                else:  # in a shell of one of its switches, which runs in that server's root namespace
+                    self.run(names[0], shlex.join(argv) + " >/dev/null")
+            except EnvError as exc:
+                raise EnvError(f"could not attach the switches to the controller: {exc}") from None
 
     # -- FRR (routing approach) ---------------------------------------------------------------------------
     def frr_dir(self, node: str) -> Path:
@@ -272,7 +308,7 @@ class Emulation:
             self.run(ends[0].node, cmd)
 
     def _tc(self, node: str, cmd: str) -> None:
-        if self.role[node] == "switch":
+        if self.role[node] == "switch" and self._server(node) is None:
             subprocess.run(cmd, shell=True, check=True, capture_output=True)
         else:
             self.run(node, cmd)

@@ -29,9 +29,11 @@ from typing import IO, Any
 
 from multi6lab.controller.policy import CT_ZONE
 from multi6lab.lab import mobility
+from multi6lab.lab.cluster import Cluster
 from multi6lab.lab.emulation import Emulation, EnvError, require_emulator, terminate_as_interrupt
 from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord, clean, records
+from multi6lab.topologies import cluster as layout
 from multi6lab.topologies import codec, frr, knot, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
@@ -73,16 +75,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def listening(port: int) -> bool:
+def listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 def controller_argv(plan: Path, port: int, events: Path, sites: Sequence[str],
-                    keys: Mapping[str, Path] | None = None) -> list[str]:
+                    keys: Mapping[str, Path] | None = None, host: str = "127.0.0.1") -> list[str]:
     exe = Path(sys.executable).with_name("multi6lab")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "multi6lab.cli"]
-    argv = [*head, "controller", "--plan", str(plan), "--port", str(port), "--events", str(events)]
+    argv = [*head, "controller", "--plan", str(plan), "--host", host, "--port", str(port), "--events", str(events)]
     argv += [a for site in sites for a in ("--site", site)]
     return argv + [a for site, key in (keys or {}).items() for a in ("--mapping-key", f"{site}={key}")]
 
@@ -111,6 +113,7 @@ class SiteController:
         self.events_path = workdir / f"controller-{self.site}.events.jsonl"
         self.log_path = workdir / f"controller-{self.site}.log"
         self.port = free_port()
+        self.host = "127.0.0.1"  # where it listens: the management address once switches run on other servers
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -121,13 +124,13 @@ class SiteController:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
         keys = {site: key for site, key in self.keys.items() if site not in unsupported}
         self.proc = subprocess.Popen(
-            controller_argv(self.plan_path, self.port, self.events_path, self.sites, keys),
+            controller_argv(self.plan_path, self.port, self.events_path, self.sites, keys, self.host),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         record.add_proc(self.proc.pid, f"multi6lab controller of site{'s' * (len(self.sites) > 1)} {self.site}")
 
     def wait_listening(self) -> None:
         wait_for(f"site {self.site}'s controller to listen on port {self.port}",
-                 lambda: self.alive() and listening(self.port), 15)
+                 lambda: self.alive() and listening(self.port, self.host), 15)
 
     def alive(self) -> bool:
         """True while it runs; EnvError with the end of its log once it has exited."""
@@ -171,12 +174,17 @@ class SiteController:
 
 class Lab:
     def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None,
-                 unsupported: Collection[str] = (), sites_per_controller: int = 1):
+                 unsupported: Collection[str] = (), sites_per_controller: int = 1, servers: int = 1):
         """``topology``: the checked model, as run (a scenario's overrides applied). ``unsupported``: id-loc
         sites whose edges start without id-loc support, to gain it at ``restart_controller(site)``.
         ``sites_per_controller``: how many sites share a controller process (1: each site its own, as the
-        experiments run; more spares a large lab a Python start-up and ~80 MB per site)."""
+        experiments run; more spares a large lab a Python start-up and ~80 MB per site). ``servers``: how
+        many servers the lab is spread over, this machine and emulated ones (Mininet's cluster mode, placed by
+        :func:`multi6lab.topologies.cluster.place`)."""
         self.plan: Plan = build(topology)
+        self.servers = layout.server_names(servers)
+        self.where = layout.place(self.plan, self.servers)
+        self.cluster: Cluster | None = None
         self.unsupported = set(unsupported)
         self.workdir = Path(workdir)
         self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
@@ -221,6 +229,12 @@ class Lab:
         self.record = RunRecord.create(self.run_id)
         phase = self.phases
         try:
+            if len(self.servers) > 1:
+                with phase("servers start"):
+                    self.cluster = Cluster(self.where, self.servers, self.record.state_dir)
+                    self.cluster.start(self.record)
+                for c in self.controllers.values():
+                    c.host = str(layout.MGMT_HERE)
             with phase("controllers start"):
                 for c in self.controllers.values():
                     c.start(self.record, self.unsupported)
@@ -234,7 +248,8 @@ class Lab:
                 if where is not None and not n.standalone:
                     ports[n.name] = self.controller_of[where[0].site.name].port
             self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir,
-                                       mapping_keys=self.mapping_keys, phases=phase)
+                                       mapping_keys=self.mapping_keys, phases=phase, cluster=self.cluster,
+                                       controller_host=str(layout.MGMT_HERE) if self.cluster else "127.0.0.1")
             with phase("network"):
                 self.emulation.start()
             with phase("mobility agents start"):
@@ -352,6 +367,9 @@ class Lab:
                                capture_output=True, check=False)
             self.emulation.stop()
             self.emulation = None
+        if self.cluster is not None:  # the servers themselves end with the record's processes
+            self.cluster.stop()
+            self.cluster = None
         if self.record is not None:
             self.record.remove_all()
             self.record = None
@@ -532,6 +550,10 @@ class Lab:
     def node(self, name: str) -> Any:
         assert self.emulation is not None
         return self.emulation.node(name)
+
+    def here(self, name: str) -> bool:
+        """Whether node ``name`` runs on this machine (always, unless the lab is spread over servers)."""
+        return self.where[name] == layout.HERE
 
     def cmd(self, node: str, command: str) -> str:
         return str(self.node(node).cmd(command))

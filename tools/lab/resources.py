@@ -50,8 +50,9 @@ def _count(bridge: str, what: str, marker: str) -> int:
 
 def sample(lab: Lab) -> dict[str, int]:
     """One sample of every counter."""
-    bridges = [n.name for n in lab.plan.switches if not n.standalone]
-    nodes = {n.name for n in lab.plan.nodes} - {n.name for n in lab.plan.switches}
+    # This machine's part of the lab: a node on another server has its pid there, and its bridge its OVS.
+    bridges = [n.name for n in lab.plan.switches if not n.standalone and lab.here(n.name)]
+    nodes = {n.name for n in lab.plan.nodes if lab.here(n.name)} - {n.name for n in lab.plan.switches}
     lab_ns = {_netns(lab.node(n).pid) for n in nodes} - {None}
     every_ns = [_netns(p) for p in os.listdir("/proc") if p.isdigit()]
     controllers = [c.proc.pid for c in lab.controllers.values() if c.proc is not None]

@@ -43,9 +43,10 @@ MIN_FREE_MB = 20  # the least free space a trial starts with (its logs and plot 
 
 class Runner:
     def __init__(self, sc: Scenario, out: Path, progress: Callable[[str], None],
-                 tick: Callable[[], str] | None = None):
-        """``progress`` prints a line; ``tick``, called once per finished trial, says how far the work is."""
-        self.sc, self.out, self.say, self.tick = sc, out, progress, tick
+                 tick: Callable[[], str] | None = None, servers: int = 1):
+        """``progress`` prints a line; ``tick``, called once per finished trial, says how far the work is;
+        ``servers``: how many servers the lab is spread over (Mininet's cluster mode)."""
+        self.sc, self.out, self.say, self.tick, self.servers = sc, out, progress, tick, servers
 
     # -- addresses ----------------------------------------------------------------------------------------
     def remote_address(self, lab: Lab) -> str:
@@ -324,7 +325,8 @@ class Runner:
         samples: list[dict[str, int]] = []
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         origin = provenance.collect(sc.seed)  # before the lab loads the machine
-        with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say) as lab:
+        with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say,
+                                               servers=self.servers) as lab:
             sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
             compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
             for k in range(1, sc.trials + 1):
@@ -345,7 +347,9 @@ class Runner:
             "scenario": sc.name, "topology": sc.topology.name, "approach": sc.approach_label,
             "trigger": sc.trigger_label, "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
             "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
-            "command": f"multi6lab run {sc.source} --trials {len(trials)}",
+            "command": f"multi6lab run {sc.source} --trials {len(trials)}"
+                       + (f" --servers {self.servers}" if self.servers > 1 else ""),
+            "servers": self.servers,
             "metrics": analysis.aggregate(trials), "provenance": origin,
             "resources": soak.verdict(samples, {"outbound": [t.outbound.outage_ms for t in trials],
                                                 "inbound": [t.inbound.outage_ms for t in trials]}),

@@ -1,0 +1,235 @@
+"""Mininet's cluster mode on this machine: emulated servers, and the node and link classes that reach them.
+
+Thin on purpose: where nodes go and what a server runs is decided by :mod:`multi6lab.topologies.cluster`. The
+node classes are Mininet's own (``mininet.examples.cluster``, shipped with Debian's mininet), told to use this
+run's SSH client configuration; two things are ours: the tunnel (cluster mode's hard-wires ``tap9`` and the
+user's default SSH keys, and shares the connection, which leaves the tunnel dead) and a process handle whose
+signals reach the remote process rather than only the local ``ssh``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from multi6lab.lab.emulation import EnvError
+from multi6lab.lab.runstate import RunRecord
+from multi6lab.topologies import cluster as layout
+
+READY_S = 15.0
+
+
+def ssh_argv(config: Path, address: object, *more: str) -> list[str]:
+    return ["ssh", "-F", str(config), *more, f"root@{address}"]
+
+
+class EmulatedServer:
+    """A server of the cluster on this machine: network, mount, PID and UTS namespaces of its own, its own Open
+    vSwitch and an SSH server; everything it runs ends with its first process, which the run record holds."""
+
+    def __init__(self, name: str, shared: layout.ServerFiles):
+        self.name = name
+        self.address = layout.mgmt_address(name)
+        self.shared = shared
+        self.files = layout.ServerFiles(shared.root / name)
+        self.mgmt_intf = f"m6mg-{name}"  # this machine's end of the management link
+        self.init_pid: int | None = None
+
+    def start(self, record: RunRecord) -> subprocess.Popen[bytes]:
+        f = self.files
+        f.root.mkdir(parents=True, exist_ok=True)
+        (f / "sshd_config").write_text(layout.sshd_config(self.shared, f, self.address))
+        (f / "init.sh").write_text(layout.init_script(f, self.name, self.address, "mgmt0"))
+        with open(f / "init.log", "wb") as log:
+            unshare = subprocess.Popen(
+                ["unshare", "--net", "--mount", "--pid", "--uts", "--fork", "--mount-proc", "--propagation",
+                 "private", "bash", str(f / "init.sh")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        record.add_proc(unshare.pid, f"unshare of emulated server {self.name}")
+        self.init_pid = self._child(unshare)
+        record.add_proc(self.init_pid, f"emulated server {self.name} (its PID namespace's first process)")
+        record.add_intf(self.mgmt_intf)
+        for argv in (["ip", "link", "add", self.mgmt_intf, "type", "veth", "peer", "name", "mgmt0", "netns",
+                      str(self.init_pid)],
+                     ["ip", "addr", "add", f"{layout.MGMT_HERE}/32", "peer", str(self.address), "dev",
+                      self.mgmt_intf],
+                     ["ip", "link", "set", self.mgmt_intf, "up"]):
+            r = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if r.returncode:
+                raise EnvError(f"server {self.name}: '{' '.join(argv)}' failed: {r.stderr.strip()}")
+        return unshare
+
+    def _child(self, unshare: subprocess.Popen[bytes]) -> int:
+        children = Path(f"/proc/{unshare.pid}/task/{unshare.pid}/children")
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if pids := children.read_text().split():
+                    return int(pids[0])
+            if unshare.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise EnvError(f"server {self.name} did not start: {self.log_tail()}")
+
+    def wait_ready(self, unshare: subprocess.Popen[bytes]) -> None:
+        """Its Open vSwitch and SSH server are up, and an SSH session works (it opens the shared connection)."""
+        deadline = time.monotonic() + READY_S
+        while not (self.files / "ready").exists():
+            if unshare.poll() is not None or time.monotonic() > deadline:
+                raise EnvError(f"server {self.name} did not come up: {self.log_tail()}")
+            time.sleep(0.02)
+        r = subprocess.run([*ssh_argv(self.shared.ssh_config, self.address), "true"], capture_output=True,
+                           text=True, timeout=READY_S, check=False)
+        if r.returncode:
+            raise EnvError(f"server {self.name}: SSH to {self.address} failed: {r.stderr.strip() or r.returncode}")
+
+    def log_tail(self) -> str:
+        try:
+            return (self.files / "init.log").read_text(errors="replace").strip()[-1500:] or "no output"
+        except OSError:
+            return "no log"
+
+    def close_connection(self) -> None:
+        """End the shared SSH connection's master process (it would end with the server anyway)."""
+        subprocess.run([*ssh_argv(self.shared.ssh_config, self.address, "-O", "exit")], capture_output=True,
+                       timeout=10, check=False)
+
+
+class Cluster:
+    """This machine and the emulated servers, and which node runs where."""
+
+    def __init__(self, where: dict[str, str], servers: Sequence[str], state_dir: Path):
+        self.where = where
+        self.shared = layout.ServerFiles(state_dir / "cluster")
+        self.servers = {s: EmulatedServer(s, self.shared) for s in servers if s != layout.HERE}
+
+    def remote(self, node: str) -> EmulatedServer | None:
+        server = self.where[node]
+        return None if server == layout.HERE else self.servers[server]
+
+    def start(self, record: RunRecord) -> None:
+        """Keys and client configuration, then every server, started side by side."""
+        missing = [p for p in ("unshare", "ssh", "ssh-keygen", "sudo", "/usr/sbin/sshd") if not shutil.which(p)]
+        if missing:
+            raise EnvError(f"spreading a lab over servers needs {', '.join(missing)}, which this machine lacks; "
+                           "run 'sudo make setup' (it installs openssh-server, openssh-client and sudo)")
+        sh = self.shared
+        sh.root.mkdir(parents=True, exist_ok=True)
+        record.add_dir(sh.root.parent)  # the run's state directory: removed whole
+        for key in ("client_key", "host_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"multi6lab {key}", "-f",
+                            str(sh / key)], check=True, capture_output=True)
+        (sh / "authorized_keys").write_text((sh / "client_key.pub").read_text())
+        (sh / "known_hosts").write_text(layout.known_hosts([s.address for s in self.servers.values()],
+                                                           (sh / "host_key.pub").read_text()))
+        sh.ssh_config.write_text(layout.ssh_config(sh))
+        started = [(s, s.start(record)) for s in self.servers.values()]
+        for s, unshare in started:
+            s.wait_ready(unshare)
+
+    def stop(self) -> None:
+        for s in self.servers.values():
+            with contextlib.suppress(Exception):
+                s.close_connection()
+
+
+def _quiet(node: Any, cmd: str) -> None:
+    """Run ``cmd`` in the root namespace of ``node``'s server; any output is an error."""
+    out = node.rcmd(cmd) if getattr(node, "isRemote", False) else subprocess.run(
+        cmd, shell=True, capture_output=True, text=True, check=False).stderr
+    if out.strip():
+        raise EnvError(f"{node.name}: '{cmd}' failed: {out.strip()}")
+
+
+def node_classes(record: RunRecord) -> tuple[type, type, type]:
+    """(host, switch, link) classes for nodes on other servers; imported late, as Mininet is. A tunnel's tap
+    device here is recorded before it exists: it outlives a run that fails before moving it into its node."""
+    from mininet.examples.cluster import RemoteHost, RemoteLink, RemoteOVSSwitch
+
+    class _Remote:
+        """What the cluster's remote nodes share: this run's SSH configuration, and ``popen`` through it."""
+
+        ssh_config: Path
+        serverIP: str
+        pid: int
+
+        def _configure(self, ssh_config: Path) -> None:
+            self.ssh_config = ssh_config
+            self.sshbase = ["ssh", "-F", str(ssh_config), "-q", "-tt"]
+
+        def popen(self, *args: Any, **kw: Any) -> subprocess.Popen[bytes]:
+            argv = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else [str(a) for a in args]
+            kw.setdefault("stdout", subprocess.PIPE)
+            kw.setdefault("stderr", subprocess.PIPE)
+            return RemoteProcess(self.ssh_config, self.serverIP, self.pid, argv, **kw)
+
+    class ClusterHost(_Remote, RemoteHost):  # type: ignore[misc,valid-type]
+        def __init__(self, name: str, ssh_config: Path, **params: Any):
+            self._configure(ssh_config)
+            super().__init__(name, user="root", **params)
+
+    class ClusterSwitch(_Remote, RemoteOVSSwitch):  # type: ignore[misc,valid-type]
+        def __init__(self, name: str, ssh_config: Path, **params: Any):
+            self._configure(ssh_config)
+            super().__init__(name, user="root", **params)
+
+    class TunnelLink(RemoteLink):  # type: ignore[misc,valid-type]
+        """A link between servers: an SSH Ethernet tunnel between two tap devices, renamed to the link's
+        interface names in their nodes."""
+
+        numbers = itertools.count(layout.TUNNEL_BASE)
+
+        def makeTunnel(self, node1: Any, node2: Any, intfname1: str, intfname2: str,
+                       addr1: str | None = None, addr2: str | None = None) -> subprocess.Popen[bytes]:
+            if not getattr(node2, "isRemote", False):  # ssh from here to the other server
+                node1, node2, intfname1, intfname2, addr1, addr2 = node2, node1, intfname2, intfname1, addr2, addr1
+            n = next(self.numbers)
+            record.add_intf(f"tap{n}")
+            for node in (node1, node2):
+                _quiet(node, f"ip tuntap add dev tap{n} mode tap")
+            tunnel = subprocess.Popen(
+                [*ssh_argv(node2.ssh_config, node2.serverIP, "-n", "-o", "ControlPath=none", "-o",
+                           "Tunnel=ethernet", "-w", f"{n}:{n}"), "echo @"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+            assert tunnel.stdout is not None
+            if tunnel.stdout.read(1) != b"@":
+                tunnel.kill()
+                err = tunnel.communicate()[1].decode(errors="replace").strip()
+                raise EnvError(f"the SSH tunnel from {node1.name} to {node2.name} failed: {err or 'no output'}")
+            for node, intf, addr in ((node1, intfname1, addr1), (node2, intfname2, addr2)):
+                _quiet(node, f"ip link set tap{n} netns {node.pid}")
+                out = node.cmd(f"ip link set tap{n} name {intf}" + (f" address {addr}" if addr else ""))
+                if out.strip():
+                    raise EnvError(f"{node.name}: could not name the tunnel's end {intf}: {out.strip()}")
+            return tunnel
+
+    return ClusterHost, ClusterSwitch, TunnelLink
+
+
+class RemoteProcess(subprocess.Popen[bytes]):
+    """A process in a node on another server, run through ``ssh``. Its remote pid is written to a file first,
+    so a signal (``terminate``, ``kill``, ``send_signal``) reaches the process itself: signalling the local
+    ``ssh`` would only close the session and leave the remote process running."""
+
+    def __init__(self, ssh_config: Path, address: str, node_pid: int, argv: list[str], **kw: Any):
+        self.pidfile = ssh_config.parent / f"proc-{uuid.uuid4().hex}.pid"
+        self.server = ssh_argv(ssh_config, address)
+        remote = f"echo $$ > {shlex.quote(str(self.pidfile))}; exec mnexec -a {node_pid} {shlex.join(argv)}"
+        super().__init__([*self.server, remote], **kw)
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is not None:
+            return
+        f = shlex.quote(str(self.pidfile))
+        subprocess.run([*self.server, f"timeout 5 sh -c 'while [ ! -s {f} ]; do sleep 0.01; done'; "
+                                      f"kill -s {signal.Signals(sig).name[3:]} \"$(cat {f})\""],
+                       capture_output=True, timeout=15, check=False)
