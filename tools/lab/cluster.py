@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import shlex
 import shutil
 import signal
@@ -176,11 +177,13 @@ def node_classes(record: RunRecord) -> tuple[type, type, type]:
         def __init__(self, name: str, ssh_config: Path, **params: Any):
             self._configure(ssh_config)
             super().__init__(name, user="root", **params)
+            self.cmd(f"cd {shlex.quote(os.getcwd())}")  # as a local node's shell: relative paths mean the same
 
     class ClusterSwitch(_Remote, RemoteOVSSwitch):  # type: ignore[misc,valid-type]
         def __init__(self, name: str, ssh_config: Path, **params: Any):
             self._configure(ssh_config)
             super().__init__(name, user="root", **params)
+            self.cmd(f"cd {shlex.quote(os.getcwd())}")
 
     class TunnelLink(RemoteLink):  # type: ignore[misc,valid-type]
         """A link between servers: an SSH Ethernet tunnel between two tap devices, renamed to the link's
@@ -223,7 +226,10 @@ class RemoteProcess(subprocess.Popen[bytes]):
     def __init__(self, ssh_config: Path, address: str, node_pid: int, argv: list[str], **kw: Any):
         self.pidfile = ssh_config.parent / f"proc-{uuid.uuid4().hex}.pid"
         self.server = ssh_argv(ssh_config, address)
-        remote = f"echo $$ > {shlex.quote(str(self.pidfile))}; exec mnexec -a {node_pid} {shlex.join(argv)}"
+        # In the caller's directory, as a local process would be: the run's relative paths mean the same there.
+        cwd = shlex.quote(str(kw.pop("cwd", None) or os.getcwd()))
+        remote = (f"cd {cwd} && echo $$ > {shlex.quote(str(self.pidfile))} && "
+                  f"exec mnexec -a {node_pid} {shlex.join(argv)}")
         super().__init__([*self.server, remote], **kw)
 
     def send_signal(self, sig: int) -> None:
