@@ -81,12 +81,10 @@ def compile_fault(plan: Plan, sp: SitePlan, fault: Fault, index: int, record_s: 
         return Compiled(fault, (Action(fault.at, e.isp, down, f"{e.isp} uplinks down"),
                                 Action(end, e.isp, up, f"{e.isp} uplinks up")), (Action(end, e.isp, up),), exits)
     if isinstance(fault, LinkDown | Flap):
-        # A switch exit's interface lives in the root namespace; a router exit's (routing approach) in its own.
-        own = e.name if plan.node(e.name).role == "router" else None
-        node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (own, f"{e.name}-eth{e.outside_port}")
-        down, up = links([intf], False), links([intf], True)
-        if node is not None:
-            up += "; " + reinstall_routes(plan, node)
+        # In the exit's own shell: a router exit's (routing approach) namespace, or a switch's root namespace
+        # of whichever server it runs on.
+        node, intf = (e.isp, e.isp_intf) if fault.end == "isp" else (e.name, f"{e.name}-eth{e.outside_port}")
+        down, up = links([intf], False), links([intf], True) + "; " + reinstall_routes(plan, node)
         if isinstance(fault, LinkDown):
             acts: tuple[Action, ...] = (Action(fault.at, node, down, f"{intf} down"),
                                         Action(end, node, up, f"{intf} up"))

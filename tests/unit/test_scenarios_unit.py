@@ -116,10 +116,11 @@ def test_link_down_at_the_isp_end_restores_routes(fig1: Fig1) -> None:
     assert c.exits == {"exa"} and c.undo[0].command == c.actions[1].command
 
 
-def test_link_down_at_the_exit_end_runs_in_the_root_namespace(fig1: Fig1) -> None:
+def test_link_down_at_the_exit_end_runs_in_the_switchs_own_shell(fig1: Fig1) -> None:
+    """The switch's shell is its server's root namespace: this machine's, or another's in a cluster."""
     plan, sp = fig1
     c = faults.compile_fault(plan, sp, LinkDown(at=0.5, exit="exb", end="exit"), 0, 2.0)
-    assert c.actions[0] == faults.Action(0.5, None, "ip link set exb-eth2 down", "exb-eth2 down")
+    assert c.actions[0] == faults.Action(0.5, "exb", "ip link set exb-eth2 down", "exb-eth2 down")
     assert c.actions[1].at == 2.5  # no duration: restored at the end of the trial
 
 

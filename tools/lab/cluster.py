@@ -142,6 +142,10 @@ class Cluster:
             with contextlib.suppress(Exception):
                 s.close_connection()
 
+    @staticmethod
+    def node_classes(record: RunRecord) -> tuple[type, type, type]:
+        return node_classes(record)
+
 
 def _quiet(node: Any, cmd: str) -> None:
     """Run ``cmd`` in the root namespace of ``node``'s server; any output is an error."""

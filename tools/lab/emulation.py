@@ -18,15 +18,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord
 from multi6lab.topologies import frr, knot, shell
 from multi6lab.topologies.plan import LinkPlan, Plan
 
-if TYPE_CHECKING:
-    from multi6lab.lab.cluster import Cluster, EmulatedServer
+
+class Servers(Protocol):
+    """Where the nodes run when the lab is spread over servers (:class:`multi6lab.lab.cluster.Cluster`, given
+    to the emulation as Mininet is given its node classes: this module knows no SSH)."""
+
+    def remote(self, node: str) -> Any:
+        """The other server ``node`` runs on (its ``name``, ``address`` and ``shared.ssh_config``), or None."""
+
+    def node_classes(self, record: RunRecord) -> tuple[type, type, type]:
+        """Mininet's (host, switch, link) classes for nodes on, and links to, other servers."""
 
 
 class EnvError(Exception):
@@ -89,7 +97,7 @@ class Emulation:
 
     def __init__(self, plan: Plan, record: RunRecord, controllers: dict[str, int] | None = None,
                  logdir: Path | None = None, mapping_keys: dict[str, str] | None = None,
-                 phases: Phases | None = None, cluster: Cluster | None = None, controller_host: str = "127.0.0.1"):
+                 phases: Phases | None = None, cluster: Servers | None = None, controller_host: str = "127.0.0.1"):
         """``controllers``: the OpenFlow port each managed bridge connects to (its site's controller), on
         ``controller_host``; ``mapping_keys``: the id-loc sites' TSIG secrets, which the mapping service is
         started with; ``cluster``: the servers the nodes are spread over (Mininet's cluster mode)."""
@@ -120,9 +128,8 @@ class Emulation:
                       waitConnected=False)
         self.net = net
         phase = self.phases
-        from multi6lab.lab.cluster import node_classes  # it builds on this module
-
-        remote_host, remote_switch, tunnel = node_classes(self.record) if self.cluster else (Host, OVSSwitch, Link)
+        remote_host, remote_switch, tunnel = (self.cluster.node_classes(self.record) if self.cluster
+                                              else (Host, OVSSwitch, Link))
         with phase("nodes"):  # each a shell in new namespaces, or a bridge recorded before it exists
             for n in self.plan.nodes:
                 # A node on another server goes with its server: nothing of it is recorded here.
@@ -180,7 +187,7 @@ class Emulation:
             with phase("mapping service started"):
                 self.start_mapping()
 
-    def _server(self, node: str) -> EmulatedServer | None:
+    def _server(self, node: str) -> Any:
         """The other server ``node`` runs on, or None for this machine."""
         return self.cluster.remote(node) if self.cluster else None
 
@@ -188,7 +195,7 @@ class Emulation:
         """Point each bridge at the controller on its port, in one OVS transaction per server. Mininet's
         RemoteController is not used: it probes the port with telnet and decodes the binary OpenFlow answer as
         text, which can raise."""
-        by_server: dict[EmulatedServer | None, list[str]] = {}
+        by_server: dict[Any, list[str]] = {}
         for br in sorted(bridges):
             by_server.setdefault(self._server(br), []).append(br)
         for server, names in by_server.items():
