@@ -137,7 +137,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     topology = loader.load(args.file)  # YAML problems are reported before asking for root
     workdir = Path(args.workdir or RESULTS / f"up-{time.strftime('%Y%m%d-%H%M%S')}")
-    with terminate_as_interrupt(), Lab(topology, workdir, progress=say, servers=args.servers) as lab:
+    with terminate_as_interrupt(), Lab(topology, workdir, progress=say, servers=args.servers,
+                                           cluster_links=args.cluster_links) as lab:
         say(f"up: {lab.plan.topology.name}; each site controller's log and events in {lab.workdir}")
         for server in lab.servers[1:]:
             say(f"  on {server}: {', '.join(n for n, s in lab.where.items() if s == server)}")
@@ -287,7 +288,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = run_folder(args.out, sc.name, create=False)  # the runner makes it
         say(f"scenario {sc.name}: {sc.topology.name}, {sc.approach_label}, trigger {sc.trigger_label}, "
             f"{sc.trials} trials -> {out}")
-        summary = Runner(sc, out, say, Ticker(Progress(sc.trials, time.monotonic())), servers=args.servers).run()
+        summary = Runner(sc, out, say, Ticker(Progress(sc.trials, time.monotonic())), servers=args.servers,
+                         cluster_links=args.cluster_links).run()
         print()
         print(report.markdown([summary]), end="")
         if mapping := summary["metrics"].get("mapping"):
@@ -604,7 +606,7 @@ def cmd_bringup(args: argparse.Namespace) -> int:
     origin = provenance.collect(args.seed)
     command = (f"multi6lab bringup --sites {args.sites} --repeats {args.repeats} --seed {args.seed} "
                f"--sites-per-controller {args.sites_per_controller} --heartbeat-ms {args.heartbeat_ms:g}"
-               + (f" --servers {args.servers}" if args.servers > 1 else ""))
+               + (f" --servers {args.servers} --cluster-links {args.cluster_links}" if args.servers > 1 else ""))
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     with terminate_as_interrupt():
@@ -613,7 +615,7 @@ def cmd_bringup(args: argparse.Namespace) -> int:
                 say(f"{label}: bring-up {k}/{args.repeats}")
                 try:
                     row = bringup.measure(topo, out / label.replace(" ", "-") / f"{k:02d}", say,
-                                          args.sites_per_controller, args.servers)
+                                          args.sites_per_controller, args.servers, args.cluster_links)
                 except EnvError as exc:  # the machine's limit, found: the other sizes go on
                     failed[label] = str(exc)
                     say(f"{label}: {exc}")
@@ -717,8 +719,16 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-SERVERS_HELP = ("spread the lab over N servers with Mininet's cluster mode: this machine (controllers, ISPs, "
-                "core) and N-1 emulated ones, each taking whole sites, reached over SSH (default 1; docs/cluster.md)")
+def add_servers(p: argparse.ArgumentParser) -> None:
+    from multi6lab.topologies.cluster import LINK_KINDS
+
+    p.add_argument("--servers", type=int, default=1, metavar="N",
+                   help="spread the lab over N servers with Mininet's cluster mode: this machine (controllers, ISPs, "
+                        "core) and N-1 emulated ones, each taking whole sites, reached over SSH (default 1; "
+                        "docs/cluster.md)")
+    p.add_argument("--cluster-links", choices=LINK_KINDS, default=LINK_KINDS[0],
+                   help="how links between servers are carried: VXLAN over the management link (default), or "
+                        "cluster mode's SSH Ethernet tunnels, which hold frames for an end that is down")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -740,7 +750,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--workdir", help="where the controller's log and events go (default results/up-<time>)")
     u.add_argument("-c", "--command", action="append", metavar="NODE:CMD",
                    help="run CMD on NODE instead of opening the CLI (repeatable)")
-    u.add_argument("--servers", type=int, default=1, metavar="N", help=SERVERS_HELP)
+    add_servers(u)
     c = add("clean", cmd_clean, "remove what crashed or interrupted runs left behind (root)")
     c.add_argument("--all", action="store_true", help="also end runs whose owner process is still alive")
     g = add("generate", cmd_generate, "write a topology of N multihomed sites on M ISPs (deterministic from --seed)")
@@ -792,7 +802,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", metavar="SCENARIO", nargs="+", help="one or more; each runs on its own lab")
     r.add_argument("--trials", type=int, help="override the scenario's number of trials")
     r.add_argument("--out", help="results directory (default results/<name>-<time>)")
-    r.add_argument("--servers", type=int, default=1, metavar="N", help=SERVERS_HELP)
+    add_servers(r)
     rp = add("report", cmd_report, "a markdown table over every run in results/")
     rp.add_argument("results", nargs="?", default=str(RESULTS))
     rp.add_argument("--html", action="store_true", help="also write index.html: every run, newest first, each "
@@ -853,7 +863,7 @@ def parser() -> argparse.ArgumentParser:
                     help="the generated sites' heartbeat interval (x3; default 10, the comparison's)")
     bu.add_argument("--seed", type=int, default=1, help="which ISPs each generated site uses (default 1)")
     bu.add_argument("--out", help="results directory (default results/bringup-<time>)")
-    bu.add_argument("--servers", type=int, default=1, metavar="N", help=SERVERS_HELP)
+    add_servers(bu)
     fs = add("frr-scale", cmd_frr_scale, "RFC 4177 5.1 on FRR: N provider-independent prefixes injected at a "
                                          "site exit, the core's time to learn and forget them and its memory (root)")
     fs.add_argument("--prefixes", default="1000,10000,100000", help="counts, comma-separated "

@@ -33,6 +33,24 @@ MAX_SERVERS = 16
 # the run reads on this machine (routing: FRR in the exits; mobility: agents and a home agent).
 MOVABLE = (Approach.NPTV6, Approach.ID_LOC, Approach.SOURCE_ROUTING, Approach.MPTCP)
 TUNNEL_BASE = 6000  # tapN device numbers of the SSH Ethernet tunnels
+VNI_BASE = 6000  # VXLAN network identifiers of the links between servers
+VXLAN_PORT = 4789
+MGMT_MTU = 9000  # room for a 1500-byte frame and VXLAN's 50 bytes around it
+LINK_KINDS = ("vxlan", "ssh")  # how a link between servers is carried; the first is the default
+MGMT_THERE = "mgmt0"  # a server's end of its management link
+
+
+def mgmt_intf_here(server: str) -> str:
+    """This machine's end of ``server``'s management link."""
+    return f"m6mg-{server}"
+
+
+def vxlan_argv(name: str, vni: int, local: IPv4Address, remote: IPv4Address, dev: str) -> list[str]:
+    """One end of a link between servers as a VXLAN segment over the management link: a point-to-point
+    tunnel (the remote is fixed, nothing is learned), with the lab's usual 1500-byte MTU. Moved into its node
+    afterwards, it keeps its UDP socket in the namespace it was made in, the server's root."""
+    return ["ip", "link", "add", name, "mtu", "1500", "type", "vxlan", "id", str(vni), "local", str(local),
+            "remote", str(remote), "dstport", str(VXLAN_PORT), "dev", dev, "nolearning"]
 
 
 class ClusterError(ValueError):

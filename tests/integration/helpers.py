@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,10 @@ def lab_with_approach(name: str, approach: str, workdir: Path) -> Iterator[Lab]:
 
 
 def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int = 50, rate: float = 500,
-                 src: str | None = None, port: int = 5001, listen: float | None = None) -> list[dict[str, str]]:
-    """Send ``count`` probes from ``sender`` to ``dst``; return what ``receiver`` got (seq, times, source)."""
+                 src: str | None = None, port: int = 5001, listen: float | None = None,
+                 then: Callable[[], object] | None = None) -> list[dict[str, str]]:
+    """Send ``count`` probes from ``sender`` to ``dst``; return what ``receiver`` got (seq, times, source).
+    ``then`` runs once the sender is done, while the receiver still listens."""
     wd = lab.workdir
     tag = f"{sender}-{receiver}-{port}-{time.monotonic_ns()}"
     rout, sout = wd / f"recv-{tag}.csv", wd / f"send-{tag}.csv"
@@ -62,6 +64,8 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int =
         argv += ["--src", src]
     s = lab.popen(sender, argv)
     s.wait(duration + 10)
+    if then is not None:
+        then()
     r.wait(duration + 15)
     with open(rout) as f:
         return list(csv.DictReader(f))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runstate import records
 from multi6lab.topologies import loader
@@ -31,13 +32,14 @@ def cluster_leftovers(pids: list[int]) -> list[str]:
     """What of the servers is still here: management links, tunnel devices, recorded processes."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     left = [line.split(":")[1].strip() for line in links.splitlines()
-            if ": m6mg-" in line or ": tap6" in line]
+            if ": m6mg-" in line or ": tap6" in line or ": m6vx" in line]
     return left + [f"process {p}" for p in pids if Path(f"/proc/{p}").exists()
                    and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
 
 
-def test_the_site_runs_on_the_other_server_and_reaches_r_through_the_tunnels(tmp_path: Path) -> None:
-    with Lab(loader.load(topology("figure1")), tmp_path, servers=2) as lab:
+@pytest.mark.parametrize("links", ["vxlan", "ssh"])
+def test_the_site_runs_on_the_other_server_and_reaches_r_through_the_tunnels(tmp_path: Path, links: str) -> None:
+    with Lab(loader.load(topology("figure1")), tmp_path, servers=2, cluster_links=links) as lab:
         assert lab.record is not None
         assert lab.cmd("h1", "hostname").strip() == "multi6lab-srv2"
         assert lab.cmd("exa", "hostname").strip() == "multi6lab-srv2"  # a switch: the server's root namespace
@@ -57,6 +59,22 @@ def test_the_site_runs_on_the_other_server_and_reaches_r_through_the_tunnels(tmp
         plan, run_id = lab.plan, lab.run_id
     assert leftovers(plan, pids) == [] and cluster_leftovers(pids) == []
     assert run_id not in {r.run_id for r in records()}
+
+
+def test_an_end_that_is_down_drops_what_is_sent_to_it_and_carries_again_once_up(tmp_path: Path) -> None:
+    """As a wire would. An SSH tunnel instead holds the frames and delivers them, a second late, once the end
+    is back (seen in the demo scenario over SSH links; docs/cluster.md)."""
+    with Lab(loader.load(topology("figure1")), tmp_path, servers=2) as lab:
+        assert lab.emulation is not None
+        sp = lab.plan.sites[0]
+        via_a = str(SitePolicy.of(sp).locator(sp.hosts[0], "exa"))  # h1 as R reaches it through ISP A only
+        for _ in range(2):
+            lab.emulation.run("exa", "ip link set exa-eth2 down")
+            wait_until(lambda: lab.steady_problem() is not None, 10, "the controller to see exa's uplink go")
+            got = udp_exchange(lab, "r", "h1", via_a, count=100, rate=500, listen=2.5,
+                               then=lambda: lab.cmd("exa", "ip link set exa-eth2 up"))
+            assert got == [], f"{len(got)} probes sent while exa's uplink was down arrived once it was up"
+            lab.wait_steady(20)  # exa's heartbeats answer again: its uplink carries both ways
 
 
 def test_sigkill_then_clean_removes_the_servers_too(tmp_path: Path) -> None:

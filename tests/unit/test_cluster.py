@@ -85,3 +85,12 @@ def test_cli_refuses_an_impossible_server_count_in_one_sentence(capsys: pytest.C
     assert main(["up", str(FIG1), "--servers", "0", "-c", "h1:true"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("multi6lab: --servers must be between 1 and") and "Traceback" not in err
+
+
+def test_a_vxlan_link_end_is_point_to_point_over_the_management_link() -> None:
+    argv = cluster.vxlan_argv("m6vx6000", 6000, cluster.MGMT_HERE, IPv4Address("198.18.0.2"), "m6mg-srv2")
+    assert argv[:5] == ["ip", "link", "add", "m6vx6000", "mtu"] and argv[5] == "1500"
+    words = dict(zip(argv[8:-1:2], argv[9:-1:2], strict=True))
+    assert words == {"id": "6000", "local": "198.18.0.1", "remote": "198.18.0.2", "dstport": "4789",
+                     "dev": "m6mg-srv2"} and argv[-1] == "nolearning"
+    assert cluster.MGMT_MTU >= 1500 + 50  # a full frame and VXLAN's headers fit the management link

@@ -27,12 +27,13 @@ def used_kb() -> int:
 
 
 def measure(topo: Topology, workdir: Path, say: Callable[[str], None], sites_per_controller: int = 1,
-            servers: int = 1) -> dict[str, Any]:
+            servers: int = 1, cluster_links: str = "vxlan") -> dict[str, Any]:
     """One bring-up and teardown of ``topo`` (over ``servers`` servers): seconds per step, the whole, the
     teardown, and memory."""
     before = used_kb()
     t0 = time.monotonic()
-    with Lab(topo, workdir, progress=say, sites_per_controller=sites_per_controller, servers=servers) as lab:
+    with Lab(topo, workdir, progress=say, sites_per_controller=sites_per_controller, servers=servers,
+             cluster_links=cluster_links) as lab:
         up_s = time.monotonic() - t0
         held = resources.sample(lab)
         in_use = used_kb() - before

@@ -19,6 +19,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Sequence
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,14 @@ class EmulatedServer:
         self.address = layout.mgmt_address(name)
         self.shared = shared
         self.files = layout.ServerFiles(shared.root / name)
-        self.mgmt_intf = f"m6mg-{name}"  # this machine's end of the management link
+        self.mgmt_intf = layout.mgmt_intf_here(name)  # this machine's end of the management link
         self.init_pid: int | None = None
 
     def start(self, record: RunRecord) -> subprocess.Popen[bytes]:
         f = self.files
         f.root.mkdir(parents=True, exist_ok=True)
         (f / "sshd_config").write_text(layout.sshd_config(self.shared, f, self.address))
-        (f / "init.sh").write_text(layout.init_script(f, self.name, self.address, "mgmt0"))
+        (f / "init.sh").write_text(layout.init_script(f, self.name, self.address, layout.MGMT_THERE))
         with open(f / "init.log", "wb") as log:
             unshare = subprocess.Popen(
                 ["unshare", "--net", "--mount", "--pid", "--uts", "--fork", "--mount-proc", "--propagation",
@@ -59,8 +60,9 @@ class EmulatedServer:
         self.init_pid = self._child(unshare)
         record.add_proc(self.init_pid, f"emulated server {self.name} (its PID namespace's first process)")
         record.add_intf(self.mgmt_intf)
-        for argv in (["ip", "link", "add", self.mgmt_intf, "type", "veth", "peer", "name", "mgmt0", "netns",
-                      str(self.init_pid)],
+        mtu = str(layout.MGMT_MTU)
+        for argv in (["ip", "link", "add", self.mgmt_intf, "mtu", mtu, "type", "veth", "peer", "name",
+                      layout.MGMT_THERE, "mtu", mtu, "netns", str(self.init_pid)],
                      ["ip", "addr", "add", f"{layout.MGMT_HERE}/32", "peer", str(self.address), "dev",
                       self.mgmt_intf],
                      ["ip", "link", "set", self.mgmt_intf, "up"]):
@@ -108,8 +110,11 @@ class EmulatedServer:
 class Cluster:
     """This machine and the emulated servers, and which node runs where."""
 
-    def __init__(self, where: dict[str, str], servers: Sequence[str], state_dir: Path):
+    def __init__(self, where: dict[str, str], servers: Sequence[str], state_dir: Path,
+                 links: str = layout.LINK_KINDS[0]):
+        """``links``: how a link between servers is carried, 'vxlan' or 'ssh' (cluster mode's own kind)."""
         self.where = where
+        self.links = links
         self.shared = layout.ServerFiles(state_dir / "cluster")
         self.servers = {s: EmulatedServer(s, self.shared) for s in servers if s != layout.HERE}
 
@@ -142,9 +147,9 @@ class Cluster:
             with contextlib.suppress(Exception):
                 s.close_connection()
 
-    @staticmethod
-    def node_classes(record: RunRecord) -> tuple[type, type, type]:
-        return node_classes(record)
+    def node_classes(self, record: RunRecord) -> tuple[type, type, type]:
+        host, switch, ssh, vxlan = node_classes(record)
+        return host, switch, vxlan if self.links == "vxlan" else ssh
 
 
 def _quiet(node: Any, cmd: str) -> None:
@@ -155,9 +160,10 @@ def _quiet(node: Any, cmd: str) -> None:
         raise EnvError(f"{node.name}: '{cmd}' failed: {out.strip()}")
 
 
-def node_classes(record: RunRecord) -> tuple[type, type, type]:
-    """(host, switch, link) classes for nodes on other servers; imported late, as Mininet is. A tunnel's tap
-    device here is recorded before it exists: it outlives a run that fails before moving it into its node."""
+def node_classes(record: RunRecord) -> tuple[type, type, type, type]:
+    """(host, switch, SSH link, VXLAN link) classes for nodes on other servers and links to them; imported
+    late, as Mininet is. A link's device made here is recorded before it exists: it outlives a run that fails
+    before moving it into its node."""
     from mininet.examples.cluster import RemoteHost, RemoteLink, RemoteOVSSwitch
 
     class _Remote:
@@ -219,7 +225,33 @@ def node_classes(record: RunRecord) -> tuple[type, type, type]:
                     raise EnvError(f"{node.name}: could not name the tunnel's end {intf}: {out.strip()}")
             return tunnel
 
-    return ClusterHost, ClusterSwitch, TunnelLink
+    class VxlanLink(RemoteLink):  # type: ignore[misc,valid-type]
+        """A link between servers as a VXLAN segment over the management link (containerlab's kind of link
+        between hosts). Unlike an SSH tunnel, it drops what it cannot deliver, as a wire would: an SSH tunnel
+        holds frames for an end that is down and delivers them when it comes back (docs/cluster.md)."""
+
+        vnis = itertools.count(layout.VNI_BASE)
+
+        def makeTunnel(self, node1: Any, node2: Any, intfname1: str, intfname2: str,
+                       addr1: str | None = None, addr2: str | None = None) -> None:
+            if not getattr(node2, "isRemote", False):  # node1 here, node2 on its server
+                node1, node2, intfname1, intfname2, addr1, addr2 = node2, node1, intfname2, intfname1, addr2, addr1
+            vni = next(self.vnis)
+            there = IPv4Address(node2.serverIP)
+            tmp = f"m6vx{vni}"
+            record.add_intf(tmp)
+            for node, intf, addr, argv in (
+                    (node1, intfname1, addr1, layout.vxlan_argv(tmp, vni, layout.MGMT_HERE, there,
+                                                                layout.mgmt_intf_here(node2.server))),
+                    (node2, intfname2, addr2, layout.vxlan_argv(tmp, vni, there, layout.MGMT_HERE,
+                                                                layout.MGMT_THERE))):
+                _quiet(node, shlex.join(argv))
+                _quiet(node, f"ip link set {tmp} netns {node.pid}")
+                out = node.cmd(f"ip link set {tmp} name {intf}" + (f" address {addr}" if addr else ""))
+                if out.strip():
+                    raise EnvError(f"{node.name}: could not name the link's end {intf}: {out.strip()}")
+
+    return ClusterHost, ClusterSwitch, TunnelLink, VxlanLink
 
 
 class RemoteProcess(subprocess.Popen[bytes]):

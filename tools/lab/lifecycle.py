@@ -174,16 +174,18 @@ class SiteController:
 
 class Lab:
     def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None,
-                 unsupported: Collection[str] = (), sites_per_controller: int = 1, servers: int = 1):
+                 unsupported: Collection[str] = (), sites_per_controller: int = 1, servers: int = 1,
+                 cluster_links: str = layout.LINK_KINDS[0]):
         """``topology``: the checked model, as run (a scenario's overrides applied). ``unsupported``: id-loc
         sites whose edges start without id-loc support, to gain it at ``restart_controller(site)``.
         ``sites_per_controller``: how many sites share a controller process (1: each site its own, as the
         experiments run; more spares a large lab a Python start-up and ~80 MB per site). ``servers``: how
         many servers the lab is spread over, this machine and emulated ones (Mininet's cluster mode, placed by
-        :func:`multi6lab.topologies.cluster.place`)."""
+        :func:`multi6lab.topologies.cluster.place`), their links between servers ``cluster_links``."""
         self.plan: Plan = build(topology)
         self.servers = layout.server_names(servers)
         self.where = layout.place(self.plan, self.servers)
+        self.cluster_links = cluster_links
         self.cluster: Cluster | None = None
         self.unsupported = set(unsupported)
         self.workdir = Path(workdir)
@@ -231,7 +233,7 @@ class Lab:
         try:
             if len(self.servers) > 1:
                 with phase("servers start"):
-                    self.cluster = Cluster(self.where, self.servers, self.record.state_dir)
+                    self.cluster = Cluster(self.where, self.servers, self.record.state_dir, self.cluster_links)
                     self.cluster.start(self.record)
                 for c in self.controllers.values():
                     c.host = str(layout.MGMT_HERE)

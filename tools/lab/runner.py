@@ -43,10 +43,12 @@ MIN_FREE_MB = 20  # the least free space a trial starts with (its logs and plot 
 
 class Runner:
     def __init__(self, sc: Scenario, out: Path, progress: Callable[[str], None],
-                 tick: Callable[[], str] | None = None, servers: int = 1):
+                 tick: Callable[[], str] | None = None, servers: int = 1, cluster_links: str = "vxlan"):
         """``progress`` prints a line; ``tick``, called once per finished trial, says how far the work is;
-        ``servers``: how many servers the lab is spread over (Mininet's cluster mode)."""
+        ``servers``: how many servers the lab is spread over (Mininet's cluster mode), and ``cluster_links``
+        how the links between them are carried."""
         self.sc, self.out, self.say, self.tick, self.servers = sc, out, progress, tick, servers
+        self.cluster_links = cluster_links
 
     # -- addresses ----------------------------------------------------------------------------------------
     def remote_address(self, lab: Lab) -> str:
@@ -326,7 +328,7 @@ class Runner:
         started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         origin = provenance.collect(sc.seed)  # before the lab loads the machine
         with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say,
-                                               servers=self.servers) as lab:
+                                               servers=self.servers, cluster_links=self.cluster_links) as lab:
             sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
             compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
             for k in range(1, sc.trials + 1):
@@ -347,9 +349,9 @@ class Runner:
             "scenario": sc.name, "topology": sc.topology.name, "approach": sc.approach_label,
             "trigger": sc.trigger_label, "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
             "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
-            "command": f"multi6lab run {sc.source} --trials {len(trials)}"
-                       + (f" --servers {self.servers}" if self.servers > 1 else ""),
-            "servers": self.servers,
+            "command": f"multi6lab run {sc.source} --trials {len(trials)}" + (
+                f" --servers {self.servers} --cluster-links {self.cluster_links}" if self.servers > 1 else ""),
+            "servers": self.servers, **({"cluster_links": self.cluster_links} if self.servers > 1 else {}),
             "metrics": analysis.aggregate(trials), "provenance": origin,
             "resources": soak.verdict(samples, {"outbound": [t.outbound.outage_ms for t in trials],
                                                 "inbound": [t.inbound.outage_ms for t in trials]}),
