@@ -2,9 +2,10 @@
 
 Thin on purpose: where nodes go and what a server runs is decided by :mod:`multi6lab.topologies.cluster`. The
 node classes are Mininet's own (``mininet.examples.cluster``, shipped with Debian's mininet), told to use this
-run's SSH client configuration; two things are ours: the tunnel (cluster mode's hard-wires ``tap9`` and the
-user's default SSH keys, and shares the connection, which leaves the tunnel dead) and a process handle whose
-signals reach the remote process rather than only the local ``ssh``.
+run's SSH client configuration. Ours: the links between servers (VXLAN over the management link, or an SSH
+tunnel that, unlike cluster mode's, neither hard-wires ``tap9`` and the user's keys nor shares the connection,
+which leaves a tunnel dead), and a process handle whose signals reach the remote process rather than only the
+local ``ssh``.
 """
 
 from __future__ import annotations
