@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from multi6lab.controller.policy import SitePolicy
+from multi6lab.lab import scaleoutage
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runstate import records
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import build
+from multi6lab.vocabulary import Approach, Trigger
 from tests.integration.helpers import (
     PY,
     leftovers,
@@ -75,6 +77,18 @@ def test_an_end_that_is_down_drops_what_is_sent_to_it_and_carries_again_once_up(
                                then=lambda: lab.cmd("exa", "ip link set exa-eth2 up"))
             assert got == [], f"{len(got)} probes sent while exa's uplink was down arrived once it was up"
             lab.wait_steady(20)  # exa's heartbeats answer again: its uplink carries both ways
+
+
+def test_ten_sites_over_three_servers_come_up(tmp_path: Path) -> None:
+    """Enough switches on a server that its batch start-up and its controller attachment no longer fit the
+    4,095 characters a node's shell reads in one line (the first 20-site bring-up over servers failed so)."""
+    topo = scaleoutage.topology(10, Approach.NPTV6, (Trigger.LINK, Trigger.HEARTBEAT), seed=1, heartbeat_ms=100)
+    with Lab(topo, tmp_path, servers=3, sites_per_controller=10) as lab:
+        on = {s: sorted(n for n, where in lab.where.items() if where == s and n in {x.name for x in lab.plan.switches})
+              for s in ("srv2", "srv3")}
+        assert len(on["srv2"]) == len(on["srv3"]) == 15  # 5 sites each: a fabric and two exits per site
+        for server, names in on.items():
+            assert sorted(lab.cmd(names[0], "ovs-vsctl list-br").split()) == names, server
 
 
 def test_sigkill_then_clean_removes_the_servers_too(tmp_path: Path) -> None:

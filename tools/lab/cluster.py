@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from ipaddress import IPv4Address
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,17 @@ READY_S = 15.0
 
 def ssh_argv(config: Path, address: object, *more: str) -> list[str]:
     return ["ssh", "-F", str(config), *more, f"root@{address}"]
+
+
+def run_over_ssh(config: Path, address: object, command: str, what: str) -> str:
+    """Run shell ``command`` in a server's root namespace through SSH's command line, not a node's shell: a
+    shell reads its commands through a terminal, which cuts a line at 4,095 characters."""
+    r = subprocess.run([*ssh_argv(config, address), command], capture_output=True, text=True, timeout=60,
+                       check=False)
+    if r.returncode:
+        raise EnvError(f"{what}: '{command[:60]} ...' failed (exit {r.returncode}): "
+                       f"{(r.stderr or r.stdout).strip()[-500:]}")
+    return r.stdout
 
 
 class EmulatedServer:
@@ -95,6 +107,9 @@ class EmulatedServer:
                            text=True, timeout=READY_S, check=False)
         if r.returncode:
             raise EnvError(f"server {self.name}: SSH to {self.address} failed: {r.stderr.strip() or r.returncode}")
+
+    def run(self, argv: list[str]) -> None:
+        run_over_ssh(self.shared.ssh_config, self.address, shlex.join(argv), f"server {self.name}")
 
     def log_tail(self) -> str:
         try:
@@ -166,6 +181,7 @@ def node_classes(record: RunRecord) -> tuple[type, type, type, type]:
     late, as Mininet is. A link's device made here is recorded before it exists: it outlives a run that fails
     before moving it into its node."""
     from mininet.examples.cluster import RemoteHost, RemoteLink, RemoteOVSSwitch
+    from mininet.node import OVSSwitch
 
     class _Remote:
         """What the cluster's remote nodes share: this run's SSH configuration, and ``popen`` through it."""
@@ -195,6 +211,19 @@ def node_classes(record: RunRecord) -> tuple[type, type, type, type]:
             self._configure(ssh_config)
             super().__init__(name, user="root", **params)
             self.cmd(f"cd {shlex.quote(os.getcwd())}")
+
+        @classmethod
+        def batchStartup(cls, switches: Sequence[Any], **_kw: Any) -> Sequence[Any]:
+            """Per server, as cluster mode's, but each ovs-vsctl through SSH's command line: cluster mode's runs
+            in a switch's shell, which reads through a terminal that cuts a line at 4,095 characters."""
+            by_server = attrgetter("server")
+            for _, group in itertools.groupby(sorted(switches, key=by_server), by_server):
+                members = tuple(group)
+                OVSSwitch.batchStartup(members, run=members[0].run_in_server)
+            return switches
+
+        def run_in_server(self, cmd: str, **_kw: Any) -> str:
+            return run_over_ssh(self.ssh_config, self.serverIP, cmd, f"{self.name}'s server")
 
     class TunnelLink(RemoteLink):  # type: ignore[misc,valid-type]
         """A link between servers: an SSH Ethernet tunnel between two tap devices, renamed to the link's

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -31,7 +30,8 @@ class Servers(Protocol):
     to the emulation as Mininet is given its node classes: this module knows no SSH)."""
 
     def remote(self, node: str) -> Any:
-        """The other server ``node`` runs on (its ``name``, ``address`` and ``shared.ssh_config``), or None."""
+        """The other server ``node`` runs on, or None: its ``name``, ``address``, ``shared.ssh_config``, and
+        ``run(argv)`` in its root namespace."""
 
     def node_classes(self, record: RunRecord) -> tuple[type, type, type]:
         """Mininet's (host, switch, link) classes for nodes on, and links to, other servers."""
@@ -207,8 +207,8 @@ class Emulation:
             try:
                 if server is None:
                     _ovs_here(argv)
-                else:  # in a shell of one of its switches, which runs in that server's root namespace
-                    self.run(names[0], shlex.join(argv) + " >/dev/null")
+                else:
+                    server.run(argv)
             except EnvError as exc:
                 raise EnvError(f"could not attach the switches to the controller: {exc}") from None
 
