@@ -151,7 +151,7 @@ class Emulation:
                 cls = Link
                 if lp.bw:  # tbf: htb warns about its quantum at these rates and Mininet prints it as an error
                     cls, params = TCLink, {"bw": lp.bw, "use_tbf": True}
-                if self._server(lp.a.node) is not self._server(lp.b.node):  # an SSH tunnel between servers
+                if self._server(lp.a.node) is not self._server(lp.b.node):  # a link between servers
                     cls, params = tunnel, ({"intf": TCIntf, "params1": params, "params2": params} if params else {})
                 for i in (lp.a, lp.b):
                     if self.role[i.node] == "switch" and self._server(i.node) is None:

@@ -113,7 +113,7 @@ class SiteController:
         self.events_path = workdir / f"controller-{self.site}.events.jsonl"
         self.log_path = workdir / f"controller-{self.site}.log"
         self.port = free_port()
-        self.host = "127.0.0.1"  # where it listens: the management address once switches run on other servers
+        self.host = "127.0.0.1"  # where it listens (Lab sets it: the management address over several servers)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -231,12 +231,14 @@ class Lab:
         self.record = RunRecord.create(self.run_id)
         phase = self.phases
         try:
+            host = "127.0.0.1"  # where the controllers listen: the management address once servers join
             if len(self.servers) > 1:
                 with phase("servers start"):
                     self.cluster = Cluster(self.where, self.servers, self.record.state_dir, self.cluster_links)
                     self.cluster.start(self.record)
-                for c in self.controllers.values():
-                    c.host = str(layout.MGMT_HERE)
+                host = str(layout.MGMT_HERE)
+            for c in self.controllers.values():
+                c.host = host
             with phase("controllers start"):
                 for c in self.controllers.values():
                     c.start(self.record, self.unsupported)
@@ -251,7 +253,7 @@ class Lab:
                     ports[n.name] = self.controller_of[where[0].site.name].port
             self.emulation = Emulation(self.plan, self.record, ports, logdir=self.workdir,
                                        mapping_keys=self.mapping_keys, phases=phase, cluster=self.cluster,
-                                       controller_host=str(layout.MGMT_HERE) if self.cluster else "127.0.0.1")
+                                       controller_host=host)
             with phase("network"):
                 self.emulation.start()
             with phase("mobility agents start"):
