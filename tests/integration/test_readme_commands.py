@@ -97,7 +97,8 @@ def test_make_scenario_over_two_servers_rehomes_and_says_so(tmp_path: Path) -> N
     make("scenario", "SCENARIO=scenarios/demo.yaml", "SERVERS=2", "TRIALS=1", results=tmp_path, timeout=300)
     (out,) = (d for d in tmp_path.glob("demo-*") if not d.is_symlink())
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["servers"] == 2 and summary["command"].endswith("--trials 1 --servers 2")
+    assert summary["servers"] == 2 and summary["cluster_links"] == "vxlan"
+    assert summary["command"].endswith("--trials 1 --servers 2 --cluster-links vxlan")
     outage = summary["metrics"]["outbound"]["outage_ms"]
     assert outage and outage["p50"] < 200, summary["metrics"]["outbound"]  # the exit rehomed across the tunnels
 
