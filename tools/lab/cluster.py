@@ -103,10 +103,7 @@ class EmulatedServer:
             if unshare.poll() is not None or time.monotonic() > deadline:
                 raise EnvError(f"server {self.name} did not come up: {self.log_tail()}")
             time.sleep(0.02)
-        r = subprocess.run([*ssh_argv(self.shared.ssh_config, self.address), "true"], capture_output=True,
-                           text=True, timeout=READY_S, check=False)
-        if r.returncode:
-            raise EnvError(f"server {self.name}: SSH to {self.address} failed: {r.stderr.strip() or r.returncode}")
+        self.run(["true"])
 
     def run(self, argv: list[str]) -> None:
         run_over_ssh(self.shared.ssh_config, self.address, shlex.join(argv), f"server {self.name}")
