@@ -599,6 +599,8 @@ def cmd_bringup(args: argparse.Namespace) -> int:
         raise EnvError(f"--sites {args.sites}: give site counts separated by commas, e.g. 20,50,100") from None
     if (counts and counts[0] < 1) or args.repeats < 1 or args.sites_per_controller < 1 or args.heartbeat_ms <= 0:
         raise EnvError("--sites, --repeats, --sites-per-controller and --heartbeat-ms must be positive")
+    if args.hold < 0:
+        raise EnvError(f"--hold {args.hold:g}: give the seconds to keep a ready lab up, 0 or more")
     topos = {"figure1": loader.load(Path(loader.__file__).with_name("figure1.yaml"))}  # a shipped file
     topos |= {f"{n} sites": scaleoutage.topology(n, Approach.NPTV6, (Trigger.LINK, Trigger.HEARTBEAT), args.seed,
                                                  heartbeat_ms=args.heartbeat_ms) for n in counts}
@@ -606,6 +608,7 @@ def cmd_bringup(args: argparse.Namespace) -> int:
     origin = provenance.collect(args.seed)
     command = (f"multi6lab bringup --sites {args.sites} --repeats {args.repeats} --seed {args.seed} "
                f"--sites-per-controller {args.sites_per_controller} --heartbeat-ms {args.heartbeat_ms:g}"
+               + (f" --hold {args.hold:g}" if args.hold else "")
                + (f" --servers {args.servers} --cluster-links {args.cluster_links}" if args.servers > 1 else ""))
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
@@ -615,13 +618,14 @@ def cmd_bringup(args: argparse.Namespace) -> int:
                 say(f"{label}: bring-up {k}/{args.repeats}")
                 try:
                     row = bringup.measure(topo, out / label.replace(" ", "-") / f"{k:02d}", say,
-                                          args.sites_per_controller, args.servers, args.cluster_links)
+                                          args.sites_per_controller, args.servers, args.cluster_links, args.hold)
                 except EnvError as exc:  # the machine's limit, found: the other sizes go on
                     failed[label] = str(exc)
                     say(f"{label}: {exc}")
                     break
                 rows.append({"label": label, **row})
-                say(f"  ready in {row['up_s']} s, down in {row['down_s']} s, {row['memory_kb'] // 1024} MB held")
+                say(f"  ready in {row['up_s']} s, down in {row['down_s']} s, {row['memory_kb'] // 1024} MB held"
+                    + (f", {row['hold_timeouts']} heartbeat timeouts in {args.hold:g} s held" if args.hold else ""))
             stats = results.summarise(rows)
             write_atomic(out / "bringup.json", json.dumps({"command": command, "summary": stats, "failed": failed,
                                                             "rows": rows, "provenance": origin}, indent=1))
@@ -861,6 +865,9 @@ def parser() -> argparse.ArgumentParser:
                     help="sites sharing a controller process (default 1: each site its own)")
     bu.add_argument("--heartbeat-ms", type=float, default=10.0, metavar="MS",
                     help="the generated sites' heartbeat interval (x3; default 10, the comparison's)")
+    bu.add_argument("--hold", type=float, default=0.0, metavar="S",
+                    help="keep each ready lab up S seconds and count the heartbeat timeouts meanwhile: whether "
+                         "it holds, not only whether it came up (default 0)")
     bu.add_argument("--seed", type=int, default=1, help="which ISPs each generated site uses (default 1)")
     bu.add_argument("--out", help="results directory (default results/bringup-<time>)")
     add_servers(bu)

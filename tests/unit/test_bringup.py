@@ -24,10 +24,11 @@ def test_steps_nest_under_their_parent_and_add_up_when_run_again(monkeypatch: py
     assert list(p.as_dict()) == ["network", "network/nodes", "ready"] and p.as_dict()["network/nodes"] == 2.0
 
 
-def row(label: str, up: float, nodes: int = 9) -> dict[str, object]:
+def row(label: str, up: float, nodes: int = 9, hold: float = 0.0, timeouts: int | None = None
+        ) -> dict[str, object]:
     return {"label": label, "nodes": nodes, "links": 8, "up_s": up, "down_s": 1.0,
             "steps": {"network": up - 1, "ready": 1.0, "teardown": 1.0}, "memory_kb": 51200, "left_kb": 0,
-            "ovs_rss_kb": 10240, "controller_rss_kb": 40960}
+            "ovs_rss_kb": 10240, "controller_rss_kb": 40960, "hold_s": hold, "hold_timeouts": timeouts}
 
 
 def test_each_size_reports_its_median_bring_up_and_its_slowest_step(tmp_path: Path) -> None:
@@ -40,3 +41,13 @@ def test_each_size_reports_its_median_bring_up_and_its_slowest_step(tmp_path: Pa
     assert "| 200 sites | lab gave up: gave up waiting for heartbeats |" in table
     bringup.draw(tmp_path / "b.png", stats, "t")
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_held_size_reports_the_most_heartbeat_timeouts_any_repeat_saw() -> None:
+    stats = bringup.summarise([row("100 sites", 16.0, hold=30.0, timeouts=0),
+                               row("100 sites", 17.0, hold=30.0, timeouts=12),
+                               row("figure1", 3.0)])
+    assert stats[0]["hold_timeouts"] == 12 and stats[1]["hold_timeouts"] is None
+    table = bringup.markdown(stats)
+    assert table.splitlines()[2].endswith("| 12 in 30 s |")
+    assert table.splitlines()[3].endswith("| — |")

@@ -31,21 +31,33 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "memory_mb": round(max(r["memory_kb"] for r in mine) / 1024, 1),
             "left_mb": round(max(r["left_kb"] for r in mine) / 1024, 1),
             "ovs_rss_mb": round(max(r["ovs_rss_kb"] for r in mine) / 1024, 1),
-            "controller_rss_mb": round(max(r["controller_rss_kb"] for r in mine) / 1024, 1)})
+            "controller_rss_mb": round(max(r["controller_rss_kb"] for r in mine) / 1024, 1),
+            "hold_s": max(r.get("hold_s", 0.0) for r in mine), "hold_timeouts": held_timeouts(mine)})
     return out
+
+
+def held_timeouts(rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """The most heartbeat timeouts any repeat saw while held after ready (None: not held)."""
+    counts = [r["hold_timeouts"] for r in rows if r.get("hold_timeouts") is not None]
+    return max(counts) if counts else None
 
 
 def markdown(stats: Sequence[Mapping[str, Any]], failed: Mapping[str, str] | None = None) -> str:
     lines = ["| lab | nodes | links | ready p50 (max) s | teardown p50 s | slowest step p50 | memory held MB | "
-             "ovs-vswitchd MB | controllers MB | left after teardown MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "ovs-vswitchd MB | controllers MB | left after teardown MB | heartbeat timeouts while held (max) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in stats:
         name, secs = max(s["steps"].items(), key=lambda kv: kv[1]) if s["steps"] else ("—", 0.0)
         lines.append(f"| {s['label']} | {s['nodes']} | {s['links']} | {s['up_s']} ({s['up_max_s']}) | "
                      f"{s['down_s']} | {name} {secs} s | {s['memory_mb']} | {s['ovs_rss_mb']} | "
-                     f"{s['controller_rss_mb']} | {s['left_mb']} |")
+                     f"{s['controller_rss_mb']} | {s['left_mb']} | {held(s)} |")
     for label, why in (failed or {}).items():
-        lines.append(f"| {label} | lab gave up: {why} | | | | | | | | |")
+        lines.append(f"| {label} | lab gave up: {why} | | | | | | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def held(s: Mapping[str, Any]) -> str:
+    return "—" if s.get("hold_timeouts") is None else f"{s['hold_timeouts']} in {s['hold_s']:g} s"
 
 
 def draw(path: Path, stats: Sequence[Mapping[str, Any]], title: str) -> None:
