@@ -184,7 +184,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     shape = generate.Shape(args.sites, args.isps, args.exits, args.hosts, args.remotes, Approach(args.approach),
-                           tuple(Trigger(w) for w in words), args.seed, args.bfd, args.heartbeat_ms)
+                           tuple(Trigger(w) for w in words), args.seed, args.bfd, args.heartbeat_ms,
+                           args.correspondent)
     if problems := shape.problems():
         print(f"{PROG} generate: " + "; ".join(problems), file=sys.stderr)
         return 2
@@ -708,7 +709,8 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
         for n, topo in topos.items():
             say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
             try:
-                with Lab(topo, out / f"n{n}", progress=say, sites_per_controller=args.sites_per_controller) as lab:
+                with Lab(topo, out / f"n{n}", progress=say, sites_per_controller=args.sites_per_controller,
+                         contacts=scaleoutage.contacts(topo)) as lab:
                     for k in range(1, args.trials + 1):
                         rows += scaleoutage.trial(lab, n, k, rng, args.rate, args.fault_s, say)
             except EnvError as exc:
@@ -771,6 +773,8 @@ def parser() -> argparse.ArgumentParser:
                                                         "sessions, BGP 1/3 s")
     g.add_argument("--heartbeat-ms", type=float, metavar="MS", help="the heartbeat trigger's interval (x3; "
                                                                      "default 10 ms)")
+    g.add_argument("--correspondent", action="store_true",
+                   help="id-loc: one more site, far, on two ISPs of its own, for the others to talk to")
     g.add_argument("-o", "--output", help="file to write (default: standard output)")
     sm = add("scale-model", cmd_scale_model, "RFC 4177 5.1 as numbers: DFZ table and churn against the number of "
              "multihomed sites, PI routing versus the edge approaches and their mapping service (a model)")

@@ -10,6 +10,10 @@ always give the same file. Addressing:
   and private AS 4200000000+s (RFC 6996) for the routing approach.
 * remote k: 3fff:ff:(0x100+k)::/64 on the core (the core's own links use 3fff:ff::/48).
 * with id-loc, a remote ``map`` on 3fff:ff:53::/64 runs the mapping service.
+* ``correspondent`` (id-loc): one more site, ``far``, numbered N, on two ISPs of its own (M and M+1), for
+  the N sites to talk to. An id-loc site's failover is a change of locator pair with an id-loc peer; a plain
+  remote is reached as nptv6 reaches it, and a full mesh between the N sites costs N(N-1) pair contexts.
+  ``far`` is that peer, and an outage of the first M ISPs never reaches it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import yaml
 from multi6lab.vocabulary import Approach, Trigger
 
 MAX_SITES = 0xFFFE  # one /48 per site in each ISP's /32
+CORRESPONDENT = "far"  # the id-loc correspondent site's name
 MAX_ISPS = 400  # AS 64501-64900 and PA prefixes 3fff:100::/32 up, clear of the core's (64500, 3fff:ff::/48)
 
 
@@ -38,6 +43,7 @@ class Shape:
     seed: int = 1
     bfd_ms: int | None = None  # routing: BFD on the exits' sessions at this interval (x3), BGP 1/3 s
     heartbeat_ms: float | None = None  # the heartbeat trigger's interval (x3), when not the default 10 ms
+    correspondent: bool = False  # id-loc: a site ``far`` on two ISPs of its own, for the others to talk to
 
     @property
     def bgp(self) -> dict[str, Any] | None:
@@ -49,8 +55,11 @@ class Shape:
         out = []
         if not 1 <= self.sites <= MAX_SITES:
             out.append(f"--sites must be 1 to {MAX_SITES}")
-        if not 1 <= self.isps <= MAX_ISPS:
-            out.append(f"--isps must be 1 to {MAX_ISPS}")
+        if not 1 <= self.isps <= MAX_ISPS - (2 if self.correspondent else 0):
+            out.append(f"--isps must be 1 to {MAX_ISPS}" + (", less the correspondent's 2" if self.correspondent
+                                                              else ""))
+        if self.correspondent and (self.approach != Approach.ID_LOC or self.sites >= MAX_SITES):
+            out.append(f"--correspondent is an id-loc peer for at most {MAX_SITES - 1} id-loc sites")
         if not 1 <= self.exits <= self.isps:
             out.append(f"--exits must be 1 to the number of ISPs ({self.isps}): a site has one exit per ISP")
         if self.hosts < 1 or self.remotes < 0:
@@ -65,10 +74,11 @@ class Shape:
 def topology(shape: Shape) -> dict[str, Any]:
     """The topology document (plain YAML data) for ``shape``; check ``shape.problems()`` first."""
     rng = random.Random(shape.seed)
-    isps = {f"isp{j}": {"asn": 64501 + j, "prefix": f"3fff:{0x100 + j:x}::/32"} for j in range(shape.isps)}
+    total = shape.isps + (2 if shape.correspondent else 0)
+    isps = {f"isp{j}": {"asn": 64501 + j, "prefix": f"3fff:{0x100 + j:x}::/32"} for j in range(total)}
     links: list[dict[str, Any]] = []
     next_port: dict[str, int] = {"core": 1}
-    for j in range(shape.isps):
+    for j in range(total):
         next_port[f"isp{j}"] = 1
         links.append({"endpoints": [f"isp{j}:eth0", f"core:eth{_take(next_port, 'core')}"]})
     remotes = {}
@@ -79,11 +89,14 @@ def topology(shape: Shape) -> dict[str, Any]:
         remotes["map"] = {"prefix": "3fff:ff:53::/64"}
         links.append({"endpoints": ["map:eth0", f"core:eth{_take(next_port, 'core')}"]})
     sites = {}
-    for s in range(shape.sites):
-        name, fabric = f"s{s}", f"s{s}sw"
-        hosts = [f"s{s}h{h}" for h in range(shape.hosts)]
-        chosen = sorted(rng.sample(range(shape.isps), shape.exits))
-        exits = {f"s{s}e{j}": {"isp": f"isp{j}", "delegation": f"3fff:{0x100 + j:x}:{s + 1:x}::/48"} for j in chosen}
+    numbered = [(f"s{s}", s, sorted(rng.sample(range(shape.isps), shape.exits))) for s in range(shape.sites)]
+    if shape.correspondent:
+        numbered.append((CORRESPONDENT, shape.sites, [shape.isps, shape.isps + 1]))
+    for name, s, chosen in numbered:
+        fabric = f"{name}sw"
+        hosts = [f"{name}h{h}" for h in range(shape.hosts)]
+        exits = {f"{name}e{j}": {"isp": f"isp{j}", "delegation": f"3fff:{0x100 + j:x}:{s + 1:x}::/48"}
+                 for j in chosen}
         sites[name] = {"identity": f"fd00:{s:x}::/48", "pi": f"3fff:fe:{s:x}::/48", "asn": 4200000000 + s,
                        "fabric": fabric, "exits": exits, "hosts": hosts}
         port = 1
@@ -97,8 +110,9 @@ def topology(shape: Shape) -> dict[str, Any]:
     triggers = [Trigger.ROUTING.value] if shape.approach == Approach.ROUTING else [t.value for t in shape.triggers]
     doc = {
         "name": f"generated-{shape.sites}s-{shape.isps}i",
-        "description": f"{shape.sites} sites, each multihomed to {shape.exits} of {shape.isps} ISPs "
-                       f"(multi6lab generate, seed {shape.seed})",
+        "description": f"{shape.sites} sites, each multihomed to {shape.exits} of {shape.isps} ISPs"
+                       + (f", and their correspondent {CORRESPONDENT} on 2 more" if shape.correspondent else "")
+                       + f" (multi6lab generate, seed {shape.seed})",
         "defaults": {"site": {"approach": shape.approach.value, "triggers": triggers,
                               **({"bgp": shape.bgp} if shape.bgp else {}),
                               **({"heartbeat": {"interval_ms": shape.heartbeat_ms}}
@@ -123,5 +137,6 @@ def dumps(shape: Shape) -> str:
             f"--hosts {shape.hosts} --remotes {shape.remotes} --approach {shape.approach} "
             f"--triggers {','.join(shape.triggers)} --seed {shape.seed}"
             + (f" --bfd {shape.bfd_ms}" if shape.bfd_ms is not None else "")
-            + (f" --heartbeat-ms {shape.heartbeat_ms:g}" if shape.heartbeat_ms is not None else "") + "\n"
+            + (f" --heartbeat-ms {shape.heartbeat_ms:g}" if shape.heartbeat_ms is not None else "")
+            + (" --correspondent" if shape.correspondent else "") + "\n"
             + yaml.safe_dump(topology(shape), sort_keys=False, width=120))

@@ -65,3 +65,16 @@ def test_a_large_lab_may_slow_its_heartbeats_and_only_one_with_heartbeats_may_as
     assert "--heartbeat-ms 100" in text.splitlines()[0]
     assert generate.Shape(3, 2, triggers=(Trigger.LINK,), heartbeat_ms=100).problems() == [
         "--heartbeat-ms is a positive interval in ms, for the heartbeat trigger"]
+
+
+def test_an_id_loc_correspondent_sits_on_two_isps_an_outage_of_the_others_never_reaches() -> None:
+    text = generate.dumps(generate.Shape(3, 2, approach=Approach.ID_LOC, correspondent=True))
+    topo = loader.loads(text, "g.yaml")
+    assert text.splitlines()[0].endswith("--correspondent")
+    assert [s.name for s in topo.sites] == ["s0", "s1", "s2", "far"] and len(topo.isps) == 4
+    far = topo.sites[-1]
+    assert far.approach == Approach.ID_LOC and {e.isp for e in far.exits} == {"isp2", "isp3"}
+    assert all({e.isp for e in s.exits} <= {"isp0", "isp1"} for s in topo.sites[:-1])
+    assert len(build(topo).sites) == 4
+    assert generate.Shape(3, 2, correspondent=True).problems() == [
+        "--correspondent is an id-loc peer for at most 65533 id-loc sites"]

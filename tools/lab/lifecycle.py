@@ -175,19 +175,21 @@ class SiteController:
 class Lab:
     def __init__(self, topology: Topology, workdir: str | Path, progress: Callable[[str], None] | None = None,
                  unsupported: Collection[str] = (), sites_per_controller: int = 1, servers: int = 1,
-                 cluster_links: str = layout.LINK_KINDS[0]):
+                 cluster_links: str = layout.LINK_KINDS[0], contacts: Collection[tuple[str, str]] | None = None):
         """``topology``: the checked model, as run (a scenario's overrides applied). ``unsupported``: id-loc
         sites whose edges start without id-loc support, to gain it at ``restart_controller(site)``.
         ``sites_per_controller``: how many sites share a controller process (1: each site its own, as the
         experiments run; more spares a large lab a Python start-up and ~80 MB per site). ``servers``: how
         many servers the lab is spread over, this machine and emulated ones (Mininet's cluster mode, placed by
-        :func:`multi6lab.topologies.cluster.place`), their links between servers ``cluster_links``."""
+        :func:`multi6lab.topologies.cluster.place`), their links between servers ``cluster_links``.
+        ``contacts``: the (from, to) id-loc sites that make first contact (default: every ordered pair)."""
         self.plan: Plan = build(topology)
         self.servers = layout.server_names(servers)
         self.where = layout.place(self.plan, self.servers)
         self.cluster_links = cluster_links
         self.cluster: Cluster | None = None
         self.unsupported = set(unsupported)
+        self.contacts = None if contacts is None else set(contacts)
         self.workdir = Path(workdir)
         self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -441,18 +443,18 @@ class Lab:
 
     def first_contact(self, since: float) -> None:
         """id-loc edges know nobody until packets reach them: a host of each id-loc site pings one of every other
-        (as the first packet of any session would do), its edge looks the far site up and holds the echo until
-        the answer; then the pair probes start. After a controller restart its edge has forgotten everything."""
-        idloc = [sp for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC
-                 and sp.site.name not in self.unsupported]
-        routes = {(a.site.name, b.site.name) for a in idloc for b in idloc if a is not b}
+        (or of those in the lab's ``contacts``), as the first packet of any session would do; its edge looks the
+        far site up and holds the echo until the answer; then the pair probes start. After a controller restart
+        its edge has forgotten everything."""
+        idloc = {sp.site.name: sp for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC
+                 and sp.site.name not in self.unsupported}
+        routes = {(a, b) for a in idloc for b in idloc if a != b and (self.contacts is None or (a, b) in self.contacts)}
         if not routes or self.emulation is None:
             return
-        self.progress("first contact between the id-loc sites (each edge looks the others up)")
-        for a in idloc:
-            for b in idloc:
-                if a is not b:
-                    self.emulation.run(a.hosts[0].name, shell.reach(b.hosts[0].addresses["identity"]))
+        self.progress(f"first contact between the id-loc sites ({len(routes)} directed pairs, each edge looks its "
+                      "peers up)")
+        for a, b in ((a, b) for a in idloc for b in idloc if (a, b) in routes):  # in the plan's order
+            self.emulation.run(idloc[a].hosts[0].name, shell.reach(idloc[b].hosts[0].addresses["identity"]))
         wait_for("locator-pair probes between the id-loc sites",
                  lambda: routes <= {(e["src_site"], e["dst_site"]) for e in self.events()
                                     if e["event"] == Event.PAIR_UP and e["t"] >= since}, READY_TIMEOUT)

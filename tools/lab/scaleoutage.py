@@ -2,9 +2,12 @@
 
 For each N, a generated topology (``multi6lab generate``: N sites, each multihomed to two ISPs, one host
 each, one remote on the core) on the chosen approach and triggers. Each trial waits for the lab's steady
-state, starts a UDP probe stream from every site's host to the remote (its own port, so its own receiver),
+state, starts a UDP probe stream from every site's host to the remote (its own port, so its own receiver;
+id-loc: to the correspondent, below),
 and after a warm-up and a seeded phase takes the first ISP, every site's primary, down for ``fault_s``. Each
 site's outbound outage is read off its stream exactly as a scenario's is (:func:`results.analysis.stream`).
+id-loc sites stream to ``far``, an id-loc site on two ISPs the outage does not touch (``generate``'s
+correspondent), and make first contact with it only: their failover is a change of locator pair with it.
 Only the outbound direction is measured: under nptv6 the inbound one does not recover before the restore
 (the comparison shows it), and N inbound streams would double the load the datapath carries.
 """
@@ -24,9 +27,11 @@ from multi6lab.scenarios import faults
 from multi6lab.scenarios.model import IspOutage
 from multi6lab.topologies import generate, loader
 from multi6lab.topologies.model import Topology
+from multi6lab.topologies.plan import Plan, SitePlan
 from multi6lab.traffic.probe import wait_until
 from multi6lab.vocabulary import Approach, Trigger
 
+CORRESPONDENT = generate.CORRESPONDENT
 BASE_PORT = 6100
 WARMUP_S = 0.5
 PHASE_S = 0.1  # the fault's start moves over this much, seeded, against the heartbeats and probes
@@ -39,16 +44,38 @@ def topology(n: int, approach: Approach, triggers: tuple[Trigger, ...], seed: in
     """N sites on two ISPs, each site on both, one host each, one remote (routing: BGP, BFD at ``bfd_ms``;
     heartbeats every ``heartbeat_ms``, default 10)."""
     shape = generate.Shape(sites=n, isps=2, exits=2, approach=approach, triggers=triggers, seed=seed, bfd_ms=bfd_ms,
-                           heartbeat_ms=heartbeat_ms)
+                           heartbeat_ms=heartbeat_ms, correspondent=approach == Approach.ID_LOC)
     return loader.loads(generate.dumps(shape), f"<{n} sites>")
+
+
+def hit(plan: Plan) -> list[SitePlan]:
+    """The sites the outage hits: all but an id-loc correspondent."""
+    return [sp for sp in plan.sites if sp.site.name != CORRESPONDENT]
+
+
+def contacts(topo: Topology) -> set[tuple[str, str]] | None:
+    """The id-loc sites' first contacts: each with the correspondent, both ways (None: no correspondent)."""
+    names = {s.name for s in topo.sites}
+    if CORRESPONDENT not in names:
+        return None
+    return {p for n in names - {CORRESPONDENT} for p in ((n, CORRESPONDENT), (CORRESPONDENT, n))}
+
+
+def target(plan: Plan) -> tuple[str, str]:
+    """Where every site's probes go (node, address): the correspondent's host by its identity, or the remote."""
+    far = [sp for sp in plan.sites if sp.site.name == CORRESPONDENT]
+    if far:
+        return far[0].hosts[0].name, str(far[0].hosts[0].addresses["identity"])
+    remote = plan.topology.remotes[0].name
+    return remote, str(plan.address(remote))
 
 
 def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: float,
           say: Callable[[str], None]) -> list[dict[str, Any]]:
     """One trial: every site's outbound outage (ms, or None with the reason)."""
     plan = lab.plan
-    remote = plan.topology.remotes[0].name
-    dst = str(lab.plan.address(remote))
+    remote, dst = target(plan)
+    sites = hit(plan)
     isp = plan.topology.isps[0].name
     d = lab.workdir / f"n{n}" / f"trial-{k:02d}"
     d.mkdir(parents=True, exist_ok=True)
@@ -57,17 +84,17 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
     total = WARMUP_S + phase + fault_s + AFTER_S
     start = max(0.5, START_S_PER_SITE * n)  # every sender must be streaming before the warm-up begins
     procs = []
-    for i, _ in enumerate(plan.sites):
+    for i, _ in enumerate(sites):
         procs.append(lab.popen(remote, [*PROBE, "recv", "--port", str(BASE_PORT + i), "--duration",
                                         str(start + total + 2.0), "--out", str(d / f"site{i}.csv")]))
-    for i, _ in enumerate(plan.sites):
+    for i, _ in enumerate(sites):
         lab.wait_bound(remote, BASE_PORT + i)
     t0 = time.monotonic() + start
-    for i, sp in enumerate(plan.sites):
+    for i, sp in enumerate(sites):
         procs.append(lab.popen(sp.hosts[0].name, [*PROBE, "send", "--dst", dst, "--port", str(BASE_PORT + i),
                                                   "--rate", str(rate), "--duration", str(total),
                                                   "--start-at", f"{t0:.6f}", "--out", str(d / f"site{i}-send.csv")]))
-    fault = faults.compile_fault(plan, plan.sites[0], IspOutage(isp=isp, at=0.0, duration=fault_s), 0, fault_s)
+    fault = faults.compile_fault(plan, sites[0], IspOutage(isp=isp, at=0.0, duration=fault_s), 0, fault_s)
     down, up = fault.actions
     origin = t0 + WARMUP_S + phase
     wait_until(origin)
@@ -80,7 +107,7 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
         p.wait(total + 10)
     period = 1.0 / rate
     rows = []
-    for i, sp in enumerate(plan.sites):
+    for i, sp in enumerate(sites):
         with open(d / f"site{i}.csv") as f:
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in csv.DictReader(f)]
