@@ -725,6 +725,24 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_scale_outage_plot(args: argparse.Namespace) -> int:
+    """Several scale-outage runs' curves on one plot (tools/results/scaleoutage.py)."""
+    from multi6lab.results import scaleoutage as results
+
+    if len(args.label) > len(args.runs):
+        print(f"{PROG}: {len(args.label)} labels for {len(args.runs)} runs", file=sys.stderr)
+        return 1
+    try:
+        runs = [results.load_run(Path(folder)) for folder in args.runs]
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    runs = [(label, *run[1:]) for label, run in zip(args.label, runs, strict=False)] + runs[len(args.label):]
+    results.draw_runs(Path(args.output), runs, args.goal_ms)
+    print(f"wrote {args.output}: {len(runs)} runs")
+    return 0
+
+
 def add_servers(p: argparse.ArgumentParser) -> None:
     from multi6lab.topologies.cluster import LINK_KINDS
 
@@ -904,6 +922,13 @@ def parser() -> argparse.ArgumentParser:
     so.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
                                                          "sessions, BGP 1/3 s (default: BGP's 60/180 s alone)")
     so.add_argument("--out", help="results directory (default results/scale-outage-<time>)")
+    sp = add("scale-outage-plot", cmd_scale_outage_plot, "several scale-outage runs' p50 and p95 against N on one "
+                                                          "plot, one colour per run")
+    sp.add_argument("runs", nargs="+", metavar="RUN", help="a scale-outage results directory")
+    sp.add_argument("-o", "--output", required=True, help="the plot to write (PNG)")
+    sp.add_argument("--goal-ms", type=float, metavar="MS", help="draw a goal for the p95 as a dotted line")
+    sp.add_argument("--label", action="append", default=[], metavar="TEXT",
+                    help="a run's name in the legend, in the runs' order (default: its approach and triggers)")
     return p
 
 

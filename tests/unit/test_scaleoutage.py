@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from multi6lab.results import scaleoutage
 
@@ -32,3 +35,30 @@ def test_markdown_and_draw(tmp_path: Path) -> None:
     out = tmp_path / "curve.png"
     scaleoutage.draw(out, s, "test")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_several_runs_load_and_share_one_plot(tmp_path: Path) -> None:
+    s = scaleoutage.summarise(rows(1, [[10.0]] * 20) + rows(5, [[30.0] * 5] * 4))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "scale-outage.json").write_text(json.dumps({"approach": "nptv6 (link)", "summary": s,
+                                                       "failed": {"20": "timed out"}}))
+    label, stats, failed = scaleoutage.load_run(run)
+    assert label == "nptv6 (link)" and list(stats) == [1, 5] and failed == {20: "timed out"}
+    assert stats[5]["outage_ms"]["p95"] == 30.0
+    out = tmp_path / "all.png"
+    scaleoutage.draw_runs(out, [(label, stats, failed), ("id-loc (link)", stats, {})], goal_ms=50)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"empty/scale-outage\.json: not a scale-outage run"):
+        scaleoutage.load_run(tmp_path / "empty")
+
+
+def test_the_plot_command_names_a_folder_that_holds_no_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    from multi6lab.cli import main
+
+    assert main(["scale-outage-plot", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 1
+    assert f"{tmp_path}/scale-outage.json: not a scale-outage run's results" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    assert main(["scale-outage-plot", str(tmp_path), "--label", "a", "--label", "b", "-o", "x.png"]) == 1
+    assert "2 labels for 1 runs" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """An ISP outage that hits N sites at once (issue 15; pure): each site's outage, pooled over sites and trials
-per N, with intervals, a table and a curve of p50 and p95 against N."""
+per N, with intervals, a table and a curve of p50 and p95 against N; and several runs' curves on one plot."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,49 @@ def draw(path: Path, stats: Mapping[int, Mapping[str, Any]], title: str) -> None
     ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_run(folder: Path) -> tuple[str, dict[int, dict[str, Any]], dict[int, str]]:
+    """A ``multi6lab scale-outage`` run's label, its summary per N and the Ns whose lab gave up. ValueError names
+    the file when the folder holds no such run."""
+    path = folder / "scale-outage.json"
+    try:
+        doc = json.loads(path.read_text())
+        return (str(doc["approach"]), {int(n): s for n, s in doc["summary"].items()},
+                {int(n): str(why) for n, why in doc.get("failed", {}).items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a scale-outage run's results ({exc.__class__.__name__})") from None
+
+
+def draw_runs(path: Path, runs: Sequence[tuple[str, Mapping[int, Mapping[str, Any]], Mapping[int, str]]],
+              goal_ms: float | None = None) -> None:
+    """Each run's p95 (solid, with its 95 % interval) and p50 (dashed) against N, one colour per run; an N
+    whose lab gave up is an x on the top edge; ``goal_ms`` a dotted line."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.set_xticks(sorted({n for _, stats, failed in runs for n in (*stats, *failed)}))
+    for i, (label, stats, failed) in enumerate(runs):
+        colour = f"C{i}"
+        ns = [n for n in sorted(stats) if stats[n]["outage_ms"]]
+        p95 = [stats[n]["outage_ms"]["p95"] for n in ns]
+        ci = [stats[n]["outage_ms"]["p95_ci"] for n in ns]
+        lo = [y - (c[0] if c[0] is not None else y) for y, c in zip(p95, ci, strict=True)]
+        hi = [(c[1] if c[1] is not None else y) - y for y, c in zip(p95, ci, strict=True)]
+        ax.errorbar(ns, p95, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=f"{label}: p95")
+        ax.plot(ns, [stats[n]["outage_ms"]["p50"] for n in ns], "--", marker=".", color=colour, alpha=0.6,
+                label=f"{label}: p50")
+        if failed:
+            ax.plot(sorted(failed), [1.0] * len(failed), "x", color=colour, markersize=10, mew=2,
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{label}: lab gave up")
+    if goal_ms is not None:
+        ax.axhline(goal_ms, color="k", linestyle=":", linewidth=1, label=f"goal: p95 <= {goal_ms:g} ms")
+    ax.set_xlabel("sites the ISP outage hits at once")
+    ax.set_ylabel("outbound outage, ms")
+    ax.set_ylim(bottom=0)
+    ax.set_title("ISP outage hitting N sites: each site's outage, pooled over sites and trials")
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
