@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from multi6lab.results import scaleoutage
+from multi6lab.results.analysis import Arrival
 
 
 def rows(n: int, trials: list[list[float | None]]) -> list[dict[str, object]]:
@@ -26,12 +27,25 @@ def test_summarise_pools_sites_and_trials_per_n_and_keeps_the_slowest_site() -> 
     assert s[2]["slowest_site_ms"]["max"] == 30.0 and s[2]["slowest_site_ms"]["not_recovered"] == 1
 
 
+def test_the_first_probe_after_an_outage_tells_a_held_datapath_from_a_slow_choice() -> None:
+    period = 0.005
+    before = [Arrival(i, i * period, i * period + 0.003) for i in range(10)]
+    # Probes 10-14 were lost on the dead path; 15 was sent 25 ms after 10 but arrived 60 ms after it was sent.
+    held = [Arrival(15, 0.075, 0.135), Arrival(16, 0.080, 0.136), Arrival(17, 0.085, 0.137)]
+    arrivals = before + held
+    assert scaleoutage.transits(arrivals, 0.05, (0.048, 0.135)) == (3.0, 60.0)
+    assert scaleoutage.transits(arrivals, 0.05, None) == (3.0, None)
+    data = [{"n": 20, "trial": 1, "site": "s0", "outage_ms": 87.0, "reason": None, "transit_ms": 3.0,
+             "back_transit_ms": 60.0}]
+    assert scaleoutage.markdown(scaleoutage.summarise(data)).splitlines()[2].endswith("| 60.0 (3.0) |")
+
+
 def test_markdown_and_draw(tmp_path: Path) -> None:
     s = scaleoutage.summarise(rows(1, [[10.0]] * 80) + rows(5, [[None] * 5]))
     text = scaleoutage.markdown(s)
     assert "| 1 | 80 | 10.0 [" in text and "| 5 | 5 | — | — | — | — | 5 |" in text
     gave_up = scaleoutage.markdown(s, {20: "timed out waiting for the lab to settle"})
-    assert gave_up.endswith("| 20 | lab gave up: timed out waiting for the lab to settle | | | | | |\n")
+    assert gave_up.endswith("| 20 | lab gave up: timed out waiting for the lab to settle | | | | | | |\n")
     out = tmp_path / "curve.png"
     scaleoutage.draw(out, s, "test")
     assert out.read_bytes()[:4] == b"\x89PNG"

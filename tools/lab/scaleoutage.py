@@ -23,6 +23,7 @@ from typing import Any
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runner import PROBE
 from multi6lab.results import analysis
+from multi6lab.results import scaleoutage as results
 from multi6lab.scenarios import faults
 from multi6lab.scenarios.model import IspOutage
 from multi6lab.topologies import generate, loader
@@ -112,8 +113,9 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in csv.DictReader(f)]
         s = analysis.stream(arr, int(total * rate), period, in_effect, restore, t0 + total)
+        usual, back = results.transits(arr, in_effect, s.gap if s.outage_ms is not None else None)
         rows.append({"n": n, "trial": k, "site": sp.site.name, "outage_ms": s.outage_ms, "reason": s.reason,
-                     "lost": s.lost, "sources": list(s.sources)})
+                     "lost": s.lost, "sources": list(s.sources), "transit_ms": usual, "back_transit_ms": back})
     got = [r["outage_ms"] for r in rows if r["outage_ms"] is not None]
     say(f"N={n} trial {k}: {len(got)}/{n} sites recovered, slowest {max(got):.1f} ms" if got
         else f"N={n} trial {k}: no site recovered before the restore")

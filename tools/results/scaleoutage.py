@@ -10,10 +10,21 @@ from typing import Any
 
 import matplotlib
 
-from multi6lab.results.analysis import summary, with_interval
+from multi6lab.results.analysis import Arrival, percentile, summary, with_interval
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+
+def transits(arrivals: Sequence[Arrival], t_fault: float, gap: tuple[float, float] | None
+             ) -> tuple[float | None, float | None]:
+    """How long probes spent between sender and receiver: the median before the fault, and the first probe that
+    ended the outage (``gap``'s end). When that one took far longer than usual, the outage was a datapath that
+    held packets (a stall), not one that took that long to choose the new path. ms."""
+    before = [(a.t_recv - a.t_sent) * 1000 for a in arrivals if a.t_recv <= t_fault]
+    back = next((a for a in arrivals if gap is not None and a.t_recv == gap[1]), None)
+    return (round(percentile(before, 50), 3) if before else None,
+            round((back.t_recv - back.t_sent) * 1000, 3) if back else None)
 
 
 def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -31,6 +42,8 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
         out[n] = {"site_trials": len(mine), "trials": len(trials),
                   "outage_ms": summary([r["outage_ms"] for r in mine], [r.get("reason") for r in mine]),
                   "slowest_site_ms": summary(worst),
+                  "transit_ms": summary([r.get("transit_ms") for r in mine], keys=("p50",)),
+                  "back_transit_ms": summary([r.get("back_transit_ms") for r in mine], keys=("p50", "p95")),
                   "not_recovered": sum(1 for r in mine if r["outage_ms"] is None)}
     return out
 
@@ -38,16 +51,23 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
 def markdown(stats: Mapping[int, Mapping[str, Any]], failed: Mapping[int, str] | None = None) -> str:
     """The table; ``failed``: the site counts whose lab gave up, and why (after the trials it finished)."""
     lines = ["| sites hit | site-trials | outage p50 [95 % interval] ms | p95 [95 % interval] ms | max ms | "
-             "slowest site per trial, p50 ms | not recovered |", "|---|---|---|---|---|---|---|"]
+             "slowest site per trial, p50 ms | not recovered | first probe after the outage: in transit p50 ms "
+             "(usual) |", "|---|---|---|---|---|---|---|---|"]
     for n in sorted({*stats, *(failed or {})}):
         s = stats.get(n)
         if s is not None:
             o, w = s["outage_ms"], s["slowest_site_ms"]
             lines.append(f"| {n} | {s['site_trials']} | {with_interval(o, 'p50')} | {with_interval(o, 'p95')} | "
-                         f"{o['max'] if o else '—'} | {w['p50'] if w else '—'} | {s['not_recovered']} |")
+                         f"{o['max'] if o else '—'} | {w['p50'] if w else '—'} | {s['not_recovered']} | "
+                         f"{in_transit(s)} |")
         if n in (failed or {}):
-            lines.append(f"| {n} | lab gave up: {(failed or {})[n]} | | | | | |")
+            lines.append(f"| {n} | lab gave up: {(failed or {})[n]} | | | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def in_transit(s: Mapping[str, Any]) -> str:
+    back, usual = s.get("back_transit_ms"), s.get("transit_ms")
+    return f"{back['p50']} ({usual['p50']})" if back and usual else "—"
 
 
 def draw(path: Path, stats: Mapping[int, Mapping[str, Any]], title: str) -> None:
