@@ -29,8 +29,9 @@ def test_an_isp_outage_over_three_sites_is_measured_at_every_site(tmp_path: Path
         on = [ipaddress.ip_address(a.split("%")[0]) for a in r["sources"]]
         assert on and on[0] in isp0 and any(a in isp1 for a in on), r
         assert r["outage_ms"] is not None and 0 <= r["outage_ms"] < 1000, r
-        # Both transit times are read: the usual one (a healthy path, milliseconds) and the first probe's after it.
-        assert 0 < r["transit_ms"] < 100 and r["back_transit_ms"] is not None and r["back_transit_ms"] > 0, r
+        # The usual transit is read off the healthy path (well under a millisecond to a few); the first probe after
+        # an outage has its own only where there was a gap to end.
+        assert 0 < r["transit_ms"] < 100 and (r["back_transit_ms"] is None or r["back_transit_ms"] > 0), r
 
 
 def test_id_loc_sites_hit_by_an_outage_move_their_locator_pair_with_their_correspondent(tmp_path: Path) -> None:
