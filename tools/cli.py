@@ -691,20 +691,23 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
     if unknown := [w for w in words if w not in Trigger.values()]:
         raise EnvError(f"--triggers: unknown trigger {unknown[0]!r} (triggers: {', '.join(Trigger.values())})")
     approach, triggers = Approach(args.approach), tuple(Trigger(w) for w in words)
-    if args.bfd is not None and (approach != Approach.ROUTING or args.bfd < 1):
-        raise EnvError("--bfd is a positive interval in ms, for --approach routing")
-    topos = {n: scaleoutage.topology(n, approach, triggers, args.seed, args.bfd)  # refused here, not later
-             for n in counts}
+    try:  # refused here, not after the first lab
+        topos = {n: scaleoutage.topology(n, approach, triggers, args.seed, args.bfd, args.heartbeat_ms)
+                 for n in counts}
+    except ValueError as exc:
+        raise EnvError(str(exc)) from None
     out = run_folder(args.out, "scale-outage")
     origin = provenance.collect(args.seed)
-    label = f"{approach} ({f'BGP 1/3 s, BFD {args.bfd} ms x3' if args.bfd else ', '.join(words)})"
+    label = f"{approach} ({f'BGP 1/3 s, BFD {args.bfd} ms x3' if args.bfd else ', '.join(words)}" + (
+        f", {args.heartbeat_ms:g} ms probes)" if args.heartbeat_ms is not None else ")")
     rows: list[dict[str, Any]] = []
     failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
     rng = random.Random(args.seed)
     command = (f"multi6lab scale-outage --sites {args.sites} --approach {args.approach} --triggers {args.triggers} "
                f"--trials {args.trials} --rate {args.rate} --fault-s {args.fault_s} --seed {args.seed} "
                f"--sites-per-controller {args.sites_per_controller}"
-               + (f" --bfd {args.bfd}" if args.bfd else ""))
+               + (f" --bfd {args.bfd}" if args.bfd else "")
+               + (f" --heartbeat-ms {args.heartbeat_ms:g}" if args.heartbeat_ms is not None else ""))
     with terminate_as_interrupt():
         for n, topo in topos.items():
             say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
@@ -921,6 +924,9 @@ def parser() -> argparse.ArgumentParser:
                     help="sites sharing a controller process (default 1: each site its own)")
     so.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
                                                          "sessions, BGP 1/3 s (default: BGP's 60/180 s alone)")
+    so.add_argument("--heartbeat-ms", type=float, metavar="MS",
+                    help="the heartbeat trigger's echoes, and id-loc's locator-pair probes, at this interval (x3; "
+                         "default 10)")
     so.add_argument("--out", help="results directory (default results/scale-outage-<time>)")
     sp = add("scale-outage-plot", cmd_scale_outage_plot, "several scale-outage runs' p50 and p95 against N on one "
                                                           "plot, one colour per run")

@@ -42,7 +42,7 @@ class Shape:
     triggers: tuple[Trigger, ...] = (Trigger.LINK, Trigger.HEARTBEAT)
     seed: int = 1
     bfd_ms: int | None = None  # routing: BFD on the exits' sessions at this interval (x3), BGP 1/3 s
-    heartbeat_ms: float | None = None  # the heartbeat trigger's interval (x3), when not the default 10 ms
+    heartbeat_ms: float | None = None  # the heartbeat trigger's (and id-loc's pair probes') interval, x3; default 10
     correspondent: bool = False  # id-loc: a site ``far`` on two ISPs of its own, for the others to talk to
 
     @property
@@ -66,8 +66,10 @@ class Shape:
             out.append("--hosts must be 1 or more and --remotes 0 or more")
         if self.bfd_ms is not None and (self.approach != Approach.ROUTING or self.bfd_ms < 1):
             out.append("--bfd is a positive interval in ms, for --approach routing")
-        if self.heartbeat_ms is not None and (Trigger.HEARTBEAT not in self.triggers or self.heartbeat_ms <= 0):
-            out.append("--heartbeat-ms is a positive interval in ms, for the heartbeat trigger")
+        probed = Trigger.HEARTBEAT in self.triggers or self.approach == Approach.ID_LOC
+        if self.heartbeat_ms is not None and (not probed or self.heartbeat_ms <= 0):
+            out.append("--heartbeat-ms is a positive interval in ms, for the heartbeat trigger or id-loc's "
+                       "locator-pair probes")
         return out
 
 

@@ -209,6 +209,8 @@ def test_selection_refuses_what_it_cannot_measure_before_any_lab(argv: list[str]
     (["--sites", "0,5"], "must all be positive"),
     (["--triggers", "link,psychic"], "unknown trigger 'psychic'"),
     (["--approach", "source-routing", "--triggers", "transport"], "trigger 'transport' moves a destination"),
+    (["--bfd", "10"], "--bfd is a positive interval in ms, for --approach routing"),
+    (["--triggers", "link", "--heartbeat-ms", "100"], "for the heartbeat trigger or id-loc's locator-pair probes"),
 ])
 def test_scale_outage_refuses_bad_arguments_before_any_lab(argv: list[str], message: str, no_lab: None,
                                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,7 +64,9 @@ def test_a_large_lab_may_slow_its_heartbeats_and_only_one_with_heartbeats_may_as
     assert {s.heartbeat.interval_ms for s in loader.loads(text, "g.yaml").sites} == {100}
     assert "--heartbeat-ms 100" in text.splitlines()[0]
     assert generate.Shape(3, 2, triggers=(Trigger.LINK,), heartbeat_ms=100).problems() == [
-        "--heartbeat-ms is a positive interval in ms, for the heartbeat trigger"]
+        "--heartbeat-ms is a positive interval in ms, for the heartbeat trigger or id-loc's locator-pair probes"]
+    idloc = generate.Shape(3, 2, approach=Approach.ID_LOC, triggers=(Trigger.LINK,), heartbeat_ms=100)
+    assert {s.heartbeat.interval_ms for s in loader.loads(generate.dumps(idloc), "g.yaml").sites} == {100}
 
 
 def test_an_id_loc_correspondent_sits_on_two_isps_an_outage_of_the_others_never_reaches() -> None:

@@ -43,9 +43,11 @@ START_S_PER_SITE = 0.15  # a sender's Python start-up on a loaded core: twenty o
 def topology(n: int, approach: Approach, triggers: tuple[Trigger, ...], seed: int,
              bfd_ms: int | None = None, heartbeat_ms: float | None = None) -> Topology:
     """N sites on two ISPs, each site on both, one host each, one remote (routing: BGP, BFD at ``bfd_ms``;
-    heartbeats every ``heartbeat_ms``, default 10)."""
+    heartbeats and id-loc's pair probes every ``heartbeat_ms``, default 10). ValueError: what is impossible."""
     shape = generate.Shape(sites=n, isps=2, exits=2, approach=approach, triggers=triggers, seed=seed, bfd_ms=bfd_ms,
                            heartbeat_ms=heartbeat_ms, correspondent=approach == Approach.ID_LOC)
+    if problems := shape.problems():
+        raise ValueError("; ".join(problems))
     return loader.loads(generate.dumps(shape), f"<{n} sites>")
 
 
