@@ -105,9 +105,10 @@ def load_run(folder: Path) -> tuple[str, dict[int, dict[str, Any]], dict[int, st
 
 def draw_runs(path: Path, runs: Sequence[tuple[str, Mapping[int, Mapping[str, Any]], Mapping[int, str]]],
               goal_ms: float | None = None) -> None:
-    """Each run's p95 (solid, with its 95 % interval) and p50 (dashed) against N, one colour per run; an N
-    whose lab gave up is an x on the top edge; ``goal_ms`` a dotted line."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    """Each run's p95 (solid, with its 95 % interval) and p50 (dashed) against N, one colour per run, on a scale
+    that is linear to 10 ms and logarithmic above (the runs span milliseconds to a second); an N whose lab gave
+    up is an x on the top edge; ``goal_ms`` a dotted line. The legend sits beside the plot, one line per run."""
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     ax.set_xticks(sorted({n for _, stats, failed in runs for n in (*stats, *failed)}))
     for i, (label, stats, failed) in enumerate(runs):
         colour = f"C{i}"
@@ -116,19 +117,20 @@ def draw_runs(path: Path, runs: Sequence[tuple[str, Mapping[int, Mapping[str, An
         ci = [stats[n]["outage_ms"]["p95_ci"] for n in ns]
         lo = [y - (c[0] if c[0] is not None else y) for y, c in zip(p95, ci, strict=True)]
         hi = [(c[1] if c[1] is not None else y) - y for y, c in zip(p95, ci, strict=True)]
-        ax.errorbar(ns, p95, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=f"{label}: p95")
-        ax.plot(ns, [stats[n]["outage_ms"]["p50"] for n in ns], "--", marker=".", color=colour, alpha=0.6,
-                label=f"{label}: p50")
+        ax.errorbar(ns, p95, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=label)
+        ax.plot(ns, [stats[n]["outage_ms"]["p50"] for n in ns], "--", marker=".", color=colour, alpha=0.5)
         if failed:
             ax.plot(sorted(failed), [1.0] * len(failed), "x", color=colour, markersize=10, mew=2,
-                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{label}: lab gave up")
+                    transform=ax.get_xaxis_transform(), clip_on=False)
     if goal_ms is not None:
         ax.axhline(goal_ms, color="k", linestyle=":", linewidth=1, label=f"goal: p95 <= {goal_ms:g} ms")
+    ax.set_yscale("symlog", linthresh=10)
     ax.set_xlabel("sites the ISP outage hits at once")
     ax.set_ylabel("outbound outage, ms")
     ax.set_ylim(bottom=0)
-    ax.set_title("ISP outage hitting N sites: each site's outage, pooled over sites and trials")
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
+    ax.set_title("ISP outage hitting N sites: p95 (solid, 95 % interval), p50 (dashed); x: the lab gave up",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
