@@ -698,8 +698,10 @@ def cmd_scale_outage(args: argparse.Namespace) -> int:
         raise EnvError(str(exc)) from None
     out = run_folder(args.out, "scale-outage")
     origin = provenance.collect(args.seed)
-    label = f"{approach} ({f'BGP 1/3 s, BFD {args.bfd} ms x3' if args.bfd else ', '.join(words)}" + (
-        f", {args.heartbeat_ms:g} ms probes)" if args.heartbeat_ms is not None else ")")
+    how = [f"BGP 1/3 s, BFD {args.bfd} ms x3"] if args.bfd else list(words)
+    if args.heartbeat_ms is not None:
+        how.append(f"{args.heartbeat_ms:g} ms probes")
+    label = f"{approach} ({', '.join(how)})"
     rows: list[dict[str, Any]] = []
     failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
     rng = random.Random(args.seed)
