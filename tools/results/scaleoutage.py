@@ -66,8 +66,19 @@ def markdown(stats: Mapping[int, Mapping[str, Any]], failed: Mapping[int, str] |
 
 
 def in_transit(s: Mapping[str, Any]) -> str:
+    """The first probe after the outage's transit p50, and the usual one in brackets."""
     back, usual = s.get("back_transit_ms"), s.get("transit_ms")
     return f"{back['p50']} ({usual['p50']})" if back and usual else "—"
+
+
+def with_errors(stats: Mapping[int, Mapping[str, Any]], ns: Sequence[int], key: str
+                ) -> tuple[list[float], list[list[float]]]:
+    """The outage's ``key`` percentile at each N, and how far its 95 % interval reaches below and above it (an
+    open bound reaches nowhere)."""
+    ys = [stats[n]["outage_ms"][key] for n in ns]
+    cis = [stats[n]["outage_ms"][f"{key}_ci"] for n in ns]
+    return ys, [[y - (c[0] if c[0] is not None else y) for y, c in zip(ys, cis, strict=True)],
+                [(c[1] if c[1] is not None else y) - y for y, c in zip(ys, cis, strict=True)]]
 
 
 def draw(path: Path, stats: Mapping[int, Mapping[str, Any]], title: str) -> None:
@@ -75,12 +86,8 @@ def draw(path: Path, stats: Mapping[int, Mapping[str, Any]], title: str) -> None
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     ns = [n for n, s in stats.items() if s["outage_ms"]]
     for key, colour in (("p50", "C0"), ("p95", "C3")):
-        ys = [stats[n]["outage_ms"][key] for n in ns]
-        lo = [y - (stats[n]["outage_ms"][f"{key}_ci"][0] if stats[n]["outage_ms"][f"{key}_ci"][0] is not None
-                   else y) for n, y in zip(ns, ys, strict=True)]
-        hi = [(stats[n]["outage_ms"][f"{key}_ci"][1] if stats[n]["outage_ms"][f"{key}_ci"][1] is not None else y) - y
-              for n, y in zip(ns, ys, strict=True)]
-        ax.errorbar(ns, ys, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=f"outage {key}")
+        ys, yerr = with_errors(stats, ns, key)
+        ax.errorbar(ns, ys, yerr=yerr, marker="o", capsize=3, color=colour, label=f"outage {key}")
     ax.set_xlabel("sites the ISP outage hits at once")
     ax.set_ylabel("ms")
     ax.set_ylim(bottom=0)
@@ -113,11 +120,8 @@ def draw_runs(path: Path, runs: Sequence[tuple[str, Mapping[int, Mapping[str, An
     for i, (label, stats, failed) in enumerate(runs):
         colour = f"C{i}"
         ns = [n for n in sorted(stats) if stats[n]["outage_ms"]]
-        p95 = [stats[n]["outage_ms"]["p95"] for n in ns]
-        ci = [stats[n]["outage_ms"]["p95_ci"] for n in ns]
-        lo = [y - (c[0] if c[0] is not None else y) for y, c in zip(p95, ci, strict=True)]
-        hi = [(c[1] if c[1] is not None else y) - y for y, c in zip(p95, ci, strict=True)]
-        ax.errorbar(ns, p95, yerr=[lo, hi], marker="o", capsize=3, color=colour, label=label)
+        p95, yerr = with_errors(stats, ns, "p95")
+        ax.errorbar(ns, p95, yerr=yerr, marker="o", capsize=3, color=colour, label=label)
         ax.plot(ns, [stats[n]["outage_ms"]["p50"] for n in ns], "--", marker=".", color=colour, alpha=0.5)
         if failed:
             ax.plot(sorted(failed), [1.0] * len(failed), "x", color=colour, markersize=10, mew=2,
