@@ -14,6 +14,7 @@ should not exist are deleted. Traffic keeps flowing through a controller restart
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -71,6 +72,8 @@ from multi6lab.vocabulary import HOST_CHOOSES, RULE_CHANGING_EVENTS, Approach, E
 # Filled by controller.launcher before the framework instantiates the app.
 SETTINGS: dict[str, Any] = {"plan": None, "sites": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
 DNS_CLIENT_PORT = 53053  # the edge's source port toward the mapping service
+ECHO_ID = 0x6D36  # the heartbeat echoes' identifier; what proves a reply is the token in its data
+ECHO_TOKEN = 16  # bytes from secrets in each heartbeat echo, which its reply must return
 ICMP_ERRORS_PER_SECOND = 100
 POLICY_CACHE = 256
 RA_VALID = 1800
@@ -387,9 +390,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             return
         sp, role = where
         in_port = msg.match["in_port"]
-        if role != "fabric" and packets.is_echo_reply(msg.data, sp.exit(role).address.ip):
+        token = packets.echo_token(msg.data, sp.exit(role).address.ip) if role != "fabric" else None
+        if token is not None:
             with self.lock:
-                self._after(self.liveness.echo_reply(role, time.monotonic()))
+                self._after(self.liveness.echo_reply(role, token, time.monotonic()))
+                if self.liveness.forged:
+                    self.counters["forged_echo_replies"] = self.liveness.forged
             return
         quote = packets.unreachable_quote(msg.data) if role != "fabric" else None
         if quote is not None:  # icmp trigger: the ISP behind this exit cannot reach a destination
@@ -668,31 +674,34 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         holds = any({Trigger.ICMP, Trigger.TRANSPORT} & set(pol.plan.site.triggers) for pol in self.sites.values())
         if not paths and not self.edges and not holds:
             return  # nothing to probe, and nothing that expires
-        # Replies are not matched to requests (any reply proves the path), so each request is built once.
         probes = []
         for p in paths:
             where = self._where(p.dpid)
             assert where is not None
-            e = where[0].exit(p.exit)
-            data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, 0x6D36, 1)
-            probes.append((p, e.outside_port, data))
+            probes.append((p, where[0].exit(p.exit)))
         # With no probes to send (only icmp or transport holds), the loop just wakes for their deadlines.
         interval = min([p.interval for p in paths] + [edge.interval for edge in self.edges.values()], default=1.0)
         next_probe = time.monotonic()
+        seq = 0
         judged: float | None = None  # the deadline a tick was already posted for
         while True:
             now = time.monotonic()
             if now >= next_probe:
-                for p, port, data in probes:
+                seq += 1
+                for p, e in probes:
                     dp = self.datapaths.get(p.dpid)
                     if dp is None or p.dpid not in self.installed:
                         continue
-                    try:
-                        self._packet_out(dp, port, data)
-                    except Exception as exc:
-                        self.log(Event.HEARTBEAT_ERROR, exit=p.exit, error=str(exc))
-                    else:
-                        self.liveness.echo_sent(p.exit)
+                    # A fresh token per echo; noted under the lock, so its reply cannot be judged first.
+                    token = secrets.token_bytes(ECHO_TOKEN)
+                    data = packets.echo_request(e.mac, e.isp_mac, e.address.ip, e.beacon, ECHO_ID, seq, token)
+                    with self.lock:
+                        try:
+                            self._packet_out(dp, e.outside_port, data)
+                        except Exception as exc:
+                            self.log(Event.HEARTBEAT_ERROR, exit=p.exit, error=str(exc))
+                        else:
+                            self.liveness.echo_sent(p.exit, token, now)
                 with self.lock:
                     self._send_pair_messages(now)
                     self._send_mapping(now)

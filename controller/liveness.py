@@ -11,6 +11,10 @@
   end: its exits send no beacon echoes, which would only double the control traffic that crosses the
   userspace datapath (and time out on that load alone).
 
+An echo carries an unpredictable token that its reply must return, and a reply counts only if it answers an
+echo of that exit still outstanding (each answers once): anyone on the Internet can send an exit an echo reply,
+and one that counted would keep a blackholed path alive. The others are counted as forged.
+
 The controller both sends the echoes and judges the silence, so a silence it caused itself (its process or
 the machine stalled and sent nothing) must not count against the path: a lab on an idle two-core machine
 saw one such false failure in a few minutes with 10 ms echoes, each one dropping a prefix's traffic.
@@ -19,7 +23,7 @@ saw one such false failure in a few minutes with 10 ms echoes, each one dropping
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from multi6lab.topologies.plan import Plan
@@ -29,6 +33,8 @@ EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 AVOID_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable or a stalled TCP
 # flow (renewed by each further sign; an ISP rate-limits its errors, so a short hold would send traffic back
 # into the failure)
+OUTSTANDING = 1024  # echoes per path whose replies still count (10 s at 10 ms: at start-up, replies wait seconds
+# in the ISP router for neighbour discovery); guessing one of 1024 128-bit tokens is still hopeless
 
 
 @dataclass
@@ -47,6 +53,8 @@ class PathState:
     last_reply: float = 0.0
     replies_since_dead: int = 0
     unanswered: int = 0  # echoes sent since the last reply
+    outstanding: dict[bytes, float] = field(default_factory=dict)  # token -> sent at, oldest first
+    forged: int = 0  # replies that answered no outstanding echo
 
     @property
     def usable(self) -> bool:
@@ -98,15 +106,23 @@ class Liveness:
                 return [ev, *self._change(p, was, Trigger.LINK, now)]
         return []
 
-    def echo_sent(self, exit_name: str) -> None:
-        """One heartbeat echo went out through ``exit_name``."""
+    def echo_sent(self, exit_name: str, token: bytes, now: float) -> None:
+        """One heartbeat echo carrying ``token`` went out through ``exit_name``."""
         p = self.paths.get(exit_name)
         if p is not None:
             p.unanswered += 1
+            p.outstanding[token] = now
+            if len(p.outstanding) > OUTSTANDING:
+                del p.outstanding[next(iter(p.outstanding))]
 
-    def echo_reply(self, exit_name: str, now: float) -> list[EventRecord]:
+    def echo_reply(self, exit_name: str, token: bytes, now: float) -> list[EventRecord]:
+        """A reply carrying ``token`` reached ``exit_name``: it proves the path only if it answers one of the
+        exit's outstanding echoes, once."""
         p = self.paths.get(exit_name)
         if p is None or not p.heartbeat:
+            return []
+        if p.outstanding.pop(token, None) is None:
+            p.forged += 1
             return []
         was = p.usable
         p.last_reply = now
@@ -119,6 +135,11 @@ class Liveness:
             if p.replies_since_dead >= p.multiplier:
                 p.hb_dead = False
         return self._change(p, was, Trigger.HEARTBEAT, now)
+
+    @property
+    def forged(self) -> int:
+        """Echo replies so far that answered no outstanding echo (forged, replayed, or far too late)."""
+        return sum(p.forged for p in self.paths.values())
 
     def icmp_unreachable(self, exit_name: str, destination: str, now: float) -> list[EventRecord]:
         """``icmp`` trigger: the ISP behind ``exit_name`` says it cannot reach ``destination``."""

@@ -15,7 +15,6 @@ from ipaddress import IPv6Address, IPv6Network
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
     ICMPv6EchoReply,
-    ICMPv6EchoRequest,
     ICMPv6ND_NA,
     ICMPv6ND_NS,
     ICMPv6ND_RA,
@@ -128,10 +127,21 @@ def router_advert(src_mac: str, src: IPv6Address, prefixes: list[tuple[IPv6Netwo
     return bytes(pkt)
 
 
-def echo_request(src_mac: str, dst_mac: str, src: IPv6Address, dst: IPv6Address, ident: int, seq: int) -> bytes:
-    pkt = (Ether(src=src_mac, dst=dst_mac) / IPv6(src=str(src), dst=str(dst), hlim=64)
-           / ICMPv6EchoRequest(id=ident, seq=seq & 0xFFFF))
-    return bytes(pkt)
+def echo_request(src_mac: str, dst_mac: str, src: IPv6Address, dst: IPv6Address, ident: int, seq: int,
+                 token: bytes = b"") -> bytes:
+    """An ICMPv6 echo request carrying ``token`` as its data, built by hand (one leaves per exit every
+    heartbeat interval). The beacon's reply returns the data unchanged (RFC 4443 4.2), so a reply proves the
+    path only if it carries a token that this controller sent and nobody off the path could have seen."""
+    return _frame(src_mac, dst_mac, src, dst, 58, struct.pack("!BBHHH", 128, 0, 0, ident, seq & 0xFFFF) + token, 2)
+
+
+def echo_token(data: bytes, to: IPv6Address) -> bytes | None:
+    """The data of an echo reply addressed to ``to`` (an exit's own address): the token of the heartbeat echo it
+    answers, if it answers one. None for any other packet."""
+    if not is_echo_reply(data, to):
+        return None
+    end = _UDP_AT + struct.unpack_from("!H", data, 18)[0]
+    return bytes(data[_UDP_AT + 8: end]) if len(data) >= end else None
 
 
 def source_policy_failed(src_mac: str, src: IPv6Address, dst_mac: str, offending: bytes) -> bytes:
@@ -169,12 +179,18 @@ def pair_message(src_mac: str, dst_mac: str, m: PairMessage) -> bytes:
 def udp_packet(src_mac: str, dst_mac: str, src: IPv6Address, dst: IPv6Address, sport: int, dport: int,
                payload: bytes) -> bytes:
     """Ethernet/IPv6/UDP with a valid UDP checksum (the pair protocol's and the mapping client's packets)."""
-    length = 8 + len(payload)
-    pseudo = src.packed + dst.packed + struct.pack("!IxxxB", length, 17)
-    checksum = _ones_complement(pseudo + struct.pack("!HHHH", sport, dport, length, 0) + payload) or 0xFFFF
-    ip = struct.pack("!IHBB", 0x6 << 28, length, 17, 64) + src.packed + dst.packed
-    udp = struct.pack("!HHHH", sport, dport, length, checksum)
-    return _mac(dst_mac) + _mac(src_mac) + b"\x86\xdd" + ip + udp + payload
+    return _frame(src_mac, dst_mac, src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload, 6)
+
+
+def _frame(src_mac: str, dst_mac: str, src: IPv6Address, dst: IPv6Address, proto: int, body: bytes,
+           checksum_at: int) -> bytes:
+    """Ethernet/IPv6 around ``body`` (a UDP or ICMPv6 message whose checksum field, at ``checksum_at``, is zero),
+    with the checksum over the IPv6 pseudo-header filled in (RFC 8200 8.1; 0 is sent as 0xFFFF)."""
+    pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(body), proto)
+    checksum = _ones_complement(pseudo + body) or 0xFFFF
+    body = body[:checksum_at] + struct.pack("!H", checksum) + body[checksum_at + 2:]
+    ip = struct.pack("!IHBB", 0x6 << 28, len(body), proto, 64) + src.packed + dst.packed
+    return _mac(dst_mac) + _mac(src_mac) + b"\x86\xdd" + ip + body
 
 
 @dataclass(frozen=True)

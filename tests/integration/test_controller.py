@@ -164,6 +164,57 @@ def test_silent_failure_in_the_isp_is_found_by_heartbeats(lab: Lab) -> None:
     wait_until(lambda: events(lab, "path_alive", t0, exit="exa"), 10, "exa to recover")
 
 
+SPOOF_REPLIES = """
+import socket, sys, time
+from scapy.layers.inet6 import ICMPv6EchoReply, IPv6
+from scapy.layers.l2 import Ether
+iface, src_mac, dst_mac, beacon, exit_ip, ready = sys.argv[1:7]
+frames = [bytes(Ether(src=src_mac, dst=dst_mac) / IPv6(src=beacon, dst=exit_ip)
+                / ICMPv6EchoReply(id=0x6D36, seq=n, data=n.to_bytes(16, "big"))) for n in range(1000)]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+t0 = time.monotonic()
+for n, frame in enumerate(frames):
+    time.sleep(max(0.0, t0 + n / 1000 - time.monotonic()))
+    s.send(frame)
+    if n == 100:
+        open(ready, "w").close()
+print(f"sent {len(frames)} in {time.monotonic() - t0:.3f} s")
+"""
+
+
+def test_forged_echo_replies_do_not_keep_a_blackholed_exit_alive(lab: Lab) -> None:
+    """A host in ISP A, off the path the echoes take, answers them at 1 kHz (a thousand replies it made up,
+    claiming to come from the beacon) while ISP A silently drops everything: exa still dies in its detection
+    time, and every forged reply is counted."""
+    ea = lab.plan.sites[0].exit("exa")
+    hb = lab.plan.sites[0].site.heartbeat
+    ready = lab.workdir / "spoofing"
+    spoofer = lab.popen("ispa", [PY, "-c", SPOOF_REPLIES, ea.isp_intf, ea.isp_mac, ea.mac, str(ea.beacon),
+                                 str(ea.address.ip), str(ready)], stdout=subprocess.PIPE)
+    wait_until(ready.exists, 10, "the forged replies to start")
+    t0 = time.monotonic()
+    out = lab.cmd("ispa", "nft add table ip6 silent && "
+                          "nft add chain ip6 silent blackhole '{ type filter hook forward priority -10; }' && "
+                          "nft add rule ip6 silent blackhole drop && echo installed")
+    assert "installed" in out, out
+    try:
+        wait_until(lambda: events(lab, "path_dead", t0, exit="exa", cause="heartbeat"), 5, "heartbeat detection")
+        dead = events(lab, "path_dead", t0, exit="exa")[0]
+        timeout = events(lab, "heartbeat_timeout", t0, exit="exa")[0]
+        detect_ms = hb.interval_ms * hb.multiplier
+        # Dead after detect_ms of silence since the last genuine reply, however many forged ones came meanwhile;
+        # that silence began at most one interval before the fault (plus the lab's scheduling, bounded loosely).
+        assert detect_ms <= timeout["silent_ms"] <= detect_ms + hb.interval_ms + 50, timeout
+        assert (dead["t"] - t0) * 1000 <= detect_ms + 50 and spoofer.poll() is None  # still forging
+        assert b"sent 1000" in spoofer.communicate(timeout=10)[0]
+    finally:
+        lab.cmd("ispa", "nft delete table ip6 silent")
+    wait_until(lambda: any(e.get("forged_echo_replies", 0) >= 1000 for e in events(lab, "counters", t0)), 10,
+               "the controller to count 1000 forged echo replies")
+    assert max(e.get("forged_echo_replies", 0) for e in events(lab, "counters")) == 1000  # and nothing genuine
+
+
 def test_isp_filters_never_drop_rewritten_traffic(lab: Lab) -> None:
     udp_exchange(lab, "h1", "r", R, count=50)
     assert nft_counter(lab, "ispa", "bcp38_ispa_eth1") == 0

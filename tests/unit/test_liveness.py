@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
-from multi6lab.controller.liveness import Liveness
+from multi6lab.controller.liveness import OUTSTANDING, Liveness
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import Plan, build
 
@@ -20,6 +21,16 @@ def fig1(triggers: str = "[link, heartbeat]") -> Plan:
 
 def names(events: list[dict[str, object]]) -> list[object]:
     return [e["event"] for e in events]
+
+
+TOKENS = (i.to_bytes(16, "big") for i in itertools.count(1))
+
+
+def answered(lv: Liveness, exit_name: str, now: float) -> list[dict[str, object]]:
+    """An echo goes out through ``exit_name`` and its reply, carrying its token, comes back at ``now``."""
+    token = next(TOKENS)
+    lv.echo_sent(exit_name, token, now)
+    return lv.echo_reply(exit_name, token, now)
 
 
 def test_link_down_and_up_once_each_despite_repeats() -> None:
@@ -40,17 +51,17 @@ def test_port_status_ignored_without_link_trigger() -> None:
 def test_heartbeat_not_judged_before_first_reply() -> None:
     lv = Liveness(fig1(), now=0.0)
     assert lv.tick(now=100.0) == []
-    assert names(lv.echo_reply("exa", now=100.0)) == ["heartbeat_up"]
+    assert names(answered(lv, "exa", now=100.0)) == ["heartbeat_up"]
 
 
 def sent(lv: Liveness, exit_name: str, n: int = 3) -> None:
     for _ in range(n):
-        lv.echo_sent(exit_name)
+        lv.echo_sent(exit_name, next(TOKENS), 0.0)
 
 
 def test_heartbeat_detection_time_is_interval_times_multiplier() -> None:
     lv = Liveness(fig1(), now=0.0)
-    lv.echo_reply("exa", now=1.000)
+    answered(lv, "exa", now=1.000)
     sent(lv, "exa")
     assert lv.tick(now=1.0299) == []  # within 3 x 10 ms: not yet
     ev = lv.tick(now=1.0301)
@@ -61,46 +72,46 @@ def test_heartbeat_detection_time_is_interval_times_multiplier() -> None:
 
 def test_a_silence_while_the_controller_sent_no_echoes_is_not_the_path_s_fault() -> None:
     lv = Liveness(fig1(), now=0.0)
-    lv.echo_reply("exa", now=1.000)
+    answered(lv, "exa", now=1.000)
     sent(lv, "exa", 2)  # the controller stalled: only two echoes went out in 50 ms
     assert lv.tick(now=1.050) == [] and lv.next_deadline() is None
-    lv.echo_sent("exa")  # the third goes out unanswered: the silence counts from the last reply
+    lv.echo_sent("exa", next(TOKENS), 1.03)  # the third goes out unanswered: the silence counts from the last reply
     assert lv.next_deadline() == pytest.approx(1.030)
     assert names(lv.tick(now=1.051)) == ["heartbeat_timeout", "path_dead"]
 
 
 def test_a_reply_restarts_the_count_of_unanswered_echoes() -> None:
     lv = Liveness(fig1(), now=0.0)
-    lv.echo_reply("exa", now=1.000)
+    answered(lv, "exa", now=1.000)
     sent(lv, "exa", 2)
-    lv.echo_reply("exa", now=1.020)
+    answered(lv, "exa", now=1.020)
     sent(lv, "exa", 2)
     assert lv.tick(now=1.051) == [] and lv.usable()["exa"]
 
 
 def test_heartbeat_recovers_after_multiplier_consecutive_replies() -> None:
     lv = Liveness(fig1(), now=0.0)
-    lv.echo_reply("exa", now=1.0)
+    answered(lv, "exa", now=1.0)
     sent(lv, "exa")
     assert names(lv.tick(now=1.05)) == ["heartbeat_timeout", "path_dead"]
-    assert lv.echo_reply("exa", now=2.00) == []
-    assert lv.echo_reply("exa", now=2.01) == []
-    assert names(lv.echo_reply("exa", now=2.02)) == ["path_alive"]
+    assert answered(lv, "exa", now=2.00) == []
+    assert answered(lv, "exa", now=2.01) == []
+    assert names(answered(lv, "exa", now=2.02)) == ["path_alive"]
     assert lv.usable()["exa"]
 
 
 def test_unknown_exit_and_heartbeat_disabled_are_ignored() -> None:
     lv = Liveness(fig1("[link]"), now=0.0)
-    assert lv.echo_reply("exa", now=1.0) == []
-    assert lv.echo_reply("nope", now=1.0) == []
+    assert answered(lv, "exa", now=1.0) == []
+    assert answered(lv, "nope", now=1.0) == []
     assert lv.heartbeat_paths() == []
 
 
 def test_next_deadline_is_the_earliest_live_path() -> None:
     lv = Liveness(fig1(), now=0.0)
     assert lv.next_deadline() is None  # nothing armed yet
-    lv.echo_reply("exa", now=1.000)
-    lv.echo_reply("exb", now=1.005)
+    answered(lv, "exa", now=1.000)
+    answered(lv, "exb", now=1.005)
     assert lv.next_deadline() is None  # no echo unanswered yet
     sent(lv, "exa")
     sent(lv, "exb")
@@ -126,3 +137,32 @@ def test_an_id_loc_site_s_heartbeat_is_its_edge_s_keepalives_not_beacon_echoes()
     assert live.heartbeat_paths() == [] and live.next_deadline() is None
     nptv6 = Liveness(build(loader.load(ROOT / "topologies" / "two-sites.yaml")), 0.0)
     assert {p.exit for p in nptv6.heartbeat_paths()} == {"s1ea", "s1eb", "s2ec", "s2ed"}
+
+
+def test_a_reply_counts_only_once_and_only_for_an_echo_of_its_own_exit() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    token = next(TOKENS)
+    lv.echo_sent("exa", token, 1.0)
+    assert lv.echo_reply("exb", token, 1.001) == [] and lv.forged == 1  # exa's token arriving at exb
+    assert names(lv.echo_reply("exa", token, 1.002)) == ["heartbeat_up"]
+    assert lv.echo_reply("exa", token, 1.003) == [] and lv.forged == 2  # a replay
+
+
+def test_forged_replies_do_not_keep_a_silent_path_alive() -> None:
+    """An off-path host answers every echo it cannot see: the path still dies at its detection time."""
+    lv = Liveness(fig1(), now=0.0)
+    answered(lv, "exa", now=1.000)
+    for i in range(1, 4):
+        lv.echo_sent("exa", next(TOKENS), 1.0 + i / 100)
+        assert lv.echo_reply("exa", bytes(16), 1.0 + i / 100 + 0.001) == []  # guessed tokens
+        assert lv.echo_reply("exa", b"", 1.0 + i / 100 + 0.002) == []  # no data at all
+    assert names(lv.tick(now=1.031)) == ["heartbeat_timeout", "path_dead"] and lv.forged == 6
+
+
+def test_only_the_newest_echoes_stay_outstanding() -> None:
+    lv = Liveness(fig1(), now=0.0)
+    tokens = [next(TOKENS) for _ in range(OUTSTANDING + 1)]
+    for i, t in enumerate(tokens):
+        lv.echo_sent("exa", t, i / 100)
+    assert lv.echo_reply("exa", tokens[0], 1.0) == [] and lv.forged == 1  # forgotten: too old to say anything
+    assert names(lv.echo_reply("exa", tokens[1], 1.0)) == ["heartbeat_up"]

@@ -8,7 +8,16 @@ from ipaddress import IPv6Network as N
 
 import pytest
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, IPv6
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6NDOptPrefixInfo,
+    IPv6,
+)
 from scapy.layers.l2 import Ether
 
 from multi6lab.controller import packets as P
@@ -50,16 +59,24 @@ def test_ra_carries_lifetimes_per_prefix() -> None:
     assert pios == [("3fff:a:5::", 0), ("3fff:b:5::", 1800)]  # A deprecated (RFC 8475), B preferred
 
 
-def test_echo_reply_is_parsed() -> None:
-    req = Ether(P.echo_request(GW, "02:00:00:00:00:02", A("3fff:a::2"), A("3fff:a:0:1::2"), 7, 70000))
+def test_echo_reply_is_parsed_and_returns_the_echo_s_token() -> None:
+    token = bytes(range(16))
+    req = Ether(P.echo_request(GW, "02:00:00:00:00:02", A("3fff:a::2"), A("3fff:a:0:1::2"), 7, 70000, token))
+    # Built by hand: scapy agrees on every field, the checksum included.
+    again = Ether(src=req.src, dst=req.dst) / IPv6(src=req[IPv6].src, dst=req[IPv6].dst, hlim=64) / ICMPv6EchoRequest(
+        id=7, seq=70000 & 0xFFFF, data=token)
+    assert bytes(req) == bytes(again)
     rep = bytes(Ether(src=req.dst, dst=req.src) / IPv6(src=req[IPv6].dst, dst=req[IPv6].src)
-                / __import__("scapy.layers.inet6", fromlist=["ICMPv6EchoReply"]).ICMPv6EchoReply(id=7, seq=4464))
+                / ICMPv6EchoReply(id=7, seq=4464, data=req[ICMPv6EchoRequest].data))
     p = P.parse(rep)
     assert (p.kind, p.ident, p.seq) == ("echo_reply", 7, 70000 & 0xFFFF)
     assert P.is_echo_reply(rep) and not P.is_echo_reply(bytes(req)) and not P.is_echo_reply(b"\x00" * 10)
     # A heartbeat's reply is addressed to the exit itself; an echo reply to anyone else is a host's data.
     to = A(Ether(rep)[IPv6].dst)
     assert P.is_echo_reply(rep, to) and not P.is_echo_reply(rep, A("3fff:a:1::9"))
+    assert P.echo_token(rep, to) == token and P.echo_token(rep, A("3fff:a:1::9")) is None
+    assert P.echo_token(bytes(req), A("3fff:a:0:1::2")) is None  # a request is not a reply
+    assert P.echo_token(rep[:-1], to) is None  # shorter than its IPv6 header says
 
 
 def test_source_policy_failed_quotes_the_offending_packet() -> None:
