@@ -475,8 +475,11 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         with self.lock:
             self._after(edge.received(message, now))
             self._send_pair_messages(now)
-            if edge.refused:
-                self.counters["refused_locator_updates"] = sum(e.refused for e in self.edges.values())
+            if edge.unproven:
+                for name, n in (("refused_locator_updates", sum(e.refused for e in self.edges.values())),
+                                ("unproven_pair_messages", sum(e.unproven for e in self.edges.values())),
+                                ("rate_limited_pair_messages", sum(e.limited for e in self.edges.values()))):
+                    self.counters[name] = n
 
     # -- the mapping service ---------------------------------------------------------------------------------
     def _register(self, site: str) -> None:

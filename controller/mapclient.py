@@ -28,8 +28,8 @@ every lookup crosses the emulated network and can be late, lost or cut off.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -87,12 +87,12 @@ class Outgoing:
 
 
 class MappingClient:
-    def __init__(self, site: str, secret: str, ttl_s: int, seed: int | None = None):
+    def __init__(self, site: str, secret: str, ttl_s: int, randbits: Callable[[int], int] = secrets.randbits):
         self.site = site
         self.ttl_s = ttl_s
         self.keyname = dns.name.from_text(knot.site_owner(site))
         self.keyring = dns.tsigkeyring.from_text({knot.site_owner(site): (knot.KEY_ALGORITHM, secret)})
-        self.rng = random.Random(seed)
+        self.randbits = randbits  # DNS message ids: an off-path forger must guess one (and cannot sign)
         self.records: dict[str, Record] = {}  # far site -> the record in use
         self.wanted: dict[IPv6Address, float] = {}  # address -> when to look it up (again)
         self.trees: dict[IPv6Address, str] = {}  # address -> which tree names it (identity or locator)
@@ -269,7 +269,7 @@ class MappingClient:
 
     def _fresh_id(self) -> int:
         while True:
-            i = self.rng.getrandbits(16)
+            i = self.randbits(16)
             if i not in self.pending:
                 return i
 

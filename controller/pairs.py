@@ -25,6 +25,14 @@ emulated network: the two edges run a small protocol modelled on REAP (RFC 5534)
   most preferred pair reported recently (or explores, with none).
 * A more preferred pair whose probes are reported ``multiplier`` times since it last failed takes traffic back.
 
+* Proof: a message counts only if it reports a nonce this edge sent recently (REAP's probes carry the same
+  kind of proof, RFC 5534 5.3). Nonces come from ``secrets``, a message carries at most ``MAX_REPORTS``
+  reports, and a message that proves nothing moves no pair, arms no answer and starts no clock: its nonce
+  only waits in a slot of its own, reported while no proven message of that pair is fresh (how two edges
+  that have never heard each other, or one that restarted, bootstrap). Unproven messages are rate-limited
+  per far locator, so a flood of forgeries costs the edge little and cannot wash that slot out faster than
+  ``UNPROVEN_PER_INTERVAL`` a period.
+
 A unidirectional failure therefore moves only the broken direction: both edges may time out, but the reports
 that end the exploration of the edge whose direction still works confirm the pair it kept, and the edge whose
 probes stopped arriving hears of another pair first. The state machine is drawn in docs/locator-pairs.md.
@@ -32,8 +40,8 @@ probes stopped arriving hears of another pair first. The state machine is drawn 
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +51,9 @@ from multi6lab.vocabulary import Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 STANDBY_FACTOR = 10
+MAX_REPORTS = 8  # reports a message may carry: one correct guess among them would prove it
+UNPROVEN_PER_INTERVAL = 4  # unproven messages admitted per far locator and interval (a burst of 4x that)
+Randbits = Callable[[int], int]  # secrets.randbits, or a seeded generator's getrandbits in tests
 NEVER = float("-inf")
 
 
@@ -106,6 +117,9 @@ class Context:
     exploring_since: float | None = None
     sent: dict[int, tuple[OutPair, int, float]] = field(default_factory=dict)  # nonce -> (pair, seq, sent at)
     inbound: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)  # pair -> (nonce, arrived)
+    unproven: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)  # the same, of messages
+    # that proved nothing: reported only for a pair with no fresh proven arrival
+    budget: dict[str, tuple[float, float]] = field(default_factory=dict)  # far exit -> (tokens, at): unproven
     answer: bool = False  # a message asked to be answered at once
     answered: float = NEVER
     first_heard: float | None = None  # when the far edge's first message arrived
@@ -137,12 +151,14 @@ class Edge:
     """
 
     def __init__(self, site: str, exits: Iterable[str], peers: Iterable[Record], triggers: tuple[str, ...],
-                 interval: float, multiplier: int, seed: int | None = None):
+                 interval: float, multiplier: int, randbits: Randbits = secrets.randbits):
         self.site = site
         self.exits = tuple(exits)
         self.down: set[str] = set()
         self.refused = 0  # locator updates ignored for want of proof (forged, or from a confused far edge)
-        self.rng = random.Random(seed)
+        self.unproven = 0  # messages that proved nothing (forged, or from a far edge that has not heard us yet)
+        self.limited = 0  # ... of them dropped unread: over the far locator's rate
+        self.randbits = randbits
         self.triggers, self.timers = triggers, (interval, multiplier)
         self.contexts: dict[str, Context] = {}
         self.records: dict[str, Record] = {}
@@ -193,7 +209,7 @@ class Edge:
             if answer:
                 c.answer, c.answered = False, now
             exploring = c.exploring_since is not None
-            reports = tuple(n for n, at in c.inbound.values() if at >= horizon)
+            reports = self._reports_due(c, horizon)
             heard = 0 if c.first_heard is None else min(0xFFFF, int((now - c.first_heard) * 1000))
             order = [c.active] + [p for p in c.candidates if p is not c.active]  # the active pair's first
             for p in order:
@@ -210,7 +226,7 @@ class Edge:
                 if scheduled:
                     p.last_probe = now
                 p.seq += 1
-                nonce = self.rng.getrandbits(32) or 1
+                nonce = self.randbits(32) or 1
                 c.sent[nonce] = (p, p.seq, now)
                 # A keepalive or an exploration probe asks for an answer, so its nonce comes back within a
                 # round trip; standby probes wait for the next report; answers never ask (or they would
@@ -220,26 +236,52 @@ class Edge:
         return out
 
     # -- receiving ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _reports_due(c: Context, horizon: float) -> tuple[int, ...]:
+        """The newest fresh arrival on each pair, from a proven message where there is one; at most
+        MAX_REPORTS of them, the newest first."""
+        fresh = {pair: got for pair, got in c.unproven.items() if got[1] >= horizon}
+        fresh.update({pair: got for pair, got in c.inbound.items() if got[1] >= horizon})
+        return tuple(n for n, _ in sorted(fresh.values(), key=lambda got: -got[1])[:MAX_REPORTS])
+
     def received(self, m: Message, now: float) -> list[EventRecord]:
         """A message of the far edge arrived (through this site's exit ``m.dst_exit``)."""
         c = self.contexts.get(m.src_site)
         if c is None or m.dst_site != self.site:
             return []
+        # Anything that moves traffic or sends packets counts only from a message that proves it saw our probes
+        # (it reports a nonce we sent recently): a forger off the path can neither make this edge leave a
+        # working pair nor make it answer the real far edge, nor push the real far edge's nonces out of reports.
+        proven = len(m.reports) <= MAX_REPORTS and any(n in c.sent for n in m.reports)
+        if not proven:
+            self.unproven += 1
+            self.refused += bool(m.down)
+            if self._admit(c, m.src_exit, now):
+                c.unproven[m.pair] = (m.nonce, now)
+            return []
         c.inbound[m.pair] = (m.nonce, now)
+        c.unproven.pop(m.pair, None)
         if c.first_heard is None:
             c.first_heard = now
         if m.ask:
             c.answer = True
-        # A locator update moves traffic, so it counts only from a message that proves it saw our probes (it
-        # reports a nonce we sent recently): a forger off the path cannot make an edge leave a working pair.
-        proven = any(n in c.sent for n in m.reports)
-        if m.down and not proven:
-            self.refused += 1
-        out = self._peer_down(c, set(m.down), now) if proven else []
+        out = self._peer_down(c, set(m.down), now)
         fresh = self._reports(c, m.reports, now, out)
         out += self._settle(c, fresh, now, m.heard_ms) if c.exploring_since is not None \
             else self._preferred_back(c, now)
         return out
+
+    def _admit(self, c: Context, far_exit: str, now: float) -> bool:
+        """A token bucket per far locator for unproven messages: UNPROVEN_PER_INTERVAL a period, bursts of 4x."""
+        rate, burst = UNPROVEN_PER_INTERVAL / c.interval, 4.0 * UNPROVEN_PER_INTERVAL
+        tokens, at = c.budget.get(far_exit, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        if tokens < 1:
+            self.limited += 1
+            c.budget[far_exit] = (tokens, now)
+            return False
+        c.budget[far_exit] = (tokens - 1, now)
+        return True
 
     def _peer_down(self, c: Context, down: set[str], now: float) -> list[EventRecord]:
         was = c.active.peer_down
@@ -376,10 +418,10 @@ class Edge:
         return [ev]
 
 
-def edge_of(plan: Plan, site: str, peers: Iterable[Record] = (), seed: int | None = None) -> Edge:
+def edge_of(plan: Plan, site: str, peers: Iterable[Record] = (), randbits: Randbits = secrets.randbits) -> Edge:
     """The edge of id-loc site ``site``: its own exits and timers, and the far sites it has records of (from
     the mapping service: their identities and locators, nothing of their state)."""
     sp = next(s for s in plan.sites if s.site.name == site)
     hb = sp.site.heartbeat
     return Edge(site, [e.name for e in sp.exits], peers, sp.site.triggers, hb.interval_ms / 1000.0, hb.multiplier,
-                seed)
+                randbits)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 from multi6lab.controller.mapping import MappingService
-from multi6lab.controller.pairs import STANDBY_FACTOR, Edge, EventRecord, Message, edge_of
+from multi6lab.controller.pairs import MAX_REPORTS, STANDBY_FACTOR, Edge, EventRecord, Message, edge_of
 from multi6lab.controller.policy import SitePolicy, desired
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import Plan, build
@@ -27,7 +28,8 @@ def two_sites(triggers: str = "[link, heartbeat]") -> Plan:
 
 def edge(plan: Plan, site: str, seed: int | None = None) -> Edge:
     """``site``'s edge, once it has looked every other id-loc site up in a complete mapping service."""
-    return edge_of(plan, site, [r for r in MappingService.of(plan).records if r.site != site], seed)
+    return edge_of(plan, site, [r for r in MappingService.of(plan).records if r.site != site],
+                   random.Random(seed).getrandbits)
 
 
 class Wire:
@@ -219,6 +221,46 @@ def test_reports_of_nonces_never_sent_prove_nothing_and_move_nothing() -> None:
     assert s1.refused == 1
     assert s1.received(Message("nobody", "s1", "x", "s1ea", nonce=9), 1.0006) == []
     assert s1.received(Message("s2", "s3", "s2ec", "s1ea", nonce=9), 1.0007) == []
+
+
+def test_a_flood_of_unproven_messages_on_both_edges_moves_nothing_and_answers_nothing() -> None:
+    """Forgers on both sides send each edge 100 messages per pair each interval, claiming the far edge: every
+    one asks for an answer, says a locator is down and reports guessed nonces. The keepalives carry on."""
+    w = steady()
+    answers_before = sum(1 for t, m in w.log if not m.ask)
+    before = {n: (e.unproven, e.refused, e.limited) for n, e in w.edges.items()}  # the edges' own first meeting
+    guess = random.Random(99)
+    for _ in range(50):  # half a second
+        for (src, dst), (a, b) in (("s2", "s1"), ("s2ec", "s1ea")), (("s1", "s2"), ("s1ea", "s2ec")):
+            for _ in range(100):
+                forged = Message(src, dst, a, b, guess.getrandbits(32), True,
+                                 tuple(guess.getrandbits(32) for _ in range(8)), (a,))
+                w.events += w.edges[dst].received(forged, w.t)
+        w.run(w.t + 0.01)
+    for name, far in (("s1", "s2"), ("s2", "s1")):
+        e = w.edges[name]
+        unproven, refused, limited = (now - then for now, then in zip((e.unproven, e.refused, e.limited), before[name]))
+        assert unproven == refused == 5000 and limited >= 5000 - 50 * 4 - 16
+        assert e.contexts[far].active.confirmed_sent is not None and w.t - e.contexts[far].active.confirmed_sent < 0.03
+    assert not w.named("pair_dead", "exploring", "pair_selected", since=1.0) and w.active() == PREFERRED
+    # No forged message was answered: answers (messages that do not ask) went on at the rate of the real asks,
+    # two edges over 50 intervals.
+    answers = sum(1 for t, m in w.log if not m.ask) - answers_before
+    assert answers <= 2 * 50 * 1.1  # about one per real keepalive (86 here; 186 when forged asks were answered)
+
+
+def test_reports_are_few_and_an_unproven_nonce_never_displaces_a_proven_one() -> None:
+    w = steady()
+    s1, r = w.edges["s1"], w.edges["s1"].contexts["s2"]
+    real = r.inbound[("s2ec", "s1ea")][0]
+    s1.received(Message("s2", "s1", "s2ec", "s1ea", nonce=0xBAD, ask=True), w.t)
+    assert r.inbound[("s2ec", "s1ea")][0] == real and not r.answer
+    assert real in s1._reports_due(r, w.t - r.window) and 0xBAD not in s1._reports_due(r, w.t - r.window)
+    # Too many reports prove nothing, even with a right one among them.
+    ours = next(iter(r.sent))
+    crowded = Message("s2", "s1", "s2ec", "s1ea", nonce=5, reports=(ours, *range(1, MAX_REPORTS + 1)), down=("s2ec",))
+    assert s1.received(crowded, w.t) == [] and s1.active()[("s1", "s2")] == ("s1ea", "s2ec")
+    assert all(len(m.reports) <= MAX_REPORTS for _, m in w.log)
 
 
 def test_without_the_heartbeat_trigger_silence_is_never_judged() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 from collections.abc import Callable
 from ipaddress import IPv6Address, IPv6Network
 
@@ -85,7 +86,8 @@ class World:
         self.plan = plan
         self.keys = knot.new_secrets(knot.mapped_sites(plan))
         self.server = Server(plan, self.keys)
-        self.clients = {s: MappingClient(s, k, plan.topology.mapping.ttl_s, seed=i)  # type: ignore[union-attr]
+        self.clients = {s: MappingClient(s, k, plan.topology.mapping.ttl_s,
+                                          random.Random(i).getrandbits)  # type: ignore[union-attr]
                         for i, (s, k) in enumerate(self.keys.items())}
         self.t = 0.0
         self.flight: list[tuple[float, str, bytes, bool]] = []  # (arrives, site, wire, to the server)
@@ -346,7 +348,7 @@ def test_each_id_loc_exit_hands_the_mapping_service_s_answers_to_its_controller(
 def test_random_bytes_behind_a_query_s_id_are_dropped_and_counted() -> None:
     import random
 
-    c = MappingClient("s1", knot.new_secrets(["s1"])["s1"], 5, seed=1)
+    c = MappingClient("s1", knot.new_secrets(["s1"])["s1"], 5, random.Random(1).getrandbits)
     c.want(IPv6Address("fd00:2::1"), 0.0)
     out, _ = c.poll(0.0)
     rng = random.Random(3)
