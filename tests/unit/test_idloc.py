@@ -239,7 +239,8 @@ def test_a_flood_of_unproven_messages_on_both_edges_moves_nothing_and_answers_no
         w.run(w.t + 0.01)
     for name, far in (("s1", "s2"), ("s2", "s1")):
         e = w.edges[name]
-        unproven, refused, limited = (now - then for now, then in zip((e.unproven, e.refused, e.limited), before[name]))
+        counts = (e.unproven, e.refused, e.limited)
+        unproven, refused, limited = (now - then for now, then in zip(counts, before[name], strict=True))
         assert unproven == refused == 5000 and limited >= 5000 - 50 * 4 - 16
         assert e.contexts[far].active.confirmed_sent is not None and w.t - e.contexts[far].active.confirmed_sent < 0.03
     assert not w.named("pair_dead", "exploring", "pair_selected", since=1.0) and w.active() == PREFERRED
