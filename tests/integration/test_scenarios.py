@@ -72,8 +72,9 @@ def test_short_scenario_end_to_end(short_run: tuple[Path, dict[str, Any]]) -> No
     with open(out / "trials.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3
-    # Known limit: outages are judged from when the fault's command has returned, so a failover that is over
-    # before then (the data plane's fast-failover group can beat the command) reads 0. make test met it once.
+    # The window opens when the fault's command starts, so a failover that is over before the command returns
+    # (the data plane's fast-failover group can beat it) is measured too. One that lost a single probe is below
+    # the instrument's resolution of two periods and reads 0 (seen once in three trials).
     measured = [row for row in rows if float(row["outbound_outage_ms"]) > 0]
     assert len(measured) >= 2, rows
     for i, row in enumerate(rows, start=1):
@@ -95,7 +96,10 @@ def test_short_scenario_end_to_end(short_run: tuple[Path, dict[str, Any]]) -> No
         assert pcap_gap >= probe_gap - jitter, f"trial {i}: pcap gap {pcap_gap:.2f} ms vs probe gap {probe_gap}"
         # nptv6 cannot move R's chosen locator: inbound waits for the restore, and says so.
         assert row["inbound_outage_ms"] == "" and row["inbound_reason"].startswith("not recovered before the restore")
-    assert m["inbound"]["outage_ms"] is None and m["inbound"]["reason"].startswith("not recovered")
+    # Censored, not left out: every statistic is "more than the fault", bounded by the restore (0.6 s).
+    inbound = m["inbound"]["outage_ms"]
+    assert set(inbound["censored"]) >= {"p50", "p95", "max"} and inbound["not_recovered"] == 3, inbound
+    assert 500 < inbound["p95"] < 600 and inbound["reason"].startswith("not recovered")
     assert m["detection_ms"]["max"] < 600 and not m["detection_ms"].get("not_recovered")  # every trial, in the fault
 
 

@@ -417,3 +417,46 @@ def test_probes_and_capture_disagreeing_are_measured_and_flagged() -> None:
     m = A.aggregate(trials)
     assert m["outbound"]["capture_disagreement_ms"] == {"max": 3.5, "flagged": 1}
     assert m["inbound"]["capture_disagreement_ms"] == {"max": "inf", "flagged": 1}
+
+
+def test_an_outage_over_before_the_fault_command_returned_is_still_measured() -> None:
+    """The command that injects a fault runs 8-20 ms; the failover here was over inside it (7 probes lost from
+    +5 ms). The window opens when the command starts; one opened at its return read 0."""
+    arr = stream(3000, drop=set(range(1005, 1012)))
+    started, returned = 101.0, 101.015
+    r = A.stream(arr, sent=3000, period=P, t_fault=started, t_restore=102.0, t_end=103.0)
+    assert r.outage_ms == pytest.approx(7.0, abs=1e-6) and r.gap == pytest.approx((101.0045, 101.0125))
+    hidden = A.stream(arr, sent=3000, period=P, t_fault=returned, t_restore=102.0, t_end=103.0)
+    assert hidden.outage_ms == pytest.approx(0.0, abs=1e-6)
+    # A hold of the probes while the command runs (its own load: nothing lost, three released together with the
+    # fourth) is no break.
+    held_by_command = [A.Arrival(a.seq, a.t_sent, max(a.t_recv, 101.0045) if 1001 <= a.seq < 1004 else a.t_recv)
+                       for a in arr]
+    again = A.stream(held_by_command, sent=3000, period=P, t_fault=started, t_restore=102.0, t_end=103.0)
+    assert again.outage_ms == pytest.approx(7.0, abs=1e-6)
+
+
+def test_a_trial_that_never_recovered_counts_as_longer_than_its_fault() -> None:
+    """Right-censoring: 5 of 72 trials never recovered in a 1 s fault. Left out, they would leave a p95 of
+    about 64 ms; counted as "more than 1 s" the p95 is a censored one, and p50 moves up too."""
+    def trial(i: int) -> A.Trial:
+        out = (A.StreamResult(3000, 2990, 10, float(i)) if i <= 67 else
+               A.stream(stream(3000, drop=range(1000, 2000)), sent=3000, period=P, t_fault=101.0, t_restore=102.0,
+                        t_end=103.0))
+        return A.Trial(i, out, A.StreamResult(3000, 3000, 0, 0.0), None)
+    m = A.aggregate([trial(i) for i in range(1, 73)])["outbound"]["outage_ms"]
+    assert m["not_recovered"] == 5 and m["censored"] == ["p95", "max"]
+    assert m["p50"] == 36.5 and m["p95"] == m["max"] == 999.5 and m["p95_ci"] == [64.0, None]  # 1 s less a period
+    assert A.shown(m, "p95") == "> 0.99 s" and A.shown(m, "p50", ".1f") == "36.5"
+    assert A.with_interval(m, "p95") == "> 0.99 s [≥ 64.0]" and A.with_interval(m, "p50") == "36.5 [28.0, 45.0]"
+    left_out = A.summary([float(i) for i in range(1, 68)])
+    assert left_out is not None and left_out["p95"] == 63.7 and left_out["p50"] == 34.0  # what it read before
+    # None recovered: every statistic is a bound, not a missing cell.
+    gone = A.summary([None] * 8, ["not recovered"] * 8, above=[1200.0, 1000.0] * 4)
+    assert gone is not None and gone["p50"] == 1000.0 and gone["p50_ci"] == [1000.0, None]
+    assert gone["censored"] == ["p50", "p95", "max", "p50_ci_lower", "p95_ci_lower"]
+    assert A.with_interval(gone, "p50") == "> 1 s [≥ > 1 s]"
+    # A trial with no value and no bound (nothing valid measured) is left out, as before.
+    assert A.summary([5.0, None], above=[None, None]) == {"p50": 5.0, "p95": 5.0, "max": 5.0, "p50_ci": [None, None],
+                                                          "p95_ci": [None, None], "not_recovered": 1}
+    assert A.percentile([1.0, float("inf")], 50) == float("inf") and A.percentile([1.0, float("inf")], 0) == 1.0

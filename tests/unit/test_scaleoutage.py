@@ -27,6 +27,19 @@ def test_summarise_pools_sites_and_trials_per_n_and_keeps_the_slowest_site() -> 
     assert s[2]["slowest_site_ms"]["max"] == 30.0 and s[2]["slowest_site_ms"]["not_recovered"] == 1
 
 
+def test_sites_that_never_recovered_count_as_longer_than_the_outage() -> None:
+    """Censoring: 2 of 20 site-trials were still down when the 2 s outage ended. They count as longer than it
+    in the pooled p95 and in their trials' slowest site, instead of leaving a p95 of the sites that made it."""
+    data = rows(10, [[10.0 + i for i in range(10)], [10.0] * 8 + [None, None]])
+    for r in data:
+        if r["outage_ms"] is None:
+            r["above_ms"] = 1990.0
+    s = scaleoutage.summarise(data)[10]
+    assert s["outage_ms"]["p95"] == 1990.0 and "p95" in s["outage_ms"]["censored"]
+    assert s["slowest_site_ms"]["max"] == 1990.0 and "max" in s["slowest_site_ms"]["censored"]
+    assert "| > 1.99 s [≥ 18.0] | > 1.99 s | > 1.99 s | 2 |" in scaleoutage.markdown({10: s})  # p95, max, slowest p50
+
+
 def test_the_first_probe_after_an_outage_tells_a_held_datapath_from_a_slow_choice() -> None:
     period = 0.005
     before = [Arrival(i, i * period, i * period + 0.003) for i in range(10)]

@@ -292,6 +292,21 @@ def test_comparison_table_and_chart(tmp_path: Path) -> None:
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_cell_whose_p95_fell_on_a_trial_that_never_recovered_reads_more_than_the_fault(tmp_path: Path) -> None:
+    from multi6lab.results import comparison, report
+
+    censored = {"p50": 9.0, "p95": 1990.0, "max": 1990.0, "p95_ci": [12.0, None], "censored": ["p95", "max"],
+                "not_recovered": 5}
+    cell = {"scenario": "x", "approach": "nptv6", "trigger": "link", "trials": 72,
+            "metrics": {"outbound": {"outage_ms": censored, "lost_packets": None},
+                        "inbound": {"outage_ms": {"p50": 7.0, "p95": 8.0, "max": 9.0}, "lost_packets": None},
+                        "detection_ms": None}}
+    assert "out 9.0 / > 1.99 s (5 n/r)" in comparison.cell_text(cell)
+    assert "9.0 / > 1.99 s (5 not recovered)" in report.row(cell)
+    comparison.chart(["nptv6 × link"], ["blackhole"], {("nptv6 × link", "blackhole"): cell}, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_isp_uplink_down_takes_the_isps_core_links_and_restores_routes(fig1: Fig1) -> None:
     plan, sp = fig1
     c = faults.compile_fault(plan, sp, IspUplinkDown(at=0.0, duration=1.0, exit="exa"), 0, 2.0)

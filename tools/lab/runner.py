@@ -265,6 +265,7 @@ class Runner:
         t_end = t0 + total
         t_fault = injected[0]["t"]  # reference for detection and plots
         in_effect = injected[0]["end"]  # the fault was certainly in effect from here ...
+        opened = injected[0]["start"]  # ... and not before this: the outage window opens here (results.analysis)
         restore_start = injected[-1]["start"] if len(injected) > 1 else t_end  # ... until here
         t_restore = injected[-1]["t"] if len(injected) > 1 else t_end
         period = 1.0 / sc.traffic.udp_rate
@@ -273,13 +274,12 @@ class Runner:
         for name in ("outbound", "inbound"):
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in read_rows(d / f"{name}.csv")]
-            streams[name] = analysis.stream(arr, sent, period, in_effect, restore_start, t_end,
-                                            sc.traffic.recovery_k)
+            streams[name] = analysis.stream(arr, sent, period, opened, restore_start, t_end, sc.traffic.recovery_k)
         cross = {}
         for name, port in (("outbound", UDP_OUT), ("inbound", UDP_IN)):
             pcap = d / f"{name}-probes.pcap"
             if sc.traffic.cross_check and pcap.exists():
-                seen = analysis.stream(capture.probe_arrivals(pcap, port, offset), sent, period, in_effect,
+                seen = analysis.stream(capture.probe_arrivals(pcap, port, offset), sent, period, opened,
                                        restore_start, t_end, sc.traffic.recovery_k)
                 cross[name] = analysis.disagreement(streams[name], seen)
         events = sorted((e for e in lab.events() + lab.bgp_events() if t0 <= e["t"] <= t_end + 1),
@@ -367,7 +367,8 @@ class Runner:
             w.writerows({"trial": k, **r} for k, r in enumerate(samples, start=1))
         for name in series:
             m = summary["metrics"][name]["outage_ms"]
-            stats = f"p50 {m['p50']:.1f} ms, p95 {m['p95']:.1f} ms" if m else "not recovered before restore"
+            stats = (f"p50 {analysis.shown(m, 'p50', '.1f')} ms, p95 {analysis.shown(m, 'p95', '.1f')} ms" if m
+                     else "not recovered before restore")
             plots.timeline(series[name], f"{sc.name}: {name} ({sc.approach_label}, {sc.trigger_label}) — {stats}",
                            self.out / f"timeline-{name}.png")
         (self.out / "table.md").write_text(report.markdown([summary]))

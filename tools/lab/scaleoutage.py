@@ -101,6 +101,7 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
     down, up = fault.actions
     origin = t0 + WARMUP_S + phase
     wait_until(origin)
+    opened = time.monotonic()  # the outage window opens as the command starts (results.analysis)
     lab.emulation.run(down.node, down.command)  # type: ignore[union-attr]
     in_effect = time.monotonic()
     wait_until(origin + fault_s)
@@ -114,10 +115,11 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
         with open(d / f"site{i}.csv") as f:
             arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
                    for r in csv.DictReader(f)]
-        s = analysis.stream(arr, int(total * rate), period, in_effect, restore, t0 + total)
+        s = analysis.stream(arr, int(total * rate), period, opened, restore, t0 + total)
         usual, back = results.transits(arr, in_effect, s.gap if s.outage_ms is not None else None)
         rows.append({"n": n, "trial": k, "site": sp.site.name, "outage_ms": s.outage_ms, "reason": s.reason,
-                     "lost": s.lost, "sources": list(s.sources), "transit_ms": usual, "back_transit_ms": back})
+                     "above_ms": s.above_ms, "lost": s.lost, "sources": list(s.sources), "transit_ms": usual,
+                     "back_transit_ms": back})
     got = [r["outage_ms"] for r in rows if r["outage_ms"] is not None]
     say(f"N={n} trial {k}: {len(got)}/{n} sites recovered, slowest {max(got):.1f} ms" if got
         else f"N={n} trial {k}: no site recovered before the restore")

@@ -10,14 +10,18 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   scores 0; pure loss of n probes scores n periods; a stray probe inside an outage does not end it. A gap
   is a network gap of at least two periods (two probes lost, or one held that long); anything shorter is
   within the instrument's jitter, which a baseline scenario (nothing broken) measures as
-  ``interarrival_p999_ms``. The outage starts at the first *break*: a gap with probes lost in it, or a hold
-  (nothing lost, all late) of at least k periods that is longer than every hold of the same stream before
-  the fault. Only a loss of k periods or more counts as a relapse after it: over a fault window of seconds
-  that leaves the path alone (a mapping outage), a few holds of this machine's jitter would otherwise read
-  as an outage from the first to the last of them. Gaps closing after the restore are the failback, not the
+  ``interarrival_p999_ms``. The fault window opens when the fault's command *starts* (the fault takes effect
+  somewhere inside the command's own 8-20 ms, and a failover may be over before it returns), and the outage
+  starts at the first *break* in it: a gap with probes lost in it, or a hold (nothing lost, all late) of at
+  least k periods that is longer than every hold of the same stream before the fault. Only a loss of k
+  periods or more counts as a relapse after it: over a fault window of seconds that leaves the path alone
+  (a mapping outage), a few holds of this machine's jitter would otherwise read as an outage from the first
+  to the last of them. Gaps closing after the restore are the failback, not the
   outage. A stream still (or again) down for k periods when the fault is restored did not rehome that
-  direction: ``None`` with a reason; a silence into the restore that lost nothing (the next probe is the
-  consecutive one) is a hold, not a stream still down.
+  direction: ``None`` with a reason and ``above_ms``, what the outage is known to exceed (from the break to
+  the restore); a silence into the restore that lost nothing (the next probe is the consecutive one) is a
+  hold, not a stream still down. In the percentiles such a trial is *right-censored*: it counts as longer
+  than every outage that ended (:func:`summary`), never as left out.
 * **disruption_ms**: every gap (as above) in the fault window added up, the silence before the restore
   included: the time lost, where outage_ms is the time until the stream was back for good.
 * **lost_packets**: probes sent in the trial that never arrived (duplicates and reordering do not count).
@@ -78,6 +82,7 @@ class StreamResult:
     raw_gap_ms: float | None = None  # the outage before the sender-stall correction
     sender_stall_ms: float | None = None  # what the correction took off (the sender, not the network)
     interarrival_p999_ms: float | None = None  # the resolution: read it in a baseline cell (nothing broken)
+    above_ms: float | None = None  # not recovered: the outage lasted longer than this (the break to the restore)
 
     @property
     def stall_flagged(self) -> bool:
@@ -95,12 +100,15 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
            t_end: float, k: int = Traffic.recovery_k) -> StreamResult:
     """Outage, disruption and loss of one probe stream around a fault window [t_fault, t_restore].
 
-    ``t_fault`` is when the fault was certainly in effect (its command had returned), ``t_restore`` when it
+    ``t_fault`` is when the fault's command started (the fault was not in effect before), ``t_restore`` when it
     certainly still was (the restore command had not started). The outage runs from the last arrival before
     the first break at or after the fault to the first of ``k`` consecutive arrivals (consecutive sequence
     numbers, no gap between them) after which no loss of ``k`` periods or more opens before the restore. The
     first break is a gap with probes lost in it, or a hold (nothing lost, everything late) of ``k`` periods or
-    more and longer than any hold of the same stream before the fault; later holds are not relapses. Holds
+    more and longer than any hold of the same stream before the fault; later holds are not relapses. (The
+    window opens while the injecting command still runs, and that command's load can hold the probes, never
+    drop them: so only a hold needs the k periods. Requiring them of a loss too read a 2 ms link-down
+    failover as 0 in two of three trials.) Holds
     are the machine's jitter as often as the network's queues, and over a fault window of seconds a few of
     them would otherwise stretch the outage from the first to the last.
     Arrivals within IN_FLIGHT of ``t_fault`` were already past the failure point, so they never start a
@@ -157,7 +165,7 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
         when = (f"before the restore at +{(t_restore - t_fault) * 1000:.0f} ms" if t_restore < t_end
                 else "by the end of the record")
         return _with(base, reason=f"not recovered {when}", gap=(start.t_recv, (resumed or after[-1]).t_recv),
-                     disruption_ms=disruption)
+                     disruption_ms=disruption, above_ms=max(0.0, end - start.t_recv - period) * 1000)
     raw = back.t_recv - start.t_recv - period
     stall = max(0.0, (back.t_sent - start.t_sent) - max(1, back.seq - start.seq) * period)
     return _with(base, outage_ms=max(0.0, raw - stall) * 1000, gap=(start.t_recv, back.t_recv),
@@ -331,30 +339,54 @@ def disagreement(probe: StreamResult, captured: StreamResult) -> float | None:
 
 # -- aggregation -----------------------------------------------------------------------------------------
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
+    """Linear interpolation between closest ranks (numpy's default), q in [0, 100]; a rank next to an infinite
+    value (a censored trial) interpolates to infinity."""
     if not values:
         raise ValueError("percentile of nothing")
     xs = sorted(values)
     pos = (len(xs) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
+    if pos == lo or xs[hi] == xs[lo]:
+        return xs[lo]
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def summary(values: Sequence[float | None], reasons: Sequence[str | None] = (),
-            keys: Sequence[str] = ("p50", "p95", "max"), digits: int = 2) -> dict[str, Any] | None:
-    """p50/p95/max over trials that have a value, each percentile with its 95 % interval (``p95_ci``: [lower,
-    upper]); None (with the commonest reason) when none has."""
-    xs = [v for v in values if v is not None]
-    missing = len(values) - len(xs)
+            keys: Sequence[str] = ("p50", "p95", "max"), digits: int = 2,
+            above: Sequence[float | None] = ()) -> dict[str, Any] | None:
+    """p50/p95/max over the trials, each percentile with its 95 % interval (``p95_ci``: [lower, upper]); None
+    (with the commonest reason) when no trial counts.
+
+    A trial without a value whose ``above`` is set is right-censored: its value is known only to exceed that
+    bound (an outage still going when the fault was restored). It counts in every percentile and interval as
+    longer than every measured value, so a cell whose slowest trials never recovered cannot read as a small
+    p95. A statistic that falls on such a trial is given as the smallest bound and named in ``censored`` (the
+    tables print "> X s"); an interval's upper bound there is open (None). Trials with no value and no bound
+    (nothing valid was measured) are left out; ``not_recovered`` counts every trial without a value."""
+    bounds = [b for i, v in enumerate(values) if v is None and i < len(above) and (b := above[i]) is not None]
+    xs = sorted(v for v in values if v is not None) + [math.inf] * len(bounds)
+    missing = sum(1 for v in values if v is None)
     if not xs:
         return None
+    floor = round(min(bounds), digits) if bounds else None
     out: dict[str, Any] = {}
+    censored: list[str] = []
+
+    def put(key: str, x: float) -> float | None:
+        if math.isinf(x):
+            censored.append(key)
+            return floor
+        return round(x, digits)
+
     for k in keys:
-        out[k] = round(max(xs) if k == "max" else percentile(xs, float(k[1:])), digits)
+        out[k] = put(k, xs[-1] if k == "max" else percentile(xs, float(k[1:])))
     for k in keys:  # a 95 % interval for each percentile (results.intervals); None: too few trials for a bound
         if k != "max":
-            out[f"{k}_ci"] = [None if b is None else round(b, digits)
-                              for b in quantile_interval(xs, float(k[1:]) / 100)]
+            lo, hi = quantile_interval(xs, float(k[1:]) / 100)
+            out[f"{k}_ci"] = [None if lo is None else put(f"{k}_ci_lower", lo),
+                              None if hi is None or math.isinf(hi) else round(hi, digits)]
+    if censored:
+        out["censored"] = censored
     if missing:
         out["not_recovered"] = missing
         reason = commonest(reasons)
@@ -363,14 +395,28 @@ def summary(values: Sequence[float | None], reasons: Sequence[str | None] = (),
     return out
 
 
+def shown(s: Mapping[str, Any], key: str, spec: str = "") -> str:
+    """One statistic of a :func:`summary` as tables print it: "> X s" where it falls on a trial that had not
+    recovered when its fault was restored (``censored``; the statistics so marked are in ms), else the number
+    formatted with ``spec``."""
+    return more_than(s[key]) if key in s.get("censored", ()) else format(s[key], spec)
+
+
+def more_than(ms: float) -> str:
+    """A censored statistic: more than ``ms``, in seconds rounded down to 10 ms (so the bound never overstates)."""
+    return f"> {math.floor(ms / 10) / 100:g} s"
+
+
 def with_interval(s: Mapping[str, Any] | None, key: str) -> str:
     """``key``'s value of a :func:`summary` and its 95 % interval, as the tables print them: "12.3 [10.1, 15.0]";
-    "[≥ 10.1]" when the trials leave the interval open above, "[—]" when they give no bound at all."""
+    "[≥ 10.1]" when the trials leave the interval open above, "[—]" when they give no bound at all, and "> X s"
+    for a statistic that falls on a trial that never recovered."""
     if s is None:
         return "—"
     lo, hi = s[f"{key}_ci"]
-    ci = "[—]" if lo is None else (f"[{lo}, {hi}]" if hi is not None else f"[≥ {lo}]")
-    return f"{s[key]} {ci}"
+    low = more_than(lo) if f"{key}_ci_lower" in s.get("censored", ()) else f"{lo}"
+    ci = "[—]" if lo is None else (f"[{low}, {hi}]" if hi is not None else f"[≥ {low}]")
+    return f"{shown(s, key)} {ci}"
 
 
 @dataclass
@@ -426,7 +472,8 @@ def commonest(reasons: Iterable[str | None]) -> str | None:
 def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
     def direction(pick: str) -> dict[str, Any]:
         rs: list[StreamResult] = [getattr(t, pick) for t in trials]
-        out: dict[str, Any] = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs]),
+        out: dict[str, Any] = {"outage_ms": summary([r.outage_ms for r in rs], [r.reason for r in rs],
+                                                    above=[r.above_ms for r in rs]),
                                "disruption_ms": summary([r.disruption_ms for r in rs]),
                                "lost_packets": summary([float(r.lost) for r in rs], keys=("p50", "max"), digits=1),
                                "sender_stall_flagged": sum(r.stall_flagged for r in rs),

@@ -8,6 +8,8 @@ from typing import Any
 
 import matplotlib
 
+from multi6lab.results.analysis import shown
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
@@ -25,9 +27,9 @@ def _outage(m: dict[str, Any]) -> str:
     if o is None:
         cap = restore_ms(m)
         return f"not recovered within {cap / 1000:.1f} s" if cap is not None else "not recovered"
-    text = f"{o['p50']:.1f} / {o['p95']:.1f}"
+    text = f"{shown(o, 'p50', '.1f')} / {shown(o, 'p95', '.1f')}"
     lo, hi = o.get("p95_ci") or [None, None]
-    if lo is not None:
+    if lo is not None and "p95" not in o.get("censored", ()):
         text += f" [p95 {lo:.1f}–{hi:.1f}]" if hi is not None else f" [p95 ≥ {lo:.1f}]"
     return text + (f" ({o['not_recovered']} n/r)" if o.get("not_recovered") else "")
 
@@ -113,10 +115,10 @@ def chart(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[
                     continue
                 o = s["metrics"][direction]["outage_ms"]
                 x = i + (d - 0.5) * width
-                if o is None:
+                if o is None or "p95" in o.get("censored", ()):  # p95 falls on a trial that never recovered
                     ax.bar(x, cap, width, color="white", edgecolor=color, hatch="//",
                            label=direction if i == 0 else None)
-                    ax.text(x, cap * 1.08, "n/r", ha="center", fontsize=7)
+                    ax.text(x, cap * 1.08, "n/r" if o is None else shown(o, "p95"), ha="center", fontsize=7)
                     continue
                 value = max(o["p95"], 0.5)
                 ax.bar(x, value, width, color=color, edgecolor=color, label=direction if i == 0 else None)

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from multi6lab.results import soak
+from multi6lab.results.analysis import more_than, shown
 from multi6lab.results.comparison import cell_text
 
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -44,12 +45,16 @@ def _stat(s: Mapping[str, Any] | None) -> list[str]:
     if not s:
         return ["—", "—", "—", ""]
 
+    def num(k: str) -> str:  # "> X s" where the statistic falls on a trial that never recovered
+        return escape(shown(s, k)) if k in s.get("censored", ()) else _num(s.get(k))
+
     def with_ci(k: str) -> str:
         lo, hi = s.get(f"{k}_ci") or [None, None]
-        ci = f" [{_num(lo)}, {_num(hi) if hi is not None else '—'}]" if lo is not None or hi is not None else ""
-        return _num(s.get(k)) + ci
+        low = escape(more_than(lo)) if f"{k}_ci_lower" in s.get("censored", ()) else _num(lo)
+        ci = f" [{low}, {_num(hi) if hi is not None else '—'}]" if lo is not None or hi is not None else ""
+        return num(k) + ci
 
-    return [with_ci("p50"), with_ci("p95"), _num(s.get("max")), _num(s.get("not_recovered", ""))]
+    return [with_ci("p50"), with_ci("p95"), num("max"), _num(s.get("not_recovered", ""))]
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:

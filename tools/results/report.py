@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from multi6lab.results.analysis import shown
+
 COLUMNS = ["scenario", "approach", "trigger", "fault", "trials", "outbound outage p50/p95 ms",
            "inbound outage p50/p95 ms", "lost out/in p50", "detection p50/p95 ms", "TCP survived",
            "new session p50/p95 ms", "false rehomings"]
@@ -15,7 +17,7 @@ COLUMNS = ["scenario", "approach", "trigger", "fault", "trials", "outbound outag
 def _pair(m: dict[str, Any] | None, reason: str | None = None) -> str:
     if not m:
         return f"— ({reason})" if reason else "—"
-    text = f"{m['p50']:.1f} / {m['p95']:.1f}"
+    text = f"{shown(m, 'p50', '.1f')} / {shown(m, 'p95', '.1f')}"
     if m.get("not_recovered"):
         text += f" ({m['not_recovered']} not recovered)"
     return text

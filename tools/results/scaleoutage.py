@@ -10,7 +10,7 @@ from typing import Any
 
 import matplotlib
 
-from multi6lab.results.analysis import Arrival, percentile, summary, with_interval
+from multi6lab.results.analysis import Arrival, percentile, shown, summary, with_interval
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -35,13 +35,16 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
     for n in sorted({int(r["n"]) for r in rows}):
         mine = [r for r in rows if int(r["n"]) == n]
         trials = sorted({int(r["trial"]) for r in mine})
-        worst = []
+        worst, worst_above = [], []
         for t in trials:
-            outs = [r["outage_ms"] for r in mine if int(r["trial"]) == t]
-            worst.append(None if any(o is None for o in outs) else max(outs))
+            outs = [r for r in mine if int(r["trial"]) == t]
+            never = [r.get("above_ms") for r in outs if r["outage_ms"] is None]
+            worst.append(None if never else max(r["outage_ms"] for r in outs))
+            worst_above.append(max((b for b in never if b is not None), default=None))
         out[n] = {"site_trials": len(mine), "trials": len(trials),
-                  "outage_ms": summary([r["outage_ms"] for r in mine], [r.get("reason") for r in mine]),
-                  "slowest_site_ms": summary(worst),
+                  "outage_ms": summary([r["outage_ms"] for r in mine], [r.get("reason") for r in mine],
+                                       above=[r.get("above_ms") for r in mine]),
+                  "slowest_site_ms": summary(worst, above=worst_above),
                   "transit_ms": summary([r.get("transit_ms") for r in mine], keys=("p50",)),
                   "back_transit_ms": summary([r.get("back_transit_ms") for r in mine], keys=("p50", "p95")),
                   "not_recovered": sum(1 for r in mine if r["outage_ms"] is None)}
@@ -58,7 +61,7 @@ def markdown(stats: Mapping[int, Mapping[str, Any]], failed: Mapping[int, str] |
         if s is not None:
             o, w = s["outage_ms"], s["slowest_site_ms"]
             lines.append(f"| {n} | {s['site_trials']} | {with_interval(o, 'p50')} | {with_interval(o, 'p95')} | "
-                         f"{o['max'] if o else '—'} | {w['p50'] if w else '—'} | {s['not_recovered']} | "
+                         f"{shown(o, 'max') if o else '—'} | {shown(w, 'p50') if w else '—'} | {s['not_recovered']} | "
                          f"{in_transit(s)} |")
         if n in (failed or {}):
             lines.append(f"| {n} | lab gave up: {(failed or {})[n]} | | | | | | |")
