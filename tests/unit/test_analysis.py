@@ -214,11 +214,14 @@ def test_the_stall_is_a_survivors_and_resets_are_counted_apart() -> None:
 
 def test_new_sessions() -> None:
     att = [A.Attempt(100.9, 100.901, True), A.Attempt(101.05, 101.25, False), A.Attempt(101.3, 101.302, True)]
-    ms, why = A.new_session_ms(att, 101.0, 102.0)
-    assert ms == pytest.approx(302.0) and why is None
-    ms, why = A.new_session_ms([A.Attempt(101.1, 101.3, False), A.Attempt(102.1, 102.101, True)], 101.0, 102.0)
-    assert ms is None and why == "new connections failed until the restore at +1000 ms"
-    assert A.new_session_ms([], 101.0, 102.0) == (None, "no new connection succeeded after the fault")
+    ms, why, above = A.new_session_ms(att, 101.0, 102.0)
+    assert ms == pytest.approx(302.0) and why is None and above is None
+    ms, why, above = A.new_session_ms([A.Attempt(101.1, 101.3, False), A.Attempt(102.1, 102.101, True)], 101.0,
+                                      102.0)
+    assert ms is None and why == "new connections failed until the restore at +1000 ms" and above == 1000.0
+    assert A.new_session_ms([], 101.0, 102.0) == (None, "no new connection succeeded after the fault", None)
+    # Every client in the fault failed: censored at the fault's length, as an outage that never ended.
+    assert A.new_session_ms([A.Attempt(101.1, 101.3, False)], 101.0, 102.0)[2] == 1000.0
     # Started while the injecting command ran (fault not yet certainly in effect): it proves nothing.
     early = [A.Attempt(101.001, 101.002, True), A.Attempt(101.05, 101.25, False), A.Attempt(102.1, 102.1, True)]
     assert A.new_session_ms(early, 101.0, 102.0, in_effect=101.003)[0] is None

@@ -294,17 +294,17 @@ class Runner:
             done = next((int(r["detail"]) for r in client if r["event"] == "done"), None)
             sessions.append(analysis.tcp_session(recs, done, err,
                                                  (in_effect, restore_start, sc.traffic.tcp_interval_ms / 1000)))
-        ns_ms, ns_why, fresh = None, None, analysis.Clients()
+        ns_ms, ns_why, ns_above, fresh = None, None, None, analysis.Clients()
         if sc.traffic.new_sessions:
             att = [analysis.Attempt(float(r["t_start"]), float(r["t_end"]), r["ok"] == "1", r["address"])
                    for r in read_rows(d / "new-sessions.csv")]
-            ns_ms, ns_why = analysis.new_session_ms(att, t_fault, restore_start, in_effect)
+            ns_ms, ns_why, ns_above = analysis.new_session_ms(att, t_fault, restore_start, in_effect)
             fresh = analysis.clients_in_fault(att, in_effect, restore_start)
         trial = analysis.Trial(
             index=k, outbound=streams["outbound"], inbound=streams["inbound"],
             detection_ms=analysis.detection_ms(events, t_fault, faulted, since=injected[0]["start"]),
             tcp=sessions, new_session_ms=ns_ms,
-            new_session_reason=ns_why,
+            new_session_reason=ns_why, new_session_above_ms=ns_above,
             false_rehomings=analysis.false_rehomings(events, t_fault, t_end, faulted,
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),

@@ -295,8 +295,10 @@ class Attempt:
 
 
 def new_session_ms(attempts: Sequence[Attempt], t_fault: float, t_restore: float,
-                   in_effect: float | None = None) -> tuple[float | None, str | None]:
-    """From the fault to the first new connection that succeeded while the fault was in effect.
+                   in_effect: float | None = None) -> tuple[float | None, str | None, float | None]:
+    """From the fault to the first new connection that succeeded while the fault was in effect: (ms, None,
+    None), or (None, why, above): ``above`` where new connections failed until the restore (censored: the
+    time is longer than the fault, :func:`summary`), None where no client tried.
 
     Attempts count from ``in_effect`` (the end of the injecting command; default ``t_fault``): one that started
     while the command ran may have slipped through before the fault took hold. One that completed only after
@@ -304,12 +306,14 @@ def new_session_ms(attempts: Sequence[Attempt], t_fault: float, t_restore: float
     """
     start = t_fault if in_effect is None else in_effect
     ok = [a for a in attempts if a.ok and a.t_start >= start]
+    failed = any(not a.ok for a in attempts if start <= a.t_start < t_restore)
+    fault_ms = (t_restore - t_fault) * 1000
     if not ok:
-        return None, "no new connection succeeded after the fault"
+        return None, "no new connection succeeded after the fault", fault_ms if failed else None
     first = min(ok, key=lambda a: a.t_end)
-    if first.t_end >= t_restore and any(not a.ok for a in attempts if start <= a.t_start < t_restore):
-        return None, f"new connections failed until the restore at +{(t_restore - t_fault) * 1000:.0f} ms"
-    return (first.t_end - t_fault) * 1000, None
+    if first.t_end >= t_restore and failed:
+        return None, f"new connections failed until the restore at +{fault_ms:.0f} ms", fault_ms
+    return (first.t_end - t_fault) * 1000, None, None
 
 
 @dataclass(frozen=True)
@@ -430,6 +434,7 @@ class Trial:
     tcp: list[TcpSession] = field(default_factory=list)
     new_session_ms: float | None = None
     new_session_reason: str | None = None
+    new_session_above_ms: float | None = None  # new connections failed until the restore: longer than this
     false_rehomings: int = 0
     exploration_ms: float | None = None
     steps: dict[str, Steps] = field(default_factory=dict)  # id-loc: "outbound"/"inbound" -> its repair
@@ -493,7 +498,8 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
                             "stall_ms": summary([s.stall_ms for s in survivors]),
                             "goodput_during_fault": summary([s.goodput for s in sessions], digits=3)}
                            if sessions else None)
-    out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials])
+    out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials],
+                                    above=[t.new_session_above_ms for t in trials])
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):
         out["new_session_reason"] = commonest(t.new_session_reason for t in trials)
     for d in ("outbound", "inbound"):

@@ -44,8 +44,8 @@ def cell_text(s: dict[str, Any]) -> str:
     tcp_text = f"TCP {tcp['survived']}/{tcp['total']}" if tcp else "TCP —"
     if stall:
         tcp_text += f", stall p50 {stall['p50']:.0f} ms"
-    new = f"new {ns['p50']:.0f} ms" + (f" ({ns['not_recovered']} n/r)" if ns.get("not_recovered") else "") \
-        if ns else "new —"
+    new = (f"new {shown(ns, 'p50', '.0f')}" + ("" if "p50" in ns.get("censored", ()) else " ms")
+           + (f" ({ns['not_recovered']} n/r)" if ns.get("not_recovered") else "")) if ns else "new —"
     parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text, new]
     short = {"outbound": "out", "inbound": "in"}
     flagged = {short[d]: c for d in short if (c := m[d].get("capture_disagreement_ms")) and c["flagged"]}
