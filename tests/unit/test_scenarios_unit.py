@@ -302,7 +302,8 @@ def test_a_cell_whose_p95_fell_on_a_trial_that_never_recovered_reads_more_than_t
                         "inbound": {"outage_ms": {"p50": 7.0, "p95": 8.0, "max": 9.0}, "lost_packets": None},
                         "detection_ms": None}}
     assert "out 9.0 / > 1.99 s (5 n/r)" in comparison.cell_text(cell) and "new —" in comparison.cell_text(cell)
-    cell["metrics"]["new_session_ms"] = {"p50": 1000.0, "censored": ["p50"], "not_recovered": 40}  # type: ignore[index]
+    cell["metrics"]["new_session_ms"] = {"p50": 1000.0, "p95": 1000.0, "censored": ["p50", "p95"],  # type: ignore[index]
+                                         "not_recovered": 40}
     assert "new > 1 s (40 n/r)" in comparison.cell_text(cell)
     assert "9.0 / > 1.99 s (5 not recovered)" in report.row(cell)
     comparison.chart(["nptv6 × link"], ["blackhole"], {("nptv6 × link", "blackhole"): cell}, tmp_path / "c.png")
