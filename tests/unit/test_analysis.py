@@ -333,7 +333,8 @@ def test_provenance_parsers_and_the_line_a_report_prints() -> None:
     assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: x") == "AMD EPYC 7B13"
     assert cpu_model("") is None
     origin = {"commit": "0123456789abcdef", "dirty": True, "kernel": "6.1.0", "ovs": "3.1.0",
-              "datapath": "userspace (netdev)", "frr": "8.4.4", "os_ken": "4.2.2", "python": "3.11.2",
+              "datapath": "userspace (netdev)", "frr": "8.4.4", "knot": "3.2.6", "os_ken": "4.2.2",
+              "dnspython": "2.6.1", "scapy": "2.5.0", "python": "3.11.2",
               "cpu": "AMD EPYC", "cpus": 2, "load_before": [0.1, 0.2, 0.3], "seed": 7,
               "command": "multi6lab run scenarios/demo.yaml"}
     ok = {"p50": 1.0, "p95": 2.0, "max": 2.0}
@@ -341,7 +342,8 @@ def test_provenance_parsers_and_the_line_a_report_prints() -> None:
                "metrics": {"outbound": {"outage_ms": ok, "lost_packets": ok}, "inbound": {"outage_ms": ok,
                            "lost_packets": ok}, "detection_ms": ok}}
     assert ("- demo: commit 0123456789ab (uncommitted changes); Linux 6.1.0, Open vSwitch 3.1.0 userspace (netdev), "
-            "FRR 8.4.4, os-ken 4.2.2, Python 3.11.2; 2 x AMD EPYC, load 0.1 0.2 0.3 at the start; seed 7; "
+            "FRR 8.4.4, Knot 3.2.6, os-ken 4.2.2, dnspython 2.6.1, scapy 2.5.0, Python 3.11.2; 2 x AMD EPYC, "
+            "load 0.1 0.2 0.3 at the start; seed 7; "
             "`multi6lab run scenarios/demo.yaml`") in markdown([summary])
 
 
@@ -349,8 +351,9 @@ def test_provenance_reads_every_fact_or_says_null() -> None:
     from multi6lab.lab import provenance
 
     p = provenance.collect(seed=3)
-    assert set(p) == {"commit", "dirty", "kernel", "ovs", "datapath", "frr", "os_ken", "python", "cpu", "cpus",
-                      "load_before", "seed", "command"}
+    assert set(p) == {"commit", "dirty", "kernel", "ovs", "datapath", "frr", "knot", "os_ken", "dnspython", "scapy",
+                      "python", "cpu", "cpus", "load_before", "seed", "command"}
+    assert p["dnspython"] and p["scapy"] and (p["knot"] is None or p["knot"].count(".") == 2)
     assert p["commit"] is None or len(p["commit"]) == 40  # a checkout says which commit it is
     assert p["dirty"] in (None, True, False) and p["seed"] == 3 and p["cpus"] >= 1 and len(p["load_before"]) == 3
     assert p["python"].count(".") == 2 and p["datapath"] in ("kernel", "userspace (netdev)")

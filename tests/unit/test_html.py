@@ -43,7 +43,8 @@ def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
              "trial-01/outbound.csv", "trial-01/timeline.svg",
              "trial-01/controller-events.jsonl", "trial-02/outbound.csv", "report.html", "report.png",
              "frr/exa/bgpd.log", "keys/s1.key"]
-    page = html.run_page(summary(), [{"trial": 1, "outbound_outage_ms": "6.1"}, {"trial": "2"}], files)
+    page = html.run_page(summary(), [{"trial": 1, "outbound_outage_ms": "6.1", "fault_epoch_s": "1796652003.250000"},
+                                     {"trial": "2"}], files)
     p = Collect()
     p.feed(page)
     assert p.images == ["timeline-inbound.svg", "timeline-outbound.png"]  # the SVG where there is one
@@ -54,6 +55,18 @@ def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
     text = " ".join(p.text)
     assert "10.5 [9.4, —]" in text and "not recovered before the restore at +1000 ms" in text
     assert "within 1 s: 50%" in text and "commit" in text
+    # Each trial's fault on the captures' clock, to line a pcap up with it in Wireshark.
+    assert "2026-12-07 14:00:03.250000" in text and "1796652003.250000" in text and "frame.time_epoch >= E" in text
+
+
+def test_a_censored_statistic_reads_more_than_the_fault() -> None:
+    s = summary()
+    s["metrics"]["outbound"]["outage_ms"] = {"p50": 6.8, "p95": 1990.0, "max": 1990.0,  # type: ignore[index]
+                                             "p50_ci": [6.1, 1990.0], "p95_ci": [1990.0, None], "not_recovered": 9,
+                                             "censored": ["p95", "max", "p95_ci_lower"]}
+    p = Collect()
+    p.feed(html.run_page(s, [], []))
+    assert "> 1.99 s [> 1.99 s, —]" in " ".join(p.text)
 
 
 def test_values_are_escaped_and_the_index_is_newest_first() -> None:

@@ -1,9 +1,9 @@
 """Where a number came from: the code, the software and the machine a run was measured on.
 
 A figure someone will cite has to say which commit produced it (and whether the tree had uncommitted
-changes), on which kernel, Open vSwitch version and datapath, FRR, os-ken and Python, on how many and which
-CPUs, how loaded the machine was when the run began, with which seed and command line. Each fact is read
-when the run starts; one that cannot be read is null rather than guessed.
+changes), on which kernel, Open vSwitch version and datapath, FRR, Knot, os-ken, dnspython, scapy and Python,
+on how many and which CPUs, how loaded the machine was when the run began, with which seed and command line.
+Each fact is read when the run starts; one that cannot be read is null rather than guessed.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ def collect(seed: int | None = None) -> dict[str, Any]:
         "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)",
         "frr": first_version(_output([str(FRR_BIN / "zebra"), "--version"]) or ""),
         "os_ken": _package("os-ken"),
+        "knot": first_version(_output(["knotd", "--version"]) or ""),
+        "dnspython": _package("dnspython"),
+        "scapy": _package("scapy"),
         "python": platform.python_version(),
         "cpu": cpu_model(cpuinfo),
         "cpus": os.cpu_count(),

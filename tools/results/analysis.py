@@ -441,6 +441,8 @@ class Trial:
     clients: Clients = field(default_factory=Clients)
     cross_check: dict[str, float | None] = field(default_factory=dict)  # direction -> |probe - capture| outage
     lookups: Lookups = field(default_factory=Lookups)
+    clock_offset_s: float | None = None  # CLOCK_REALTIME minus CLOCK_MONOTONIC during the trial (pcap stamps)
+    fault_epoch_s: float | None = None  # when the fault's command started, on the captures' clock
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -466,6 +468,8 @@ class Trial:
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
             **{f"{d}_{k}": num(getattr(self.steps[d], k)) if d in self.steps else ""
                for d in ("outbound", "inbound") for k in ("detection_ms", "decision_ms", "install_ms")},
+            "clock_offset_s": "" if self.clock_offset_s is None else f"{self.clock_offset_s:.6f}",
+            "fault_epoch_s": "" if self.fault_epoch_s is None else f"{self.fault_epoch_s:.6f}",
         }
 
 

@@ -8,6 +8,7 @@ run's own files and where its numbers came from. Every value is escaped.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
@@ -129,10 +130,16 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
             links = " ".join(f"<a href='{escape(f)}'>{escape(f[len(folder):])}</a>" for f in have
                              if f.startswith(folder) and f != plot)
             shown = f"<a href='{escape(plot)}'>timeline</a>" if plot in have else "—"
-            rows.append([_cell(t.get(c)) for c in cols] + [shown, links])
+            rows.append([_cell(t.get(c)) for c in cols] + [_fault_time(t.get("fault_epoch_s")), shown, links])
         head = ["trial", "outbound outage (ms)", "inbound outage (ms)", "detection (ms)", "TCP survived",
-                "new session (ms)", "plot", "files"]
+                "new session (ms)", "fault began (UTC)", "plot", "files"]
         parts.append("<h2>Trials</h2>" + _table(head, rows, "trials"))
+        parts.append("<p class='note'>The captures (<code>.pcap</code>) are stamped with the wall clock, the "
+                     "probes and events with the monotonic one; each trial's offset between them is in "
+                     "<a href='trials.csv'>trials.csv</a> (<code>clock_offset_s</code>). To line a capture up "
+                     "with its fault in Wireshark: View › Time Display Format › UTC Date and Time of Day, and "
+                     "the display filter <code>frame.time_epoch &gt;= E</code> with E the trial's "
+                     "<code>fault_epoch_s</code> (shown above as a time of day).</p>")
     # The run's own files and folders (FRR's and Knot's logs among them); not the mapping keys, which are secrets.
     own = [f for f in have if not f.startswith(("trial-", "timeline-", "keys/")) and f not in ("report.html",
                                                                                                 "report.png")]
@@ -144,6 +151,16 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
                                                                         for k, v in p.items()]))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _fault_time(epoch: Any) -> str:
+    """When a trial's fault began, as a UTC time of day on the captures' clock, with its epoch seconds."""
+    try:
+        t = float(epoch)
+    except (TypeError, ValueError):
+        return "—"
+    stamp = datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return f"{stamp}<br><code>{t:.6f}</code>"
 
 
 def comparison_page(rows: Sequence[str], faults: Sequence[str], cells: Mapping[tuple[str, str], Mapping[str, Any]],

@@ -42,7 +42,8 @@ def origin(summary: dict[str, Any]) -> str:
         return ""
     commit = (p["commit"] or "unknown")[:12] + (" (uncommitted changes)" if p.get("dirty") else "")
     return (f"{summary['scenario']}: commit {commit}; Linux {p['kernel']}, Open vSwitch {p['ovs']} "
-            f"{p['datapath']}, FRR {p['frr']}, os-ken {p['os_ken']}, Python {p['python']}; {p['cpus']} x "
+            f"{p['datapath']}, FRR {p['frr']}, Knot {p.get('knot')}, os-ken {p['os_ken']}, dnspython "
+            f"{p.get('dnspython')}, scapy {p.get('scapy')}, Python {p['python']}; {p['cpus']} x "
             f"{p['cpu']}, load {' '.join(map(str, p['load_before']))} at the start; seed {p['seed']}; "
             f"`{p['command']}`")
 
