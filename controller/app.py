@@ -66,11 +66,11 @@ from multi6lab.controller.policy import (
 from multi6lab.controller.transport import RetransmitWatch
 from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
-from multi6lab.topologies.plan import Plan
+from multi6lab.topologies.plan import Brief
 from multi6lab.vocabulary import HOST_CHOOSES, RULE_CHANGING_EVENTS, Approach, Event, Trigger
 
 # Filled by controller.launcher before the framework instantiates the app.
-SETTINGS: dict[str, Any] = {"plan": None, "sites": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
+SETTINGS: dict[str, Any] = {"brief": None, "sites": None, "events": None, "ra_interval": 3.0, "mapping_keys": {}}
 DNS_CLIENT_PORT = 53053  # the edge's source port toward the mapping service
 ECHO_ID = 0x6D36  # the heartbeat echoes' identifier; what proves a reply is the token in its data
 ECHO_TOKEN = 16  # bytes from secrets in each heartbeat echo, which its reply must return
@@ -88,26 +88,26 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.plan: Plan = SETTINGS["plan"]
-        # The sites this process runs: one (a site's own controller), a few (a large lab's, to spare Python
-        # start-ups), or, without --site, every managed site. Each site's decisions stay its own either way.
-        own = [sp for sp in self.plan.sites if SETTINGS["sites"] is None or sp.site.name in SETTINGS["sites"]]
+        # Its brief holds its own sites' plans and nothing of any other site's (topologies.plan.Brief).
+        self.brief: Brief = SETTINGS["brief"]
+        # The sites this process runs: one (a site's own controller), or a few (a large lab's, to spare Python
+        # start-ups). Each site's decisions, and what it learned of far sites, stay its own either way.
+        own = [sp for sp in self.brief.sites if SETTINGS["sites"] is None or sp.site.name in SETTINGS["sites"]]
         self.own = {sp.site.name for sp in own if sp.site.approach != Approach.ROUTING}
         self.sites = {sp.site.name: SitePolicy.of(sp) for sp in own}
         self.lock = threading.RLock()
         self.event_log = open(SETTINGS["events"], "a", buffering=1) if SETTINGS["events"] else None  # noqa: SIM115
-        self.liveness = Liveness(self.plan, time.monotonic(), self.own)
+        self.liveness = Liveness(self.brief, time.monotonic(), self.own)
         # Each id-loc site's edge decides alone, from the messages that reach its own exits, about the far
         # sites the mapping service told it of.
-        self.edges: dict[str, Edge] = {sp.site.name: edge_of(self.plan, sp.site.name) for sp in own
+        self.edges: dict[str, Edge] = {sp.site.name: edge_of(self.brief, sp.site.name) for sp in own
                                        if sp.site.approach == Approach.ID_LOC}
-        self.mapping_server = knot.server_address(self.plan)
+        self.mapping_server = self.brief.mapping_server
         self.mapping: dict[str, MappingClient] = {}
         keys = SETTINGS["mapping_keys"]
         for name in self.edges:
-            if name in keys and self.mapping_server is not None and self.plan.topology.mapping is not None:
-                client = MappingClient(name, keys[name], self.plan.topology.mapping.ttl_s)
-                self.mapping[name] = client
+            if name in keys and self.mapping_server is not None:
+                self.mapping[name] = MappingClient(name, keys[name], self.brief.mapping_ttl_s)
         # Whom each id-loc site talks to: learned from the packets its switches send up, nothing from the plan.
         self.contacts = {name: Contacts() for name in self.edges}
         # The router's neighbour discovery, for translated addresses the plan does not list.
@@ -116,12 +116,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
         self.transport = {name: RetransmitWatch() for name, pol in self.sites.items()
                           if Trigger.TRANSPORT in pol.plan.site.triggers}
-        self.exit_by_name = {e.name: e for sp in self.plan.sites for e in sp.exits}
+        self.exit_by_name = {e.name: e for sp in own for e in sp.exits}
         # What each exit's packets carry as source: any address of its locator /64s (icmp trigger's check).
         self.exit_sources = {e.name: pol.sends_from(e.name) for pol in self.sites.values() for e in pol.plan.exits}
-        # The far sites' edge addresses, as the mapping records give their locators.
-        self.far_edge: dict[Any, tuple[str, str]] = {}  # address -> (far site, its exit)
-        self.far_address: dict[tuple[str, str], Any] = {}
+        # The far sites' edge addresses, as the mapping records each site's edge learned give their locators.
+        self.far_edge: dict[str, dict[Any, tuple[str, str]]] = {n: {} for n in self.edges}  # address -> (far, exit)
+        self.far_address: dict[str, dict[tuple[str, str], Any]] = {n: {} for n in self.edges}
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
         self.policies: dict[Hashable, RuleSet] = {}  # by (usable exits, active pairs, icmp holds)
@@ -130,7 +130,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.pushes = 0  # numbers each push, so a barrier reply names the decision it completes
         self.icmp_budget: dict[str, float] = defaultdict(float)
         self.counters: dict[str, int] = defaultdict(int)
-        self.log(Event.CONTROLLER_START, topology=self.plan.topology.name, sites=sorted(self.own))
+        self.log(Event.CONTROLLER_START, topology=self.brief.topology, sites=sorted(self.own))
         hub.spawn(self._heartbeat_loop)
         hub.spawn(self._ra_loop)
 
@@ -279,15 +279,16 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         far = {k: v for site, c in self.contacts.items() for k, v in c.far_subnets(site).items()}
         plain = {site: frozenset(c.plain) for site, c in self.contacts.items()}
         upgraded = {site: frozenset(c.upgraded) for site, c in self.contacts.items()}
-        key = (frozenset(usable.items()), frozenset(pairs.items()),
+        slots = {(site, far): i for site, edge in self.edges.items() for far, i in edge.slots.items()}
+        key = (frozenset(usable.items()), frozenset(pairs.items()), frozenset(slots.items()),
                frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()),
                frozenset((k, frozenset(v.items())) for k, v in learned.items()), frozenset(far.items()),
                frozenset(plain.items()), frozenset(upgraded.items()))
         if key not in self.policies:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
-            self.policies[key] = desired(self.plan, usable, pairs, avoid, self.own, records, learned, far, plain,
-                                         upgraded)
+            self.policies[key] = desired(self.brief, usable, pairs, avoid, self.own, records, learned, far, plain,
+                                         upgraded, slots)
         return self.policies[key]
 
     def _barrier(self, dp: Any, cause: str, n: int, push: int = 0, **extra: Any) -> None:
@@ -461,7 +462,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def _pair_message(self, sp: Any, role: str, m: packets.PairMessage) -> None:
         """A far edge's message reached exit ``role``: hand it to this site's edge, send what it answers."""
         edge = self.edges.get(sp.site.name)
-        far = self.far_edge.get(m.src)
+        far_edge = self.far_edge.get(sp.site.name, {})  # what this site's own edge learned: no other site's
+        far = far_edge.get(m.src)
         if edge is None or m.dst != edge_address(sp.exit(role).delegation):
             self.counters["foreign_pair_message"] += 1
             return
@@ -469,7 +471,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self.counters["foreign_pair_message"] += 1
             self._contact(sp, self.contacts[sp.site.name].arrived(m.src, None, edge.records, time.monotonic()))
             return
-        down = tuple(e[1] for a in m.down if (e := self.far_edge.get(a)) is not None and e[0] == far[0])
+        down = tuple(e[1] for a in m.down if (e := far_edge.get(a)) is not None and e[0] == far[0])
         message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports, down, m.heard_ms)
         now = time.monotonic()
         with self.lock:
@@ -543,8 +545,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         """A far site's record reached ``site``'s edge: probe its locators from now on."""
         if self.edges[site].learn(record):
             for loc in record.locators:
-                self.far_edge[edge_address(loc.prefix)] = (record.site, loc.exit)
-                self.far_address[(record.site, loc.exit)] = edge_address(loc.prefix)
+                self.far_edge[site][edge_address(loc.prefix)] = (record.site, loc.exit)
+                self.far_address[site][(record.site, loc.exit)] = edge_address(loc.prefix)
 
     def _send_mapping(self, now: float) -> None:
         """The mapping clients' queries and updates that are due, each try through the next usable exit."""
@@ -740,7 +742,8 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 dp = self.datapaths.get(x.dpid)
                 if dp is None or x.dpid not in self.installed:
                     continue
-                wire = packets.PairMessage(edge_address(x.delegation), self.far_address[(m.dst_site, m.dst_exit)],
+                wire = packets.PairMessage(edge_address(x.delegation),
+                                           self.far_address[edge.site][(m.dst_site, m.dst_exit)],
                                            m.nonce, m.ask, m.reports,
                                            tuple(edge_address(self.exit_by_name[d].delegation) for d in m.down),
                                            m.heard_ms)
@@ -752,7 +755,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     # -- helpers ---------------------------------------------------------------------------------------------
     def _where(self, dpid: int) -> tuple[Any, str] | None:
         """The site and role of one of this process's switches; None for a switch of another site's."""
-        where = self.plan.site_by_dpid(dpid)
+        where = self.brief.site_by_dpid(dpid)
         return where if where is not None and where[0].site.name in self.own else None
 
     def _site(self, dpid: int) -> str | None:
@@ -760,4 +763,4 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         return where[0].site.name if where is not None else None
 
     def _name(self, dpid: int) -> str:
-        return next((n.name for n in self.plan.switches if n.dpid == dpid), f"dpid {dpid}")
+        return next((name for name, d in self.brief.switches if d == dpid), f"dpid {dpid}")

@@ -26,7 +26,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from multi6lab.topologies.plan import Plan
+from multi6lab.topologies.plan import Sites
 from multi6lab.vocabulary import Approach, Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
@@ -66,7 +66,7 @@ class PathState:
 
 
 class Liveness:
-    def __init__(self, plan: Plan, now: float, sites: Collection[str] | None = None):
+    def __init__(self, plan: Sites, now: float, sites: Collection[str] | None = None):
         """Paths of ``sites`` (default: every site of ``plan``)."""
         own = [sp for sp in plan.sites if sites is None or sp.site.name in sites]
         self.paths: dict[str, PathState] = {}

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multi6lab.controller.mapping import Record
-from multi6lab.topologies.plan import Plan
+from multi6lab.topologies.plan import Sites
 from multi6lab.vocabulary import Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
@@ -162,6 +162,7 @@ class Edge:
         self.triggers, self.timers = triggers, (interval, multiplier)
         self.contexts: dict[str, Context] = {}
         self.records: dict[str, Record] = {}
+        self.slots: dict[str, int] = {}  # far site -> its number here, in the order this edge met them (never reused)
         for record in peers:
             self.learn(record)
 
@@ -171,6 +172,7 @@ class Edge:
         if self.records.get(record.site) == record:
             return False
         self.records[record.site] = record
+        self.slots.setdefault(record.site, len(self.slots))
         cands = [OutPair(x, loc.exit, rank=i * 16 + j, link_down=x in self.down)
                  for i, x in enumerate(self.exits) for j, loc in enumerate(record.locators)]
         cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
@@ -418,7 +420,7 @@ class Edge:
         return [ev]
 
 
-def edge_of(plan: Plan, site: str, peers: Iterable[Record] = (), randbits: Randbits = secrets.randbits) -> Edge:
+def edge_of(plan: Sites, site: str, peers: Iterable[Record] = (), randbits: Randbits = secrets.randbits) -> Edge:
     """The edge of id-loc site ``site``: its own exits and timers, and the far sites it has records of (from
     the mapping service: their identities and locators, nothing of their state)."""
     sp = next(s for s in plan.sites if s.site.name == site)

@@ -43,7 +43,7 @@ from multi6lab.controller.npt import Translator
 from multi6lab.controller.packets import PAIR_PORT
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.knot import DNS_PORT
-from multi6lab.topologies.plan import ExitPlan, HostPlan, Plan, SitePlan
+from multi6lab.topologies.plan import ExitPlan, HostPlan, Plan, SitePlan, Sites
 from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 
 ETH_IPV6 = 0x86DD
@@ -313,12 +313,13 @@ Neighbours = Mapping[str, Mapping[IPv6Address, Neighbour]]
 FarSubnets = Mapping[tuple[str, str], Sequence[IPv6Network]]
 
 
-def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
+def desired(plan: Sites, alive: Mapping[str, bool], pairs: Pairs | None = None,
             avoid: Mapping[str, set[str]] | None = None, sites: Collection[str] | None = None,
             records: Mapping[tuple[str, str], Record] | None = None,
             neighbours: Neighbours | None = None, far_subnets: FarSubnets | None = None,
             plain: Mapping[str, Collection[IPv6Network]] | None = None,
-            upgraded: Mapping[str, Collection[IPv6Network]] | None = None) -> RuleSet:
+            upgraded: Mapping[str, Collection[IPv6Network]] | None = None,
+            far_index: Mapping[tuple[str, str], int] | None = None) -> RuleSet:
     """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
     (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
     preferred), which destinations the icmp trigger says to keep away from which exit, what each id-loc
@@ -327,24 +328,36 @@ def desired(plan: Plan, alive: Mapping[str, bool], pairs: Pairs | None = None,
     order it met them; default: every subnet the far site advertises), which sources it found no site for
     (``plain``: /64s, by site) and which of those turned out to be a far site's locators since (``upgraded``),
     and which addresses beyond the plan's each site's controller resolved (``neighbours``, by site). Traffic
-    toward or from what a site has not placed goes to its controller."""
+    toward or from what a site has not placed goes to its controller.
+
+    ``plan`` may be a controller's :class:`~multi6lab.topologies.plan.Brief`: nothing here needs another site's
+    plan. A far site is id-loc because the mapping service holds its record; its groups are numbered by
+    ``far_index`` (the order the site's edge met the far sites; default: by name), not by its place in a plan.
+    Only the defaults of ``records`` and ``far_subnets`` (for tests and tools) read the far sites from a whole
+    :class:`~multi6lab.topologies.plan.Plan`."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
     idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC}
-    if records is None:
+    if records is None or far_subnets is None:
+        if not isinstance(plan, Plan):
+            raise ValueError("desired(): a brief has no far sites, so records and far_subnets must be given")
         mapping = MappingService.of(plan)
-        records = {(a, r.site): r for a in idloc for r in mapping.records if r.site != a}
-    names = list(idloc)
+        records = {(a, r.site): r for a in idloc for r in mapping.records if r.site != a} if records is None \
+            else records
+        far_subnets = {(a, b): SitePolicy.of(idloc[b]).subnets() for a in idloc for b in idloc if a != b} \
+            if far_subnets is None else far_subnets
+    if far_index is None:
+        far_index = {(a, b): i for a in idloc for i, b in enumerate(sorted(f for s, f in records if s == a))}
     for (a, b), record in sorted(records.items()):
-        if a not in idloc or b not in idloc or (sites is not None and a not in sites):
+        if a not in idloc or (sites is not None and a not in sites):
             continue
         src = idloc[a]
         x, y = (pairs or {}).get((a, b), (src.exits[0].name, record.locators[0].exit))
         if all(loc.exit != y for loc in record.locators):  # the pair's far locator left the record
             y = record.locators[0].exit
-        met = far_subnets.get((a, b), ()) if far_subnets is not None else SitePolicy.of(idloc[b]).subnets()
+        met = far_subnets.get((a, b), ())
         rr, gg = _idloc_rules(SitePolicy.of(src), record, tuple(met)[:MAX_FAR_SUBNETS], src.exit(x), y,
-                              names.index(b))
+                              far_index[(a, b)])
         rules |= rr
         groups |= gg
     for sp in plan.sites:

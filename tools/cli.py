@@ -233,13 +233,20 @@ def cmd_controller(args: argparse.Namespace) -> int:
     from multi6lab.topologies import codec
     from multi6lab.topologies.plan import build
 
-    plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
-    managed = [sp.site.name for sp in plan.sites if sp.site.approach != Approach.ROUTING]
+    if args.brief:
+        brief = codec.read_brief(Path(args.brief))
+        name = brief.topology
+    else:
+        plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
+        brief, name = plan.brief({sp.site.name for sp in plan.sites}), plan.topology.name
+    managed = [sp.site.name for sp in brief.sites if sp.site.approach != Approach.ROUTING]
     unknown = [s for s in args.site or [] if s not in managed]
     if unknown:
-        print(f"{PROG}: --site {unknown[0]}: {plan.topology.name} has no such site with switches of its own "
+        print(f"{PROG}: --site {unknown[0]}: {name} has no such site with switches of its own "
               f"(it has: {', '.join(managed) or 'none'})", file=sys.stderr)
         return 2
+    if not args.brief:  # only what the sites it runs would be given: their own part of the plan
+        brief = plan.brief(args.site or managed)
     keys = {}
     for item in args.mapping_key or []:
         site, _, path = item.partition("=")
@@ -248,7 +255,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"{PROG}: --mapping-key {item}: cannot read the key ({exc.strerror})", file=sys.stderr)
             return 2
-    launcher.run(plan, args.port, args.events, args.host, args.site, keys)
+    launcher.run(brief, args.port, args.events, args.host, args.site, keys)
     return 0
 
 
@@ -815,6 +822,8 @@ def parser() -> argparse.ArgumentParser:
     what = ct.add_mutually_exclusive_group(required=True)
     what.add_argument("--topology", metavar="FILE", help="a topology YAML file")
     what.add_argument("--plan", metavar="FILE", help="a run's resolved plan (plan.json in its results directory)")
+    what.add_argument("--brief", metavar="FILE", help="a controller's part of a run's plan, its own sites only "
+                                                      "(controller-SITE.brief.json in its results directory)")
     ct.add_argument("--port", type=int, default=6653)
     ct.add_argument("--host", default="127.0.0.1")
     ct.add_argument("--site", action="append", help="run only this site's switches, as that site's own control "

@@ -18,7 +18,7 @@ from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from multi6lab.topologies.plan import Plan
+from multi6lab.topologies.plan import Brief, Plan
 
 FORMAT = 1  # bumped when a change makes older files unreadable
 ADDRESS_TYPES = (IPv6Address, IPv6Network, IPv6Interface)
@@ -92,25 +92,41 @@ def _list(data: Any) -> list[Any]:
     return data
 
 
-def dumps(plan: Plan) -> str:
-    return json.dumps({"format": FORMAT, "plan": encode(plan)}, separators=(",", ":"))
+def dumps(value: Plan | Brief) -> str:
+    """A plan (``plan.json``, what a run built) or a controller's brief (``controller-<site>.brief.json``)."""
+    key = "plan" if isinstance(value, Plan) else "brief"
+    return json.dumps({"format": FORMAT, key: encode(value)}, separators=(",", ":"))
 
 
 def loads(text: str) -> Plan:
-    doc = json.loads(text)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CodecError(f"not a multi6lab plan of format {FORMAT}")
-    plan: Plan = decode(Plan, doc["plan"])
+    plan: Plan = _loads(text, Plan, "plan")
     return plan
 
 
-def write(plan: Plan, path: Path) -> Path:
-    path.write_text(dumps(plan))
+def read(path: Path) -> Plan:
+    plan: Plan = _read(path, Plan, "plan")
+    return plan
+
+
+def read_brief(path: Path) -> Brief:
+    brief: Brief = _read(path, Brief, "brief")
+    return brief
+
+
+def write(value: Plan | Brief, path: Path) -> Path:
+    path.write_text(dumps(value))
     return path
 
 
-def read(path: Path) -> Plan:
+def _loads(text: str, kind: type, key: str) -> Any:
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or key not in doc:
+        raise CodecError(f"not a multi6lab {key} of format {FORMAT}")
+    return decode(kind, doc[key])
+
+
+def _read(path: Path, kind: type, key: str) -> Any:
     try:
-        return loads(path.read_text())
+        return _loads(path.read_text(), kind, key)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CodecError(f"{path}: cannot read the plan: {exc}") from None
+        raise CodecError(f"{path}: cannot read the {key}: {exc}") from None

@@ -14,9 +14,10 @@ provider-independent prefix; the PA aggregates stay static, since they never mov
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
-from typing import Literal
+from typing import Literal, Protocol
 
 from multi6lab.topologies.addressing import (
     GATEWAY_LL,
@@ -192,22 +193,60 @@ class Plan:
         return next(a.ip for i in self.intfs(node) for a in i.addrs)
 
     def site_by_dpid(self, dpid: int) -> tuple[SitePlan, str] | None:
-        """The site a switch of the controller's belongs to, and ``"fabric"`` or the exit's name.
-
-        A routing site has none: BGP runs its exits and its fabric is a plain learning switch."""
-        for sp in self.sites:
-            if sp.site.approach == Approach.ROUTING:
-                continue
-            if sp.fabric_dpid == dpid:
-                return sp, "fabric"
-            for e in sp.exits:
-                if e.dpid == dpid:
-                    return sp, e.name
-        return None
+        return site_by_dpid(self.sites, dpid)
 
     @property
     def switches(self) -> list[NodePlan]:
         return [n for n in self.nodes if n.role == "switch"]
+
+    def brief(self, sites: Collection[str]) -> Brief:
+        """What the controller process of ``sites`` is given: their plans, their switches' names, where the
+        mapping service answers. Nothing of another site (a unit test reads it for one)."""
+        own = tuple(sp for sp in self.sites if sp.site.name in sites)
+        dpids = {sp.fabric_dpid for sp in own} | {e.dpid for sp in own for e in sp.exits}
+        m = self.topology.mapping
+        return Brief(self.topology.name, own,
+                     tuple((n.name, n.dpid) for n in self.switches if n.dpid is not None and n.dpid in dpids),
+                     None if m is None else self.address(m.server), 0 if m is None else m.ttl_s)
+
+
+@dataclass(frozen=True)
+class Brief:
+    """One controller process's part of the plan: its own sites' plans (their exits with their ISPs' next hops,
+    delegations, identity, hosts), its switches' names, and the mapping service's address and TTL. Whatever it
+    knows of another site comes from the mapping service or the locator-pair protocol, as between two
+    organisations that share nothing but the Internet."""
+
+    topology: str  # its name, for the logs
+    sites: tuple[SitePlan, ...]
+    switches: tuple[tuple[str, int], ...]  # (name, datapath id)
+    mapping_server: IPv6Address | None = None
+    mapping_ttl_s: int = 0
+
+    def site_by_dpid(self, dpid: int) -> tuple[SitePlan, str] | None:
+        return site_by_dpid(self.sites, dpid)
+
+
+class Sites(Protocol):
+    """A :class:`Plan` or a :class:`Brief`: what the controller's pure decisions read (their ``sites``)."""
+
+    @property
+    def sites(self) -> tuple[SitePlan, ...]: ...
+
+
+def site_by_dpid(sites: Iterable[SitePlan], dpid: int) -> tuple[SitePlan, str] | None:
+    """The site a switch of the controller's belongs to, and ``"fabric"`` or the exit's name.
+
+    A routing site has none: BGP runs its exits and its fabric is a plain learning switch."""
+    for sp in sites:
+        if sp.site.approach == Approach.ROUTING:
+            continue
+        if sp.fabric_dpid == dpid:
+            return sp, "fabric"
+        for e in sp.exits:
+            if e.dpid == dpid:
+                return sp, e.name
+    return None
 
 
 def roles(topo: Topology) -> dict[str, Role]:

@@ -11,6 +11,7 @@ import pytest
 
 from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import codec
 from multi6lab.topologies.addressing import edge_address
 from tests.integration.helpers import PY, events, lab_with_approach, tcp_session, udp_exchange, wait_until
 
@@ -85,6 +86,15 @@ def test_each_site_runs_its_own_controller_and_the_edges_meet_only_through_the_n
     """Two processes, two ports, two event logs: each edge decides alone, from messages it received."""
     s1, s2 = lab.controllers["s1"], lab.controllers["s2"]
     assert s1.port != s2.port and s1.proc is not None and s2.proc is not None and s1.proc.pid != s2.proc.pid
+    # What each was given, read off its own command line: its brief, in which the other site does not appear.
+    for c, other in ((s1, "s2"), (s2, "s1")):
+        argv = Path(f"/proc/{c.proc.pid}/cmdline").read_bytes().split(b"\0")
+        brief = Path(argv[argv.index(b"--brief") + 1].decode())
+        text = brief.read_text()
+        sp = next(sp for sp in lab.plan.sites if sp.site.name == other)
+        assert codec.read_brief(brief).sites == tuple(x for x in lab.plan.sites if x.site.name == c.site)
+        assert not [w for w in (other, sp.site.fabric, *(str(e.delegation) for e in sp.exits),
+                                str(sp.site.identity)) if w in text]
     for c in (s1, s2):
         pairs = [e for e in c.events() if e["event"] in ("pair_up", "pair_selected")]
         assert pairs and {e["src_site"] for e in pairs} == {c.site}  # it speaks only for its own site

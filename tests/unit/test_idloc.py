@@ -6,10 +6,13 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from multi6lab.controller.mapping import MappingService
 from multi6lab.controller.pairs import MAX_REPORTS, STANDBY_FACTOR, Edge, EventRecord, Message, edge_of
 from multi6lab.controller.policy import SitePolicy, desired
-from multi6lab.topologies import loader
+from multi6lab.topologies import codec, loader
+from multi6lab.topologies.addressing import edge_address
 from multi6lab.topologies.plan import Plan, build
 from tests.unit.fakenet import FakeNet
 
@@ -365,3 +368,31 @@ def test_a_second_report_without_the_active_pair_moves_it() -> None:
     second = {m.pair: m.nonce for m in s1.due(w.t)}
     ev = s1.received(Message("s2", "s1", "s2ec", "s1eb", nonce=12, reports=(second[("s1eb", "s2ec")],)), w.t)
     assert [e["event"] for e in ev] == ["pair_selected"] and s1.active()[("s1", "s2")] == ("s1eb", "s2ec")
+
+
+def test_a_controller_is_given_its_own_site_and_nothing_of_the_other(tmp_path: Path) -> None:
+    """Each controller process gets its brief: its own site's plan, its switches, the mapping service. Nothing
+    of the far site is in it (name, nodes, prefixes, addresses, MACs), and its decisions need nothing more: the
+    rules from the brief, with what the mapping service and the pair protocol told it, equal the rules the
+    whole plan would give."""
+    plan = two_sites()
+    s1, s2 = plan.sites
+    brief = plan.brief(["s1"])
+    text = codec.dumps(brief)
+    far = [s2.site.name, s2.site.fabric, *s2.site.hosts, *(e.name for e in s2.exits),
+           *(str(p) for p in s2.prefixes.values()), *(str(e.delegation) for e in s2.exits),
+           *(str(a) for h in s2.hosts for a in h.addresses.values()), *(h.mac for h in s2.hosts),
+           *(e.mac for e in s2.exits), *(str(e.address.ip) for e in s2.exits), s2.gateway_mac,
+           str(edge_address(s2.exits[0].delegation))]
+    assert [w for w in far if w in text] == []
+    assert brief.sites == (s1,) and {n for n, _ in brief.switches} == {"s1sw", "s1ea", "s1eb"}
+    assert codec.read_brief(codec.write(brief, tmp_path / "b.json")) == brief
+    with pytest.raises(codec.CodecError, match="cannot read the brief: not a multi6lab brief"):
+        codec.read_brief(codec.write(plan, tmp_path / "plan.json"))
+    assert brief.mapping_server == plan.address("map") and brief.mapping_ttl_s == 5
+    learned = {("s1", r.site): r for r in MappingService.of(plan).records if r.site == "s2"}
+    met = {("s1", "s2"): SitePolicy.of(s2).subnets()}
+    assert desired(brief, {}, records=learned, far_subnets=met, far_index={("s1", "s2"): 0}) == \
+        desired(plan, {}, sites={"s1"}, records=learned, far_subnets=met)
+    with pytest.raises(ValueError, match="a brief has no far sites"):
+        desired(brief, {})

@@ -80,11 +80,11 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def controller_argv(plan: Path, port: int, events: Path, sites: Sequence[str],
+def controller_argv(brief: Path, port: int, events: Path, sites: Sequence[str],
                     keys: Mapping[str, Path] | None = None, host: str = "127.0.0.1") -> list[str]:
     exe = Path(sys.executable).with_name("multi6lab")
     head = [str(exe)] if exe.exists() else [sys.executable, "-m", "multi6lab.cli"]
-    argv = [*head, "controller", "--plan", str(plan), "--host", host, "--port", str(port), "--events", str(events)]
+    argv = [*head, "controller", "--brief", str(brief), "--host", host, "--port", str(port), "--events", str(events)]
     argv += [a for site in sites for a in ("--site", site)]
     return argv + [a for site, key in (keys or {}).items() for a in ("--mapping-key", f"{site}={key}")]
 
@@ -104,12 +104,12 @@ class SiteController:
     """A controller process: one site's (the default), or a few sites' in a large lab. A restart keeps its
     port, so its switches reconnect to the new one."""
 
-    def __init__(self, sites: Sequence[str], plan_path: Path, workdir: Path, keys: Mapping[str, Path] | None = None):
+    def __init__(self, sites: Sequence[str], workdir: Path, keys: Mapping[str, Path] | None = None):
         """``keys``: the files holding the id-loc sites' own mapping-service secrets, by site."""
         self.sites = tuple(sites)
         self.site = sites[0] if len(sites) == 1 else f"{sites[0]}-{sites[-1]}"  # its name: its site's, if one
         self.keys = dict(keys or {})
-        self.plan_path = plan_path
+        self.brief_path = workdir / f"controller-{self.site}.brief.json"  # its sites' part of the plan only
         self.events_path = workdir / f"controller-{self.site}.events.jsonl"
         self.log_path = workdir / f"controller-{self.site}.log"
         self.port = free_port()
@@ -124,7 +124,7 @@ class SiteController:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
         keys = {site: key for site, key in self.keys.items() if site not in unsupported}
         self.proc = subprocess.Popen(
-            controller_argv(self.plan_path, self.port, self.events_path, self.sites, keys, self.host),
+            controller_argv(self.brief_path, self.port, self.events_path, self.sites, keys, self.host),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         record.add_proc(self.proc.pid, f"multi6lab controller of site{'s' * (len(self.sites) > 1)} {self.site}")
 
@@ -191,7 +191,7 @@ class Lab:
         self.unsupported = set(unsupported)
         self.contacts = None if contacts is None else set(contacts)
         self.workdir = Path(workdir)
-        self.plan_path = self.workdir / "plan.json"  # what the controller runs; the run folder keeps it
+        self.plan_path = self.workdir / "plan.json"  # what the run built; each controller gets its brief of it
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.progress = progress or (lambda msg: None)
         self.record: RunRecord | None = None
@@ -202,7 +202,7 @@ class Lab:
         managed = [sp.site.name for sp in self.plan.sites if sp.site.approach != Approach.ROUTING]
         size = max(1, sites_per_controller)
         groups = [managed[i:i + size] for i in range(0, len(managed), size)]
-        controllers = [SiteController(g, self.plan_path, self.workdir,
+        controllers = [SiteController(g, self.workdir,
                                       {s: key for s in g if (key := self.key_path(s)) is not None}) for g in groups]
         self.controllers = {c.site: c for c in controllers}  # by name: a site's own is named for it
         self.controller_of = {site: c for c in controllers for site in c.sites}
@@ -223,6 +223,8 @@ class Lab:
             self._signals.__enter__()
         self.workdir.mkdir(parents=True, exist_ok=True)
         codec.write(self.plan, self.plan_path)
+        for c in self.controllers.values():
+            codec.write(self.plan.brief(c.sites), c.brief_path)
         for site, secret in self.mapping_keys.items():
             path = self.key_path(site)
             assert path is not None
