@@ -141,6 +141,8 @@ def _cell(src: Source, path: Path, i: int, row: dict[str, Any], fname: str, faul
     doc: dict[str, Any] = {"name": slug, "topology": str((path.parent / row["topology"]).resolve()),
                            **{k: row[k] for k in ROW_KEYS if k in row and k != "topology"},
                            "trials": int(trials or d.get("trials", 20)), "record_s": record_s,
+                           # every cell has the independent instrument (results.witness) beside the probes
+                           "traffic": {"witness": True},
                            "faults": [{**fault, **({"exit": site.exits[0].name} if takes_exit else {}),
                                        **({"duration": duration} if duration is not None else {})}]}
 

@@ -199,6 +199,7 @@ class Traffic:
     iperf3_mbit: float | None = None
     pcap: bool = False
     cross_check: bool = True  # capture the probes where they leave the network and recompute each outage
+    witness: bool = False  # a second, independent instrument: its own stream, captured at the ISPs (comparisons)
 
 
 @dataclass(frozen=True)

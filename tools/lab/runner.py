@@ -23,7 +23,7 @@ from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab import mobility, provenance, resources
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
-from multi6lab.results import analysis, capture, html, plots, report, soak
+from multi6lab.results import analysis, capture, html, plots, report, soak, witness
 from multi6lab.results.report import write_atomic
 from multi6lab.scenarios.faults import Action, Compiled, compile_fault
 from multi6lab.scenarios.model import LossBurst, Scenario
@@ -33,6 +33,7 @@ from multi6lab.vocabulary import Approach
 
 PY = sys.executable
 PROBE = [PY, "-m", "multi6lab.traffic.probe"]  # run in a node's namespace
+WITNESS = [PY, "-m", "multi6lab.traffic.witness"]  # the independent instrument's traffic (results.witness)
 UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
 STARTUP_S = 1.0  # receivers listen this much longer than the trial at most (their bound)
 LATE_S = 0.3  # the UDP receivers stop this long after the senders' last probe: a later one counts as lost
@@ -115,6 +116,11 @@ class Runner:
         offset = realtime_offset()  # capture stamps are CLOCK_REALTIME
         if tr.cross_check:
             caps += self.start_probe_captures(lab, d)
+        sinks: list[subprocess.Popen[bytes]] = []
+        if tr.witness:  # its captures and sinks first: the witness's evidence is only what they see
+            caps += self.start_witness_captures(lab, d)
+            sinks = [lab.popen(node, [*WITNESS, "sink", "--port", str(port), "--duration", str(total + 10)])
+                     for node, port in ((r, witness.OUT_PORT), (h, witness.IN_PORT))]
         receivers = [lab.popen(r, [*PROBE, "recv", "--port", str(UDP_OUT), "--duration", listen,
                                    "--out", str(d / "outbound.csv")]),
                      lab.popen(h, [*PROBE, "recv", "--port", str(UDP_IN), "--duration", listen,
@@ -141,6 +147,10 @@ class Runner:
                                    "--rate", rate, "--out", str(d / "outbound-send.csv"), *src, *common]))
         procs.append(lab.popen(r, [*PROBE, "send", "--dst", targets[0], "--port", str(UDP_IN),
                                    "--rate", rate, "--out", str(d / "inbound-send.csv"), *common]))
+        if tr.witness:
+            for node, dst, port in ((h, r_addr, witness.OUT_PORT), (r, targets[0], witness.IN_PORT)):
+                procs.append(lab.popen(node, [*WITNESS, "send", "--dst", dst, "--port", str(port), "--rate", rate,
+                                              "--duration", str(total + SENDER_START_S)]))
         tcp_clients = [lab.popen(h, [*PROBE, "tcp-client", "--dst", r_addr, "--port", str(TCP_BASE + i),
                                      "--interval", str(tr.tcp_interval_ms / 1000), "--out",
                                      str(d / f"tcp{i}-client.csv"), *common, *mp])
@@ -193,6 +203,9 @@ class Runner:
         for p in procs:
             finish(p, bound)
         new_server.terminate()  # every client has connected or given up
+        for p in sinks:
+            p.terminate()
+            finish(p, bound)
         for p in [*receivers, *servers, new_server]:
             finish(p, bound)
         for c in caps:
@@ -258,6 +271,38 @@ class Runner:
                      10)
         return caps
 
+    def start_witness_captures(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
+        """tcpdump at the witness's vantage points: the site's ISP routers (results.witness.vantage)."""
+        v = witness.vantage(lab.plan, self.sc.site)
+        caps = []
+        for direction, port, places in (("outbound", witness.OUT_PORT, v.outbound),
+                                        ("inbound", witness.IN_PORT, v.inbound)):
+            for node, intf in places:
+                name = f"witness-{direction}-{intf}"
+                with open(d / f"{name}.tcpdump.log", "wb") as err:
+                    caps.append(lab.popen(node, ["tcpdump", "-n", "-U", "-i", intf, "--time-stamp-precision=nano",
+                                                 "-w", str(d / f"{name}.pcap"), f"udp dst port {port}"],
+                                          stderr=err))
+                log = d / f"{name}.tcpdump.log"
+                wait_for(f"tcpdump on {node}'s {intf}",
+                         lambda log=log: "listening on" in log.read_text(errors="replace"), 10)
+        return caps
+
+    def read_witness(self, d: Path, streams: dict[str, analysis.StreamResult], period: float, opened: float,
+                     restore_start: float, offset: float) -> dict[str, dict[str, Any]]:
+        """Each direction's outage as the witness read it, beside the probes' and how far apart they are."""
+        out = {}
+        for direction, port in (("outbound", witness.OUT_PORT), ("inbound", witness.IN_PORT)):
+            pcaps = sorted(d.glob(f"witness-{direction}-*.pcap"))
+            dropped = sum(witness.dropped((d / f"{p.stem}.tcpdump.log").read_text(errors="replace"))
+                          for p in pcaps if (d / f"{p.stem}.tcpdump.log").exists())
+            seen = witness.reading(witness.arrivals(pcaps, port, offset), period, opened, restore_start)
+            probe = streams[direction].outage_ms
+            out[direction] = {"outage_ms": seen.outage_ms, "why": seen.why, "dropped": dropped,
+                              "difference_ms": witness.difference(probe, seen.outage_ms),
+                              "explanation": witness.explain(direction, probe, seen.outage_ms, dropped)}
+        return out
+
     # -- analysis -----------------------------------------------------------------------------------------
     def analyse(self, lab: Lab, k: int, d: Path, compiled: list[Compiled], t0: float, total: float,
                 injected: list[dict[str, Any]], offset: float) -> tuple[analysis.Trial, dict[str, Any]]:
@@ -282,6 +327,8 @@ class Runner:
                 seen = analysis.stream(capture.probe_arrivals(pcap, port, offset), sent, period, opened,
                                        restore_start, t_end, sc.traffic.recovery_k)
                 cross[name] = analysis.disagreement(streams[name], seen)
+        seen_by_witness = (self.read_witness(d, streams, period, opened, restore_start, offset)
+                           if sc.traffic.witness else {})
         events = sorted((e for e in lab.events() + lab.bgp_events() if t0 <= e["t"] <= t_end + 1),
                         key=lambda e: e["t"])
         (d / "controller-events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
@@ -309,7 +356,8 @@ class Runner:
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),
             steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh, cross_check=cross,
-            lookups=analysis.lookups(events, t0, t_end), clock_offset_s=offset, fault_epoch_s=opened + offset)
+            lookups=analysis.lookups(events, t0, t_end), clock_offset_s=offset, fault_epoch_s=opened + offset,
+            witness=seen_by_witness)
         timeline = {}
         for name in ("outbound", "inbound"):
             times = sorted(float(r["t_recv"]) for r in read_rows(d / f"{name}.csv"))

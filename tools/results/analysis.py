@@ -443,6 +443,7 @@ class Trial:
     lookups: Lookups = field(default_factory=Lookups)
     clock_offset_s: float | None = None  # CLOCK_REALTIME minus CLOCK_MONOTONIC during the trial (pcap stamps)
     fault_epoch_s: float | None = None  # when the fault's command started, on the captures' clock
+    witness: dict[str, dict[str, Any]] = field(default_factory=dict)  # direction -> the witness's reading
 
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
@@ -468,9 +469,31 @@ class Trial:
             "outbound_sources": " ".join(self.outbound.sources), "inbound_sources": " ".join(self.inbound.sources),
             **{f"{d}_{k}": num(getattr(self.steps[d], k)) if d in self.steps else ""
                for d in ("outbound", "inbound") for k in ("detection_ms", "decision_ms", "install_ms")},
+            **{f"{d}_witness_{k}": _text(self.witness.get(d, {}).get(k)) for d in ("outbound", "inbound")
+               for k in ("outage_ms", "difference_ms", "explanation")},
             "clock_offset_s": "" if self.clock_offset_s is None else f"{self.clock_offset_s:.6f}",
             "fault_epoch_s": "" if self.fault_epoch_s is None else f"{self.fault_epoch_s:.6f}",
         }
+
+
+def _text(x: Any) -> str:
+    return "" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def witnessed(trials: Sequence[Trial], direction: str) -> dict[str, Any] | None:
+    """The independent instrument's view of one direction over the trials (:mod:`.witness`): its own outage
+    figures, how far each trial's differs from the probes', and the commonest explanation of a difference
+    over 2 ms. None when the run had no witness."""
+    seen = [t.witness[direction] for t in trials if direction in t.witness]
+    if not seen:
+        return None
+    diffs = [w["difference_ms"] for w in seen if w["difference_ms"] is not None]
+    far = [w for w in seen if w["explanation"]]
+    worst = max(diffs, default=None)
+    return {"outage_ms": summary([w["outage_ms"] for w in seen], [w["why"] for w in seen]),
+            "difference_max_ms": None if worst is None else round(worst, 3) if math.isfinite(worst) else "inf",
+            "over_2ms": len(far), "explanation": commonest(w["explanation"] for w in far),
+            "capture_dropped": sum(w.get("dropped", 0) for w in seen)}
 
 
 def commonest(reasons: Iterable[str | None]) -> str | None:
@@ -493,6 +516,9 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"outbound": direction("outbound"), "inbound": direction("inbound"),
                            "detection_ms": summary([t.detection_ms for t in trials])}
+    for d in ("outbound", "inbound"):
+        if (w := witnessed(trials, d)) is not None:
+            out[d]["witness"] = w
     sessions = [s for t in trials for s in t.tcp]
     # The stall is a survivor's: a reset session did not stall, it ended (counted apart).
     survivors = [s for s in sessions if s.survived]

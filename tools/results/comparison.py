@@ -52,6 +52,12 @@ def cell_text(s: dict[str, Any]) -> str:
     if flagged:  # the probes and an independent capture read this cell differently: say so in the cell
         parts.append("capture disagrees: " + ", ".join(f"{d} up to {c['max']} ms in {c['flagged']} trials"
                                                        for d, c in flagged.items()))
+    seen = {short[d]: w for d in short if (w := m[d].get("witness"))}
+    if seen:  # the independent instrument (results.witness): how far it read this cell from the probes
+        parts.append("witness Δ max " + ", ".join(f"{d} {w['difference_max_ms']} ms" for d, w in seen.items()))
+        for d, w in seen.items():
+            if w["over_2ms"]:
+                parts.append(f"{d} differs > 2 ms in {w['over_2ms']} trials: {w['explanation']}")
     if str(s.get("fault", "")).startswith("baseline"):  # nothing broke: this row's resolution
         res = [f"{short[d]} {r['p50']:.1f} / {r['p95']:.1f}" for d in short if (r := m[d].get("interarrival_p999_ms"))]
         parts.append("resolution (inter-arrival p99.9 p50 / p95 ms): " + ", ".join(res or ["—"]))
