@@ -57,8 +57,9 @@ def test_its_own_outage_definition() -> None:
     # Two losses in the window: from before the first to after the last.
     two = witness.reading(stream(3000, {1003, 1004, 1005} | set(range(1100, 1110))), P, 101.0, 102.0)
     assert two.outage_ms == pytest.approx(107.0)  # seq 1002 to seq 1110, less a period
-    assert witness.reading(stream(3000, set(range(1003, 2500))), P, 101.0, 102.0) == witness.Reading(
-        None, "still down at the restore")
+    down = witness.reading(stream(3000, set(range(1003, 2500))), P, 101.0, 102.0)
+    assert down.outage_ms is None and down.why == "still down at the restore"
+    assert down.above_ms == pytest.approx(996.5)  # from the last arrival (seq 1002) to the restore, less a period
     assert witness.reading(stream(900), P, 101.0, 102.0).why == "still down at the restore"
     assert witness.reading([], P, 101.0, 102.0).why == "no witness packet before the fault"
     held = [(s, max(t, 101.0065) if 1003 <= s < 1006 else t) for s, t in stream(3000)]  # held, none lost

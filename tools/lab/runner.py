@@ -298,7 +298,8 @@ class Runner:
                           for p in pcaps if (d / f"{p.stem}.tcpdump.log").exists())
             seen = witness.reading(witness.arrivals(pcaps, port, offset), period, opened, restore_start)
             probe = streams[direction].outage_ms
-            out[direction] = {"outage_ms": seen.outage_ms, "why": seen.why, "dropped": dropped,
+            out[direction] = {"outage_ms": seen.outage_ms, "why": seen.why, "above_ms": seen.above_ms,
+                              "dropped": dropped,
                               "difference_ms": witness.difference(probe, seen.outage_ms),
                               "explanation": witness.explain(direction, probe, seen.outage_ms, dropped)}
         return out

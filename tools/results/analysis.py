@@ -490,7 +490,8 @@ def witnessed(trials: Sequence[Trial], direction: str) -> dict[str, Any] | None:
     diffs = [w["difference_ms"] for w in seen if w["difference_ms"] is not None]
     far = [w for w in seen if w["explanation"]]
     worst = max(diffs, default=None)
-    return {"outage_ms": summary([w["outage_ms"] for w in seen], [w["why"] for w in seen]),
+    return {"outage_ms": summary([w["outage_ms"] for w in seen], [w["why"] for w in seen],
+                                 above=[w.get("above_ms") for w in seen]),
             "difference_max_ms": None if worst is None else round(worst, 3) if math.isfinite(worst) else "inf",
             "over_2ms": len(far), "explanation": commonest(w["explanation"] for w in far),
             "capture_dropped": sum(w.get("dropped", 0) for w in seen)}

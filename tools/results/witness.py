@@ -92,6 +92,7 @@ def dropped(tcpdump_log: str) -> int:
 class Reading:
     outage_ms: float | None  # None: not recovered before the restore (or nothing seen)
     why: str | None = None
+    above_ms: float | None = None  # not recovered: longer than this (censored, as analysis.summary takes it)
 
 
 def reading(seen: Sequence[tuple[int, float]], period: float, start: float, restore: float) -> Reading:
@@ -107,7 +108,8 @@ def reading(seen: Sequence[tuple[int, float]], period: float, start: float, rest
     if not before:
         return Reading(None, "no witness packet before the fault")
     if not inside or restore - inside[-1][1] > 2 * period:
-        return Reading(None, "still down at the restore")
+        last = (inside or before)[-1][1]  # the silence into the restore began here at the latest
+        return Reading(None, "still down at the restore", max(0.0, restore - last - period) * 1000)
     run = [before[-1], *inside]
     got = {q for q, _ in seen}
     losses = [(a, b) for a, b in itertools.pairwise(run)
