@@ -119,9 +119,6 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.exit_by_name = {e.name: e for sp in own for e in sp.exits}
         # What each exit's packets carry as source: any address of its locator /64s (icmp trigger's check).
         self.exit_sources = {e.name: pol.sends_from(e.name) for pol in self.sites.values() for e in pol.plan.exits}
-        # The far sites' edge addresses, as the mapping records each site's edge learned give their locators.
-        self.far_edge: dict[str, dict[Any, tuple[str, str]]] = {n: {} for n in self.edges}  # address -> (far, exit)
-        self.far_address: dict[str, dict[tuple[str, str], Any]] = {n: {} for n in self.edges}
         self.datapaths: dict[int, Any] = {}
         self.installed: dict[int, RuleSet] = {}
         self.policies: dict[Hashable, RuleSet] = {}  # by (usable exits, active pairs, icmp holds)
@@ -462,8 +459,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
     def _pair_message(self, sp: Any, role: str, m: packets.PairMessage) -> None:
         """A far edge's message reached exit ``role``: hand it to this site's edge, send what it answers."""
         edge = self.edges.get(sp.site.name)
-        far_edge = self.far_edge.get(sp.site.name, {})  # what this site's own edge learned: no other site's
-        far = far_edge.get(m.src)
+        far = edge.sender(m.src) if edge is not None else None  # from what this site's own edge learned
         if edge is None or m.dst != edge_address(sp.exit(role).delegation):
             self.counters["foreign_pair_message"] += 1
             return
@@ -471,7 +467,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self.counters["foreign_pair_message"] += 1
             self._contact(sp, self.contacts[sp.site.name].arrived(m.src, None, edge.records, time.monotonic()))
             return
-        down = tuple(e[1] for a in m.down if (e := far_edge.get(a)) is not None and e[0] == far[0])
+        down = tuple(e[1] for a in m.down if (e := edge.sender(a)) is not None and e[0] == far[0])
         message = Message(far[0], sp.site.name, far[1], role, m.nonce, m.ask, m.reports, down, m.heard_ms)
         now = time.monotonic()
         with self.lock:
@@ -503,7 +499,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             contacts = self.contacts[sp.site.name]
             for e in events:
                 if e["event"] == Event.MAPPING_RESOLVED:
-                    self._learn(sp.site.name, client.records[e["peer"]])
+                    self.edges[sp.site.name].learn(client.records[e["peer"]])  # it probes that site from now on
                     self._contact(sp, contacts.resolved(ip_address(e["address"]), self.edges[sp.site.name].records))
                 elif e["event"] == Event.MAPPING_UNKNOWN:
                     self._contact(sp, contacts.unknown(ip_address(e["address"]), e["tree"], now))
@@ -540,13 +536,6 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             self.counters["contact_dropped"] += effects.dropped
         if effects.want:
             self._send_mapping(now)
-
-    def _learn(self, site: str, record: Any) -> None:
-        """A far site's record reached ``site``'s edge: probe its locators from now on."""
-        if self.edges[site].learn(record):
-            for loc in record.locators:
-                self.far_edge[site][edge_address(loc.prefix)] = (record.site, loc.exit)
-                self.far_address[site][(record.site, loc.exit)] = edge_address(loc.prefix)
 
     def _send_mapping(self, now: float) -> None:
         """The mapping clients' queries and updates that are due, each try through the next usable exit."""
@@ -743,7 +732,7 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 if dp is None or x.dpid not in self.installed:
                     continue
                 wire = packets.PairMessage(edge_address(x.delegation),
-                                           self.far_address[edge.site][(m.dst_site, m.dst_exit)],
+                                           edge.address(edge.records[m.dst_site], m.dst_exit),
                                            m.nonce, m.ask, m.reports,
                                            tuple(edge_address(self.exit_by_name[d].delegation) for d in m.down),
                                            m.heard_ms)

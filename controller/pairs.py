@@ -43,9 +43,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address
 from typing import Any
 
 from multi6lab.controller.mapping import Record
+from multi6lab.topologies.addressing import edge_address
 from multi6lab.topologies.plan import Sites
 from multi6lab.vocabulary import Event, Trigger
 
@@ -163,6 +165,7 @@ class Edge:
         self.contexts: dict[str, Context] = {}
         self.records: dict[str, Record] = {}
         self.slots: dict[str, int] = {}  # far site -> its number here, in the order this edge met them (never reused)
+        self.senders: dict[IPv6Address, tuple[str, str]] = {}  # a far edge's address -> (its site, its exit)
         for record in peers:
             self.learn(record)
 
@@ -173,6 +176,8 @@ class Edge:
             return False
         self.records[record.site] = record
         self.slots.setdefault(record.site, len(self.slots))
+        self.senders = {edge_address(loc.prefix): (r.site, loc.exit) for r in self.records.values()
+                        for loc in r.locators}
         cands = [OutPair(x, loc.exit, rank=i * 16 + j, link_down=x in self.down)
                  for i, x in enumerate(self.exits) for j, loc in enumerate(record.locators)]
         cands.sort(key=lambda p: (p.rank // 16 + p.rank % 16, p.rank))
@@ -189,6 +194,16 @@ class Edge:
         if c.active not in cands:
             c.active, c.active_since = cands[0], NEVER
         return True
+
+    def sender(self, address: IPv6Address) -> tuple[str, str] | None:
+        """(far site, its exit) of a far edge's address, from the records this edge learned; None for any other
+        address (a site that shares this edge's process learned nothing for it)."""
+        return self.senders.get(address)
+
+    @staticmethod
+    def address(record: Record, exit_name: str) -> IPv6Address:
+        """The far edge's address in its locator through ``exit_name``, where this edge's messages go."""
+        return edge_address(next(loc.prefix for loc in record.locators if loc.exit == exit_name))
 
     def active(self) -> dict[tuple[str, str], tuple[str, str]]:
         return {(self.site, c.peer): c.active.key for c in self.contexts.values()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -396,3 +397,20 @@ def test_a_controller_is_given_its_own_site_and_nothing_of_the_other(tmp_path: P
         desired(plan, {}, sites={"s1"}, records=learned, far_subnets=met)
     with pytest.raises(ValueError, match="a brief has no far sites"):
         desired(brief, {})
+
+
+def test_each_edge_knows_only_the_far_edges_it_learned_itself() -> None:
+    """With several sites in one controller process, each site's edge is its own: which far edge an address
+    belongs to, where its messages go and how its far sites are numbered come from that edge's own records,
+    never from a lookup another site of the process made."""
+    plan = two_sites()
+    s2 = plan.sites[1]
+    learned, alone = edge(plan, "s1"), edge_of(plan, "s1")  # alone: the same site before any lookup
+    at_c = edge_address(s2.exit("s2ec").delegation)
+    assert learned.sender(at_c) == ("s2", "s2ec") and alone.sender(at_c) is None
+    assert learned.address(learned.records["s2"], "s2ed") == edge_address(s2.exit("s2ed").delegation)
+    assert learned.slots == {"s2": 0} and alone.slots == {}
+    # A changed record (a locator deregistered) keeps the far site's number and forgets the old address.
+    record = learned.records["s2"]
+    assert learned.learn(dataclasses.replace(record, locators=record.locators[1:]))
+    assert learned.sender(at_c) is None and learned.slots == {"s2": 0}
