@@ -85,6 +85,34 @@ def craft(lab: Lab, node: str, iface: str, scapy_expr: str) -> str:
     return lab.cmd(node, f"{PY} -c {code!r}")
 
 
+PACED = """
+import socket, sys, time
+{imports}
+iface, rate, ready = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+frames = [bytes(f) for f in {frames}]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+t0 = time.monotonic()
+for n, frame in enumerate(frames):
+    time.sleep(max(0.0, t0 + n / rate - time.monotonic()))
+    s.send(frame)
+    if n == min(10, len(frames) - 1):
+        open(ready, "w").close()
+print(f"sent {{len(frames)}} in {{time.monotonic() - t0:.3f}} s")
+"""
+
+
+def paced(lab: Lab, node: str, iface: str, frames: str, rate: float, imports: str = "") -> subprocess.Popen[bytes]:
+    """Send the frames that the Python expression ``frames`` builds (after ``imports``) out of ``node``'s
+    ``iface`` from a raw socket, ``rate`` a second on an absolute schedule: a forger's steady stream. Returns
+    once the first frames are out; the process prints "sent N in S s" when done."""
+    ready = lab.workdir / f"paced-{node}-{time.monotonic_ns()}"
+    p = lab.popen(node, [PY, "-c", PACED.format(imports=imports, frames=frames), iface, str(rate), str(ready)],
+                  stdout=subprocess.PIPE)
+    wait_until(ready.exists, 10, f"the frames from {node} to start")
+    return p
+
+
 def nft_counter(lab: Lab, node: str, name: str) -> int:
     out = lab.cmd(node, f"nft list counter ip6 multi6lab {name}")
     return int(out.split("packets")[1].split()[0])

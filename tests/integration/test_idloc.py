@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies import codec
 from multi6lab.topologies.addressing import edge_address
-from tests.integration.helpers import PY, events, lab_with_approach, tcp_session, udp_exchange, wait_until
+from tests.integration.helpers import events, lab_with_approach, paced, tcp_session, udp_exchange, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -130,27 +129,6 @@ def test_each_site_runs_its_own_controller_and_the_edges_meet_only_through_the_n
         lab.cmd("ispa", "ip link set ispa-eth1 up; ip -6 route replace 3fff:a:1::/48 via 3fff:a::2 dev ispa-eth1")
 
 
-FORGE_PAIR_MESSAGES = """
-import random, socket, sys, time
-from ipaddress import IPv6Address
-from multi6lab.controller import packets
-iface, src_mac, dst_mac, claimed, target, rate, count, ready = sys.argv[1:9]
-guess = random.Random(target)
-frames = [packets.pair_message(src_mac, dst_mac, packets.PairMessage(
-    IPv6Address(claimed), IPv6Address(target), guess.getrandbits(32), True,
-    tuple(guess.getrandbits(32) for _ in range(8)), (IPv6Address(claimed),))) for _ in range(int(count))]
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((iface, 0))
-t0 = time.monotonic()
-for n, frame in enumerate(frames):
-    time.sleep(max(0.0, t0 + n / float(rate) - time.monotonic()))
-    s.send(frame)
-    if n == 10:
-        open(ready, "w").close()
-print(f"sent {len(frames)} in {time.monotonic() - t0:.3f} s")
-"""
-
-
 def test_forged_locator_pair_messages_flooding_both_edges_move_nothing(lab: Lab) -> None:
     """Attackers inside ISP A and ISP C send each edge 500 messages a second for 2 s, claiming to come from the
     far edge's preferred locator: each asks for an answer, says that locator is down, and reports 8 guessed
@@ -159,13 +137,15 @@ def test_forged_locator_pair_messages_flooding_both_edges_move_nothing(lab: Lab)
     s1, s2 = lab.plan.sites
     attacks = [("ispa", s1.exit("s1ea"), s2.exit("s2ec"), "s1"), ("ispc", s2.exit("s2ec"), s1.exit("s1ea"), "s2")]
     t0 = time.monotonic()
-    forgers = []
-    for node, target, claimed, _ in attacks:
-        ready = lab.workdir / f"forging-{node}"
-        forgers.append(lab.popen(node, [PY, "-c", FORGE_PAIR_MESSAGES, target.isp_intf, target.isp_mac, target.mac,
-                                        str(edge_address(claimed.delegation)), str(edge_address(target.delegation)),
-                                        "500", "1000", str(ready)], stdout=subprocess.PIPE))
-        wait_until(ready.exists, 10, f"the forged messages from {node} to start")
+    guess = "__import__('random').Random({seed})"
+    forgers = [paced(lab, node, target.isp_intf, f"(pair_message({target.isp_mac!r}, {target.mac!r}, PairMessage("
+                     f"A({str(edge_address(claimed.delegation))!r}), A({str(edge_address(target.delegation))!r}), "
+                     f"g.getrandbits(32), True, tuple(g.getrandbits(32) for _ in range(8)), "
+                     f"(A({str(edge_address(claimed.delegation))!r}),))) for g in [{guess.format(seed=i)}] "
+                     "for _ in range(1000))", 500,
+                     "from ipaddress import IPv6Address as A; "
+                     "from multi6lab.controller.packets import PairMessage, pair_message")
+               for i, (node, target, claimed, _) in enumerate(attacks)]
     got = udp_exchange(lab, "h1", "h2", identity(lab, "h2"), count=500, rate=500)  # traffic meanwhile
     for f in forgers:
         assert b"sent 1000" in f.communicate(timeout=15)[0]
