@@ -10,7 +10,7 @@ TYPED := multi6lab.vocabulary multi6lab.topologies multi6lab.scenarios multi6lab
          multi6lab.controller.liveness multi6lab.controller.pairs multi6lab.controller.mapping \
          multi6lab.controller.neighbours multi6lab.controller.contacts multi6lab.controller.transport \
          multi6lab.lab.runstate multi6lab.mobility.messages multi6lab.mobility.binding multi6lab.mobility.tunnel \
-         multi6lab.lab.mobility
+         multi6lab.lab.mobility multi6lab.lab.delayline
 # mypy does not follow the editable install's import hook, so it reads the package through a tree of links
 # that spells the same mapping as pyproject.toml (tools/ is the package root).
 TYPECHECK := build/typecheck

@@ -172,7 +172,9 @@ class _Semantics:
         site_default = _merge(SITE_DEFAULTS, defaults.get("site") or {})
         sites = [self.site(n, _merge(site_default, v), i) for i, (n, v) in enumerate((d.get("sites") or {}).items())]
         link_default = defaults.get("link") or {}
-        links = [self.link(i, {**link_default, **v}) for i, v in enumerate(d.get("links") or [])]
+        profiles = d.get("profiles") or {}
+        links = [self.link(i, {**link_default, **self.profile(i, v, link_default, profiles), **v})
+                 for i, v in enumerate(d.get("links") or [])]
         isp_by_name = {i.name: i for i in isps if i}
         for s in sites:
             if s:
@@ -311,7 +313,21 @@ class _Semantics:
         if eps[0].node == eps[1].node:
             self.err((*path, "endpoints"), f"a link joins two different nodes, not '{eps[0].node}' to itself")
             return None
-        return Link(eps[0], eps[1], *(_float(v.get(k)) for k in ("bw", "delay_ms", "loss_pct")))
+        return Link(eps[0], eps[1], bw=_float(v.get("bw")), delay_ms=_float(v.get("delay_ms")),
+                    loss_pct=_float(v.get("loss_pct")), jitter_ms=_float(v.get("jitter_ms")), profile=v.get("profile"))
+
+    def profile(self, i: int, v: dict[str, Any], default: dict[str, Any],
+                profiles: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The path profile link ``i`` takes (its own, else the default link's): its delay, jitter and loss."""
+        name = v.get("profile", default.get("profile"))
+        if name is None:
+            return {}
+        if name not in profiles:
+            where: PathKey = ("links", i, "profile") if "profile" in v else ("defaults", "link", "profile")
+            known = ", ".join(sorted(profiles)) or "none"
+            self.err(where, f"unknown path profile '{name}' (profiles: {known})")
+            return {}
+        return dict(profiles[name])
 
     # -- cross-checks -----------------------------------------------------------------------------------
     def check_site(self, s: Site, isps: dict[str, Isp]) -> None:

@@ -36,8 +36,10 @@ class Link:
     a: Endpoint
     b: Endpoint
     bw: float | None = None  # Mbit/s
-    delay_ms: float | None = None
+    delay_ms: float | None = None  # one way, each direction
     loss_pct: float | None = None
+    jitter_ms: float | None = None  # uniform, either way of delay_ms (netem's jitter)
+    profile: str | None = None  # the path profile it took its delay, jitter and loss from
 
     def other(self, node: str) -> Endpoint:
         return self.b if self.a.node == node else self.a

@@ -57,6 +57,12 @@ class LinkPlan:
     bw: float | None
     delay_ms: float | None
     loss_pct: float | None
+    jitter_ms: float | None = None
+
+    @property
+    def label(self) -> str:
+        """How errors and reports name it: both ends."""
+        return f"{self.a.node}:eth{self.a.port}--{self.b.node}:eth{self.b.port}"
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,7 @@ def build(topo: Topology) -> Plan:
     addrs = _number_links(topo)
     links = tuple(
         LinkPlan(_intf(lk.a.node, lk.a.port, index, addrs), _intf(lk.b.node, lk.b.port, index, addrs),
-                 lk.bw, lk.delay_ms, lk.loss_pct)
+                 lk.bw, lk.delay_ms, lk.loss_pct, lk.jitter_ms)
         for lk in topo.links)
     partial = Plan(topo, (), links, ())
     sites = tuple(_site_plan(topo, partial, s, i + 1, dpids) for i, s in enumerate(topo.sites))
