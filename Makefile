@@ -28,7 +28,7 @@ TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 SERVERS_ARG := $(if $(SERVERS),--servers $(SERVERS))
 
 .PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
-        first-contact upgrade selection scale-outage triangle bringup frr-scale
+        first-contact upgrade selection scale-outage triangle bringup frr-scale delay-accuracy
 
 setup:
 	@bash tools/setup.sh
@@ -112,6 +112,10 @@ triangle: setup
 # An ISP outage hitting 1, 5, 10 and 20 sites at once (nptv6, link + heartbeat; 10 outages each, a few minutes).
 scale-outage: setup
 	$(M6) scale-outage $(TRIALS_ARG)
+
+# How closely delayed links keep their delay: 5, 25 and 50 ms, 1 kHz probes alone and beside TCP (about a minute).
+delay-accuracy: setup
+	$(M6) delay-accuracy
 
 # 500 failovers in one lab (about half an hour): resources after each, first and last 100 outages compared.
 soak: setup

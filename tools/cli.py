@@ -590,6 +590,51 @@ def cmd_triangle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delay_accuracy(args: argparse.Namespace) -> int:
+    """The delay the lab's links achieve against their configuration, alone and beside a TCP bulk flow
+    (tools/lab/delayaccuracy.py)."""
+    import json
+
+    from multi6lab.lab import delayaccuracy, provenance
+    from multi6lab.lab.emulation import EnvError, terminate_as_interrupt
+    from multi6lab.results import delayaccuracy as accuracy
+    from multi6lab.results.report import write_atomic
+
+    try:
+        delays = [float(x) for x in args.delays.split(",")]
+    except ValueError:
+        raise EnvError(f"--delays {args.delays}: give delays in ms, comma-separated (for example 5,25,50)") from None
+    if not delays or min(delays) <= 0 or args.seconds <= 0:
+        raise EnvError(f"--delays {args.delays} --seconds {args.seconds:g}: every delay and the duration must be "
+                       "more than 0")
+    topo = loader.load(Path(loader.__file__).with_name("figure1.yaml"))  # a shipped file
+    out = run_folder(args.out, "delay-accuracy")
+    origin = provenance.collect(None)
+    with terminate_as_interrupt():
+        measured, mechanism = delayaccuracy.run(topo, delays, args.seconds, 1000.0, out, say)
+    base = {load: accuracy.one_way_ms(measured[f"0/{load}"][0]) for load in ("alone", "bulk")}
+    cells = []
+    for key, value in measured.items():
+        delay, load = key.split("/")
+        if load == "line":
+            continue
+        rows, sent = value
+        if float(delay):  # against the path's own transit under the same load
+            cells.append({**accuracy.cell(float(delay), accuracy.one_way_ms(rows), base[load], sent,
+                                          accuracy.reordered(rows)),
+                          "load": f"TCP bulk flow, {delayaccuracy.BULK_MBIT} Mbit/s" if load == "bulk"
+                          else "probes alone"})
+    origin["delay"] = mechanism
+    command = f"multi6lab delay-accuracy --delays {args.delays} --seconds {args.seconds:g}"
+    line = {float(k.split("/")[0]): v for k, v in measured.items() if k.endswith("/line") and v}
+    write_atomic(out / "delay-accuracy.json", json.dumps({"command": command, "mechanism": mechanism,
+                                                          "base_ms": base, "cells": cells,
+                                                          "line": {f"{k:g}": v for k, v in line.items()},
+                                                          "provenance": origin}, indent=1))
+    publish(out, "delay-accuracy", accuracy.markdown(cells, mechanism, base) + accuracy.line_table(line))
+    return 0 if all(c["meets_goal"] for c in cells) else 1
+
+
 def cmd_bringup(args: argparse.Namespace) -> int:
     """Bring-up and teardown time and memory against the lab's size (tools/lab/bringup.py)."""
     import json
@@ -912,6 +957,12 @@ def parser() -> argparse.ArgumentParser:
     fs.add_argument("--prefixes", default="1000,10000,100000", help="counts, comma-separated "
                                                                    "(default 1000,10000,100000)")
     fs.add_argument("--out", help="results directory (default results/frr-scale-<time>)")
+    da = add("delay-accuracy", cmd_delay_accuracy, "link delay as achieved against as configured, at 1 kHz alone "
+                                                   "and beside a TCP bulk flow; exit 1 if one misses 1 ms (root)")
+    da.add_argument("--delays", default="5,25,50", help="one-way delays to configure, ms (default 5,25,50)")
+    da.add_argument("--seconds", type=float, default=5.0, help="probes per measurement, in seconds at 1 kHz "
+                                                               "(default 5)")
+    da.add_argument("--out", help="results directory (default results/delay-accuracy-<time>)")
     tr = add("triangle", cmd_triangle, "mobility: links and round trips through the home agent, with route "
                                        "optimisation, and plain IPv6 (root)")
     tr.add_argument("--topology", default="topologies/figure1-home-agent.yaml",

@@ -111,6 +111,24 @@ def netem(intf: str, spec: str, parent: str | None = None) -> str:
     return f"tc qdisc add dev {q(intf)} {where} netem {spec}"
 
 
+def netem_spec(delay_ms: float | None, jitter_ms: float | None, loss_pct: float | None) -> str:
+    """netem's words for a link's impairment (its jitter uniform, netem's default without a distribution)."""
+    spec = []
+    if delay_ms or jitter_ms:
+        spec.append(f"delay {delay_ms or 0:g}ms" + (f" {jitter_ms:g}ms" if jitter_ms else ""))
+    if loss_pct:
+        spec.append(f"loss {loss_pct:g}%")
+    return " ".join(spec)
+
+
+def delay_rule(intf: str, way: str, queue: int) -> str:
+    """Hand every IPv6 packet leaving through (``out``) or arriving on (``in``) ``intf`` to netfilter queue
+    ``queue``, where the delay line's daemon holds it until it is due. No bypass: with the daemon gone the
+    packets are dropped, never passed on undelayed."""
+    chain, flag = ("POSTROUTING", "-o") if way == "out" else ("PREROUTING", "-i")
+    return f"ip6tables -w -t mangle -A {chain} {flag} {q(intf)} -j NFQUEUE --queue-num {int(queue)}"
+
+
 def netem_probe(intf: str) -> str:
     """Succeeds only where the kernel has the netem qdisc (adds and removes a zero delay)."""
     return f"tc qdisc add dev {q(intf)} root handle 999: netem delay 0ms && tc qdisc del dev {q(intf)} root handle 999:"

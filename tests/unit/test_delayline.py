@@ -80,8 +80,10 @@ def test_a_fixed_delay_keeps_order_and_every_packet_waits_exactly_that_long() ->
     for i in range(5):
         assert line.arrived(100, i, 1.0 + i * 0.001)
     assert line.next_due() == pytest.approx(1.025)
-    assert line.release(1.0269) == [(100, 0), (100, 1)]
-    assert line.release(1.03) == [(100, 2), (100, 3), (100, 4)] and line.next_due() is None
+    assert [(q, p) for q, p, _ in line.release(1.0269)] == [(100, 0), (100, 1)]
+    rest = line.release(1.03)
+    assert [p for _, p, _ in rest] == [2, 3, 4] and line.next_due() is None
+    assert [due for _, _, due in rest] == pytest.approx([1.027, 1.028, 1.029])
 
 
 def test_jitter_spreads_due_times_uniformly_and_may_reorder_as_netem_does() -> None:
@@ -92,7 +94,7 @@ def test_jitter_spreads_due_times_uniformly_and_may_reorder_as_netem_does() -> N
     line = DelayLine.of({100: Impairment(25.0, 5.0)}, seed=7)
     for i in range(200):
         line.arrived(100, i, 1.0 + i * 0.001)
-    order = [p for _, p in line.release(2.0)]
+    order = [p for _, p, _ in line.release(2.0)]
     assert sorted(order) == list(range(200)) and order != list(range(200))  # all of them, some overtaken
     # Without jitter nothing overtakes, even when a delay change would let a later packet leave first.
     fifo = Queue(Impairment(25.0), random.Random(1))
@@ -110,3 +112,24 @@ def test_loss_drops_the_asked_share_and_a_seed_replays_the_schedule() -> None:
 
     kept = run(5)
     assert 8850 <= len(kept) <= 9150 and kept == run(5) and kept != run(6)
+
+
+def test_the_accuracy_benchmark_takes_the_path_s_own_transit_off_and_says_whether_1_ms_holds() -> None:
+    from multi6lab.results import delayaccuracy as acc
+
+    late = {7: 0.003}  # probe 7 held 3 ms more; 4 arrives before 3
+    rows = [{"seq": str(s), "t_sent": f"{s / 1000:.6f}", "t_recv": f"{s / 1000 + 0.0252 + late.get(s, 0):.6f}"}
+            for s in (0, 1, 2, 4, 3, 5, 6, 7, 8, 9)]
+    assert acc.reordered(rows) == 1 and acc.one_way_ms(rows)[0] == pytest.approx(25.2)
+    base = [0.2] * 10
+    c = acc.cell(25.0, acc.one_way_ms(rows), base, 11, acc.reordered(rows))
+    assert c["lost"] == 1 and c["achieved_p50_ms"] == pytest.approx(25.0) and c["error_p99_ms"] > 2.0
+    assert not c["meets_goal"]  # late by 3 ms at p99, and one probe overtaken
+    good = acc.cell(25.0, [25.3] * 100, [0.2] * 100, 100, 0)
+    assert good["meets_goal"] and good["error_p99_ms"] == pytest.approx(0.1)
+    text = acc.markdown([{**good, "load": "probes alone"}], "delay line (NFQUEUE verdict daemon)",
+                        {"alone": [0.2] * 100})
+    assert "| 25 | probes alone | 100 | 25.100 | 25.100 | +0.100 |" in text and "alone p50 0.200 ms" in text
+    line = acc.line_table({25.0: [{"released": 10, "late_ms_p50": 0.03, "late_ms_p99": 0.1, "late_ms_max": 0.4},
+                                  {"released": 5, "late_ms_p50": 0.02, "late_ms_p99": 0.2, "late_ms_max": 0.3}]})
+    assert "| 25 | 15 | 0.030 / 0.200 / 0.400 | not stamped by the kernel |" in line and acc.line_table({}) == ""

@@ -88,12 +88,12 @@ class DelayLine:
     def next_due(self) -> float | None:
         return self.held[0][0] if self.held else None
 
-    def release(self, now: float) -> list[tuple[int, int]]:
-        """The (queue, packet) pairs due by ``now``, in the order they go."""
+    def release(self, now: float) -> list[tuple[int, int, float]]:
+        """(queue, packet, when it was due) of each packet due by ``now``, in the order they go."""
         out = []
         while self.held and self.held[0][0] <= now:
-            _, _, queue, packet = heapq.heappop(self.held)
-            out.append((queue, packet))
+            due, _, queue, packet = heapq.heappop(self.held)
+            out.append((queue, packet, due))
         return out
 
 

@@ -13,12 +13,14 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from multi6lab.lab import delayline
 from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord
 from multi6lab.topologies import frr, knot, shell
@@ -113,6 +115,7 @@ class Emulation:
         self.mapping_keys = mapping_keys or {}
         self.role = {n.name: n.role for n in plan.nodes}
         self.phases = phases or Phases()
+        self.delay: str | None = None  # how link delay and jitter are applied, if any link has them
 
     def node(self, name: str) -> Any:
         return self.net[name]
@@ -170,8 +173,7 @@ class Emulation:
         if managed:
             with phase("controllers attached"):
                 self.attach_controllers(managed)
-        for lp in self.plan.links:
-            self._impair(lp)
+        self.impair()
         with phase("nodes configured"):
             for n in self.plan.nodes:
                 for cmd in shell.configure(n.config):
@@ -269,8 +271,9 @@ class Emulation:
             raise EnvError(f"{node}: FRR refused {lines}: {(r.stdout + r.stderr).strip()}")
 
     def stop_daemons(self) -> None:
-        """FRR and Knot first: a surviving daemon would keep its namespace alive after Mininet stops."""
-        self.record.stop_procs(lambda p: p.what.startswith(("FRR ", "Knot DNS ")))
+        """FRR, Knot and the delay lines first: a surviving daemon would keep its namespace alive after Mininet
+        stops."""
+        self.record.stop_procs(lambda p: p.what.startswith(("FRR ", "Knot DNS ", "delay line ")))
         knot_log = self.record.state_dir / "knot" / "knot.log"
         if self.logdir is not None and knot_log.exists():
             shutil.copy(knot_log, self.logdir / "knot.log")
@@ -291,28 +294,74 @@ class Emulation:
             raise EnvError(f"{node}: '{cmd}' failed (exit {rc}): {text}")
         return text
 
-    def _impair(self, lp: LinkPlan) -> None:
-        if not (lp.delay_ms or lp.loss_pct):
+    def impair(self) -> None:
+        """Every link's delay, jitter and loss: tc netem where the kernel has it, else the lab's own delay line
+        (and the nodes' random drop for loss alone). Never silently skipped: what cannot be honoured is an
+        EnvError naming the link. ``self.delay`` says which mechanism ran (the run's provenance)."""
+        impaired = [lp for lp in self.plan.links if lp.delay_ms or lp.jitter_ms or lp.loss_pct]
+        if not impaired:
             return
+        if self._netem_available(*self._any_router_or_host_end(impaired[0])):
+            for lp in impaired:
+                spec = shell.netem_spec(lp.delay_ms, lp.jitter_ms, lp.loss_pct)
+                for i in (lp.a, lp.b):
+                    self._tc(i.node, shell.netem(i.name, spec, parent="5:1" if lp.bw else None))  # below the tbf
+            self.delay = "netem"
+            return
+        try:
+            held = delayline.holds(self.plan)
+        except delayline.Unheld as exc:
+            raise EnvError(str(exc)) from None
+        for lp in impaired:
+            if not (lp.delay_ms or lp.jitter_ms):
+                self._loss_only(lp)
+        if held:
+            self.start_delay_lines(held)
+            self.delay = "delay line (NFQUEUE verdict daemon)"
+
+    def _any_router_or_host_end(self, lp: LinkPlan) -> tuple[str | None, str]:
         ends = [i for i in (lp.a, lp.b) if self.role[i.node] != "switch"]
-        probe = ends[0] if ends else lp.a
-        where = probe.node if ends else None
-        netem = self._netem_available(where, probe.name)
-        if netem:
-            spec = (f"delay {lp.delay_ms:g}ms " if lp.delay_ms else "") + \
-                (f"loss {lp.loss_pct:g}%" if lp.loss_pct else "")
-            for i in (lp.a, lp.b):
-                self._tc(i.node, shell.netem(i.name, spec, parent="5:1" if lp.bw else None))  # below Mininet's tbf
-            return
-        link = f"{lp.a.node}:eth{lp.a.port}--{lp.b.node}:eth{lp.b.port}"
-        if lp.delay_ms:
-            raise EnvError(f"link {link}: delay_ms={lp.delay_ms:g} needs the netem qdisc, which this kernel lacks; "
-                           "remove the delay or run on a kernel with sch_netem.")
+        return (ends[0].node, ends[0].name) if ends else (None, lp.a.name)
+
+    def _loss_only(self, lp: LinkPlan) -> None:
+        ends = [i for i in (lp.a, lp.b) if self.role[i.node] != "switch"]
         if not ends:
-            raise EnvError(f"link {link}: loss_pct between two switches needs netem, which this kernel lacks; "
+            raise EnvError(f"link {lp.label}: loss_pct between two switches needs netem, which this kernel lacks; "
                            "put the loss on a link with a router or host end.")
         for cmd in shell.loss(ends[0].name, float(lp.loss_pct or 0)):
             self.run(ends[0].node, cmd)
+
+    def start_delay_lines(self, held: list[delayline.Hold]) -> None:
+        """One verdict daemon per namespace that holds a link direction, recorded by pid; its netfilter rules
+        only once it has bound its queues (a packet queued with nobody listening is dropped)."""
+        by_node: dict[str, list[delayline.Hold]] = {}
+        for h in held:
+            by_node.setdefault(h.node, []).append(h)
+        self.record.add_dir(self.record.state_dir)
+        self.record.state_dir.mkdir(parents=True, exist_ok=True)
+        for node, hs in by_node.items():
+            if self._server(node) is not None:
+                raise EnvError(f"link delay in {node}: the delay line runs on this machine's nodes only, and "
+                               f"{node} is on another server; run without --servers or on a kernel with netem")
+            ready = self.record.state_dir / f"delayd-{node}.ready"
+            logs = self.logdir or self.record.state_dir
+            argv = [sys.executable, "-m", "multi6lab.traffic.delayd", "--ready", str(ready), "--seed", "1",
+                    "--errors", str(logs / f"delayd-{node}.errors.json")]
+            for h in hs:
+                imp = h.impairment
+                argv += ["--queue", f"{h.queue}:{imp.delay_ms:g}:{imp.jitter_ms:g}:{imp.loss_pct:g}"]
+            log = logs / f"delayd-{node}.log"
+            with open(log, "wb") as out:
+                p = self.net[node].popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            self.record.add_proc(p.pid, f"delay line in {node}")
+            deadline = time.monotonic() + 10
+            while not ready.exists():
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise EnvError(f"the delay line in {node} did not start: "
+                                   f"{log.read_text(errors='replace').strip() or 'no output'}")
+                time.sleep(0.02)
+            for h in hs:
+                self.run(node, shell.delay_rule(h.intf, h.way, h.queue))
 
     def _tc(self, node: str, cmd: str) -> None:
         if self.role[node] == "switch" and self._server(node) is None:

@@ -379,6 +379,7 @@ class Runner:
         with terminate_as_interrupt(), Lab(sc.effective, self.out, progress=self.say,
                                                servers=self.servers, cluster_links=self.cluster_links) as lab:
             sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
+            origin["delay"] = lab.emulation.delay if lab.emulation is not None else None  # netem, or the lab's own
             compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
             for k in range(1, sc.trials + 1):
                 self.say(f"trial {k}/{sc.trials}: {', '.join(c.fault.describe() for c in compiled)}")

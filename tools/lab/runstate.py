@@ -80,8 +80,9 @@ class RunRecord:
         self.save()
 
     def add_dir(self, path: Path) -> None:
-        self.dirs.append(str(path))
-        self.save()
+        if str(path) not in self.dirs:  # several daemons share the run's state directory
+            self.dirs.append(str(path))
+            self.save()
 
     @property
     def state_dir(self) -> Path:

@@ -1,0 +1,52 @@
+"""Issue 29: links with delay and jitter on any kernel (netem where it exists, the lab's own delay line here)."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import loader
+from tests.integration.helpers import leftovers, netem_available, topology, udp_exchange
+
+pytestmark = pytest.mark.integration
+R = "3fff:ff:100::2"
+
+
+def with_delay(tmp_path: Path, settings: str) -> Path:
+    f = tmp_path / "delayed.yaml"
+    f.write_text(topology("figure1").read_text().replace('- endpoints: ["r:eth0", "core:eth3"]',
+                                                         f'- {{endpoints: ["r:eth0", "core:eth3"], {settings}}}'))
+    return f
+
+
+def rtts(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"time=([\d.]+) ms", text)]
+
+
+def test_a_25_ms_link_measures_25_ms_each_way_and_the_lab_leaves_no_delay_line_behind(tmp_path: Path) -> None:
+    with Lab(loader.load(with_delay(tmp_path, "delay_ms: 25")), tmp_path) as lab:
+        assert lab.emulation is not None and lab.record is not None
+        mechanism = lab.emulation.delay
+        assert mechanism == ("netem" if netem_available() else "delay line (NFQUEUE verdict daemon)")
+        daemons = [p.pid for p in lab.record.procs if p.what.startswith("delay line ")]
+        assert len(daemons) == (0 if mechanism == "netem" else 2)  # r's end and the core's end
+        times = rtts(lab.cmd("h1", f"ping -6 -c 100 -i 0.02 {R}"))
+        # One way the probes' own clock: kernel stamps at both ends, one monotonic clock for every namespace.
+        got = udp_exchange(lab, "h1", "r", R, count=500, rate=500)
+        plan = lab.plan
+    assert len(times) == 100 and min(times) >= 50.0 and statistics.median(times) <= 51.0, times
+    one_way = sorted((float(g["t_recv"]) - float(g["t_sent"])) * 1000 for g in got)
+    assert len(one_way) == 500 and one_way[0] >= 25.0 and one_way[int(0.99 * 500)] <= 26.0, one_way[-5:]
+    assert leftovers(plan, daemons) == []
+
+
+def test_jitter_spreads_the_delay_as_asked(tmp_path: Path) -> None:
+    with Lab(loader.load(with_delay(tmp_path, "delay_ms: 20, jitter_ms: 5")), tmp_path) as lab:
+        got = udp_exchange(lab, "h1", "r", R, count=1000, rate=1000)
+    one_way = sorted((float(g["t_recv"]) - float(g["t_sent"])) * 1000 for g in got)
+    assert len(one_way) == 1000 and one_way[0] >= 15.0 and one_way[-1] <= 26.0  # 20 +- 5, and the path's own
+    assert 18.5 <= statistics.median(one_way) <= 21.5 and one_way[900] - one_way[100] >= 6.0  # spread, not fixed
