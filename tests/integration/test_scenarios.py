@@ -90,6 +90,7 @@ def test_short_scenario_end_to_end(short_run: tuple[Path, dict[str, Any]]) -> No
     assert set(inbound["censored"]) >= {"p50", "p95", "max"} and inbound["not_recovered"] == 3, inbound
     assert 500 < inbound["p95"] < 600 and inbound["reason"].startswith("not recovered")
     assert m["detection_ms"]["max"] < 600 and not m["detection_ms"].get("not_recovered")  # every trial, in the fault
+    assert 0 < m["rtt_ms"]["p50"] < 5 and all(float(r["rtt_ms"]) > 0 for r in rows)  # no link is delayed here
 
 
 def test_the_run_report_opens_in_chromium_with_every_picture(short_run: tuple[Path, dict[str, Any]]) -> None:

@@ -466,3 +466,16 @@ def test_a_trial_that_never_recovered_counts_as_longer_than_its_fault() -> None:
     assert A.summary([5.0, None], above=[None, None]) == {"p50": 5.0, "p95": 5.0, "max": 5.0, "p50_ci": [None, None],
                                                           "p95_ci": [None, None], "not_recovered": 1}
     assert A.percentile([1.0, float("inf")], 50) == float("inf") and A.percentile([1.0, float("inf")], 0) == 1.0
+
+
+def test_every_trial_says_the_rtt_it_ran_at() -> None:
+    """The probes' median one-way transit before the fault, each way, added up: 25.5 ms out, 25.3 back."""
+    out = A.stream(stream(3000, delay=0.0255, drop=range(1000, 1009)), sent=3000, period=P, t_fault=101.0,
+                   t_restore=102.0, t_end=103.0)
+    back = A.stream(stream(3000, delay=0.0253), sent=3000, period=P, t_fault=101.0, t_restore=102.0, t_end=103.0)
+    assert out.transit_ms == 25.5 and back.transit_ms == 25.3
+    trial = A.Trial(1, out, back, None)
+    assert trial.rtt_ms == pytest.approx(50.8) and trial.row()["rtt_ms"] == "50.800"
+    m = A.aggregate([trial, A.Trial(2, out, back, None)])
+    assert m["rtt_ms"]["p50"] == pytest.approx(50.8)
+    assert A.Trial(3, A.StreamResult(0, 0, 0, None), back, None).rtt_ms is None  # no probe before the fault

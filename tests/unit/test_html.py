@@ -32,7 +32,7 @@ def summary(name: str = "demo") -> dict[str, object]:
             "command": "multi6lab run scenarios/demo.yaml --trials 2",
             "metrics": {"outbound": {"outage_ms": stat, "disruption_ms": stat},
                         "inbound": {"outage_ms": None, "reason": "not recovered before the restore at +1000 ms"},
-                        "detection_ms": stat, "new_session_ms": None,
+                        "detection_ms": stat, "new_session_ms": None, "rtt_ms": {"p50": 50.81},
                         "tcp_sessions": {"survived": 2, "total": 2, "reset": 0, "resumed_before_restore": 2},
                         "new_clients": {"started_in_fault": 40, "within_1s": 0.5, "within_3s": 1.0}},
             "provenance": {"commit": "abc", "seed": 1}}
@@ -54,7 +54,7 @@ def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
     assert p.links.count("trial-01/timeline.svg") == 1 and "6.1" in p.text  # a trial's plot in its own column
     text = " ".join(p.text)
     assert "10.5 [9.4, —]" in text and "not recovered before the restore at +1000 ms" in text
-    assert "within 1 s: 50%" in text and "commit" in text
+    assert "within 1 s: 50%" in text and "commit" in text and "at a round trip of 50.81 ms" in text
     # Each trial's fault on the captures' clock, to line a pcap up with it in Wireshark.
     assert "2026-12-07 14:00:03.250000" in text and "1796652003.250000" in text and "frame.time_epoch >= E" in text
 

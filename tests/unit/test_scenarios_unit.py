@@ -161,7 +161,10 @@ def test_report_table_and_plot(tmp_path: Path) -> None:
                    "detection_ms": {"p50": 5.0, "p95": 6.0, "max": 7.0},
                    "tcp_sessions": {"survived": 0, "total": 3}, "new_session_ms": None, "false_rehomings": 0}}
     md = report.markdown([summary])
-    assert "| demo | nptv6 | link | link_down exa isp end | 3 | 7.0 / 9.5 | — (not recovered) | 7 / 1000 |" in md
+    assert "| demo | nptv6 | link | link_down exa isp end | 3 | — | 7.0 / 9.5 | — (not recovered) | 7 / 1000 |" in md
+    summary["metrics"]["rtt_ms"] = {"p50": 50.412, "p95": 50.9, "max": 51.0}  # type: ignore[index]
+    assert "| 3 | 50.41 | 7.0 / 9.5 |" in report.markdown([summary])  # the RTT the figures were read at
+    del summary["metrics"]["rtt_ms"]  # type: ignore[attr-defined]
     (tmp_path / "run1").mkdir()
     (tmp_path / "run1" / "summary.json").write_text(__import__("json").dumps(summary))
     assert report.collect(tmp_path) == [{**summary, "folder": "run1"}]  # where each run lives, for the index

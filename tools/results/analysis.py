@@ -38,6 +38,9 @@ Definitions (all times on the host's monotonic clock, shared by every namespace)
   retransmissions, giving up after ``give_up_s``. **new_clients**: of the clients started while the fault
   stood, the share connected within 1 s and within 3 s (pooled over trials).
 * **false_rehomings**: path_dead events for exits the scenario did not fault (or any, during a loss burst).
+* **rtt_ms**: the round trip a trial ran at: the median one-way transit of each direction's probes before the
+  fault (kernel receive stamps against send times, one clock for every namespace), added up. Every figure
+  is read at some RTT; this is the one.
 * **steps** of an id-loc edge's repair of one direction: *detection* from the fault to the edge's first
   detection event (a send timeout, a dead pair), *decision* from there to its new pair (the exploration, or
   the far edge's locator update travelling to it), *installation* from there to the last switch's barrier
@@ -83,6 +86,7 @@ class StreamResult:
     sender_stall_ms: float | None = None  # what the correction took off (the sender, not the network)
     interarrival_p999_ms: float | None = None  # the resolution: read it in a baseline cell (nothing broken)
     above_ms: float | None = None  # not recovered: the outage lasted longer than this (the break to the restore)
+    transit_ms: float | None = None  # the one-way transit before the fault, p50: the path the figures were read on
 
     @property
     def stall_flagged(self) -> bool:
@@ -128,6 +132,8 @@ def stream(arrivals: Sequence[Arrival], sent: int, period: float, t_fault: float
                         interarrival_p999_ms=percentile(spacing, 99.9) if spacing else None)
     before = [a for a in order if a.t_recv <= t_fault]
     after = [a for a in order if a.t_recv > t_fault]
+    if before:
+        base = _with(base, transit_ms=round(percentile([(a.t_recv - a.t_sent) * 1000 for a in before], 50), 3))
     if not before:
         return _with(base, reason="no probe arrived before the fault (the path was not up)")
     if not after:
@@ -445,6 +451,12 @@ class Trial:
     fault_epoch_s: float | None = None  # when the fault's command started, on the captures' clock
     witness: dict[str, dict[str, Any]] = field(default_factory=dict)  # direction -> the witness's reading
 
+    @property
+    def rtt_ms(self) -> float | None:
+        """The round trip the trial ran at: the probes' one-way transits before the fault, out and back."""
+        out, back = self.outbound.transit_ms, self.inbound.transit_ms
+        return None if out is None or back is None else out + back
+
     def row(self) -> dict[str, Any]:
         def num(x: float | None) -> str:
             return "" if x is None else f"{x:.3f}"
@@ -457,7 +469,8 @@ class Trial:
             "inbound_lost": self.inbound.lost, "inbound_reason": self.inbound.reason or "",
             **{f"{d}_{k}": num(getattr(getattr(self, d), k)) for d in ("outbound", "inbound")
                for k in ("disruption_ms", "raw_gap_ms", "sender_stall_ms", "interarrival_p999_ms")},
-            "detection_ms": num(self.detection_ms), "tcp_survived": sum(t.survived for t in self.tcp),
+            "detection_ms": num(self.detection_ms), "rtt_ms": num(self.rtt_ms),
+            "tcp_survived": sum(t.survived for t in self.tcp),
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
             "false_rehomings": self.false_rehomings, "exploration_ms": num(self.exploration_ms),
@@ -516,7 +529,8 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
         return out
 
     out: dict[str, Any] = {"outbound": direction("outbound"), "inbound": direction("inbound"),
-                           "detection_ms": summary([t.detection_ms for t in trials])}
+                           "detection_ms": summary([t.detection_ms for t in trials]),
+                           "rtt_ms": summary([t.rtt_ms for t in trials], digits=3)}
     for d in ("outbound", "inbound"):
         if (w := witnessed(trials, d)) is not None:
             out[d]["witness"] = w

@@ -47,6 +47,8 @@ def cell_text(s: dict[str, Any]) -> str:
     new = (f"new {shown(ns, 'p50', '.0f')}" + ("" if "p50" in ns.get("censored", ()) else " ms")
            + (f" ({ns['not_recovered']} n/r)" if ns.get("not_recovered") else "")) if ns else "new —"
     parts = [f"out {_outage(m['outbound'])}", f"in {_outage(m['inbound'])}", tcp_text, new]
+    if rtt := m.get("rtt_ms"):
+        parts.append(f"RTT {rtt['p50']:.1f} ms")
     short = {"outbound": "out", "inbound": "in"}
     flagged = {short[d]: c for d in short if (c := m[d].get("capture_disagreement_ms")) and c["flagged"]}
     if flagged:  # the probes and an independent capture read this cell differently: say so in the cell

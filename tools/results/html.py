@@ -98,7 +98,7 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>", f"<h1>{escape(title)}</h1>",
              f"<p>{escape(summary.get('fault', ''))}; {_num(summary['trials'])} trials on "
-             f"{escape(summary['topology'])} ({escape(summary.get('datapath', ''))}). Reproduce: "
+             f"{escape(summary['topology'])} ({escape(summary.get('datapath', ''))}){_rtt(m)}. Reproduce: "
              f"<code>{escape(summary.get('command', ''))}</code></p>",
              "<h2>Summary</h2>",
              _table(["metric", "p50 [95 % interval]", "p95 [95 % interval]", "max", "no value"],
@@ -151,6 +151,12 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
                                                                         for k, v in p.items()]))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _rtt(m: Mapping[str, Any]) -> str:
+    """The round trip the run's figures were read at, as its page says it."""
+    rtt = m.get("rtt_ms")
+    return f", at a round trip of {rtt['p50']:.2f} ms (p50 of the trials)" if rtt else ""
 
 
 def _fault_time(epoch: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from multi6lab.results.analysis import shown
 
-COLUMNS = ["scenario", "approach", "trigger", "fault", "trials", "outbound outage p50/p95 ms",
+COLUMNS = ["scenario", "approach", "trigger", "fault", "trials", "RTT p50 ms", "outbound outage p50/p95 ms",
            "inbound outage p50/p95 ms", "lost out/in p50", "detection p50/p95 ms", "TCP survived",
            "new session p50/p95 ms", "false rehomings"]
 
@@ -29,7 +29,8 @@ def row(summary: dict[str, Any]) -> list[str]:
     tcp = m.get("tcp_sessions")
     lost = f"{out['lost_packets']['p50']:g} / {inn['lost_packets']['p50']:g}" if out["lost_packets"] else "—"
     return [summary["scenario"], summary["approach"], summary["trigger"], summary.get("fault", ""),
-            str(summary["trials"]), _pair(out["outage_ms"], out.get("reason")),
+            str(summary["trials"]), f"{m['rtt_ms']['p50']:.2f}" if m.get("rtt_ms") else "—",
+            _pair(out["outage_ms"], out.get("reason")),
             _pair(inn["outage_ms"], inn.get("reason")), lost, _pair(m["detection_ms"]),
             f"{tcp['survived']}/{tcp['total']}" if tcp else "—",
             _pair(m.get("new_session_ms"), m.get("new_session_reason")), str(m.get("false_rehomings", 0))]
