@@ -13,8 +13,9 @@ emulated network: the two edges run a small protocol modelled on REAP (RFC 5534)
   the nonce is reported back within a round trip; the controller sees no data packets, so a direction is
   always treated as one that carries no data. Standby pairs are probed every ``STANDBY_FACTOR`` intervals
   (reported with the next message), so a failover can pick a pair with recent evidence.
-* Send timeout: when no probe sent on the active pair within ``interval x multiplier`` has been reported
-  back, the edge *explores*: it probes every usable pair at once and then every interval, flagged so that the
+* Send timeout: when no probe sent on the active pair within ``interval x multiplier`` plus the smoothed round
+  trip (measured from its own probes to their reports: one rule for every RTT) has been reported back, the
+  edge *explores*: it probes every usable pair at once and then every interval, flagged so that the
   far edge answers at once (answers are never flagged, so they do not answer each other). It keeps sending
   on the active pair meanwhile: silence alone does not say which direction failed.
 * Evidence: the edge changes its outbound pair only on what it received. During an exploration, a report of
@@ -127,6 +128,7 @@ class Context:
     first_heard: float | None = None  # when the far edge's first message arrived
     omitted: float | None = None  # exploring: newest probe of a report that left the active pair out
     pruned: float = NEVER  # when old nonces were last forgotten
+    srtt: float = 0.0  # smoothed round trip of this edge's probes to their reports (RFC 6298's gain, 1/8)
 
     def __post_init__(self) -> None:
         self.active = self.candidates[0]
@@ -323,6 +325,7 @@ class Edge:
                 continue
             if p.confirmed_sent is None:
                 out.append(c.ev(Event.PAIR_UP, now, p))
+            c.srtt = now - at if not c.srtt else c.srtt + (now - at - c.srtt) / 8
             p.confirmed_seq, p.confirmed_sent = seq, at
             p.streak += 1
             news.append(p)
@@ -387,7 +390,8 @@ class Edge:
             due = self._deadline(c)
             if due is not None and now > due:
                 silent = now - max(c.active.confirmed_sent or NEVER, c.active_since)
-                out += self._explore(c, now, cause="send timeout", silent_ms=round(silent * 1000, 3))
+                out += self._explore(c, now, cause="send timeout", silent_ms=round(silent * 1000, 3),
+                                     bound_ms=round((c.detect_time + c.srtt) * 1000, 3))
         return out
 
     def next_deadline(self) -> float | None:
@@ -399,14 +403,17 @@ class Edge:
 
     @staticmethod
     def _deadline(c: Context) -> float | None:
-        """When the active pair's silence becomes a send timeout: never before ``multiplier`` of its probes went
-        out unreported (a controller that stalled and sent nothing has no evidence against the pair)."""
+        """When the active pair's silence becomes a send timeout: the detection time plus the smoothed round
+        trip after the newest probe that was reported (a report cannot come back sooner than a round trip, so
+        at 100 ms RTT a 30 ms detection time alone would fire between every two keepalives), and never before
+        ``multiplier`` of its probes went out unreported (a controller that stalled and sent nothing has no
+        evidence against the pair)."""
         if c.exploring_since is not None or c.active.confirmed_sent is None or Trigger.HEARTBEAT not in c.triggers:
             return None
         since = max(c.active.confirmed_sent, c.active_since)
         if sum(1 for p, _, at in c.sent.values() if p is c.active and at > since) < c.multiplier:
             return None
-        return since + c.detect_time
+        return since + c.detect_time + c.srtt
 
     def _failover(self, c: Context, now: float) -> list[EventRecord]:
         """The active pair is dead where it is known to be (this site's uplink, or the far locator): the most

@@ -41,8 +41,9 @@ class Wire:
     their messages after DELAY_US unless ``drop`` says the path is broken. A stopped edge neither sends nor
     hears (its controller is gone)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, delay_us: int = DELAY_US) -> None:
         self.edges: dict[str, Edge] = {n: edge(plan, n, seed=i) for i, n in enumerate(("s1", "s2"))}
+        self.delay_us = delay_us
         self.us = 0
         self.flight: list[tuple[int, Message]] = []
         self.drop: Callable[[Message], bool] = lambda m: False
@@ -58,7 +59,7 @@ class Wire:
         for m in edge.due(self.t):
             self.log.append((self.t, m))
             if not self.drop(m):
-                self.flight.append((self.us + DELAY_US, m))
+                self.flight.append((self.us + self.delay_us, m))
 
     def run(self, until: float) -> None:
         """As the controller drives an edge: messages are handed over as they arrive (and answers leave at
@@ -131,6 +132,21 @@ def test_a_silent_failure_of_both_directions_moves_both_edges_within_the_detecti
     assert moved <= first + 0.015  # then an exploration round trip, or a pair known alive at once
 
 
+def test_at_a_long_round_trip_keepalives_do_not_time_out_and_a_failure_is_found_a_round_trip_later() -> None:
+    """40 ms each way (80 ms RTT) against a 30 ms detection time: a report cannot come back sooner than a round
+    trip, so the send timeout counts the smoothed RTT on top. Nothing explores while the path works; a silent
+    failure of both directions is found within the detection time plus that RTT."""
+    w = Wire(two_sites(), delay_us=40_000)
+    w.run(2.0)
+    assert w.active() == PREFERRED and not w.named("exploring", "pair_selected", "pair_dead")
+    rtt = w.edges["s1"].contexts["s2"].srtt
+    assert 0.080 <= rtt <= 0.085
+    w.drop = lambda m: "s1ea" in m.pair
+    w.run(2.6)
+    first = min(e["t"] for e in w.named("exploring"))
+    assert 2.0 + 0.030 <= first <= 2.0 + 0.0305 + rtt + 0.011  # and one keepalive interval, at most
+
+
 def test_a_controller_that_stalled_and_sent_nothing_does_not_explore() -> None:
     w = steady()
     s1 = w.edges["s1"]
@@ -149,7 +165,9 @@ def test_a_failure_of_one_direction_moves_only_that_direction() -> None:
     assert w.active()[("s2", "s1")] == ("s2ec", "s1ea")  # s2's traffic to s1 through ISP A still arrives
     assert not w.named("pair_selected", "pair_dead", site="s2")  # s2 may explore, but keeps its pair
     moved = w.named("pair_selected", site="s1")
-    assert [e["cause"] for e in moved] == ["explored"] and moved[0]["t"] <= 1.0 + 0.0305 + 0.002
+    rtt = w.edges["s2"].contexts["s1"].srtt  # the send timeout waits a round trip more than the detection time
+    assert 0.001 <= rtt <= 0.004
+    assert [e["cause"] for e in moved] == ["explored"] and moved[0]["t"] <= 1.0 + 0.0305 + rtt + 0.002
 
 
 def test_a_failure_of_the_other_direction_moves_only_the_far_edge() -> None:
@@ -160,7 +178,9 @@ def test_a_failure_of_the_other_direction_moves_only_the_far_edge() -> None:
     assert w.active()[("s2", "s1")][1] == "s1eb"
     assert not w.named("pair_selected", "pair_dead", site="s1")
     moved = w.named("pair_selected", site="s2")  # s2's keepalives went unanswered; its exploration found B
-    assert [e["cause"] for e in moved] == ["explored"] and moved[0]["t"] <= 1.0 + 0.0305 + 0.002
+    rtt = w.edges["s2"].contexts["s1"].srtt  # the send timeout waits a round trip more than the detection time
+    assert 0.001 <= rtt <= 0.004
+    assert [e["cause"] for e in moved] == ["explored"] and moved[0]["t"] <= 1.0 + 0.0305 + rtt + 0.002
 
 
 def test_an_uplink_down_moves_both_edges_at_once_through_a_locator_update() -> None:
