@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from pathlib import Path
 
 import pytest
 
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies import loader
-from tests.integration.helpers import leftovers, netem_available, topology, udp_exchange
+from tests.integration.helpers import (
+    lab_with_approach,
+    leftovers,
+    netem_available,
+    topology,
+    udp_exchange,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -50,3 +58,35 @@ def test_jitter_spreads_the_delay_as_asked(tmp_path: Path) -> None:
     one_way = sorted((float(g["t_recv"]) - float(g["t_sent"])) * 1000 for g in got)
     assert len(one_way) == 1000 and one_way[0] >= 15.0 and one_way[-1] <= 26.0  # 20 +- 5, and the path's own
     assert 18.5 <= statistics.median(one_way) <= 21.5 and one_way[900] - one_way[100] >= 6.0  # spread, not fixed
+
+
+def test_figure1_at_internet_round_trips_holds_steady_on_both_paths(tmp_path: Path) -> None:
+    """34 ms through ISP A, 64 ms through B: the heartbeats are pipelined (a reply every interval whatever the
+    round trip), so nothing times out while the paths work, and the run's RTT is the one configured."""
+    with Lab(loader.load(topology("figure1-internet")), tmp_path) as lab:
+        t0 = time.monotonic()
+        through_a = rtts(lab.cmd("h1", f"ping -6 -c 20 -i 0.05 {R}"))  # a second of the lab running
+        events = [e for e in lab.events() if e["t"] >= t0 and e["event"] in ("heartbeat_timeout", "path_dead")]
+    assert min(through_a) >= 34.0 and statistics.median(through_a) <= 36.0, through_a
+    assert events == []
+
+
+def test_id_loc_at_internet_round_trips_keeps_its_pairs_and_still_moves_on_a_silent_failure(tmp_path: Path) -> None:
+    """A-C is 40 ms round trip and the detection time 30 ms: the edges' send timeout adds their own measured
+    round trip, so the keepalives never time out; a silent blackhole of ISP A still moves both edges."""
+    with lab_with_approach("two-sites-internet", "id-loc", tmp_path) as lab:
+        h2 = str(next(h for sp in lab.plan.sites for h in sp.hosts if h.name == "h2").addresses["identity"])
+        t0 = time.monotonic()
+        times = rtts(lab.cmd("h1", f"ping -6 -c 20 -i 0.05 {h2}"))
+        assert not [e for e in lab.events() if e["t"] >= t0 and e["event"] in ("exploring", "pair_selected")]
+        assert min(times) >= 40.0 and statistics.median(times) <= 42.0, times
+        t_fault = time.monotonic()
+        lab.cmd("ispa", "nft add table ip6 silent && nft add chain ip6 silent blackhole "
+                        "'{ type filter hook forward priority -10; }' && nft add rule ip6 silent blackhole drop")
+        try:
+            wait_until(lambda: {e["src_site"] for e in lab.events() if e["t"] >= t_fault
+                                and e["event"] == "pair_selected"} >= {"s1", "s2"}, 5, "both edges to move")
+        finally:
+            lab.cmd("ispa", "nft delete table ip6 silent")
+        explored = [e for e in lab.events() if e["t"] >= t_fault and e["event"] == "exploring"]
+    assert explored and all(30 + 40 <= e["bound_ms"] <= 30 + 60 for e in explored), explored
