@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from multi6lab.results import scale_model
 from multi6lab.results.progress import Progress
@@ -37,6 +37,20 @@ def run_folder(out: str | None, name: str, create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+T = TypeVar("T", int, float)
+
+
+def numbers(text: str, kind: Callable[[str], T], option: str, what: str) -> list[T]:
+    """A comma-separated list of numbers given to ``option``; EnvError saying what it takes otherwise."""
+    from multi6lab.lab.emulation import EnvError
+
+    try:
+        values = [kind(x) for x in text.split(",")]
+    except ValueError:
+        raise EnvError(f"{option} {text}: give {what}") from None
+    return values
 
 
 def publish(out: Path, name: str, table: str, *also: str) -> None:
@@ -600,38 +614,22 @@ def cmd_delay_accuracy(args: argparse.Namespace) -> int:
     from multi6lab.results import delayaccuracy as accuracy
     from multi6lab.results.report import write_atomic
 
-    try:
-        delays = [float(x) for x in args.delays.split(",")]
-    except ValueError:
-        raise EnvError(f"--delays {args.delays}: give delays in ms, comma-separated (for example 5,25,50)") from None
-    if not delays or min(delays) <= 0 or args.seconds <= 0:
+    delays = numbers(args.delays, float, "--delays", "delays in ms, for example 5,25,50")
+    if min(delays) <= 0 or args.seconds <= 0:
         raise EnvError(f"--delays {args.delays} --seconds {args.seconds:g}: every delay and the duration must be "
                        "more than 0")
     topo = loader.load(Path(loader.__file__).with_name("figure1.yaml"))  # a shipped file
     out = run_folder(args.out, "delay-accuracy")
     origin = provenance.collect(None)
     with terminate_as_interrupt():
-        measured, mechanism = delayaccuracy.run(topo, delays, args.seconds, 1000.0, out, say)
-    base = {load: accuracy.one_way_ms(measured[f"0/{load}"][0]) for load in ("alone", "bulk")}
-    cells = []
-    for key, value in measured.items():
-        delay, load = key.split("/")
-        if load == "line":
-            continue
-        rows, sent = value
-        if float(delay):  # against the path's own transit under the same load
-            cells.append({**accuracy.cell(float(delay), accuracy.one_way_ms(rows), base[load], sent,
-                                          accuracy.reordered(rows)),
-                          "load": f"TCP bulk flow, {delayaccuracy.BULK_MBIT} Mbit/s" if load == "bulk"
-                          else "probes alone"})
-    origin["delay"] = mechanism
+        measured, origin["delay"] = delayaccuracy.run(topo, delays, args.seconds, 1000.0, out, say)
+    cells, base, line = accuracy.summarise(measured, delayaccuracy.BULK_MBIT)
     command = f"multi6lab delay-accuracy --delays {args.delays} --seconds {args.seconds:g}"
-    line = {float(k.split("/")[0]): v for k, v in measured.items() if k.endswith("/line") and v}
-    write_atomic(out / "delay-accuracy.json", json.dumps({"command": command, "mechanism": mechanism,
+    write_atomic(out / "delay-accuracy.json", json.dumps({"command": command, "mechanism": origin["delay"],
                                                           "base_ms": base, "cells": cells,
                                                           "line": {f"{k:g}": v for k, v in line.items()},
                                                           "provenance": origin}, indent=1))
-    publish(out, "delay-accuracy", accuracy.markdown(cells, mechanism, base) + accuracy.line_table(line))
+    publish(out, "delay-accuracy", accuracy.markdown(cells, origin["delay"], base) + accuracy.line_table(line))
     return 0 if all(c["meets_goal"] for c in cells) else 1
 
 
@@ -700,10 +698,7 @@ def cmd_frr_scale(args: argparse.Namespace) -> int:
     from multi6lab.scenarios.model import Overrides
     from multi6lab.topologies import loader
 
-    try:
-        counts = [int(n) for n in args.prefixes.split(",")]
-    except ValueError:
-        raise EnvError(f"--prefixes {args.prefixes}: give counts separated by commas, e.g. 1000,10000") from None
+    counts = numbers(args.prefixes, int, "--prefixes", "counts separated by commas, e.g. 1000,10000")
     if min(counts) < 1:
         raise EnvError("--prefixes: each count must be 1 or more")
     if max(counts) > results.CAPACITY:

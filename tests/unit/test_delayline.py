@@ -133,3 +133,19 @@ def test_the_accuracy_benchmark_takes_the_path_s_own_transit_off_and_says_whethe
     line = acc.line_table({25.0: [{"released": 10, "late_ms_p50": 0.03, "late_ms_p99": 0.1, "late_ms_max": 0.4},
                                   {"released": 5, "late_ms_p50": 0.02, "late_ms_p99": 0.2, "late_ms_max": 0.3}]})
     assert "| 25 | 15 | 0.030 / 0.200 / 0.400 | not stamped by the kernel |" in line and acc.line_table({}) == ""
+
+
+def test_the_benchmark_s_measurements_become_one_cell_per_delay_and_load() -> None:
+    from multi6lab.results import delayaccuracy as acc
+
+    def rows(transit_ms: float) -> list[dict[str, str]]:
+        return [{"seq": str(s), "t_sent": f"{s / 1000:.6f}", "t_recv": f"{s / 1000 + transit_ms / 1000:.6f}"}
+                for s in range(100)]
+
+    measured = {"0/alone": (rows(0.1), 100), "0/bulk": (rows(0.5), 100), "0/line": [],
+                "25/alone": (rows(25.1), 100), "25/bulk": (rows(25.6), 101), "25/line": [{"released": 300}]}
+    cells, base, line = acc.summarise(measured, 50)
+    assert [(c["delay_ms"], c["load"], c["lost"]) for c in cells] == [(25.0, "probes alone", 0),
+                                                                      (25.0, "TCP bulk flow, 50 Mbit/s", 1)]
+    assert [c["error_p50_ms"] for c in cells] == pytest.approx([0.0, 0.1]) and set(base) == {"alone", "bulk"}
+    assert line == {25.0: [{"released": 300}]}  # no delay line ran without a delay

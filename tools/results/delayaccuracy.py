@@ -48,6 +48,25 @@ def cell(delay_ms: float, transit: Sequence[float], base: Sequence[float], sent:
             "meets_goal": abs(p99 - delay_ms) <= GOAL_MS and abs(p50 - delay_ms) <= GOAL_MS and reorders == 0}
 
 
+def summarise(measured: Mapping[str, Any], bulk_mbit: float
+              ) -> tuple[list[dict[str, Any]], dict[str, list[float]], dict[float, Any]]:
+    """From what ``lab.delayaccuracy.run`` measured (by "DELAY/alone", "DELAY/bulk" and "DELAY/line"): a cell per
+    configured delay and load, each against the path's own transit under the same load; those transits; and
+    the delay line's own account per delay."""
+    base = {load: one_way_ms(measured[f"0/{load}"][0]) for load in ("alone", "bulk")}
+    cells, line = [], {}
+    for key, value in measured.items():
+        delay, load = float(key.split("/")[0]), key.split("/")[1]
+        if load == "line":
+            if value:
+                line[delay] = value
+        elif delay:
+            rows, sent = value
+            cells.append({**cell(delay, one_way_ms(rows), base[load], sent, reordered(rows)),
+                          "load": f"TCP bulk flow, {bulk_mbit:g} Mbit/s" if load == "bulk" else "probes alone"})
+    return cells, base, line
+
+
 def markdown(cells: Sequence[Mapping[str, Any]], mechanism: str | None, base: Mapping[str, Sequence[float]]) -> str:
     """The table; ``base``: the path's own one-way transits with no delay, by load ("alone", "bulk")."""
     own = "; ".join(f"{load} p50 {percentile(b, 50):.3f} ms, p99 {percentile(b, 99):.3f} ms"
