@@ -31,7 +31,7 @@ from multi6lab.topologies.yamlsrc import InputError, PathKey, Source
 from multi6lab.vocabulary import FaultKind
 
 ROW_KEYS = ("approach", "triggers", "heartbeat", "bgp", "mobility", "controllers", "site", "host", "remote",
-            "topology")
+            "topology", "profiles")
 NO_FAULT = "no fault"  # the column 'baseline_trials' adds: each row's instrument reading with nothing broken
 BASELINE = {"kind": "baseline", "at": 0.0, "duration": 1.0}
 

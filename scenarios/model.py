@@ -24,7 +24,7 @@ import jsonschema
 import referencing
 
 from multi6lab.topologies import loader, yamlsrc
-from multi6lab.topologies.model import Bgp, Heartbeat, Mobility, Site, Topology
+from multi6lab.topologies.model import Bgp, Heartbeat, Link, Mobility, Site, Topology
 from multi6lab.topologies.yamlsrc import InputError, PathKey, Problem, Source
 from multi6lab.vocabulary import Approach, FaultKind, Trigger
 
@@ -165,6 +165,8 @@ class Overrides:
     heartbeat: Heartbeat | None = None
     bgp: Bgp | None = None
     mobility: Mobility | None = None
+    # path profiles re-valued: (name, (delay_ms, jitter_ms, loss_pct)); every link that took the profile gets them
+    profiles: tuple[tuple[str, tuple[float | None, float | None, float | None]], ...] = ()
 
     def sites(self, topo: Topology, site: str) -> list[str]:
         """id-loc needs managed edges at both ends (RFC 4177 5.4), so it applies to every site."""
@@ -183,7 +185,16 @@ class Overrides:
                                        heartbeat=self.heartbeat or s.heartbeat, bgp=self.bgp or s.bgp,
                                        mobility=self.mobility or s.mobility)
 
-        return dataclasses.replace(topo, sites=tuple(change(s) if s.name in names else s for s in topo.sites))
+        profiles = dict(self.profiles)
+
+        def retime(lk: Link) -> Link:
+            if lk.profile not in profiles:
+                return lk
+            delay, jitter, loss = profiles[lk.profile]
+            return dataclasses.replace(lk, delay_ms=delay, jitter_ms=jitter, loss_pct=loss)
+
+        return dataclasses.replace(topo, sites=tuple(change(s) if s.name in names else s for s in topo.sites),
+                                   links=tuple(retime(lk) for lk in topo.links))
 
 
 @dataclass(frozen=True)
@@ -365,7 +376,9 @@ class Checker:
             triggers=tuple(Trigger(t) for t in d["triggers"]) if "triggers" in d else None,
             heartbeat=loader.heartbeat(d["heartbeat"]) if "heartbeat" in d else None,
             bgp=Bgp.from_dict(d["bgp"]) if "bgp" in d else None,
-            mobility=loader.mobility(d["mobility"]) if "mobility" in d else None)
+            mobility=loader.mobility(d["mobility"]) if "mobility" in d else None,
+            profiles=tuple((name, (_ms(v.get("delay_ms")), _ms(v.get("jitter_ms")), _ms(v.get("loss_pct"))))
+                           for name, v in sorted((d.get("profiles") or {}).items())))
 
     def effective(self, topo: Topology, tpath: Path, site: str, overrides: Overrides) -> Topology:
         """The topology with this scenario's overrides; a combination it cannot run (an approach without the
@@ -378,6 +391,11 @@ class Checker:
                 key = next((k for k in ("bgp", "heartbeat", "triggers") if k in dotted and k in self.d), None)
                 self.err((key or ("approach" if "approach" in self.d else "topology"),),
                          f"{tpath.name} cannot run as this scenario asks: {message}")
+        taken = sorted({lk.profile for lk in topo.links if lk.profile})
+        for name, _ in overrides.profiles:
+            if name not in taken:
+                self.err(("profiles", name), f"no link of {tpath.name} takes path profile '{name}' (they take: "
+                                             f"{', '.join(taken) or 'none'})")
         idloc = [s.name for s in effective.sites if s.approach == Approach.ID_LOC]
         if len(idloc) > 1 and effective.mapping is None:
             self.err(("approach" if "approach" in self.d else "topology",),
@@ -410,3 +428,7 @@ class Checker:
             self.err((*where, "at"), f"the fault starts at {fault.at:g} s, after the trial ends "
                                      f"(record_s {record_s:g})")
         return fault
+
+
+def _ms(value: Any) -> float | None:
+    return None if value is None else float(value)

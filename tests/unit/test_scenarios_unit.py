@@ -313,6 +313,31 @@ def test_a_cell_whose_p95_fell_on_a_trial_that_never_recovered_reads_more_than_t
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_internet_comparison_runs_the_same_paths_at_two_round_trips_with_the_witness(tmp_path: Path) -> None:
+    from multi6lab.scenarios import compare
+
+    cells = compare.load(COMPARISON.with_name("internet.yaml"), trials=3)
+    assert len(cells) == 40 and all(c.scenario.traffic.witness for c in cells)
+
+    def rtt(cell: compare.Cell, path: list[tuple[str, str]]) -> float:
+        links = {frozenset((lk.a.node, lk.b.node)): lk.delay_ms or 0.0 for lk in cell.scenario.effective.links}
+        return 2 * sum(links[frozenset(p)] for p in path)
+
+    via_a = [("exa", "ispa"), ("ispa", "core"), ("core", "r")]
+    near, far = (next(c for c in cells if c.slug == f"nptv6-rtt{n}-link-down") for n in (20, 100))
+    assert (rtt(near, via_a), rtt(far, via_a)) == (20.0, 100.0)
+    assert rtt(far, [("exb", "ispb"), ("ispb", "core"), ("core", "r")]) == 160.0  # the alternative is longer
+    idloc = next(c for c in cells if c.slug == "id-loc-rtt100-link-down")
+    assert rtt(idloc, [("s1ea", "ispa"), ("ispa", "core"), ("core", "ispc"), ("ispc", "s2ec")]) == 100.0
+    # A profile no link of the topology takes is an error at the scenario's key.
+    bad = tmp_path / "s.yaml"
+    bad.write_text(f"name: x\ntopology: {ROOT}/topologies/figure1-internet.yaml\nprofiles:\n  lan: {{delay_ms: 1}}\n"
+                   "faults:\n  - {kind: link_down, exit: exa, at: 0.0, duration: 1.0}\n")
+    with pytest.raises(InputError, match=r"s.yaml:4:\d+: profiles\.lan: no link of figure1-internet.yaml takes path "
+                                         r"profile 'lan' \(they take: access, longhaul, server, transit\)"):
+        model.load(bad)
+
+
 def test_isp_uplink_down_takes_the_isps_core_links_and_restores_routes(fig1: Fig1) -> None:
     plan, sp = fig1
     c = faults.compile_fault(plan, sp, IspUplinkDown(at=0.0, duration=1.0, exit="exa"), 0, 2.0)
