@@ -123,9 +123,9 @@ def test_make_test_repeat_counts_passes(tmp_path: Path) -> None:
 def test_compare_goes_on_past_a_failed_cell_and_resume_reruns_only_that_cell(tmp_path: Path) -> None:
     if netem_available():
         pytest.skip("this kernel has netem: the delayed row would run, nothing would fail")
-    delayed = tmp_path / "delayed.yaml"  # a lab this kernel cannot build: delay needs netem
+    delayed = tmp_path / "delayed.yaml"  # a lab this kernel cannot build: a delay between switches needs netem
     delayed.write_text((ROOT / "topologies" / "figure1.yaml").read_text().replace(
-        '- endpoints: ["r:eth0", "core:eth3"]', '- {endpoints: ["r:eth0", "core:eth3"], delay_ms: 20}'))
+        '- endpoints: ["sw:eth2", "exa:eth1"]', '- {endpoints: ["sw:eth2", "exa:eth1"], delay_ms: 20}'))
     comparison = tmp_path / "two.yaml"
     comparison.write_text(f"""
 trials: 1
@@ -142,7 +142,7 @@ faults:
                            timeout=300, check=False)
     assert first.returncode == 1 and "1 of 2 cells failed" in first.stderr, first.stdout + first.stderr
     table = (tmp_path / "c" / "comparison.md").read_text()
-    assert "failed: EnvError: link r:eth0--core:eth3: delay_ms=20 needs the netem qdisc" in table
+    assert "failed: EnvError: link sw:eth2--exa:eth1: a delay between two switches needs the netem qdisc" in table
     assert "| nptv6 × link+heartbeat | out " in table  # the other row ran
     again = subprocess.run([*exe, "--resume", str(tmp_path / "c")], capture_output=True, text=True, timeout=300,
                            check=False)
