@@ -245,48 +245,23 @@ class Runner:
 
     def start_probe_captures(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
         """tcpdump where each UDP probe stream leaves the network: at the receiving host's interface."""
-        caps = []
-        for name, node, port in (("outbound", self.sc.remote, UDP_OUT), ("inbound", self.sc.host, UDP_IN)):
-            intf = lab.plan.intfs(node)[0].name
-            log = d / f"{name}-probes.tcpdump.log"
-            with open(log, "wb") as err:
-                caps.append(lab.popen(node, ["tcpdump", "-n", "-U", "-i", intf, "--time-stamp-precision=nano",
-                                             "-w", str(d / f"{name}-probes.pcap"), capture.bpf(port)],
-                                      stderr=err))
-            wait_for(f"tcpdump on {node}'s {intf}", lambda log=log: "listening on" in log.read_text(errors="replace"),
-                     10)
-        return caps
+        return [tcpdump(lab, node, lab.plan.intfs(node)[0].name, d / f"{name}-probes.pcap", capture.bpf(port))
+                for name, node, port in (("outbound", self.sc.remote, UDP_OUT), ("inbound", self.sc.host, UDP_IN))]
 
     def start_pcaps(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
         """tcpdump on the ISP side of every exit uplink of the site (offloads off: real checksums)."""
         sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
-        caps = []
         for e in sp.exits:
             lab.cmd(e.isp, shell.offload_off(e.isp_intf, rx=True) + " >/dev/null 2>&1")
-            log = d / f"{e.name}.tcpdump.log"
-            with open(log, "wb") as err:
-                caps.append(lab.popen(e.isp, ["tcpdump", "-n", "-U", "-i", e.isp_intf, "-w", str(d / f"{e.name}.pcap"),
-                                              "ip6"], stderr=err))
-            wait_for(f"tcpdump on {e.isp_intf}", lambda log=log: "listening on" in log.read_text(errors="replace"),
-                     10)
-        return caps
+        return [tcpdump(lab, e.isp, e.isp_intf, d / f"{e.name}.pcap", "ip6") for e in sp.exits]
 
     def start_witness_captures(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
         """tcpdump at the witness's vantage points: the site's ISP routers (results.witness.vantage)."""
         v = witness.vantage(lab.plan, self.sc.site)
-        caps = []
-        for direction, port, places in (("outbound", witness.OUT_PORT, v.outbound),
-                                        ("inbound", witness.IN_PORT, v.inbound)):
-            for node, intf in places:
-                name = f"witness-{direction}-{intf}"
-                with open(d / f"{name}.tcpdump.log", "wb") as err:
-                    caps.append(lab.popen(node, ["tcpdump", "-n", "-U", "-i", intf, "--time-stamp-precision=nano",
-                                                 "-w", str(d / f"{name}.pcap"), f"udp dst port {port}"],
-                                          stderr=err))
-                log = d / f"{name}.tcpdump.log"
-                wait_for(f"tcpdump on {node}'s {intf}",
-                         lambda log=log: "listening on" in log.read_text(errors="replace"), 10)
-        return caps
+        return [tcpdump(lab, node, intf, d / f"witness-{direction}-{intf}.pcap", f"udp dst port {port}")
+                for direction, port, places in (("outbound", witness.OUT_PORT, v.outbound),
+                                                ("inbound", witness.IN_PORT, v.inbound))
+                for node, intf in places]
 
     def read_witness(self, d: Path, streams: dict[str, analysis.StreamResult], period: float, opened: float,
                      restore_start: float, offset: float) -> dict[str, dict[str, Any]]:
@@ -451,6 +426,17 @@ def finish(p: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         p.terminate()
         p.wait(5)
+
+
+def tcpdump(lab: Lab, node: str, intf: str, pcap: Path, bpf: str) -> subprocess.Popen[bytes]:
+    """tcpdump on ``node``'s ``intf`` into ``pcap`` (nanosecond stamps), its log beside it; returns once it
+    listens, so nothing the trial sends is missed."""
+    log = pcap.with_suffix(".tcpdump.log")
+    with open(log, "wb") as err:
+        p = lab.popen(node, ["tcpdump", "-n", "-U", "-i", intf, "--time-stamp-precision=nano", "-w", str(pcap), bpf],
+                      stderr=err)
+    wait_for(f"tcpdump on {node}'s {intf}", lambda: "listening on" in log.read_text(errors="replace"), 10)
+    return p
 
 
 def _sleep_until(t: float) -> None:
