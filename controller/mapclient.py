@@ -77,7 +77,7 @@ class Query:
 
     @property
     def due(self) -> float:
-        return self.sent + min(RETRY_S * 2 ** (self.tries - 1), RETRY_MAX_S)
+        return self.sent + min(RETRY_S * 2.0 ** (self.tries - 1), RETRY_MAX_S)
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ class MappingClient:
     # -- sending ------------------------------------------------------------------------------------
     def _ask(self, lookup: Lookup, name: str, rdtype: int, now: float) -> None:
         lookup.open.add((name, rdtype))
-        q = dns.message.make_query(name, rdtype, dns.rdataclass.IN)
+        q = dns.message.make_query(name, dns.rdatatype.RdataType(rdtype), dns.rdataclass.IN)
         q.use_tsig(self.keyring, keyname=self.keyname, algorithm=knot.KEY_ALGORITHM)
         self._send(q, now, lookup)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from multi6lab.controller.policy import SitePolicy
-from multi6lab.lab import scaleoutage
+from multi6lab.experiments import scaleoutage
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runstate import records
 from multi6lab.topologies import loader

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.lab import frrscale
+from multi6lab.experiments import frrscale
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.scenarios.model import Overrides
 from multi6lab.topologies import loader

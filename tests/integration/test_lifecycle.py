@@ -74,7 +74,7 @@ def test_a_second_run_with_the_same_names_is_refused_in_one_sentence(tmp_path: P
 
 
 def test_a_second_lab_on_the_machine_is_refused_whatever_its_names(tmp_path: Path) -> None:
-    from multi6lab.lab import scaleoutage
+    from multi6lab.experiments import scaleoutage
     from multi6lab.vocabulary import Approach, Trigger
 
     other = scaleoutage.topology(1, Approach.NPTV6, (Trigger.LINK,), seed=1)  # no name in common with figure1

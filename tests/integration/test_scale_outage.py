@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.lab import scaleoutage
+from multi6lab.experiments import scaleoutage
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.vocabulary import Approach, Event, Trigger
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.lab import selection
+from multi6lab.experiments import selection
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies import loader
 from tests.integration.helpers import topology

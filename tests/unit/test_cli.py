@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.cli import looked_at, main
+from multi6lab.cli import main
+from multi6lab.experiments.recipe import looked_at
 
 ROOT = Path(__file__).resolve().parents[2]
 FIG1 = str(ROOT / "topologies" / "figure1.yaml")

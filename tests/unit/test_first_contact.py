@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from multi6lab.experiments.firstcontact import parties
 from multi6lab.lab.emulation import EnvError
-from multi6lab.lab.firstcontact import parties
 from multi6lab.results import contact
 from tests.unit.test_idloc import identity, two_sites
 from tests.unit.test_policy import plan

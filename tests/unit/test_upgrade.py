@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from multi6lab.experiments.upgrade import parties
 from multi6lab.lab.emulation import EnvError
-from multi6lab.lab.upgrade import parties
 from multi6lab.results import upgrade
 from tests.unit.test_idloc import two_sites
 from tests.unit.test_policy import plan

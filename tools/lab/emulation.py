@@ -286,7 +286,7 @@ class Emulation:
 
     def run(self, node: str, cmd: str) -> str:
         """Run ``cmd`` in ``node``'s namespace; a non-zero exit raises with the node, command and output."""
-        out = self.net[node].cmd(f"{cmd}; echo __rc=$?")
+        out = str(self.net[node].cmd(f"{cmd}; echo __rc=$?"))
         m = re.search(r"__rc=(\d+)\s*$", out)
         rc = int(m.group(1)) if m else -1
         text = out[: m.start()].strip() if m else out.strip()

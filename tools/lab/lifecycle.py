@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -40,6 +42,7 @@ from multi6lab.topologies.plan import Plan, build
 from multi6lab.vocabulary import HOST_CHOOSES, Approach, Event, Trigger
 
 READY_TIMEOUT = 30.0
+RTT = re.compile(r"time=([0-9.]+) ms")  # an echo reply's round trip, as ping prints it
 QUIET_S = 0.5  # steady: no path or locator-pair change for this long
 
 
@@ -565,6 +568,12 @@ class Lab:
 
     def cmd(self, node: str, command: str) -> str:
         return str(self.node(node).cmd(command))
+
+    def ping_ms(self, node: str, address: str, count: int = 1) -> float | None:
+        """The median round trip (ms) of ``count`` echoes 20 ms apart from ``node``, or None if none was answered
+        within 3 s."""
+        rtts = [float(m) for m in RTT.findall(self.cmd(node, f"ping -6 -n -c{count} -i 0.02 -W3 {address}"))]
+        return round(statistics.median(rtts), 3) if rtts else None
 
     def wait_bound(self, node: str, port: int, proto: str = "udp", timeout: float = 10.0) -> None:
         """Wait until a process in ``node`` has bound ``port`` (a probe's receiver is ready to count)."""

@@ -50,7 +50,7 @@ def cell(delay_ms: float, transit: Sequence[float], base: Sequence[float], sent:
 
 def summarise(measured: Mapping[str, Any], bulk_mbit: float
               ) -> tuple[list[dict[str, Any]], dict[str, list[float]], dict[float, Any]]:
-    """From what ``lab.delayaccuracy.run`` measured (by "DELAY/alone", "DELAY/bulk" and "DELAY/line"): a cell per
+    """From what ``experiments.delayaccuracy.measure`` read (by "DELAY/alone", "DELAY/bulk", "DELAY/line"): a cell per
     configured delay and load, each against the path's own transit under the same load; those transits; and
     the delay line's own account per delay."""
     base = {load: one_way_ms(measured[f"0/{load}"][0]) for load in ("alone", "bulk")}

@@ -1,6 +1,6 @@
 """A peer that gains id-loc support mid-session (RFC 4177 6.3.5): what its live sessions saw (pure).
 
-Read off one trial's probe logs and the controllers' events (:mod:`multi6lab.lab.upgrade` runs it): how long
+Read off one trial's probe logs and the controllers' events (:mod:`multi6lab.experiments.upgrade` runs it): how long
 after the peer's edge came back with support each edge had upgraded the other, whether every UDP probe and
 TCP session lived through it, and the round trips of plain traffic (which the edges send through Open
 vSwitch's connection tracker) against the same hosts' id-loc traffic (which they do not).

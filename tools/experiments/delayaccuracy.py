@@ -8,6 +8,7 @@ remote, alone and then beside a TCP bulk flow (iperf3 at BULK_MBIT) on the same 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import json
@@ -16,7 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from multi6lab.experiments.recipe import Recipe, numbers, say
+from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
+from multi6lab.results import delayaccuracy as accuracy
+from multi6lab.topologies import loader
 from multi6lab.topologies.model import Topology
 
 PROBE = [sys.executable, "-m", "multi6lab.traffic.probe"]
@@ -58,8 +63,8 @@ def probes(lab: Lab, seconds: float, rate: float, bulk: bool, d: Path) -> tuple[
         return list(csv.DictReader(f)), int(seconds * rate)
 
 
-def run(topo: Topology, delays: list[float], seconds: float, rate: float, out: Path,
-        say: Callable[[str], None]) -> tuple[dict[str, Any], str | None]:
+def measure(topo: Topology, delays: list[float], seconds: float, rate: float, out: Path,
+            say: Callable[[str], None]) -> tuple[dict[str, Any], str | None]:
     """The path's own transit, then each delay alone and under load: the raw rows of every measurement, by
     (delay, load), and the delay mechanism the kernel allowed."""
     measured: dict[str, Any] = {}
@@ -75,3 +80,25 @@ def run(topo: Topology, delays: list[float], seconds: float, rate: float, out: P
         # The delay line's own account (each daemon writes it as the lab stops): written only where it ran.
         measured[f"{delay:g}/line"] = [json.loads(f.read_text()) for f in sorted(d.glob("delayd-*.errors.json"))]
     return measured, mechanism
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--delays", default="5,25,50", help="one-way delays to configure, ms (default 5,25,50)")
+    p.add_argument("--seconds", type=float, default=5.0, help="probes per measurement, in seconds at 1 kHz "
+                                                              "(default 5)")
+    p.add_argument("--out", help="results directory (default results/delay-accuracy-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    delays = numbers(args.delays, float, "--delays", "delays in ms, for example 5,25,50")
+    if min(delays) <= 0 or args.seconds <= 0:
+        raise EnvError(f"--delays {args.delays} --seconds {args.seconds:g}: every delay and the duration must be "
+                       "more than 0")
+    topo = loader.load(Path(loader.__file__).with_name("figure1.yaml"))  # a shipped file
+    rec = recipe.begin()
+    measured, mechanism = measure(topo, delays, args.seconds, 1000.0, rec.out, say)
+    rec.provenance["delay"] = mechanism
+    cells, base, line = accuracy.summarise(measured, BULK_MBIT)
+    rec.save(mechanism=mechanism, base_ms=base, cells=cells, line={f"{k:g}": v for k, v in line.items()})
+    rec.publish(accuracy.markdown(cells, mechanism, base) + accuracy.line_table(line))
+    return 0 if all(c["meets_goal"] for c in cells) else 1

@@ -14,12 +14,15 @@ Only the outbound direction is measured: under nptv6 the inbound one does not re
 
 from __future__ import annotations
 
+import argparse
 import csv
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
+from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runner import PROBE
 from multi6lab.results import analysis
@@ -124,3 +127,61 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
     say(f"N={n} trial {k}: {len(got)}/{n} sites recovered, slowest {max(got):.1f} ms" if got
         else f"N={n} trial {k}: no site recovered before the restore")
     return rows
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sites", default="1,5,10,20", help="site counts, comma-separated (default 1,5,10,20)")
+    p.add_argument("--approach", default="nptv6", choices=Approach.values(), help="the sites' approach (default nptv6)")
+    p.add_argument("--triggers", default="link,heartbeat", help="comma-separated (default link,heartbeat)")
+    p.add_argument("--trials", type=int, default=10, help="outages per site count (default 10)")
+    p.add_argument("--rate", type=float, default=200.0, help="probes per second per site (default 200)")
+    p.add_argument("--fault-s", type=float, default=1.0, help="how long the ISP stays down (default 1 s)")
+    p.add_argument("--seed", type=int, default=1, help="the topologies and each fault's phase (default 1)")
+    p.add_argument("--sites-per-controller", type=int, default=1, metavar="K",
+                   help="sites sharing a controller process (default 1: each site its own)")
+    p.add_argument("--bfd", type=int, metavar="MS", help="routing: BFD at this interval (x3) on the exits' "
+                                                        "sessions, BGP 1/3 s (default: BGP's 60/180 s alone)")
+    p.add_argument("--heartbeat-ms", type=float, metavar="MS",
+                   help="the heartbeat trigger's echoes, and id-loc's locator-pair probes, at this interval (x3; "
+                        "default 10)")
+    p.add_argument("--out", help="results directory (default results/scale-outage-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    try:
+        counts = sorted({int(n) for n in args.sites.split(",")})
+    except ValueError:
+        raise EnvError(f"--sites {args.sites}: give site counts separated by commas, e.g. 1,5,10,20") from None
+    if counts[0] < 1 or args.trials < 1 or args.rate <= 0 or args.fault_s <= 0 or args.sites_per_controller < 1:
+        raise EnvError("--sites, --trials, --rate, --fault-s and --sites-per-controller must all be positive")
+    words = [w.strip() for w in args.triggers.split(",")]
+    if unknown := [w for w in words if w not in Trigger.values()]:
+        raise EnvError(f"--triggers: unknown trigger {unknown[0]!r} (triggers: {', '.join(Trigger.values())})")
+    approach, triggers = Approach(args.approach), tuple(Trigger(w) for w in words)
+    try:  # refused here, not after the first lab
+        topos = {n: topology(n, approach, triggers, args.seed, args.bfd, args.heartbeat_ms) for n in counts}
+    except ValueError as exc:
+        raise EnvError(str(exc)) from None
+    rec = recipe.begin(args.seed)
+    how = [f"BGP 1/3 s, BFD {args.bfd} ms x3"] if args.bfd else list(words)
+    if args.heartbeat_ms is not None:
+        how.append(f"{args.heartbeat_ms:g} ms probes")
+    label = f"{approach} ({', '.join(how)})"
+    rows: list[dict[str, Any]] = []
+    failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
+    rng = random.Random(args.seed)
+    for n, topo in topos.items():
+        say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
+        try:
+            with Lab(topo, rec.out / f"n{n}", progress=say, sites_per_controller=args.sites_per_controller,
+                     contacts=contacts(topo)) as lab:
+                for k in range(1, args.trials + 1):
+                    rows += trial(lab, n, k, rng, args.rate, args.fault_s, say)
+        except EnvError as exc:
+            failed[n] = str(exc)
+            say(f"{n} sites: {exc}")
+        stats = results.summarise(rows)  # saved after every N, so a later failure keeps the earlier ones
+        rec.save(approach=label, summary=stats, failed=failed, rows=rows)
+    results.draw(rec.out / "scale-outage.png", stats, f"ISP outage hitting N sites: {label}")
+    rec.publish(results.markdown(stats, failed), ["scale-outage.png"])
+    return 1 if failed else 0

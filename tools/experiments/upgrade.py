@@ -12,6 +12,7 @@ the sessions run. Read: when each edge upgraded, probes lost, TCP sessions that 
 
 from __future__ import annotations
 
+import argparse
 import random
 import time
 from collections.abc import Callable
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
+from multi6lab.experiments.firstcontact import every_site_idloc
+from multi6lab.experiments.recipe import Recipe, say
 from multi6lab.lab.emulation import EnvError
-from multi6lab.lab.firstcontact import ping_ms
 from multi6lab.lab.lifecycle import READY_TIMEOUT, Lab, wait_for
 from multi6lab.lab.runner import LATE_S, PROBE, finish, read_rows
 from multi6lab.results import upgrade
@@ -62,7 +64,7 @@ def trial(topology: Topology, d: Path, k: int, rng: random.Random, say: Callable
         for node, port, proto in [(h2, UDP_PORT, "udp"), (h1, UDP_PORT, "udp"),
                                   *((h2, TCP_PORT + i, "tcp") for i in range(TCP_SESSIONS))]:
             lab.wait_bound(node, port, proto)
-        plain_before = ping_ms(lab, h1, far_loc, ECHOES)  # also the first contact: s1 finds the peer plain
+        plain_before = lab.ping_ms(h1, far_loc, ECHOES)  # also the first contact: s1 finds the peer plain
         start = time.monotonic() + 0.5
         duration = WARMUP_S + PAUSE_S[1] + 2 * AFTER_S
         common = ["--duration", str(duration), "--start-at", f"{start:.6f}"]
@@ -83,9 +85,9 @@ def trial(topology: Topology, d: Path, k: int, rng: random.Random, say: Callable
         t_near = upgrade.upgraded_at(events, near, far, t_enable)
         t_far = upgrade.upgraded_at(events, far, near, t_enable)
         assert t_near is not None and t_far is not None
-        plain_after = ping_ms(lab, h1, far_loc, ECHOES)
-        first = ping_ms(lab, h1, far_identity)  # a new session, by identity: mapped both ways
-        idloc = ping_ms(lab, h1, far_identity, ECHOES)
+        plain_after = lab.ping_ms(h1, far_loc, ECHOES)
+        first = lab.ping_ms(h1, far_identity)  # a new session, by identity: mapped both ways
+        idloc = lab.ping_ms(h1, far_identity, ECHOES)
         for p in [*senders, *clients]:
             finish(p, duration + 10)
         time.sleep(LATE_S)  # the last probes in flight
@@ -115,3 +117,23 @@ def trial(topology: Topology, d: Path, k: int, rng: random.Random, say: Callable
 def measure(topology: Topology, out: Path, trials: int, seed: int, say: Callable[[str], None]) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [trial(topology, out / f"trial-{k:02d}", k, rng, say) for k in range(1, trials + 1)]
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("topology", nargs="?", default="topologies/two-sites.yaml", metavar="TOPOLOGY",
+                   help="two sites with identity prefixes and a mapping service (default topologies/two-sites.yaml)")
+    p.add_argument("--trials", type=int, default=20, help="upgrades measured, a lab each (default 20)")
+    p.add_argument("--seed", type=int, default=1, help="the pauses before each upgrade (default 1)")
+    p.add_argument("--out", help="results directory (default results/upgrade-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    topo = every_site_idloc(args.topology)
+    parties(build(topo))  # a topology without two sites or a mapping service says so before bring-up
+    rec = recipe.begin(args.seed)
+    say(f"a peer gains id-loc support mid-session on {topo.name}, {args.trials} trials (a lab each) -> {rec.out}")
+    rows = measure(topo, rec.out, args.trials, args.seed, say)
+    stats = upgrade.summarise(rows)
+    rec.save(topology=topo.name, trials=len(rows), summary=stats, rows=rows)
+    rec.publish(upgrade.markdown(stats))
+    return 0 if stats["tcp_survived"] == stats["tcp_sessions"] else 1

@@ -16,20 +16,23 @@ Two parts, each on its own lab:
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
+from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runner import PROBE
 from multi6lab.results import selection
+from multi6lab.topologies import loader
 from multi6lab.topologies.model import Topology
-from multi6lab.vocabulary import ExitPolicy
+from multi6lab.vocabulary import Approach, ExitPolicy
 
 PORT = 5011
 FAULT_S = 2.0  # how long the preferred exit's uplink stays down
@@ -101,9 +104,50 @@ def measure_policy(lab: Lab, seed: int, say: Callable[[str], None]) -> tuple[dic
     return out, timelines
 
 
-def write(out: Path, shares: dict[str, dict[str, Any]], choices: dict[str, Any],
-          timelines: dict[str, Timeline]) -> str:
-    table = selection.markdown(shares, choices)
-    (out / "selection.md").write_text(table)
-    selection.draw(out / "selection.png", shares, timelines, FAULT_S)
-    return table
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flows", type=int, default=2000, help="UDP flows sent through the load-sharing site "
+                                                           "(default 2000)")
+    p.add_argument("--weights", default="3,1", help="the load-sharing exits' weights in preference order "
+                                                    "(default 3,1)")
+    p.add_argument("--seed", type=int, default=1, help="the pause before the address selection fault (default 1)")
+    p.add_argument("--load-share-topology", default="topologies/figure1.yaml", metavar="TOPOLOGY",
+                   help="its first site load-shares (default topologies/figure1.yaml)")
+    p.add_argument("--policy-topology", default="topologies/three-isps.yaml", metavar="TOPOLOGY",
+                   help="a source-routing site with several ISPs (default topologies/three-isps.yaml)")
+    p.add_argument("--out", help="results directory (default results/selection-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    try:
+        weights = [int(w) for w in args.weights.split(",")]
+    except ValueError:
+        raise EnvError(f"--weights {args.weights}: give one whole number per exit, e.g. 3,1") from None
+    if args.flows < 1:
+        raise EnvError(f"--flows {args.flows}: send at least one flow")
+    sharing = loader.load(args.load_share_topology)
+    if len(weights) != len(sharing.sites[0].exits) or min(weights) < 1:
+        raise EnvError(f"--weights {args.weights}: {sharing.name}'s site has {len(sharing.sites[0].exits)} exits; "
+                       "give each a weight of 1 or more")
+    sharing = load_sharing(sharing, weights)
+    isps = {i.name: i for i in sharing.isps}
+    problem = next((m for _, m in loader.site_problems(sharing.sites[0], isps)), None)
+    if problem is not None:
+        raise EnvError(f"{args.load_share_topology} cannot load-share: {problem}")
+    policy_topo = loader.load(args.policy_topology)
+    for path, t in ((args.load_share_topology, sharing), (args.policy_topology, policy_topo)):
+        if not t.remotes:
+            raise EnvError(f"{path}: the flows and the selections go to a remote host, and it has none ('remotes:')")
+    if policy_topo.sites[0].approach not in (Approach.SOURCE_ROUTING, Approach.MPTCP):
+        raise EnvError(f"{args.policy_topology}: its first site must give hosts an address per ISP "
+                       f"(source-routing or mptcp), not {policy_topo.sites[0].approach}")
+    rec = recipe.begin(args.seed)
+    say(f"load sharing on {sharing.name}, weights {args.weights} -> {rec.out}")
+    with Lab(sharing, rec.out / "load-share", progress=say) as lab:
+        shares = {proto: measure_split(lab, args.flows, proto == "tcp", say) for proto in ("tcp", "udp")}
+    say(f"address selection on {policy_topo.name}")
+    with Lab(policy_topo, rec.out / "policy", progress=say) as lab:
+        choices, timelines = measure_policy(lab, args.seed, say)
+    rec.save(load_share=shares, policy=choices)
+    selection.draw(rec.out / "selection.png", shares, timelines, FAULT_S)
+    rec.publish(selection.markdown(shares, choices), ["selection.png"])
+    return 0

@@ -12,27 +12,35 @@ plain IPv6, RFC 4177 6.3.5).
 
 from __future__ import annotations
 
+import argparse
 import random
-import re
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
+from multi6lab.experiments.recipe import Recipe, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import READY_TIMEOUT, Lab, wait_for
-from multi6lab.results.contact import waits
-from multi6lab.topologies.plan import Plan
+from multi6lab.results import contact
+from multi6lab.scenarios.model import Overrides
+from multi6lab.topologies import loader
+from multi6lab.topologies.model import Topology
+from multi6lab.topologies.plan import Plan, build
+from multi6lab.vocabulary import Approach
 
-RTT = re.compile(r"time=([0-9.]+) ms")
 PAUSE_S = (0.2, 0.7)  # the seeded pause after the reconciliation
 
 
-def ping_ms(lab: Lab, node: str, address: str, count: int = 1) -> float | None:
-    """The median round trip (ms) of ``count`` echoes 20 ms apart, or None if none was answered within 3 s."""
-    rtts = [float(m) for m in RTT.findall(lab.cmd(node, f"ping -6 -n -c{count} -i 0.02 -W3 {address}"))]
-    return round(statistics.median(rtts), 3) if rtts else None
+def every_site_idloc(path: str) -> Topology:
+    """The topology at ``path`` with every site on id-loc, or EnvError naming what keeps a site from it."""
+    topo = loader.load(path)
+    topo = Overrides(approach=Approach.ID_LOC).apply(topo, topo.sites[0].name)
+    isps = {i.name: i for i in topo.isps}
+    problem = next((m for s in topo.sites for _, m in loader.site_problems(s, isps)), None)
+    if problem is not None:
+        raise EnvError(f"{path} cannot run every site on id-loc: {problem}")
+    return topo
 
 
 def parties(plan: Plan) -> tuple[str, str, str, str, str]:
@@ -59,15 +67,15 @@ def measure(lab: Lab, trials: int, seed: int, say: Callable[[str], None]) -> lis
                  lambda t0=t0: dpids <= lab.reconciled_since(t0), READY_TIMEOUT)
         time.sleep(rng.uniform(*PAUSE_S))  # a seeded pause, so that nothing periodic lines up with the trial
         t1 = time.monotonic()
-        cold = ping_ms(lab, host, far_identity)
-        warm = ping_ms(lab, host, far_identity)
+        cold = lab.ping_ms(host, far_identity)
+        warm = lab.ping_ms(host, far_identity)
         t2 = time.monotonic()
-        plain_cold = ping_ms(lab, plain, near_locator)
+        plain_cold = lab.ping_ms(plain, near_locator)
         events = lab.events()
-        first = waits(events, t1, t2)
+        first = contact.waits(events, t1, t2)
         row = {"trial": k, "cold_rtt_ms": cold, "warm_rtt_ms": warm, "near_wait_ms": first.get(near),
                "far_wait_ms": next((v for s, v in first.items() if s != near), None),
-               "plain_rtt_ms": plain_cold, "plain_wait_ms": waits(events, t2, time.monotonic()).get(near)}
+               "plain_rtt_ms": plain_cold, "plain_wait_ms": contact.waits(events, t2, time.monotonic()).get(near)}
         rows.append(row)
         say(f"trial {k}/{trials}: first echo {_ms(cold)} (waited {_ms(row['near_wait_ms'])} at {near}, "
             f"{_ms(row['far_wait_ms'])} at the far edge), next {_ms(warm)}; plain host's first echo "
@@ -78,3 +86,25 @@ def measure(lab: Lab, trials: int, seed: int, say: Callable[[str], None]) -> lis
 def _ms(v: float | None) -> str:
     return "lost" if v is None else f"{v:.1f} ms"
 
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("topology", nargs="?", default="topologies/two-sites.yaml", metavar="TOPOLOGY",
+                   help="two sites with identity prefixes and a mapping service (default topologies/two-sites.yaml)")
+    p.add_argument("--trials", type=int, default=72, help="restarts measured (default 72: the fewest whose largest "
+                                                          "value bounds p95 from above)")
+    p.add_argument("--seed", type=int, default=1, help="the pauses before each first echo (default 1)")
+    p.add_argument("--out", help="results directory (default results/first-contact-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    topo = every_site_idloc(args.topology)
+    parties(build(topo))  # a topology without two sites or a mapping service says so before bring-up
+    rec = recipe.begin(args.seed)  # before the lab loads the machine
+    say(f"first contact on {topo.name}, every site id-loc, {args.trials} trials -> {rec.out}")
+    with Lab(topo, rec.out, progress=say) as lab:
+        rows = measure(lab, args.trials, args.seed, say)
+    stats = contact.summarise(rows)
+    rec.save(topology=topo.name, trials=len(rows), summary=stats, rows=rows)
+    rec.publish(contact.markdown(stats))
+    return 0

@@ -11,16 +11,20 @@ zebra and BGP still hold, so the row says where the prefixes stuck.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from multi6lab.experiments.recipe import Recipe, numbers, say
 from multi6lab.lab import resources
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.results import frrscale
+from multi6lab.scenarios.model import Overrides
+from multi6lab.topologies import loader
 from multi6lab.vocabulary import Approach
 
 POLL_S = 0.05
@@ -121,3 +125,25 @@ def inject(lab: Lab, counts: Sequence[int], workdir: Path, say: Callable[[str], 
         if stuck is not None:
             break  # the next, larger count would start from a table that is not back to its base
     return rows
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prefixes", default="1000,10000,100000", help="counts, comma-separated "
+                                                                  "(default 1000,10000,100000)")
+    p.add_argument("--out", help="results directory (default results/frr-scale-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    counts = numbers(args.prefixes, int, "--prefixes", "counts separated by commas, e.g. 1000,10000")
+    if min(counts) < 1:
+        raise EnvError("--prefixes: each count must be 1 or more")
+    if max(counts) > frrscale.CAPACITY:
+        raise EnvError(f"--prefixes: at most {frrscale.CAPACITY:,} /48s fit in {frrscale.INJECTED}")
+    topo = loader.load(Path(loader.__file__).with_name("figure1.yaml"))
+    topo = Overrides(approach=Approach.ROUTING).apply(topo, topo.sites[0].name)
+    rec = recipe.begin()
+    with Lab(topo, rec.out, progress=say) as lab:
+        rows = inject(lab, counts, rec.out, say)
+    rec.save(rows=rows)
+    rec.publish(frrscale.markdown(rows))
+    return 1 if any(r["forget_s"] is None for r in rows) else 0  # a stalled step leaves the sweep incomplete
