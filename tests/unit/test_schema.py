@@ -88,3 +88,31 @@ def test_every_shipped_schema_is_valid_and_resolves_its_refs(schema: str) -> Non
              "scenarios/comparisons/schema.json": (ROOT / "scenarios" / "comparisons").glob("*.yaml")}[schema]
     for f in files:
         assert list(validator(ROOT / schema).iter_errors(yaml.safe_load(f.read_text()))) == [], f
+
+
+def enums(node: object) -> list[list[str]]:
+    """Every 'enum' list in a schema, at any depth."""
+    if isinstance(node, dict):
+        return ([node["enum"]] if "enum" in node else []) + [e for v in node.values() for e in enums(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in enums(v)]
+    return []
+
+
+@pytest.mark.parametrize("schema", ["topologies/schema.json", "scenarios/schema.json"])
+def test_every_schema_enum_of_the_shared_words_spells_the_vocabulary_exactly(schema: str) -> None:
+    """An editor's completion offers what the loader accepts: an enum that names an approach, a trigger, an
+    exit policy or a fault kind names all of them, in the vocabulary's order (tools/vocabulary.py is the
+    source; the schemas copy it, and the comparisons' schema refers to the topologies')."""
+    from multi6lab import vocabulary
+
+    words = {k.__name__: k.values() for k in (vocabulary.Approach, vocabulary.Trigger, vocabulary.ExitPolicy,
+                                              vocabulary.FaultKind)}
+    found = set()
+    for enum in enums(json.loads((ROOT / schema).read_text())):
+        near = [name for name, values in words.items() if set(enum) & set(values)]
+        if near:
+            match = [name for name in near if tuple(enum) == words[name]]
+            assert match, f"{schema}: {enum} is not the vocabulary's {' or '.join(near)}: {[words[n] for n in near]}"
+            found.update(match)
+    assert found == ({"Approach", "Trigger", "ExitPolicy"} if schema.startswith("topologies") else {"FaultKind"})
