@@ -150,6 +150,7 @@ class HostPlan:
     port: int  # on the fabric
     mac: str
     addresses: dict[str, IPv6Address] = field(compare=False)  # keyed like addressing.host_prefixes
+    home: IPv6Address | None = None  # a mobility site's host: its home address (RFC 6275), derived here only
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,8 @@ def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[s
     for h in site.hosts:
         lk = topo.links_of(h)[0]
         mac = plan.intf(h, lk.end(h).port).mac
-        hosts.append(HostPlan(h, lk.other(h).port, mac, {k: eui64(p, mac) for k, p in prefixes.items()}))
+        home = home_address(site, topo.home_agent, mac) if site.approach == Approach.MOBILITY else None
+        hosts.append(HostPlan(h, lk.other(h).port, mac, {k: eui64(p, mac) for k, p in prefixes.items()}, home))
     return SitePlan(site, index, dpids[site.fabric], gateway_mac(index), prefixes, tuple(exits), tuple(hosts))
 
 
@@ -430,8 +432,7 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
         if sp.site.approach == Approach.MOBILITY and ha is not None:
             for h in sp.hosts:  # sessions toward the remotes start from the home address
                 dev = plan.intfs(h.name)[0].name
-                home = home_address(sp.site, ha, h.mac)
-                routes[h.name] += [Route(r.prefix, GATEWAY_LL, dev, src=home) for r in topo.remotes
+                routes[h.name] += [Route(r.prefix, GATEWAY_LL, dev, src=h.home) for r in topo.remotes
                                    if r.name != ha.node]
     return routes
 
@@ -514,7 +515,7 @@ def _mobility(plan: Plan, name: str, kind: NodeKind) -> tuple[tuple[IPv6Interfac
     ha = topo.home_agent
     if sp is not None and sp.site.approach == Approach.MOBILITY:
         h = next(h for h in sp.hosts if h.name == name)
-        return ((IPv6Interface(f"{home_address(sp.site, ha, h.mac)}/128"),) if ha else (), False, True)
+        return ((IPv6Interface(f"{h.home}/128"),) if ha else (), False, True)
     mobile = [s.site for s in plan.sites if s.site.approach == Approach.MOBILITY]
     if not mobile or kind != "remote":
         return (), False, False

@@ -425,6 +425,21 @@ def _plan(name: str, **site: object) -> Plan:
     return build(topo)
 
 
+def test_a_host_s_home_address_is_the_plan_s_and_only_a_mobility_site_s_host_has_one() -> None:
+    """Derived once, in the plan: the host's loopback, its routes' source, its agent's --home and the lab's
+    record of it all read the same address (with a home agent, and without one: the first exit's)."""
+    for name, home in (("figure1-home-agent", "3fff:ff:201:0:6d:ff:fe00:900"), ("figure1", None)):
+        p = _plan(name)
+        (h1,) = p.sites[0].hosts
+        expected = IPv6Address(home) if home else h1.addresses[p.sites[0].exits[0].name]
+        assert h1.home == expected
+        assert [m.home for m in lab_mobility.mobile_hosts(p)] == [expected]
+        argv = lab_mobility.agents(p, Path("/w"), {})["h1"]
+        assert argv[argv.index("--home") + 1] == str(expected)
+    assert all(h.home is None for sp in build(loader.load(ROOT / "topologies" / "figure1.yaml")).sites
+               for h in sp.hosts)
+
+
 def test_with_a_home_agent_the_core_routes_the_home_prefix_to_it_and_hosts_hold_their_home_address() -> None:
     p = _plan("figure1-home-agent")
     h1 = p.node("h1").config

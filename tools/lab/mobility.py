@@ -17,8 +17,8 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-from multi6lab.topologies.addressing import first64, home_address, home_agent_address
-from multi6lab.topologies.plan import Plan, SitePlan
+from multi6lab.topologies.addressing import first64, home_agent_address
+from multi6lab.topologies.plan import HostPlan, Plan, SitePlan
 from multi6lab.vocabulary import Approach, Event
 
 AGENT = [sys.executable, "-m", "multi6lab.mobility.agent"]
@@ -45,10 +45,14 @@ def mobility_sites(plan: Plan) -> list[SitePlan]:
 
 
 def mobile_hosts(plan: Plan) -> list[MobileHost]:
-    ha = plan.topology.home_agent
-    return [MobileHost(h.name, sp.site.name, home_address(sp.site, ha, h.mac),
+    return [MobileHost(h.name, sp.site.name, _home(h),
                        tuple(h.addresses[e.name] for e in sp.exits), sp.site.mobility.route_optimisation)
             for sp in mobility_sites(plan) for h in sp.hosts]
+
+
+def _home(h: HostPlan) -> IPv6Address:
+    assert h.home is not None, f"{h.name} is a mobility site's host: its plan gives it a home address"
+    return h.home
 
 
 def correspondents(plan: Plan) -> list[str]:
@@ -81,7 +85,7 @@ def agents(plan: Plan, workdir: Path, keys: Mapping[str, str]) -> dict[str, list
         for h in sp.hosts:
             dev = plan.intfs(h.name)[0].name
             argv = [*AGENT, "mobile-node", "--dev", dev, "--node", h.name, "--events",
-                    str(events_path(workdir, h.name)), "--home", str(home_address(sp.site, ha, h.mac)),
+                    str(events_path(workdir, h.name)), "--home", str(_home(h)),
                     "--prefixes", prefixes,
                     "--correspondents", ",".join(peers),
                     "--binding-lifetime", str(sp.site.mobility.binding_lifetime_s)]

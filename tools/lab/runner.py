@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.controller.policy import SitePolicy
-from multi6lab.lab import mobility, provenance, resources
+from multi6lab.lab import provenance, resources
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
 from multi6lab.results import analysis, capture, html, plots, report, soak, witness
@@ -94,7 +94,7 @@ class Runner:
 
     def home(self, lab: Lab) -> IPv6Address | None:
         """The site host's home address, if its site runs mobility."""
-        return next((m.home for m in mobility.mobile_hosts(lab.plan) if m.host == self.sc.host), None)
+        return next(h.home for sp in lab.plan.sites for h in sp.hosts if h.name == self.sc.host)
 
     # -- one trial ----------------------------------------------------------------------------------------
     def trial(self, lab: Lab, k: int, compiled: list[Compiled]) -> tuple[analysis.Trial, dict[str, Any]]:
