@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 
 from multi6lab.controller.mapping import Record
-from multi6lab.controller.npt import Translator
 from multi6lab.controller.policy import IDENTITY_SPACE, MAX_FAR_SUBNETS
 from multi6lab.topologies.knot import IDENTITY_TREE, LOCATOR_TREE
+from multi6lab.topologies.npt import Translator
 
 HOLD_S = 3.0
 QUEUE = 3

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
-from multi6lab.controller.npt import Translator
+from multi6lab.topologies.npt import Translator
 from multi6lab.topologies.plan import Plan
 from multi6lab.vocabulary import Approach
 

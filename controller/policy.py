@@ -39,11 +39,11 @@ from typing import Any
 
 from multi6lab.controller.mapping import MappingService, Record
 from multi6lab.controller.neighbours import Neighbour
-from multi6lab.controller.npt import Translator
 from multi6lab.controller.packets import PAIR_PORT
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.knot import DNS_PORT
-from multi6lab.topologies.plan import ExitPlan, HostPlan, Plan, SitePlan, Sites
+from multi6lab.topologies.npt import Translator
+from multi6lab.topologies.plan import ExitPlan, Plan, SitePlan, Sites
 from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
 
 ETH_IPV6 = 0x86DD
@@ -264,12 +264,6 @@ class SitePolicy:
         if sp.site.approach in TRANSLATING and sp.site.identity is not None:
             tr = {e.name: Translator(sp.site.identity, e.delegation) for e in sp.exits}
         return cls(sp, tr)
-
-    def locator(self, host: HostPlan, exit_name: str) -> IPv6Address:
-        """The host's address as the world sees it through ``exit_name``."""
-        if self.translators:
-            return self.translators[exit_name].to_outside(host.addresses["identity"])
-        return host.addresses[exit_name]
 
     def subnets(self) -> list[IPv6Network]:
         """The identity /64s the site router advertises (nptv6, id-loc), subnet 0 first."""
@@ -493,7 +487,7 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     rules += [Rule(d, P_ANTISPOOF, ipv6(in_port=e.outside_port, ipv6_src=net(p))) for p in pol.site_prefixes()]
     groups = []
     for hi, h in enumerate(sp.hosts):
-        loc = pol.locator(h, e.name)
+        loc = h.locators[e.name]
         inbound = [*inward, SetField("eth_dst", h.mac), DEC_TTL, Output(e.inside_port)]
         if pol.translators:
             ident = h.addresses["identity"]

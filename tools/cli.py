@@ -196,8 +196,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def cmd_nptv6(args: argparse.Namespace) -> int:
-    from multi6lab.controller.npt import Translator, Untranslatable
     from multi6lab.topologies.loader import parse_prefix
+    from multi6lab.topologies.npt import Translator, Untranslatable
 
     try:
         tr = Translator(parse_prefix(args.inside), parse_prefix(args.outside))

@@ -32,7 +32,8 @@ from multi6lab.topologies.addressing import (
     nth_address,
 )
 from multi6lab.topologies.model import NodeKind, Site, Topology
-from multi6lab.vocabulary import Approach
+from multi6lab.topologies.npt import Translator
+from multi6lab.vocabulary import TRANSLATING, Approach
 
 Role = Literal["host", "router", "switch"]
 NO_DPID = 0  # datapath ids start at 1; an exit that is a router has none
@@ -146,11 +147,29 @@ class ExitPlan:
 
 @dataclass(frozen=True)
 class HostPlan:
+    """A site's host and every address it is known by, each derived once, here.
+
+    ``addresses`` are what it configures, keyed like :func:`addressing.host_prefixes`; ``locators`` are how the
+    world sees it through each exit (RFC 6296's translation of its identity on a translating site, its own
+    address from that ISP on a site whose hosts hold one per ISP); ``home`` is a mobility site's host's home
+    address (RFC 6275)."""
+
     name: str
     port: int  # on the fabric
     mac: str
     addresses: dict[str, IPv6Address] = field(compare=False)  # keyed like addressing.host_prefixes
-    home: IPv6Address | None = None  # a mobility site's host: its home address (RFC 6275), derived here only
+    home: IPv6Address | None = None
+    locators: dict[str, IPv6Address] = field(default_factory=dict, compare=False)  # by exit
+
+    @property
+    def identity(self) -> IPv6Address | None:
+        """Its address in the site's identity prefix (nptv6, id-loc): what its own packets carry inside."""
+        return self.addresses.get("identity")
+
+    @property
+    def pi(self) -> IPv6Address | None:
+        """Its provider-independent address (routing)."""
+        return self.addresses.get("pi")
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,24 @@ class Plan:
 
     def site_by_dpid(self, dpid: int) -> tuple[SitePlan, str] | None:
         return site_by_dpid(self.sites, dpid)
+
+    def reached_at(self, node: str, peer: str) -> tuple[IPv6Address, ...]:
+        """How ``peer`` addresses ``node``, most preferred first (RFC 6724's order): a remote or router by its
+        address; a site's host by its identity when both are id-loc sites' hosts (their edges map locators),
+        by its PI address on a routing site, by its home address on a mobility site, otherwise by its address
+        through each exit, the primary first."""
+        sp = next((s for s in self.sites if node in s.site.hosts), None)
+        if sp is None:
+            return (self.address(node),)
+        h = next(h for h in sp.hosts if h.name == node)
+        far = next((s for s in self.sites if peer in s.site.hosts), None)
+        if h.identity is not None and far is not None and sp.site.approach == far.site.approach == Approach.ID_LOC:
+            return (h.identity,)
+        if h.pi is not None:
+            return (h.pi,)
+        if h.home is not None:
+            return (h.home,)
+        return tuple(h.locators[e.name] for e in sp.exits)
 
     @property
     def switches(self) -> list[NodePlan]:
@@ -365,7 +402,13 @@ def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[s
         lk = topo.links_of(h)[0]
         mac = plan.intf(h, lk.end(h).port).mac
         home = home_address(site, topo.home_agent, mac) if site.approach == Approach.MOBILITY else None
-        hosts.append(HostPlan(h, lk.other(h).port, mac, {k: eui64(p, mac) for k, p in prefixes.items()}, home))
+        addresses = {k: eui64(p, mac) for k, p in prefixes.items()}
+        if site.approach in TRANSLATING and site.identity is not None:
+            locators = {e.name: Translator(site.identity, e.delegation).to_outside(addresses["identity"])
+                        for e in site.exits}
+        else:
+            locators = {e.name: addresses[e.name] for e in site.exits if e.name in addresses}
+        hosts.append(HostPlan(h, lk.other(h).port, mac, addresses, home, locators))
     return SitePlan(site, index, dpids[site.fabric], gateway_mac(index), prefixes, tuple(exits), tuple(hosts))
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.controller.npt import Translator
-from multi6lab.controller.policy import SitePolicy, desired
+from multi6lab.controller.policy import desired
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.resources import VSWITCHD_PID
 from multi6lab.topologies import loader
+from multi6lab.topologies.npt import Translator
 from tests.integration.helpers import (
     PROBE,
     PY,
@@ -44,7 +44,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 def locator(lab: Lab, exit_name: str) -> str:
     sp = lab.plan.sites[0]
-    return str(SitePolicy.of(sp).locator(sp.hosts[0], exit_name))
+    return str(sp.hosts[0].locators[exit_name])
 
 
 def rfc6296(address: str, inside: IPv6Network, outside: IPv6Network) -> str:

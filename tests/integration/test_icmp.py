@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.scenarios.faults import reinstall_routes
 from multi6lab.topologies import loader
@@ -22,7 +21,7 @@ def test_isp_no_route_moves_the_destination_to_the_other_exit(tmp_path: Path) ->
     topo.write_text(topology("figure1").read_text().replace("[link, heartbeat]", "[icmp]"))
     with Lab(loader.load(topo), tmp_path) as lab:
         sp = lab.plan.sites[0]
-        loc_b = str(SitePolicy.of(sp).locator(sp.hosts[0], "exb"))
+        loc_b = str(sp.hosts[0].locators["exb"])
         t0 = time.monotonic()
         lab.cmd("ispa", "ip link set ispa-eth0 down")  # ISP A loses the core: it answers 'no route'
         try:
@@ -44,8 +43,8 @@ def test_a_forged_unreachable_about_a_packet_the_exit_never_sent_trips_nothing(t
     topo.write_text(topology("figure1").read_text().replace("[link, heartbeat]", "[icmp]"))
     with Lab(loader.load(topo), tmp_path) as lab:
         sp = lab.plan.sites[0]
-        ea, pol = sp.exit("exa"), SitePolicy.of(sp)
-        loc_a, loc_b = (str(pol.locator(sp.hosts[0], x)) for x in ("exa", "exb"))
+        ea = sp.exit("exa")
+        loc_a, loc_b = (str(sp.hosts[0].locators[x]) for x in ("exa", "exb"))
         t0 = time.monotonic()
         forged = (f"[Ether(src='{ea.isp_mac}', dst='{ea.mac}')/IPv6(src='{ea.isp_address}', dst='{loc_a}')"
                   f"/ICMPv6DestUnreach(code=0)/IPv6(src=s, dst='{R}')/UDP(sport=5000, dport=5001)"

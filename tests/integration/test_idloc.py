@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies import codec
 from multi6lab.topologies.addressing import edge_address
@@ -72,7 +71,7 @@ def test_edges_learn_whom_they_talk_to_from_packets_and_fall_back_to_plain_ipv6(
     assert {e["site"] for e in first} == {"s1", "s2"} and all(0 < e["waited_ms"] < 3000 for e in first)
     assert {(e["site"], e["tree"]) for e in events(lab, "mapping_resolved")} >= {("s1", "id"), ("s2", "loc")}
     s1 = lab.plan.sites[0]
-    h1_via_a = str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+    h1_via_a = str(s1.hosts[0].locators["s1ea"])
     t0 = time.monotonic()
     assert " 0% packet loss" in lab.cmd("map", f"ping -6 -c 3 -i 0.2 -W 2 {h1_via_a}")  # the first one waited
     (plain,) = events(lab, "mapping_unknown", t0, site="s1", tree="loc")

@@ -42,25 +42,23 @@ def test_three_isps_every_host_reaches_r_from_every_prefix(tmp_path: Path) -> No
 
 
 def test_two_multihomed_sites_reach_each_other(tmp_path: Path) -> None:
-    from multi6lab.controller.policy import SitePolicy
 
     with Lab(loader.load(topology("two-sites")), tmp_path) as lab:
         s1, s2 = lab.plan.sites
-        h2_locator = str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+        h2_locator = str(s2.hosts[0].locators["s2ec"])
         got = udp_exchange(lab, "h1", "h2", h2_locator, count=20)
         assert len(got) == 20
-        assert got[0]["source"] == str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+        assert got[0]["source"] == str(s1.hosts[0].locators["s1ea"])
 
 
 def test_a_routing_site_and_an_nptv6_site_reach_each_other(tmp_path: Path) -> None:
-    from multi6lab.controller.policy import SitePolicy
     from tests.unit.test_frr import MIXED
 
     topo = tmp_path / "mixed.yaml"
     topo.write_text(MIXED)
     with Lab(loader.load(topo), tmp_path) as lab:
         s1, s2 = lab.plan.sites
-        h1, h2 = str(s1.hosts[0].addresses["pi"]), str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+        h1, h2 = str(s1.hosts[0].addresses["pi"]), str(s2.hosts[0].locators["s2ec"])
         assert len(udp_exchange(lab, "h1", "h2", h2, count=20)) == 20
         got = udp_exchange(lab, "h2", "h1", h1, count=20, port=5002)
         assert len(got) == 20 and {g["source"] for g in got} == {h2}

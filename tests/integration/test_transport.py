@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies import loader
 from multi6lab.traffic.probe import RECORD_SIZE
@@ -33,8 +32,7 @@ def test_a_stalled_tcp_flow_moves_its_destination_to_the_other_exit(tmp_path: Pa
     topo.write_text(topology("figure1").read_text().replace("[link, heartbeat]", "[transport]"))
     with Lab(loader.load(topo), tmp_path) as lab:
         sp = lab.plan.sites[0]
-        pol = SitePolicy.of(sp)
-        loc_a, loc_b = (str(pol.locator(sp.hosts[0], x)) for x in ("exa", "exb"))
+        loc_a, loc_b = (str(sp.hosts[0].locators[x]) for x in ("exa", "exb"))
         server = lab.popen("r", [*PROBE, "tcp-server", "--port", "5002", "--duration", "30",
                                  "--out", str(tmp_path / "served.csv")])
         lab.wait_bound("r", 5002, "tcp")

@@ -8,7 +8,7 @@ from ipaddress import IPv6Network as N
 
 from multi6lab.controller.contacts import HOLD_S, MAX_WAITING, QUEUE, Contacts, Held, sixty_four
 from multi6lab.controller.mapping import MappingService
-from multi6lab.controller.policy import MAX_FAR_SUBNETS, SitePolicy, desired
+from multi6lab.controller.policy import MAX_FAR_SUBNETS, desired
 from multi6lab.topologies.knot import IDENTITY_TREE, LOCATOR_TREE
 from tests.unit.fakenet import FakeNet
 from tests.unit.test_idloc import identity, two_sites
@@ -44,7 +44,7 @@ def test_a_known_site_s_new_subnet_gets_rules_at_once_and_its_packet_goes_on() -
 
 def test_an_unknown_locator_is_looked_up_in_the_locator_tree_and_mapped_to_its_site() -> None:
     c = Contacts()
-    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ed")
+    src = PLAN.sites[1].hosts[0].locators["s2ed"]
     first = c.arrived(src, pkt(), {}, 0.0)
     asked = sixty_four(src).network_address  # one lookup per source /64
     assert first.want == [(asked, LOCATOR_TREE)]
@@ -64,7 +64,7 @@ def test_a_source_no_site_holds_is_plain_from_then_on() -> None:
 
 def test_a_plain_source_that_registers_later_is_mapped_to_its_site_from_then_on() -> None:
     c = Contacts()
-    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    src = PLAN.sites[1].hosts[0].locators["s2ec"]
     c.arrived(src, pkt(), {}, 0.0)
     c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)  # s2 had not registered yet
     assert sixty_four(src) in c.plain
@@ -77,7 +77,7 @@ def test_a_record_that_came_for_another_lookup_places_what_waits_at_once() -> No
     """The far edge's probes make this edge look up the far edge's own address; that record places the data
     packet held for its source's lookup, which need not be waited for."""
     c = Contacts()
-    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    src = PLAN.sites[1].hosts[0].locators["s2ec"]
     c.arrived(src, pkt(), {}, 0.0)
     probe = A("3fff:c:2::1")  # the far edge's address: its locator-pair messages come from it
     assert c.arrived(probe, None, {}, 0.0).want == [(A("3fff:c:2::"), LOCATOR_TREE)]
@@ -122,8 +122,8 @@ def test_a_cold_edge_sends_up_what_it_cannot_place_and_forwards_once_it_knows() 
     met = FakeNet(PLAN, desired(PLAN, {}, records=known, far_subnets={}, sites={"s1"}))
     out = met.send("h1", h1, h2)
     assert out.kind == "controller" and out.where == "s1ea"  # a record, but no rules for that /64 yet
-    from_far = str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
-    to_me = str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+    from_far = str(s2.hosts[0].locators["s2ec"])
+    to_me = str(s1.hosts[0].locators["s1ea"])
     assert met.inject("s1ea", 2, ipv6_src=from_far, ipv6_dst=to_me).where == "s1ea"  # ... either way
     ready = FakeNet(PLAN, desired(PLAN, {}, records=known, far_subnets={("s1", "s2"): [N("fd00:2::/64")]},
                                   sites={"s1"}))
@@ -134,7 +134,7 @@ def test_a_cold_edge_sends_up_what_it_cannot_place_and_forwards_once_it_knows() 
 
 def test_an_unplaced_source_goes_up_and_a_plain_one_is_translated_as_nptv6_does() -> None:
     s1 = PLAN.sites[0]
-    to_me = str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+    to_me = str(s1.hosts[0].locators["s1ea"])
     net = FakeNet(PLAN, desired(PLAN, {}, sites={"s1"}))
     assert net.inject("s1ea", 2, ipv6_src=str(R), ipv6_dst=to_me).kind == "controller"
     plain = FakeNet(PLAN, desired(PLAN, {}, sites={"s1"}, plain={"s1": [N("3fff:ff:100::/64")]}))
@@ -156,7 +156,7 @@ def test_the_plain_list_is_bounded_and_what_falls_out_is_no_longer_looked_up() -
 # -- a peer that gains support: its plain sessions stay plain, its new ones are mapped ------------------------
 def test_a_plain_source_found_registered_later_is_upgraded_and_remembered() -> None:
     c = Contacts()
-    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    src = PLAN.sites[1].hosts[0].locators["s2ec"]
     c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)
     c.resolved(sixty_four(src).network_address, RECORDS)
     assert list(c.upgraded) == [sixty_four(src)]
@@ -187,9 +187,9 @@ def test_sessions_that_ran_plain_stay_plain_after_the_upgrade_and_new_ones_are_m
     mapped to h2's identity; h1's packets toward the locator still leave, committed, as plain."""
     s1, s2 = PLAN.sites
     h1, h2 = identity(PLAN, "h1"), identity(PLAN, "h2")
-    far = str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+    far = str(s2.hosts[0].locators["s2ec"])
     u = sixty_four(A(far))
-    to_me = str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
+    to_me = str(s1.hosts[0].locators["s1ea"])
     before = FakeNet(PLAN, desired(PLAN, {}, records={}, far_subnets={}, sites={"s1"}, plain={"s1": [u]}))
     out = before.send("h1", h1, far, src_port=7, dst_port=40000)  # h1 opens a session to the locator
     assert out.node == "ispa" and out.pkt["ipv6_src"] == to_me
@@ -215,7 +215,7 @@ def test_a_record_brought_by_another_lookup_upgrades_a_plain_source_it_places() 
     """The far edge's probes bring its site's record before the plain /64 is asked about again: the /64 is
     upgraded then, or the far locator's rules would take its live sessions' packets to be mapped."""
     c = Contacts()
-    src = SitePolicy.of(PLAN.sites[1]).locator(PLAN.sites[1].hosts[0], "s2ec")
+    src = PLAN.sites[1].hosts[0].locators["s2ec"]
     c.unknown(sixty_four(src).network_address, LOCATOR_TREE, 0.1)
     got = c.resolved(A("3fff:c:2::"), RECORDS)  # the far edge's own address
     assert got.changed and not c.plain and list(c.upgraded) == [sixty_four(src)]

@@ -25,7 +25,7 @@ from scapy.layers.l2 import Ether
 
 from multi6lab.controller import packets
 from multi6lab.controller.core import Core, Decision, Install, Log, PacketOut, Release
-from multi6lab.controller.policy import Rule, RuleSet, SitePolicy, apply
+from multi6lab.controller.policy import Rule, RuleSet, apply
 from multi6lab.topologies import knot, loader
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import Plan, build
@@ -440,7 +440,7 @@ def test_a_packet_from_a_plain_host_waits_for_the_lookup_that_finds_no_site_then
     w.run(0.05)
     s1 = next(s for s in p.sites if s.site.name == "s1")
     x = s1.exits[0]
-    plain, to = str(p.address("map")), str(SitePolicy.of(s1).locator(s1.hosts[0], x.name))
+    plain, to = str(p.address("map")), str(s1.hosts[0].locators[x.name])
     pkt = bytes(Ether(src=x.isp_mac, dst=x.mac) / IPv6(src=plain, dst=to))
     w.cores["s1"].packet_in(x.dpid, x.outside_port, pkt, w.t)
     w.run(0.3)

@@ -308,8 +308,8 @@ def test_edges_map_both_identities_and_back() -> None:
     net = FakeNet(p, desired(p, {}))
     out = net.send("h1", identity(p, "h1"), identity(p, "h2"))
     assert out.kind == "delivered" and out.node == "ispa"
-    assert out.pkt["ipv6_src"] == str(SitePolicy.of(s1).locator(s1.hosts[0], "s1ea"))
-    assert out.pkt["ipv6_dst"] == str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+    assert out.pkt["ipv6_src"] == str(s1.hosts[0].locators["s1ea"])
+    assert out.pkt["ipv6_dst"] == str(s2.hosts[0].locators["s2ec"])
     # What the core delivers to ISP C arrives at s2's exit and reaches h2 with both identities restored.
     back = net.inject("s2ec", 2, ipv6_src=out.pkt["ipv6_src"], ipv6_dst=out.pkt["ipv6_dst"])
     assert back.node == "h2" and back.pkt["ipv6_src"] == identity(p, "h1")
@@ -321,11 +321,11 @@ def test_active_pair_decides_both_locators_and_failover_keeps_the_destination() 
     s2 = p.sites[1]
     moved = FakeNet(p, desired(p, {}, {("s1", "s2"): ("s1eb", "s2ed")}))
     out = moved.send("h1", identity(p, "h1"), identity(p, "h2"))
-    assert out.node == "ispb" and out.pkt["ipv6_dst"] == str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ed"))
+    assert out.node == "ispb" and out.pkt["ipv6_dst"] == str(s2.hosts[0].locators["s2ed"])
     ff = FakeNet(p, desired(p, {}), down={("s1ea", 2)})  # before the controller acts
     out = ff.send("h1", identity(p, "h1"), identity(p, "h2"))
     assert out.node == "ispb" and out.path == ["s1sw", "s1ea", "s1sw", "s1eb"]
-    assert out.pkt["ipv6_dst"] == str(SitePolicy.of(s2).locator(s2.hosts[0], "s2ec"))
+    assert out.pkt["ipv6_dst"] == str(s2.hosts[0].locators["s2ec"])
 
 
 def test_return_traffic_from_any_far_exit_is_mapped_back() -> None:
@@ -333,8 +333,8 @@ def test_return_traffic_from_any_far_exit_is_mapped_back() -> None:
     s1, s2 = p.sites
     net = FakeNet(p, desired(p, {}))
     for far in ("s2ec", "s2ed"):
-        back = net.inject("s1eb", 2, ipv6_src=str(SitePolicy.of(s2).locator(s2.hosts[0], far)),
-                          ipv6_dst=str(SitePolicy.of(s1).locator(s1.hosts[0], "s1eb")))
+        back = net.inject("s1eb", 2, ipv6_src=str(s2.hosts[0].locators[far]),
+                          ipv6_dst=str(s1.hosts[0].locators["s1eb"]))
         assert back.node == "h1" and back.pkt["ipv6_src"] == identity(p, "h2")
 
 

@@ -8,7 +8,7 @@ from ipaddress import IPv6Network as N
 
 import pytest
 
-from multi6lab.controller.npt import Translator, Untranslatable, adjustment, ones_sum
+from multi6lab.topologies.npt import Translator, Untranslatable, adjustment, ones_sum
 
 
 def test_rfc6296_test_vector() -> None:

@@ -34,7 +34,7 @@ def h1_identity(p: Plan) -> str:
 
 def locator(p: Plan, exit_name: str) -> str:
     sp = p.sites[0]
-    return str(SitePolicy.of(sp).locator(sp.hosts[0], exit_name))
+    return str(sp.hosts[0].locators[exit_name])
 
 
 def test_nptv6_leaves_through_primary_rewritten_to_its_locator(fig1: Plan) -> None:
@@ -93,7 +93,7 @@ def test_spoofed_sources_are_dropped_at_the_site(fig1: Plan) -> None:
 
 # -- RFC 6296 proper: every address of the site's subnets, not only the plan's hosts --------------------------
 def test_an_address_the_plan_does_not_list_is_translated_as_rfc_6296_says(fig1: Plan) -> None:
-    from multi6lab.controller.npt import Translator
+    from multi6lab.topologies.npt import Translator
 
     sp = fig1.sites[0]
     new = "fd00:5::beef"  # a temporary address (RFC 8981), or one set by hand

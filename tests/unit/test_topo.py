@@ -129,3 +129,37 @@ def test_routers_and_remotes_resolve_their_link_peers_once_up() -> None:
                                                 ("core-eth3", A("3fff:ff:100::2")))
     assert p.node("ispa").config.neighbours == (("ispa-eth0", A("3fff:a:0:1::2")),)  # not the switch exit
     assert p.node("h1").config.neighbours == ()
+
+
+def _text_plan(name: str, old: str, new: str, triggers: str = "[link, heartbeat]") -> Plan:
+    text = (ROOT / "topologies" / f"{name}.yaml").read_text().replace(old, new)
+    return build(loader.loads(text.replace("[link, heartbeat]", triggers)))
+
+
+def test_a_host_s_addresses_are_typed_in_the_plan_and_how_a_peer_reaches_it_is_the_plan_s_to_say() -> None:
+    """One place says how a peer addresses a host: by identity between id-loc sites, by PI address on a routing
+    site, by home address on a mobility site, otherwise by its address through each exit, the primary first."""
+    from multi6lab.topologies.npt import Translator
+
+    p = plan("figure1")
+    sp = p.sites[0]
+    (h1,) = sp.hosts
+    assert h1.identity == h1.addresses["identity"] and h1.pi is None and h1.home is None
+    assert h1.locators == {e.name: Translator(sp.site.identity, e.delegation).to_outside(h1.addresses["identity"])
+                           for e in sp.exits}
+    assert p.reached_at("h1", "r") == (h1.locators["exa"], h1.locators["exb"])
+    assert p.reached_at("r", "h1") == (p.address("r"),)
+    three = plan("three-isps")
+    host = three.sites[0].hosts[0]
+    assert three.reached_at(host.name, "r") == tuple(host.addresses[e.name] for e in three.sites[0].exits)
+    routed = _text_plan("figure1", "approach: nptv6", "approach: routing", "[routing]")
+    routing = routed.sites[0].hosts[0]
+    assert routing.pi is not None and routed.reached_at("h1", "r") == (routing.pi,)
+    mobile = _text_plan("figure1", "approach: nptv6", "approach: mobility")
+    assert mobile.reached_at("h1", "r") == (mobile.sites[0].hosts[0].home,)
+    idloc = _text_plan("two-sites", "approach: nptv6", "approach: id-loc")
+    s1, s2 = (next(s for s in idloc.sites if s.site.name == n).hosts[0] for n in ("s1", "s2"))
+    assert idloc.reached_at(s2.name, s1.name) == (s2.identity,)
+    assert idloc.reached_at(s2.name, "map") == tuple(s2.locators.values())  # a plain host sees locators
+    nptv6 = plan("two-sites")
+    assert nptv6.reached_at(s2.name, s1.name) == tuple(nptv6.sites[1].hosts[0].locators.values())

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.experiments.recipe import Recipe, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import READY_TIMEOUT, Lab, wait_for
@@ -52,7 +51,7 @@ def parties(plan: Plan) -> tuple[str, str, str, str, str]:
     near, far = idloc[0], idloc[1]
     h = near.hosts[0]
     return (near.site.name, h.name, str(far.hosts[0].addresses["identity"]),
-            str(SitePolicy.of(near).locator(h, near.exits[0].name)), plan.topology.mapping.server)
+            str(h.locators[near.exits[0].name]), plan.topology.mapping.server)
 
 
 def measure(lab: Lab, trials: int, seed: int, say: Callable[[str], None]) -> list[dict[str, Any]]:

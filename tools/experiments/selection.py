@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.experiments.recipe import Recipe, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
@@ -65,8 +64,7 @@ def measure_split(lab: Lab, flows: int, tcp: bool, say: Callable[[str], None]) -
                               *(["--tcp"] if tcp else [])])
     s.wait(duration + 10)
     r.wait(duration + 15)
-    pol = SitePolicy.of(sp)
-    exit_of = {str(pol.locator(host, e.name)): e.name for e in sp.exits}
+    exit_of = {str(host.locators[e.name]): e.name for e in sp.exits}
     with open(out) as f:
         return selection.split(csv.DictReader(f), exit_of, {e.name: e.weight for e in sp.site.exits}, flows)
 

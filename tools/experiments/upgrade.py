@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.experiments.firstcontact import every_site_idloc
 from multi6lab.experiments.recipe import Recipe, say
 from multi6lab.lab.emulation import EnvError
@@ -46,7 +45,7 @@ def parties(plan: Plan) -> tuple[str, str, str, str, str, str]:
         raise EnvError(f"{plan.topology.name} needs two sites with identity prefixes and a mapping service "
                        "('mapping: {server: <a remote>}') for a peer to gain id-loc support")
     near, far = idloc[0], idloc[1]
-    locator = {sp.site.name: str(SitePolicy.of(sp).locator(sp.hosts[0], sp.exits[0].name)) for sp in (near, far)}
+    locator = {sp.site.name: str(sp.hosts[0].locators[sp.exits[0].name]) for sp in (near, far)}
     return (near.site.name, near.hosts[0].name, far.site.name, far.hosts[0].name, locator[far.site.name],
             locator[near.site.name])
 

@@ -19,7 +19,6 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-from multi6lab.controller.policy import SitePolicy
 from multi6lab.lab import provenance, resources
 from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
@@ -53,16 +52,8 @@ class Runner:
 
     # -- addresses ----------------------------------------------------------------------------------------
     def remote_address(self, lab: Lab) -> str:
-        sc = self.sc
-        if sc.remote in {r.name for r in lab.plan.topology.remotes}:
-            return str(lab.plan.address(sc.remote))
-        sp = next(s for s in lab.plan.sites if sc.remote in s.site.hosts)
-        h = next(h for h in sp.hosts if h.name == sc.remote)
-        if self.identities(lab):
-            return str(h.addresses["identity"])
-        if sp.site.approach == Approach.ROUTING:
-            return str(h.addresses["pi"])
-        return str(SitePolicy.of(sp).locator(h, sp.exits[0].name))
+        """How the site's host addresses the remote (the plan says, by approach)."""
+        return str(lab.plan.reached_at(self.sc.remote, self.sc.host)[0])
 
     def identities(self, lab: Lab) -> bool:
         """id-loc between two sites: both ends address each other by identity; the edges map locators."""
@@ -81,16 +72,7 @@ class Runner:
 
     def site_targets(self, lab: Lab) -> list[str]:
         """The site host's addresses as the remote sees them, most preferred first (RFC 6724 order)."""
-        sp = next(s for s in lab.plan.sites if s.site.name == self.sc.site)
-        h = next(h for h in sp.hosts if h.name == self.sc.host)
-        if self.identities(lab):
-            return [str(h.addresses["identity"])]
-        if sp.site.approach == Approach.ROUTING:  # one provider-independent address, whichever ISP carries it
-            return [str(h.addresses["pi"])]
-        if sp.site.approach == Approach.MOBILITY:  # sessions use the home address, wherever the host is
-            return [str(self.home(lab))]
-        pol = SitePolicy.of(sp)
-        return [str(pol.locator(h, e.name)) for e in sp.exits]
+        return [str(a) for a in lab.plan.reached_at(self.sc.host, self.sc.remote)]
 
     def home(self, lab: Lab) -> IPv6Address | None:
         """The site host's home address, if its site runs mobility."""
