@@ -43,7 +43,7 @@ from multi6lab.controller.transport import RetransmitWatch
 from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.plan import Brief, SitePlan
-from multi6lab.vocabulary import HOST_CHOOSES, RULE_CHANGING_EVENTS, Approach, Event, Trigger
+from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Event, Trigger
 
 DNS_CLIENT_PORT = 53053  # the edge's source port toward the mapping service
 ECHO_ID = 0x6D36  # the heartbeat echoes' identifier; what proves a reply is the token in its data
@@ -123,14 +123,14 @@ class Core:
         self.brief = brief
         chosen = None if sites is None else set(sites)
         own = [sp for sp in brief.sites if chosen is None or sp.site.name in chosen]
-        self.own = {sp.site.name for sp in own if sp.site.approach != Approach.ROUTING}
+        self.own = {sp.site.name for sp in own if sp.site.approach.profile.controlled}
         self.sites = {sp.site.name: SitePolicy.of(sp) for sp in own}
         self.token = token
         self.liveness = Liveness(brief, now, self.own)
         # Each id-loc site's edge decides alone, from the messages that reach its own exits, about the far
         # sites the mapping service told it of.
         self.edges: dict[str, Edge] = {sp.site.name: edge_of(brief, sp.site.name) for sp in own
-                                       if sp.site.approach == Approach.ID_LOC}
+                                       if sp.site.approach.profile.edges_map}
         self.mapping_server = brief.mapping_server
         self.mapping = {name: MappingClient(name, mapping_keys[name], brief.mapping_ttl_s) for name in self.edges
                         if name in mapping_keys and self.mapping_server is not None}
@@ -297,7 +297,7 @@ class Core:
         for e in events:
             self.log(e.pop("event"), **e)
         for sp in (p.plan for p in self.sites.values()):
-            if sp.site.name in moved and sp.site.approach in HOST_CHOOSES:
+            if sp.site.name in moved and sp.site.approach.profile.per_isp_addresses:
                 self._send_ras(sp.fabric_dpid)
 
     # -- packet-in ------------------------------------------------------------------------------------------

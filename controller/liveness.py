@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multi6lab.topologies.plan import Sites
-from multi6lab.vocabulary import Approach, Event, Trigger
+from multi6lab.vocabulary import Event, Trigger
 
 EventRecord = dict[str, Any]  # one line of the event log: {'t', 'event', ...}
 AVOID_HOLD = 10.0  # s a destination stays avoided through an exit after an ICMPv6 unreachable or a stalled TCP
@@ -77,7 +77,7 @@ class Liveness:
             for e in sp.exits:
                 self.paths[e.name] = PathState(
                     site=s.name, exit=e.name, dpid=e.dpid, port=e.outside_port, link=Trigger.LINK in s.triggers,
-                    heartbeat=Trigger.HEARTBEAT in s.triggers and s.approach != Approach.ID_LOC,
+                    heartbeat=Trigger.HEARTBEAT in s.triggers and not s.approach.profile.edges_map,
                     interval=s.heartbeat.interval_ms / 1000.0,
                     multiplier=s.heartbeat.multiplier, last_reply=now)
 

@@ -18,7 +18,6 @@ from ipaddress import IPv6Address, IPv6Network
 
 from multi6lab.topologies.npt import Translator
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import Approach
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class MappingService:
         sites = [sp.site for sp in plan.sites]
         service = cls({s.name: {e.delegation for e in s.exits} for s in sites})
         for s in sites:
-            if s.approach == Approach.ID_LOC and s.identity is not None:
+            if s.approach.profile.edges_map and s.identity is not None:
                 service.register(Record(s.name, s.identity, tuple(Locator(e.name, e.delegation) for e in s.exits)))
         return service
 

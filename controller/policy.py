@@ -44,7 +44,7 @@ from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
 from multi6lab.topologies.knot import DNS_PORT
 from multi6lab.topologies.npt import Translator
 from multi6lab.topologies.plan import ExitPlan, Plan, SitePlan, Sites
-from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
+from multi6lab.vocabulary import ExitPolicy, Trigger
 
 ETH_IPV6 = 0x86DD
 ICMPV6 = 58
@@ -261,7 +261,7 @@ class SitePolicy:
     @classmethod
     def of(cls, sp: SitePlan) -> SitePolicy:
         tr = {}
-        if sp.site.approach in TRANSLATING and sp.site.identity is not None:
+        if sp.site.approach.profile.translates and sp.site.identity is not None:
             tr = {e.name: Translator(sp.site.identity, e.delegation) for e in sp.exits}
         return cls(sp, tr)
 
@@ -331,7 +331,7 @@ def desired(plan: Sites, alive: Mapping[str, bool], pairs: Pairs | None = None,
     :class:`~multi6lab.topologies.plan.Plan`."""
     rules: set[Rule] = set()
     groups: set[Group] = set()
-    idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach == Approach.ID_LOC}
+    idloc = {sp.site.name: sp for sp in plan.sites if sp.site.approach.profile.edges_map}
     if records is None or far_subnets is None:
         if not isinstance(plan, Plan):
             raise ValueError("desired(): a brief has no far sites, so records and far_subnets must be given")
@@ -355,13 +355,13 @@ def desired(plan: Sites, alive: Mapping[str, bool], pairs: Pairs | None = None,
         rules |= rr
         groups |= gg
     for sp in plan.sites:
-        if sp.site.approach == Approach.ROUTING or (sites is not None and sp.site.name not in sites):
+        if sp.site.approach.profile.bgp or (sites is not None and sp.site.name not in sites):
             continue  # BGP runs a routing site's exits, and its fabric is a plain learning switch
         pol = SitePolicy.of(sp)
         live = [e for e in sp.exits if alive.get(e.name, True)]
         rules |= set(_fabric_rules(pol, live, (neighbours or {}).get(sp.site.name, {})))
         rules |= set(_avoid_rules(pol, live, avoid or {}))
-        if sp.site.approach == Approach.ID_LOC:
+        if sp.site.approach.profile.edges_map:
             known = {b: r for (a, b), r in records.items() if a == sp.site.name}
             rules |= set(_placing_rules(pol, (plain or {}).get(sp.site.name, ()),
                                         (upgraded or {}).get(sp.site.name, ()), known))
@@ -477,7 +477,7 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
         Rule(d, P_CONTROL, icmp6(ICMP6_ECHO_REPLY, in_port=e.outside_port, ipv6_dst=str(e.address.ip)),
              (TO_CONTROLLER,)),
     ]
-    if sp.site.approach == Approach.ID_LOC:  # the far edges' locator-pair messages, to this edge's address
+    if sp.site.approach.profile.edges_map:  # the far edges' locator-pair messages, to this edge's address
         rules.append(Rule(d, P_CONTROL, ipv6(in_port=e.outside_port, ip_proto=UDP, udp_dst=PAIR_PORT,
                                              ipv6_dst=str(edge_address(e.delegation))), (TO_CONTROLLER,)))
         # ... and the mapping service's answers to this edge's queries and updates.
@@ -504,7 +504,7 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
             src = h.addresses[e.name]
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(src)),
                               (*out, Output(e.outside_port))))
-        if sp.site.approach != Approach.ID_LOC:  # an id-loc site first places the source (_placing_rules)
+        if not sp.site.approach.profile.edges_map:  # an id-loc site first places the source (_placing_rules)
             rules.append(Rule(d, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=str(loc)), tuple(inbound)))
         if Trigger.ICMP in sp.site.triggers and pol.translators:
             rules.append(Rule(d, P_ICMP_ERROR, icmp6(ICMP6_DEST_UNREACH, in_port=e.outside_port, ipv6_dst=str(loc)),
@@ -527,7 +527,7 @@ def _subnet_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]
             Rule(e.dpid, P_SUBNET, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=net(s)), first),
             Rule(e.dpid, P_HANDOFF_SUBNET, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=net(s)), rewrite),
         ]
-        if sp.site.approach != Approach.ID_LOC:  # an id-loc site first places the source (_placing_rules)
+        if not sp.site.approach.profile.edges_map:  # an id-loc site first places the source (_placing_rules)
             rules.append(Rule(e.dpid, P_SUBNET, ipv6(in_port=e.outside_port, ipv6_dst=net(loc)),
                               (SetPrefix("ipv6_dst", str(s)), SetField("eth_src", e.mac),
                                SetField("eth_dst", sp.gateway_mac), DEC_TTL, Output(e.inside_port))))

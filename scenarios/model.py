@@ -170,13 +170,13 @@ class Overrides:
 
     def sites(self, topo: Topology, site: str) -> list[str]:
         """id-loc needs managed edges at both ends (RFC 4177 5.4), so it applies to every site."""
-        return [s.name for s in topo.sites] if self.approach == Approach.ID_LOC else [site]
+        return [s.name for s in topo.sites] if self.approach and self.approach.profile.edges_map else [site]
 
     def apply(self, topo: Topology, site: str) -> Topology:
         """The topology as the scenario runs it. The routing approach has one trigger, routing itself, so
         choosing the approach chooses the trigger too."""
         triggers = self.triggers
-        if self.approach == Approach.ROUTING and triggers is None:
+        if self.approach and self.approach.profile.bgp and triggers is None:
             triggers = (Trigger.ROUTING,)
         names = self.sites(topo, site)
 
@@ -252,7 +252,7 @@ class Scenario:
     @property
     def trigger_label(self) -> str:
         site = self.effective.site(self.site)
-        label = site.bgp.describe() if site.approach == Approach.ROUTING else "+".join(site.triggers)
+        label = site.bgp.describe() if site.approach.profile.bgp else "+".join(site.triggers)
         return f"{label}, controllers frozen" if self.frozen else label
 
     @property
@@ -263,7 +263,7 @@ class Scenario:
     def approach_detail(self) -> str:
         """The approach as a table names it: mobility says whether a home agent and route optimisation run."""
         site = self.effective.site(self.site)
-        if site.approach != Approach.MOBILITY:
+        if not site.approach.profile.home_address:
             return str(site.approach)
         how = ["home agent" if self.effective.home_agent else "no home agent"]
         how += ["route optimisation"] if site.mobility.route_optimisation else []
@@ -396,7 +396,7 @@ class Checker:
             if name not in taken:
                 self.err(("profiles", name), f"no link of {tpath.name} takes path profile '{name}' (they take: "
                                              f"{', '.join(taken) or 'none'})")
-        idloc = [s.name for s in effective.sites if s.approach == Approach.ID_LOC]
+        idloc = [s.name for s in effective.sites if s.approach.profile.edges_map]
         if len(idloc) > 1 and effective.mapping is None:
             self.err(("approach" if "approach" in self.d else "topology",),
                      f"{tpath.name} cannot run as this scenario asks: its id-loc sites ({', '.join(idloc)}) find "

@@ -175,7 +175,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     else:
         plan = codec.read(Path(args.plan)) if args.plan else build(loader.load(args.topology))
         brief, name = plan.brief({sp.site.name for sp in plan.sites}), plan.topology.name
-    managed = [sp.site.name for sp in brief.sites if sp.site.approach != Approach.ROUTING]
+    managed = [sp.site.name for sp in brief.sites if sp.site.approach.profile.controlled]
     unknown = [s for s in args.site or [] if s not in managed]
     if unknown:
         print(f"{PROG}: --site {unknown[0]}: {name} has no such site with switches of its own "

@@ -7,6 +7,7 @@ that is silently false. The values are what users write in YAML and what the con
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -31,8 +32,38 @@ class Approach(Name):
     MPTCP = "mptcp"  # 5.5: a transport subflow per locator
     MOBILITY = "mobility"  # 5.2: hosts keep a home address; care-of addresses bound by Mobile IPv6 (RFC 6275)
 
+    @property
+    def profile(self) -> Profile:
+        return PROFILES[self]
 
-TRANSLATING = (Approach.NPTV6, Approach.ID_LOC)  # hosts hold an identity; exits map it to locators
+
+@dataclass(frozen=True)
+class Profile:
+    """What an approach is, in the terms the rest of the code asks about: each fact is declared here once, and
+    the plan, the controller, the lab and the runner ask the fact, never which approach it is."""
+
+    bgp: bool = False  # the exits are BGP routers announcing the site's PI prefix (no controller runs them)
+    translates: bool = False  # hosts hold an identity; the exits map it to a locator per ISP (RFC 6296)
+    per_isp_addresses: bool = False  # hosts hold an address from every ISP and choose among them (RFC 8678)
+    edges_map: bool = False  # the site's edge maps identities through the mapping service and locator pairs
+    home_address: bool = False  # hosts keep a home address bound by Mobile IPv6 wherever they are
+    subflows: bool = False  # sessions run MPTCP: a subflow per address
+    node_daemons: bool = False  # its nodes run daemons (FRR, Mobile IPv6 agents) the lab reaches by file or socket
+
+    @property
+    def controlled(self) -> bool:
+        """The site's switches are the controller's (every approach but BGP's)."""
+        return not self.bgp
+
+
+PROFILES = {
+    Approach.ROUTING: Profile(bgp=True, node_daemons=True),
+    Approach.SOURCE_ROUTING: Profile(per_isp_addresses=True),
+    Approach.NPTV6: Profile(translates=True),
+    Approach.ID_LOC: Profile(translates=True, edges_map=True),
+    Approach.MPTCP: Profile(per_isp_addresses=True, subflows=True),
+    Approach.MOBILITY: Profile(per_isp_addresses=True, home_address=True, node_daemons=True),
+}
 
 
 class Trigger(Name):
@@ -43,10 +74,6 @@ class Trigger(Name):
     ICMP = "icmp"  # an ISP's ICMPv6 destination unreachable
     ROUTING = "routing"  # BGP withdrawal (the routing approach's only trigger)
     TRANSPORT = "transport"  # an outbound TCP flow repeating a segment, seen at the fabric
-
-
-# Approaches whose hosts hold an address from every ISP and pick among them (the fabric routes by source).
-HOST_CHOOSES = (Approach.SOURCE_ROUTING, Approach.MPTCP, Approach.MOBILITY)
 
 
 class ExitPolicy(Name):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
 from multi6lab.topologies.model import HomeAgent, Site
-from multi6lab.vocabulary import TRANSLATING, Approach
 
 GATEWAY_LL = IPv6Address("fe80::1")  # the site router's link-local address, answered by the controller
 
@@ -57,11 +56,11 @@ def host_prefixes(site: Site) -> dict[str, IPv6Network]:
     identity prefix (keys "identity-1" ...); exits translate each to every ISP's locator /64.
     ``routing``: the PI /64 only (key: "pi"), numbered statically; BGP announces the PI prefix via every ISP.
     """
-    if site.approach in TRANSLATING and site.identity is not None:
+    if site.approach.profile.translates and site.identity is not None:
         # The loader keeps a translating identity at /48 or shorter, so every one of the (at most 256) fits.
         return {subnet_key(i): p for i, p in zip(range(site.subnets), site.identity.subnets(new_prefix=64),
                                                  strict=False)}
-    if site.approach == Approach.ROUTING and site.pi is not None:
+    if site.approach.profile.bgp and site.pi is not None:
         return {"pi": first64(site.pi)}
     return {e.name: first64(e.delegation) for e in site.exits}
 

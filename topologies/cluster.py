@@ -31,7 +31,7 @@ MGMT_HERE = IPv4Address("198.18.0.1")  # this machine's end of every management 
 MAX_SERVERS = 16
 # Sites whose nodes run only what the lab drives through node shells: no daemon whose pid file or socket
 # the run reads on this machine (routing: FRR in the exits; mobility: agents and a home agent).
-MOVABLE = (Approach.NPTV6, Approach.ID_LOC, Approach.SOURCE_ROUTING, Approach.MPTCP)
+MOVABLE = tuple(a for a in Approach if not a.profile.node_daemons)
 TUNNEL_BASE = 6000  # tapN device numbers of the SSH Ethernet tunnels
 VNI_BASE = 6000  # VXLAN network identifiers of the links between servers
 VXLAN_PORT = 4789

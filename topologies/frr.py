@@ -29,7 +29,7 @@ from typing import Any
 
 from multi6lab.topologies.model import Bfd, Bgp
 from multi6lab.topologies.plan import Plan, first_hops, router_adjacency
-from multi6lab.vocabulary import Approach, Event
+from multi6lab.vocabulary import Event
 
 FRR_BIN = Path("/usr/lib/frr")
 LOG_PRECISION = "log timestamp precision 6"  # microseconds: session changes are dated against the probes
@@ -67,7 +67,7 @@ class Router:
 def routers(plan: Plan) -> dict[str, Router]:
     """Every BGP speaker of the plan, by node name; empty when no site runs the routing approach."""
     topo = plan.topology
-    routing = [sp for sp in plan.sites if sp.site.approach == Approach.ROUTING]
+    routing = [sp for sp in plan.sites if sp.site.approach.profile.bgp]
     if not routing:
         return {}
     asn = {c.name: c.asn for c in topo.cores} | {i.name: i.asn for i in topo.isps}
@@ -177,7 +177,7 @@ def steady_routes(plan: Plan) -> list[RouteCheck]:
     out = []
     adj = router_adjacency(plan)
     for sp in plan.sites:
-        if sp.site.approach != Approach.ROUTING or sp.site.pi is None:
+        if sp.site.approach.profile.controlled or sp.site.pi is None:
             continue
         primary = sp.exits[0]
         out += [RouteCheck(primary.name, IPv6Network("::/0"), f"{primary.name}-eth{primary.outside_port}"),
@@ -216,7 +216,7 @@ def expected_paths(plan: Plan) -> list[PathCheck]:
     asn = {i.name: i.asn for i in topo.isps}
     out = []
     for sp in plan.sites:
-        if sp.site.approach != Approach.ROUTING or sp.site.pi is None:
+        if sp.site.approach.profile.controlled or sp.site.pi is None:
             continue
         carriers = {e.isp for e in sp.exits}
         for core in topo.cores:

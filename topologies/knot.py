@@ -24,7 +24,6 @@ from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import Approach
 
 ZONE = "map.multi6lab."
 KEY_ALGORITHM = "hmac-sha256"
@@ -96,7 +95,7 @@ def mapped_sites(plan: Plan) -> list[str]:
     """The sites that register with the mapping service: the id-loc sites, when the topology has one."""
     if plan.topology.mapping is None:
         return []
-    return [sp.site.name for sp in plan.sites if sp.site.approach == Approach.ID_LOC and sp.site.identity]
+    return [sp.site.name for sp in plan.sites if sp.site.approach.profile.edges_map and sp.site.identity]
 
 
 def server_address(plan: Plan) -> IPv6Address | None:

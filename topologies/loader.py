@@ -38,7 +38,7 @@ from multi6lab.topologies.model import (
     Topology,
 )
 from multi6lab.topologies.yamlsrc import InputError, PathKey, Problem, Source
-from multi6lab.vocabulary import TRANSLATING, Approach, ExitPolicy, Trigger
+from multi6lab.vocabulary import Approach, ExitPolicy, Trigger
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 IFNAMSIZ = 15  # Linux interface names hold at most 15 characters
@@ -233,7 +233,7 @@ class _Semantics:
     def mapping(self, sites: list[Site]) -> MappingServer | None:
         """The mapping service: a remote runs it; two id-loc sites cannot meet without one."""
         v = self.d.get("mapping")
-        idloc = [s for s in sites if s.approach == Approach.ID_LOC]
+        idloc = [s for s in sites if s.approach.profile.edges_map]
         if v is None:
             if len(idloc) > 1:
                 self.err((), f"sites {', '.join(s.name for s in idloc)} use id-loc and find each other through a "
@@ -422,7 +422,7 @@ class _Semantics:
         owners: list[tuple[int, PathKey, str]] = []
         owners += [(c.asn, ("core", c.name), f"core {c.name}") for c in cores if c]
         owners += [(i.asn, ("isps", i.name, "asn"), f"ISP {i.name}") for i in isps if i]
-        owners += [(s.asn, ("sites", s.name), f"site {s.name}") for s in sites if s and s.approach == Approach.ROUTING]
+        owners += [(s.asn, ("sites", s.name), f"site {s.name}") for s in sites if s and s.approach.profile.bgp]
         for asn, path, what in owners:
             if asn in seen:
                 self.err(path, f"AS {asn} of {what} is already the AS of {seen[asn]}; give each its own 'asn'")
@@ -435,7 +435,7 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
     sites its overrides change, so that a combination the topology cannot run is reported by key."""
     out: list[tuple[PathKey, str]] = []
     path: PathKey = ("sites", s.name)
-    translating = s.approach in TRANSLATING
+    translating = s.approach.profile.translates
     for e in s.exits:
         epath: PathKey = (*path, "exits", e.name, "delegation")
         isp = isps.get(e.isp)
@@ -457,17 +457,17 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
         # /64 and one rule translates every address in it; longer prefixes adjust the interface identifier.
         out.append(((*path, "identity"), f"identity prefix {s.identity} must be /48 or shorter for '{s.approach}' "
                                          "(exits translate whole /64s, RFC 6296 section 3.2)"))
-    if s.approach == Approach.ROUTING and s.pi is None:
+    if s.approach.profile.bgp and s.pi is None:
         out.append((path, "approach 'routing' needs a provider-independent 'pi' prefix"))
     if s.pi and s.pi.prefixlen > 64:
         out.append(((*path, "pi"), f"PI prefix {s.pi} must be /64 or shorter (hosts use a /64)"))
-    if s.approach == Approach.ROUTING and s.triggers != (Trigger.ROUTING,):
+    if s.approach.profile.bgp and s.triggers != (Trigger.ROUTING,):
         out.append(((*path, "triggers"), "approach 'routing' is triggered by routing alone (BGP, optionally BFD: "
                                          "set them under 'bgp'); write triggers: [routing]"))
-    if s.approach == Approach.ROUTING and s.exit_policy != ExitPolicy.PRIMARY_BACKUP:
+    if s.approach.profile.bgp and s.exit_policy != ExitPolicy.PRIMARY_BACKUP:
         out.append(((*path, "exit_policy"), "under 'routing' BGP chooses the exit (the first is primary, the "
                                             "others prepend); exit_policy load-share is for nptv6"))
-    if Trigger.ROUTING in s.triggers and s.approach != Approach.ROUTING:
+    if Trigger.ROUTING in s.triggers and s.approach.profile.controlled:
         out.append(((*path, "triggers"), f"trigger 'routing' belongs to approach 'routing', not '{s.approach}'"))
     if s.exit_policy != ExitPolicy.LOAD_SHARE:
         out += [((*path, "exits", e.name, "weight"), f"weight {e.weight} shares flows among exits, which only "

@@ -33,7 +33,6 @@ from multi6lab.topologies.addressing import (
 )
 from multi6lab.topologies.model import NodeKind, Site, Topology
 from multi6lab.topologies.npt import Translator
-from multi6lab.vocabulary import TRANSLATING, Approach
 
 Role = Literal["host", "router", "switch"]
 NO_DPID = 0  # datapath ids start at 1; an exit that is a router has none
@@ -231,7 +230,8 @@ class Plan:
             return (self.address(node),)
         h = next(h for h in sp.hosts if h.name == node)
         far = next((s for s in self.sites if peer in s.site.hosts), None)
-        if h.identity is not None and far is not None and sp.site.approach == far.site.approach == Approach.ID_LOC:
+        if h.identity is not None and far is not None and sp.site.approach.profile.edges_map \
+                and far.site.approach.profile.edges_map:
             return (h.identity,)
         if h.pi is not None:
             return (h.pi,)
@@ -283,7 +283,7 @@ def site_by_dpid(sites: Iterable[SitePlan], dpid: int) -> tuple[SitePlan, str] |
 
     A routing site has none: BGP runs its exits and its fabric is a plain learning switch."""
     for sp in sites:
-        if sp.site.approach == Approach.ROUTING:
+        if sp.site.approach.profile.bgp:
             continue
         if sp.fabric_dpid == dpid:
             return sp, "fabric"
@@ -295,7 +295,7 @@ def site_by_dpid(sites: Iterable[SitePlan], dpid: int) -> tuple[SitePlan, str] |
 
 def roles(topo: Topology) -> dict[str, Role]:
     """Each node's role: by its kind, except that the exits of a routing site are BGP routers."""
-    routers = {e.name for s in topo.sites if s.approach == Approach.ROUTING for e in s.exits}
+    routers = {e.name for s in topo.sites if s.approach.profile.bgp for e in s.exits}
     return {n: "router" if n in routers else ROLE[k] for n, k in topo.kinds.items()}
 
 
@@ -304,7 +304,7 @@ def build(topo: Topology) -> Plan:
     index = {name: i + 1 for i, name in enumerate(topo.kinds)}
     role = roles(topo)
     dpids = {n: i + 1 for i, n in enumerate(n for n in topo.kinds if role[n] == "switch")}
-    standalone = {s.fabric for s in topo.sites if s.approach == Approach.ROUTING}
+    standalone = {s.fabric for s in topo.sites if s.approach.profile.bgp}
     addrs = _number_links(topo)
     links = tuple(
         LinkPlan(_intf(lk.a.node, lk.a.port, index, addrs), _intf(lk.b.node, lk.b.port, index, addrs),
@@ -325,10 +325,10 @@ def build(topo: Topology) -> Plan:
 def _mptcp(plan: Plan, name: str, kind: NodeKind) -> tuple[bool, tuple[str, tuple[IPv6Address, ...]] | None]:
     """MPTCP (RFC 4177 5.5): every host and remote accepts subflows; a host of an mptcp site announces one
     subflow endpoint per ISP address (which exist only once RAs have been processed)."""
-    if kind not in ("host", "remote") or not any(sp.site.approach == Approach.MPTCP for sp in plan.sites):
+    if kind not in ("host", "remote") or not any(sp.site.approach.profile.subflows for sp in plan.sites):
         return False, None
     sp = next((s for s in plan.sites if name in s.site.hosts), None)
-    if sp is None or sp.site.approach != Approach.MPTCP:
+    if sp is None or not sp.site.approach.profile.subflows:
         return True, None
     h = next(h for h in sp.hosts if h.name == name)
     return True, (plan.intfs(name)[0].name, tuple(h.addresses.values()))
@@ -355,7 +355,7 @@ def _number_links(topo: Topology) -> dict[tuple[str, int], tuple[IPv6Interface, 
     remotes = {r.name: r for r in topo.remotes}
     # A routing site's exits share its fabric's subnet (the PI /64): ::1, ::2, ... in preference order.
     inside = {e.name: nth_address(first64(s.pi), i + 1)
-              for s in topo.sites if s.approach == Approach.ROUTING and s.pi for i, e in enumerate(s.exits)}
+              for s in topo.sites if s.approach.profile.bgp and s.pi for i, e in enumerate(s.exits)}
     out: dict[tuple[str, int], tuple[IPv6Interface, ...]] = {}
     for lk in topo.links:
         ka, kb = topo.kinds[lk.a.node], topo.kinds[lk.b.node]
@@ -389,7 +389,7 @@ def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[s
         down = next(lk for lk in links if topo.kinds[lk.other(e.name).node] == "fabric")
         isp_if = plan.intf(up.other(e.name).node, up.other(e.name).port)
         own = plan.intf(e.name, up.end(e.name).port)
-        routed = site.approach == Approach.ROUTING  # a real router answers for its own MAC
+        routed = site.approach.profile.bgp  # a real router answers for its own MAC
         exits.append(ExitPlan(
             name=e.name, isp=e.isp, delegation=e.delegation, dpid=dpids.get(e.name, NO_DPID),
             inside_port=down.end(e.name).port, outside_port=up.end(e.name).port,
@@ -401,9 +401,9 @@ def _site_plan(topo: Topology, plan: Plan, site: Site, index: int, dpids: dict[s
     for h in site.hosts:
         lk = topo.links_of(h)[0]
         mac = plan.intf(h, lk.end(h).port).mac
-        home = home_address(site, topo.home_agent, mac) if site.approach == Approach.MOBILITY else None
+        home = home_address(site, topo.home_agent, mac) if site.approach.profile.home_address else None
         addresses = {k: eui64(p, mac) for k, p in prefixes.items()}
-        if site.approach in TRANSLATING and site.identity is not None:
+        if site.approach.profile.translates and site.identity is not None:
             locators = {e.name: Translator(site.identity, e.delegation).to_outside(addresses["identity"])
                         for e in site.exits}
         else:
@@ -459,7 +459,7 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
     for sp in plan.sites:
         for e in sp.exits:
             routes[e.isp].append(Route(e.delegation, e.address.ip, e.isp_intf))
-        if sp.site.approach == Approach.ROUTING and sp.site.pi:
+        if sp.site.approach.profile.bgp and sp.site.pi:
             # BGP brings each exit its default route; the PI aggregate must never follow it back out.
             for e in sp.exits:
                 routes[e.name].append(Route(sp.site.pi, unreachable=True))
@@ -472,7 +472,7 @@ def _routes(topo: Topology, plan: Plan) -> dict[str, list[Route]]:
     if ha is not None:  # a home address without a binding goes nowhere (never back to the core)
         routes[ha.node].append(Route(ha.home, unreachable=True))
     for sp in plan.sites:
-        if sp.site.approach == Approach.MOBILITY and ha is not None:
+        if sp.site.approach.profile.home_address and ha is not None:
             for h in sp.hosts:  # sessions toward the remotes start from the home address
                 dev = plan.intfs(h.name)[0].name
                 routes[h.name] += [Route(r.prefix, GATEWAY_LL, dev, src=h.home) for r in topo.remotes
@@ -556,10 +556,10 @@ def _mobility(plan: Plan, name: str, kind: NodeKind) -> tuple[tuple[IPv6Interfac
     topo = plan.topology
     sp = next((s for s in plan.sites if name in s.site.hosts), None)
     ha = topo.home_agent
-    if sp is not None and sp.site.approach == Approach.MOBILITY:
+    if sp is not None and sp.site.approach.profile.home_address:
         h = next(h for h in sp.hosts if h.name == name)
         return ((IPv6Interface(f"{h.home}/128"),) if ha else (), False, True)
-    mobile = [s.site for s in plan.sites if s.site.approach == Approach.MOBILITY]
+    mobile = [s.site for s in plan.sites if s.site.approach.profile.home_address]
     if not mobile or kind != "remote":
         return (), False, False
     if ha is not None and name == ha.node:
@@ -583,7 +583,7 @@ def _neighbours(plan: Plan, name: str, role: dict[str, Role]) -> tuple[tuple[str
 def _static_host_addresses(plan: Plan, name: str) -> tuple[IPv6Interface, ...]:
     """A routing site's hosts are numbered statically in the PI /64 (no router advertises it to them)."""
     for sp in plan.sites:
-        if sp.site.approach == Approach.ROUTING and name in sp.site.hosts:
+        if sp.site.approach.profile.bgp and name in sp.site.hosts:
             h = next(h for h in sp.hosts if h.name == name)
             return tuple(IPv6Interface(f"{a}/64") for a in h.addresses.values())
     return ()
@@ -611,7 +611,7 @@ def _bcp38(plan: Plan, isp_name: str) -> list[SourceFilter]:
         for e in sp.exits:
             if e.isp == isp_name:
                 # A routing site's PI prefix is announced to this ISP and so accepted from it too.
-                pi = [sp.site.pi] if sp.site.approach == Approach.ROUTING and sp.site.pi else []
+                pi = [sp.site.pi] if sp.site.approach.profile.bgp and sp.site.pi else []
                 out.append(SourceFilter(e.isp_intf, (e.delegation, e.address.network, *pi)))
     return out
 

@@ -163,3 +163,21 @@ def test_a_host_s_addresses_are_typed_in_the_plan_and_how_a_peer_reaches_it_is_t
     assert idloc.reached_at(s2.name, "map") == tuple(s2.locators.values())  # a plain host sees locators
     nptv6 = plan("two-sites")
     assert nptv6.reached_at(s2.name, s1.name) == tuple(nptv6.sites[1].hosts[0].locators.values())
+
+
+@pytest.mark.parametrize("approach", ["routing", "source-routing", "nptv6", "id-loc", "mptcp", "mobility"])
+def test_each_approach_s_profile_is_what_the_plan_gives_its_hosts(approach: str) -> None:
+    """The profile declares each approach's facts once; the plan built for a site of that approach agrees."""
+    from multi6lab.vocabulary import Approach
+
+    name = "two-sites" if approach == "id-loc" else "figure1"
+    p = _text_plan(name, "approach: nptv6", f"approach: {approach}", "[routing]" if approach == "routing"
+                   else "[link, heartbeat]")
+    prof = Approach(approach).profile
+    sp = p.sites[0]
+    h = sp.hosts[0]
+    assert (h.identity is not None) == prof.translates
+    assert (set(h.addresses) == {e.name for e in sp.exits}) == prof.per_isp_addresses
+    assert (h.pi is not None) == prof.bgp != prof.controlled
+    assert (h.home is not None) == prof.home_address
+    assert set(h.locators) == (set() if prof.bgp else {e.name for e in sp.exits})

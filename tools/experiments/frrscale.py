@@ -90,7 +90,7 @@ def where_stuck(lab: Lab, exit_name: str) -> dict[str, Any]:
 def inject(lab: Lab, counts: Sequence[int], workdir: Path, say: Callable[[str], None]) -> list[dict[str, Any]]:
     em = lab.emulation
     assert em is not None
-    sp = next(s for s in lab.plan.sites if s.site.approach == Approach.ROUTING)
+    sp = next(s for s in lab.plan.sites if s.site.approach.profile.bgp)
     exit_name, core = sp.exits[0].name, lab.plan.topology.cores[0].name
     em.bgp_configure(exit_name, [f"router bgp {sp.site.asn}", "address-family ipv6 unicast", "redistribute kernel"])
     rows = []

@@ -22,7 +22,6 @@ from multi6lab.results import triangle
 from multi6lab.topologies import loader, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import build
-from multi6lab.vocabulary import Approach
 
 INTERVAL_S = 0.01
 
@@ -71,11 +70,11 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
     if args.count < 1 or args.block < 1:
         raise EnvError(f"--count {args.count} --block {args.block}: both must be 1 or more")
     topo = loader.load(args.topology)
-    if topo.home_agent is None or not any(s.approach == Approach.MOBILITY for s in topo.sites):
+    if topo.home_agent is None or not any(s.approach.profile.home_address for s in topo.sites):
         raise EnvError(f"{args.topology}: the triangle needs a mobility site and a home agent ('home_agent:'); "
                        "topologies/figure1-home-agent.yaml has both")
     plan = build(topo)
-    host = next(h.name for sp in plan.sites if sp.site.approach == Approach.MOBILITY for h in sp.hosts)
+    host = next(h.name for sp in plan.sites if sp.site.approach.profile.home_address for h in sp.hosts)
     remote = next((r.name for r in topo.remotes if r.name != topo.home_agent.node), None)
     if remote is None:
         raise EnvError(f"{args.topology}: the triangle needs a correspondent, a remote besides the home agent")

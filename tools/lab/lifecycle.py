@@ -39,7 +39,7 @@ from multi6lab.topologies import cluster as layout
 from multi6lab.topologies import codec, frr, knot, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
-from multi6lab.vocabulary import HOST_CHOOSES, Approach, Event, Trigger
+from multi6lab.vocabulary import Event, Trigger
 
 READY_TIMEOUT = 30.0
 RTT = re.compile(r"time=([0-9.]+) ms")  # an echo reply's round trip, as ping prints it
@@ -202,7 +202,7 @@ class Lab:
         self.mapping_keys = knot.new_secrets(knot.mapped_sites(self.plan))
         self.mobility_keys = mobility.new_keys(self.plan)  # each mobile host's, shared with the home agent
         self.mobility_agents: dict[str, subprocess.Popen[bytes]] = {}
-        managed = [sp.site.name for sp in self.plan.sites if sp.site.approach != Approach.ROUTING]
+        managed = [sp.site.name for sp in self.plan.sites if sp.site.approach.profile.controlled]
         size = max(1, sites_per_controller)
         groups = [managed[i:i + size] for i in range(0, len(managed), size)]
         controllers = [SiteController(g, self.workdir,
@@ -370,7 +370,7 @@ class Lab:
             with contextlib.suppress(Exception):
                 c.close()
         if self.emulation is not None:
-            if any(sp.site.approach == Approach.ID_LOC for sp in self.plan.sites):
+            if any(sp.site.approach.profile.edges_map for sp in self.plan.sites):
                 # The id-loc edges' plain connections, in the zone that is theirs alone: the kernel's tracker
                 # outlives the lab, and a TCP entry would live a day (the userspace datapath's goes with its
                 # last bridge).
@@ -404,7 +404,7 @@ class Lab:
             wait_for("every switch to connect to the controller",
                      lambda: self._controllers_alive() and dpids <= self.reconciled_since(since), READY_TIMEOUT)
         hb = {e.name for sp in self.plan.sites if Trigger.HEARTBEAT in sp.site.triggers
-              and sp.site.approach != Approach.ID_LOC for e in sp.exits}  # id-loc: the pair probes, below
+              and not sp.site.approach.profile.edges_map for e in sp.exits}  # id-loc: the pair probes, below
         if hb:
             with phase("heartbeats"):
                 wait_settled("every exit's heartbeats", lambda: _none_missing(
@@ -451,7 +451,7 @@ class Lab:
         (or of those in the lab's ``contacts``), as the first packet of any session would do; its edge looks the
         far site up and holds the echo until the answer; then the pair probes start. After a controller restart
         its edge has forgotten everything."""
-        idloc = {sp.site.name: sp for sp in self.plan.sites if sp.site.approach == Approach.ID_LOC
+        idloc = {sp.site.name: sp for sp in self.plan.sites if sp.site.approach.profile.edges_map
                  and sp.site.name not in self.unsupported}
         routes = {(a, b) for a in idloc for b in idloc if a != b and (self.contacts is None or (a, b) in self.contacts)}
         if not routes or self.emulation is None:
@@ -481,7 +481,7 @@ class Lab:
         self.check_alive()
         if self.emulation is not None and self.emulation.routers and (problem := self.bgp_problem()):
             return problem
-        idloc = [s for s in self.plan.sites if s.site.approach == Approach.ID_LOC]
+        idloc = [s for s in self.plan.sites if s.site.approach.profile.edges_map]
         preferred = {(a.site.name, b.site.name): (a.exits[0].name, b.exits[0].name)
                      for a in idloc for b in idloc if a is not b}
         pairs = dict(preferred)
@@ -507,7 +507,7 @@ class Lab:
         if held:
             return f"the icmp trigger still keeps {sorted(held)[0][1]} away from {sorted(held)[0][0]}"
         for sp in self.plan.sites:
-            if sp.site.approach in HOST_CHOOSES:
+            if sp.site.approach.profile.per_isp_addresses:
                 for h in sp.hosts:
                     if "deprecated" in self.cmd(h.name, shell.addresses(self.plan.intfs(h.name)[0].name)):
                         return f"{h.name} still holds a deprecated prefix"
@@ -544,7 +544,7 @@ class Lab:
         """Exit-ISP session changes from every bgpd's log, on the monotonic clock (routing approach)."""
         if self.emulation is None or not self.emulation.routers:
             return []
-        exits = {e.name for sp in self.plan.sites if sp.site.approach == Approach.ROUTING for e in sp.exits}
+        exits = {e.name for sp in self.plan.sites if sp.site.approach.profile.bgp for e in sp.exits}
         offset = time.monotonic() - time.time()
         out = []
         for name in self.emulation.routers:

@@ -19,7 +19,7 @@ from typing import Any
 
 from multi6lab.topologies.addressing import first64, home_agent_address
 from multi6lab.topologies.plan import HostPlan, Plan, SitePlan
-from multi6lab.vocabulary import Approach, Event
+from multi6lab.vocabulary import Event
 
 AGENT = [sys.executable, "-m", "multi6lab.mobility.agent"]
 
@@ -41,7 +41,7 @@ class MobileHost:
 
 
 def mobility_sites(plan: Plan) -> list[SitePlan]:
-    return [sp for sp in plan.sites if sp.site.approach == Approach.MOBILITY]
+    return [sp for sp in plan.sites if sp.site.approach.profile.home_address]
 
 
 def mobile_hosts(plan: Plan) -> list[MobileHost]:

@@ -59,7 +59,7 @@ class Runner:
         """id-loc between two sites: both ends address each other by identity; the edges map locators."""
         kinds = {s.site.name: s.site.approach for s in lab.plan.sites}
         remote_site = next((s.site.name for s in lab.plan.sites if self.sc.remote in s.site.hosts), None)
-        return remote_site is not None and kinds[self.sc.site] == kinds[remote_site] == Approach.ID_LOC
+        return remote_site is not None and all(kinds[s].profile.edges_map for s in (self.sc.site, remote_site))
 
     def repair_steps(self, lab: Lab, events: list[dict[str, Any]], t_fault: float,
                      t_end: float) -> dict[str, analysis.Steps]:

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 from multi6lab.topologies.plan import Plan
-from multi6lab.vocabulary import Approach
 
 STYLE = {
     "core": 'shape=ellipse style=filled fillcolor="#dde7f0"',
@@ -48,7 +47,7 @@ def to_dot(plan: Plan) -> str:
     for sp in plan.sites:
         s = sp.site
         nl = "\\n"
-        routing = s.approach == Approach.ROUTING
+        routing = s.approach.profile.bgp
         triggers = s.bgp.describe() if routing else "triggers " + "+".join(s.triggers)
         title = f"{s.name} ({s.approach}; {triggers})"
         if s.identity and not routing:
