@@ -148,3 +148,17 @@ faults:
                            check=False)
     assert again.returncode == 1 and "(kept from before)" in again.stdout, again.stdout + again.stderr
     assert again.stdout.count("kept from before") == 1
+
+
+def test_the_walkthrough_s_topology_and_scenario_run_as_the_readme_says(tmp_path: Path) -> None:
+    """What a new user writes by following the README's walkthrough runs: ISP A's silent blackhole is found by
+    the heartbeats, and the outbound stream recovers before the fault ends."""
+    from tests.unit.test_readme import walkthrough
+
+    files = walkthrough(tmp_path / "mine")
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "multi6lab"), "run", str(files["scenarios"]), "--trials", "1",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (trial,) = csv.DictReader((tmp_path / "run" / "trials.csv").read_text().splitlines())
+    assert trial["outbound_outage_ms"] and float(trial["outbound_outage_ms"]) < 1000, trial
+    assert "| mine |" in r.stdout
