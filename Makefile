@@ -19,16 +19,20 @@ TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 # SERVERS=n spreads each lab over n servers (this machine and n-1 emulated ones; docs/cluster.md).
 SERVERS_ARG := $(if $(SERVERS),--servers $(SERVERS))
 
-.PHONY: setup demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
+.PHONY: setup venv demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
         first-contact upgrade selection scale-outage triangle bringup frr-scale delay-accuracy
 
 setup:
 	@bash tools/setup.sh
 
+# Only the .venv, without root: all that lint and the unit tests need.
+venv:
+	@bash tools/setup.sh --venv
+
 demo: setup
 	$(M6) run $(SCENARIO) $(TRIALS_ARG) $(SERVERS_ARG)
 
-lint: setup
+lint: venv
 	$(VENV)/bin/ruff check topologies controller scenarios tools tests
 	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/multi6lab && \
 	  for f in tools/*; do ln -s "$$PWD/$$f" $(TYPECHECK)/multi6lab/; done && \
@@ -37,7 +41,7 @@ lint: setup
 	cd $(TYPECHECK) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml \
 	  $$($(CURDIR)/$(PY) -m multi6lab.layout)
 
-unit: setup
+unit: venv
 	$(PY) -m pytest tests/unit -q --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 integration: setup
@@ -51,7 +55,7 @@ test-repeat: setup
 	  $(PY) -m pytest $(TESTS) -q -p no:cacheprovider --junitxml=$(RESULTS)/test-repeat/run-$$i.xml; \
 	done; $(PY) -m multi6lab.results.repeat $(RESULTS)/test-repeat/run-*.xml
 
-test: lint
+test: setup lint
 	$(PY) -m pytest tests/unit -q --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 	$(PY) -m pytest tests/integration -q -x --durations=10
 

@@ -13,7 +13,17 @@ from ipaddress import IPv6Address
 from pathlib import Path
 
 from multi6lab.experiments import EXPERIMENTS
-from multi6lab.experiments.recipe import PROG, RESULTS, Recipe, Ticker, add_servers, looked_at, run_folder, say
+from multi6lab.experiments.recipe import (
+    PROG,
+    RESULTS,
+    Recipe,
+    Ticker,
+    add_servers,
+    looked_at,
+    run_folder,
+    say,
+    shipped,
+)
 from multi6lab.results import scale_model
 from multi6lab.results.progress import Progress
 from multi6lab.topologies import loader
@@ -299,6 +309,21 @@ def cmd_scale_outage_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed package's version, and the checkout's commit when it runs from one."""
+    import importlib.metadata
+    import subprocess
+
+    try:
+        v = importlib.metadata.version(PROG)
+    except importlib.metadata.PackageNotFoundError:
+        v = "unknown"
+    here = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip() if (here / ".git").exists() else ""
+    return f"{v} (commit {commit})" if commit else v
+
+
 def run_experiment(args: argparse.Namespace) -> int:
     """An experiment's run, with SIGTERM (a timeout, a CI runner giving up) ending it as Ctrl-C would: through
     its labs' teardown."""
@@ -313,6 +338,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     words = sys.argv[1:] if argv is None else argv
     wanted = {next((w for w in words if not w.startswith("-")), "")}  # the sub-command
     p = argparse.ArgumentParser(prog=PROG, description="IPv6 multihoming testbed (RFC 4177) on Mininet.")
+    p.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -321,12 +347,12 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         return sp
 
     v = add("validate", cmd_validate, "check topology and scenario files; print every problem as file:line:col")
-    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("files", nargs="+", type=shipped, metavar="FILE")
     d = add("draw", cmd_draw, "draw a topology with graphviz (PNG, SVG, PDF or .dot by the output's suffix)")
-    d.add_argument("file", metavar="TOPOLOGY")
+    d.add_argument("file", type=shipped, metavar="TOPOLOGY")
     d.add_argument("-o", "--output", help="output file (default: DOT on standard output)")
     u = add("up", cmd_up, "bring a topology up with its controller and open the Mininet CLI (root)")
-    u.add_argument("file", metavar="TOPOLOGY")
+    u.add_argument("file", type=shipped, metavar="TOPOLOGY")
     u.add_argument("--workdir", help="where the controller's log and events go (default results/up-<time>)")
     u.add_argument("-c", "--command", action="append", metavar="NODE:CMD",
                    help="run CMD on NODE instead of opening the CLI (repeatable)")
@@ -364,7 +390,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                     "results/scale-model)")
     ct = add("controller", cmd_controller, "run the OpenFlow site-exit controller (os-ken) for a topology")
     what = ct.add_mutually_exclusive_group(required=True)
-    what.add_argument("--topology", metavar="FILE", help="a topology YAML file")
+    what.add_argument("--topology", type=shipped, metavar="FILE", help="a topology YAML file")
     what.add_argument("--plan", metavar="FILE", help="a run's resolved plan (plan.json in its results directory)")
     what.add_argument("--brief", metavar="FILE", help="a controller's part of a run's plan, its own sites only "
                                                       "(controller-SITE.brief.json in its results directory)")
@@ -383,7 +409,8 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     n.add_argument("--reverse", action="store_true", help="map outside addresses back to inside")
     n.add_argument("addresses", nargs="+", metavar="ADDRESS")
     r = add("run", cmd_run, "run a scenario: faults, probes and trials; writes results/<run>/ (root)")
-    r.add_argument("scenario", metavar="SCENARIO", nargs="+", help="one or more; each runs on its own lab")
+    r.add_argument("scenario", metavar="SCENARIO", nargs="+", type=shipped,
+                   help="one or more; each runs on its own lab")
     r.add_argument("--trials", type=int, help="override the scenario's number of trials")
     r.add_argument("--out", help="results directory (default results/<name>-<time>)")
     add_servers(r)

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Idempotent set-up for multi6lab: Debian packages, the .venv, Open vSwitch running.
 # Called by every Make target that needs the emulator; safe to run again and again.
+# 'setup.sh --venv' makes only the .venv (no root): what 'make unit' and 'make lint' need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+venv_only=false
+[ "${1:-}" = --venv ] && venv_only=true
 
-if [ "$(id -u)" -ne 0 ]; then
+if ! $venv_only && [ "$(id -u)" -ne 0 ]; then
   echo "multi6lab: setup needs root (it installs packages and starts Open vSwitch); run it as 'sudo make setup'." >&2
+  exit 1
+fi
+if $venv_only && [ -e .venv ] && [ ! -w .venv ]; then
+  echo "multi6lab: .venv belongs to $(stat -c %U .venv); run 'sudo make setup' once, or 'sudo chown -R $(id -un) .venv'." >&2
   exit 1
 fi
 
@@ -18,9 +25,14 @@ PKGS="mininet openvswitch-switch iperf3 tcpdump iputils-ping ethtool iproute2 nf
 . /etc/os-release
 if [ "${ID:-}" != ubuntu ]; then PKGS="$PKGS chromium chromium-driver"; fi
 missing=""
+$venv_only && PKGS="python3 python3-venv"  # without root nothing can be installed: only say what is missing
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+if [ -n "$missing" ] && $venv_only; then
+  echo "multi6lab: the .venv needs the Debian packages$missing; run 'sudo make setup' once." >&2
+  exit 1
+fi
 if [ -n "$missing" ]; then
   echo "== installing Debian packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
@@ -40,7 +52,7 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
        "$("$PY" -V 2>&1), for which the pinned requirements (matplotlib, dnspython) have no release." >&2
   exit 1
 fi
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import mininet" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || { ! $venv_only && ! .venv/bin/python -c "import mininet" 2>/dev/null; }; then
   echo "== creating .venv from $PY with --system-site-packages"
   rm -rf .venv
   "$PY" -m venv --system-site-packages .venv
@@ -54,6 +66,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | quiet
   echo "$want" > "$stamp"
 fi
+
+$venv_only && exit 0
 
 # Open vSwitch: use the running service if there is one, otherwise start it ourselves (no systemd here).
 if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then

@@ -87,3 +87,23 @@ def test_a_list_of_numbers_is_read_or_refused_in_one_sentence() -> None:
     assert numbers("5,25.5", float, "--delays", "delays in ms") == [5.0, 25.5]
     with pytest.raises(EnvError, match="--prefixes 10,many: give counts"):
         numbers("10,many", int, "--prefixes", "counts")
+
+
+def test_shipped_files_are_found_from_any_directory_and_a_user_s_own_file_wins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from multi6lab.experiments.recipe import shipped
+
+    monkeypatch.chdir(tmp_path)
+    assert shipped("topologies/figure1.yaml") == str(ROOT / "topologies" / "figure1.yaml")
+    assert shipped("scenarios/comparisons/approaches.yaml") == str(ROOT / "scenarios/comparisons/approaches.yaml")
+    assert shipped("topologies/nowhere.yaml") == "topologies/nowhere.yaml"  # the loader says it is missing
+    (tmp_path / "topologies").mkdir()
+    (tmp_path / "topologies" / "figure1.yaml").write_text("mine")
+    assert shipped("topologies/figure1.yaml") == "topologies/figure1.yaml"
+    assert main(["validate", "scenarios/demo.yaml"]) == 0 and "ok: " in capsys.readouterr().out
+
+
+def test_the_version_names_the_package_and_the_commit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("multi6lab 0.1.0")

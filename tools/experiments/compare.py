@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from multi6lab.experiments.recipe import PROG, Recipe, Ticker, looked_at, run_folder, say
+from multi6lab.experiments.recipe import PROG, Recipe, Ticker, looked_at, run_folder, say, shipped
 from multi6lab.lab import provenance
 from multi6lab.lab.emulation import EnvError, require_emulator
 from multi6lab.lab.runner import Runner
@@ -31,7 +31,7 @@ QUICK_TRIALS = 10
 
 
 def options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", default=str(DEFAULT), help="rows and faults to compare")
+    p.add_argument("file", nargs="?", type=shipped, default=str(DEFAULT), help="rows and faults to compare")
     p.add_argument("--trials", type=int, help="override the trials per cell")
     p.add_argument("--seed", type=int, default=1, help="the cells run in an order shuffled from this seed, so a "
                                                        "slow drift of the machine does not fall on one row "

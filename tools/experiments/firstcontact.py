@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.experiments.recipe import Recipe, say, shipped
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import READY_TIMEOUT, Lab, wait_for
 from multi6lab.results import contact
@@ -88,7 +88,7 @@ def _ms(v: float | None) -> str:
 
 
 def options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("topology", nargs="?", default="topologies/two-sites.yaml", metavar="TOPOLOGY",
+    p.add_argument("topology", nargs="?", type=shipped, default="topologies/two-sites.yaml", metavar="TOPOLOGY",
                    help="two sites with identity prefixes and a mapping service (default topologies/two-sites.yaml)")
     p.add_argument("--trials", type=int, default=72, help="restarts measured (default 72: the fewest whose largest "
                                                           "value bounds p95 from above)")

@@ -32,6 +32,20 @@ class Experiment(Protocol):
     def run(self, args: argparse.Namespace, recipe: Recipe) -> int: ...
 
 
+def shipped(text: str) -> str:
+    """A file as the user named it, from the directory they are in; or, when it is not there and its name is a
+    shipped file's (``topologies/...``, ``scenarios/...``: multi6lab run from another directory), that file."""
+    path = Path(text)
+    if path.exists() or path.is_absolute() or not path.parts or path.parts[0] not in ("topologies", "scenarios"):
+        return text
+    import multi6lab.scenarios
+    import multi6lab.topologies
+
+    package = multi6lab.topologies if path.parts[0] == "topologies" else multi6lab.scenarios
+    inside = Path(package.__file__).parent.joinpath(*path.parts[1:])
+    return str(inside) if inside.exists() else text
+
+
 def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.experiments.recipe import Recipe, say, shipped
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runner import PROBE
@@ -108,9 +108,9 @@ def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="3,1", help="the load-sharing exits' weights in preference order "
                                                     "(default 3,1)")
     p.add_argument("--seed", type=int, default=1, help="the pause before the address selection fault (default 1)")
-    p.add_argument("--load-share-topology", default="topologies/figure1.yaml", metavar="TOPOLOGY",
+    p.add_argument("--load-share-topology", type=shipped, default="topologies/figure1.yaml", metavar="TOPOLOGY",
                    help="its first site load-shares (default topologies/figure1.yaml)")
-    p.add_argument("--policy-topology", default="topologies/three-isps.yaml", metavar="TOPOLOGY",
+    p.add_argument("--policy-topology", type=shipped, default="topologies/three-isps.yaml", metavar="TOPOLOGY",
                    help="a source-routing site with several ISPs (default topologies/three-isps.yaml)")
     p.add_argument("--out", help="results directory (default results/selection-<time>)")
 

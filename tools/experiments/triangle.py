@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
-from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.experiments.recipe import Recipe, say, shipped
 from multi6lab.lab import mobility
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
@@ -57,7 +57,7 @@ def measure(lab: Lab, paths: list[str], count: int, block: int, seed: int,
 
 
 def options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--topology", default="topologies/figure1-home-agent.yaml",
+    p.add_argument("--topology", type=shipped, default="topologies/figure1-home-agent.yaml",
                    help="a mobility site and a home agent (default topologies/figure1-home-agent.yaml)")
     p.add_argument("--count", type=int, default=1000, help="echoes per path (default 1000)")
     p.add_argument("--block", type=int, default=50, help="echoes per block; blocks of the paths alternate in seeded "

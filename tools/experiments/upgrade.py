@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.experiments.firstcontact import every_site_idloc
-from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.experiments.recipe import Recipe, say, shipped
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import READY_TIMEOUT, Lab, wait_for
 from multi6lab.lab.runner import LATE_S, PROBE, finish, read_rows
@@ -119,7 +119,7 @@ def measure(topology: Topology, out: Path, trials: int, seed: int, say: Callable
 
 
 def options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("topology", nargs="?", default="topologies/two-sites.yaml", metavar="TOPOLOGY",
+    p.add_argument("topology", nargs="?", type=shipped, default="topologies/two-sites.yaml", metavar="TOPOLOGY",
                    help="two sites with identity prefixes and a mapping service (default topologies/two-sites.yaml)")
     p.add_argument("--trials", type=int, default=20, help="upgrades measured, a lab each (default 20)")
     p.add_argument("--seed", type=int, default=1, help="the pauses before each upgrade (default 1)")
