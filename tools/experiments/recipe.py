@@ -42,6 +42,7 @@ def shipped(text: str) -> str:
     import multi6lab.topologies
 
     package = multi6lab.topologies if path.parts[0] == "topologies" else multi6lab.scenarios
+    assert package.__file__ is not None  # a regular package, with its data files beside it
     inside = Path(package.__file__).parent.joinpath(*path.parts[1:])
     return str(inside) if inside.exists() else text
 
