@@ -19,6 +19,7 @@ from multi6lab.experiments.recipe import (
     Recipe,
     Ticker,
     add_servers,
+    hand_back,
     looked_at,
     run_folder,
     say,
@@ -319,9 +320,23 @@ def version() -> str:
     except importlib.metadata.PackageNotFoundError:
         v = "unknown"
     here = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip() if (here / ".git").exists() else ""
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip() if (here / ".git").exists() else ""
+    except OSError:  # no git on this machine
+        commit = ""
     return f"{v} (commit {commit})" if commit else v
+
+
+class Version(argparse.Action):
+    """``--version``, worked out only when asked (it may run git)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kw.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{PROG} {version()}")
+        parser.exit()
 
 
 def run_experiment(args: argparse.Namespace) -> int:
@@ -338,7 +353,7 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     words = sys.argv[1:] if argv is None else argv
     wanted = {next((w for w in words if not w.startswith("-")), "")}  # the sub-command
     p = argparse.ArgumentParser(prog=PROG, description="IPv6 multihoming testbed (RFC 4177) on Mininet.")
-    p.add_argument("--version", action="version", version=f"{PROG} {version()}")
+    p.add_argument("--version", action=Version, help="say the version (and the commit of a checkout) and exit")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -460,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
         raise
+    finally:
+        hand_back()
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ cannot forget a step of it (say, the provenance) and no two experiments spell it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -51,12 +52,29 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+MADE: list[Path] = []  # the result folders this process made, handed back to the user who ran sudo
+
+
 def run_folder(out: str | None, name: str, create: bool = True) -> Path:
     """Where a command's results go: ``--out``, or results/<name>-<time>."""
     path = Path(out) if out else RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    MADE.extend(p for p in (path.parent, path) if not p.exists())
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def hand_back(env: Mapping[str, str] | None = None) -> None:
+    """Under sudo, give the folders this run made (and everything in them) to the user who ran sudo, so that
+    they can read, move and delete their results without root."""
+    env = os.environ if env is None else env
+    if os.geteuid() != 0 or "SUDO_UID" not in env:
+        return
+    uid, gid = int(env["SUDO_UID"]), int(env.get("SUDO_GID", env["SUDO_UID"]))
+    for top in MADE:
+        for p in [top, *(top.rglob("*") if top.is_dir() else ())]:
+            with contextlib.suppress(OSError):  # gone, or on a file system without owners: nothing to hand back
+                os.lchown(p, uid, gid)
 
 
 def command_line(name: str, p: argparse.ArgumentParser, args: argparse.Namespace) -> str:
