@@ -5,7 +5,9 @@ its registry."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,25 +41,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from multi6lab.scenarios import model as scenario_model
     from multi6lab.topologies import yamlsrc
 
-    bad = 0
+    verdicts = []
     for f in args.files:
         try:
             src = yamlsrc.load(f)
             kind = src.data.keys() if isinstance(src.data, dict) else set()
             if "rows" in kind:
-                print(f"ok: {f} (comparison: {len(compare.from_source(src))} cells)")
+                v = {"kind": "comparison", "cells": len(compare.from_source(src))}
+                said = f"comparison: {v['cells']} cells"
             elif "topology" in kind:
                 sc = scenario_model.from_source(src)
-                print(f"ok: {f} (scenario {sc.name}: {sc.topology_path.name}, {sc.approach_label}, "
-                      f"{len(sc.faults)} fault(s), {sc.trials} trials)")
+                v = {"kind": "scenario", "name": sc.name, "topology": sc.topology_path.name,
+                     "approach": sc.approach_label, "faults": len(sc.faults), "trials": sc.trials}
+                said = (f"scenario {sc.name}: {sc.topology_path.name}, {sc.approach_label}, "
+                        f"{len(sc.faults)} fault(s), {sc.trials} trials")
             else:
                 t = loader.from_source(src)
-                print(f"ok: {f} ({len(t.sites)} site(s), {len(t.isps)} ISP(s), {len(t.kinds)} nodes, "
-                      f"{len(t.links)} links)")
+                v = {"kind": "topology", "name": t.name, "sites": len(t.sites), "isps": len(t.isps),
+                     "nodes": len(t.kinds), "links": len(t.links)}
+                said = f"{len(t.sites)} site(s), {len(t.isps)} ISP(s), {len(t.kinds)} nodes, {len(t.links)} links"
+            verdicts.append({"file": f, "ok": True, **v})
+            if not args.json:
+                print(f"ok: {f} ({said})")
         except InputError as exc:
-            bad += 1
-            print(exc, file=sys.stderr)
-    return 1 if bad else 0
+            verdicts.append({"file": f, "ok": False, "problems": [dataclasses.asdict(p) for p in exc.problems]})
+            if not args.json:
+                print(exc, file=sys.stderr)
+    if args.json:
+        print(json.dumps(verdicts, indent=1))
+    return 0 if all(v["ok"] for v in verdicts) else 1
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
@@ -254,6 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nresources after each trial (resources.csv): {soak.describe(summary['resources'])}")
         print(f"\nresults: {out}/summary.json, trials.csv, timeline-outbound.png, timeline-inbound.png")
         outs.append(out)
+        args.answer = [*getattr(args, "answer", []), summary]  # --json: every summary, once all have run
     ok = looked_at([(o / "report.html", o / "report.png") for o in outs])
     for o in outs:
         print(f"report: {o / 'report.html'}")
@@ -270,7 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     table = report.markdown(runs)
     (Path(args.results) / "report.md").write_text(table)
-    print(table, end="")
+    print(json.dumps(runs, indent=1, default=str) if args.json else table, end="\n" if args.json else "")
     if args.html:
         from multi6lab.results import html
 
@@ -363,6 +376,8 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     v = add("validate", cmd_validate, "check topology and scenario files; print every problem as file:line:col")
     v.add_argument("files", nargs="+", type=shipped, metavar="FILE")
+    v.add_argument("--json", action="store_true", help="one JSON list on standard output: each file's verdict, "
+                                                        "its problems with file, line, column, path and message")
     d = add("draw", cmd_draw, "draw a topology with graphviz (PNG, SVG, PDF or .dot by the output's suffix)")
     d.add_argument("file", type=shipped, metavar="TOPOLOGY")
     d.add_argument("-o", "--output", help="output file (default: DOT on standard output)")
@@ -427,10 +442,13 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     r.add_argument("scenario", metavar="SCENARIO", nargs="+", type=shipped,
                    help="one or more; each runs on its own lab")
     r.add_argument("--trials", type=int, help="override the scenario's number of trials")
+    r.add_argument("--json", action="store_true", help="the runs' summaries as one JSON list on standard output "
+                                                        "(progress and tables go to standard error)")
     r.add_argument("--out", help="results directory (default results/<name>-<time>)")
     add_servers(r)
     rp = add("report", cmd_report, "a markdown table over every run in results/")
     rp.add_argument("results", nargs="?", default=str(RESULTS))
+    rp.add_argument("--json", action="store_true", help="every run's summary as one JSON list instead of the table")
     rp.add_argument("--html", action="store_true", help="also write index.html: every run, newest first, each "
                                                          "linking to its own report.html")
     lk = add("look", cmd_look, "open a report in headless Chromium: check every image loaded and the tables are "
@@ -456,7 +474,13 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser(argv).parse_args(argv)
     try:
-        return int(args.fn(args))
+        if not (getattr(args, "json", False) and args.fn in (cmd_run, run_experiment)):
+            return int(args.fn(args))
+        # --json: what the command says as it goes is for people (standard error); its answer is the JSON
+        with contextlib.redirect_stdout(sys.stderr):
+            rc = int(args.fn(args))
+        print(json.dumps(getattr(args, "answer", None), indent=1, default=str))
+        return rc
     except InputError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -157,8 +157,10 @@ def test_the_walkthrough_s_topology_and_scenario_run_as_the_readme_says(tmp_path
 
     files = walkthrough(tmp_path / "mine")
     r = subprocess.run([str(ROOT / ".venv" / "bin" / "multi6lab"), "run", str(files["scenarios"]), "--trials", "1",
-                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300, check=False)
+                        "--out", str(tmp_path / "run"), "--json"], capture_output=True, text=True, timeout=300,
+                       check=False)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (trial,) = csv.DictReader((tmp_path / "run" / "trials.csv").read_text().splitlines())
     assert trial["outbound_outage_ms"] and float(trial["outbound_outage_ms"]) < 1000, trial
-    assert "| mine |" in r.stdout
+    (summary,) = json.loads(r.stdout)  # --json: the answer alone on standard output, the table for people
+    assert summary["scenario"] == "mine" and "| mine |" in r.stderr

@@ -130,6 +130,29 @@ def test_report_html_writes_an_index_over_every_run(tmp_path: Path, capsys: pyte
     assert capsys.readouterr().out.endswith(f"index: {tmp_path / 'index.html'}\n")
 
 
+def test_json_answers_are_the_verdicts_and_the_summaries_alone(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(FIG1).read_text().replace('"core:eth3"', '"nowhere:eth3"'))
+    assert main(["validate", "--json", FIG1, str(bad)]) == 1
+    out = capsys.readouterr()
+    good, broken = json.loads(out.out)
+    assert good == {"file": FIG1, "ok": True, "kind": "topology", "name": "figure1", "sites": 1, "isps": 2,
+                    "nodes": 8, "links": 8}
+    problem = next(p for p in broken["problems"] if "nowhere" in p["message"])
+    assert not broken["ok"] and problem["file"] == str(bad) and problem["line"] > 1 and "nowhere" in \
+        problem["message"] and out.err == ""
+    none = {"outage_ms": None, "lost_packets": None}
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run1" / "summary.json").write_text(json.dumps(
+        {"scenario": "x", "approach": "nptv6", "trigger": "link", "trials": 1, "started": "2026-11-28",
+         "metrics": {"outbound": none, "inbound": none, "detection_ms": None}}))
+    assert main(["report", str(tmp_path), "--json"]) == 0
+    assert [r["scenario"] for r in json.loads(capsys.readouterr().out)] == ["x"]
+
+
 def test_scale_model_writes_its_inputs_the_curves_and_a_table(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     import json

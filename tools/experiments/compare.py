@@ -42,6 +42,8 @@ def options(p: argparse.ArgumentParser) -> None:
                                                         "interval on every p95)")
     p.add_argument("--rows", metavar="NAME[,NAME]", help="only these rows (their 'name', or their approach)")
     p.add_argument("--out", help="results directory (default results/compare-<time>)")
+    p.add_argument("--json", action="store_true", help="the comparison (comparison.json's content) on standard "
+                                                       "output; progress and tables go to standard error")
     p.add_argument("--resume", metavar="DIR", help="finish the comparison in DIR: run only its cells that have no "
                                                    "summary yet (its file and trials are read from DIR)")
 
@@ -113,4 +115,5 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
     if failed:
         print(f"{PROG}: {len(failed)} of {len(cells)} cells failed; 'multi6lab compare --resume {out}' reruns them",
               file=sys.stderr)
+    args.answer = comparison.as_json(rows, faults, cells, origin)  # --json
     return 0 if ok and not failed else 1
