@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import Any
 
 from multi6lab.experiments import EXPERIMENTS
 from multi6lab.experiments.recipe import (
+    MADE,
     PROG,
     RESULTS,
     Recipe,
@@ -91,13 +93,28 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from multi6lab.lab.emulation import terminate_as_interrupt
+    from multi6lab.lab import detached
+    from multi6lab.lab.emulation import require_emulator, terminate_as_interrupt
     from multi6lab.lab.lifecycle import Lab
 
     topology = loader.load(args.file)  # YAML problems are reported before asking for root
     workdir = Path(args.workdir or RESULTS / f"up-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not workdir.exists() or args.hold:
+        MADE.append(workdir)  # handed back to the user who ran sudo when the command (or the held lab) ends
+    if args.detach:
+        name = detached.check_name(args.name or topology.name.lower())
+        if args.servers > 1 or args.command:
+            raise detached.LabError("-d keeps one lab up on this machine: without --servers and --command")
+        require_emulator("multi6lab up -d")
+        argv = [*detached.python(), "up", str(Path(args.file).resolve()), "--hold", name, "--workdir",
+                str(workdir.resolve())]
+        d = detached.start(name, argv, workdir, say)
+        print(inspect_text(d))
+        return 0
     with terminate_as_interrupt(), Lab(topology, workdir, progress=say, servers=args.servers,
                                            cluster_links=args.cluster_links) as lab:
+        if args.hold:  # the background process of 'up -d': keep the lab until told to go
+            detached.hold(args.hold, lab, str(Path(args.file).resolve()), say)
         say(f"up: {lab.plan.topology.name}; each site controller's log and events in {lab.workdir}")
         for server in lab.servers[1:]:
             say(f"  on {server}: {', '.join(n for n, s in lab.where.items() if s == server)}")
@@ -118,6 +135,79 @@ def cmd_up(args: argparse.Namespace) -> int:
             setLogLevel("output")  # the CLI prints through Mininet's 'output' level; the build ran quieter
             CLI(lab.emulation.net if lab.emulation else None)
         say("tearing down")
+    return 0
+
+
+def inspect_text(d: Any) -> str:
+    """A detached lab as ``inspect`` shows it: what it runs, where its results go, each node's addresses."""
+    from multi6lab.topologies import codec
+
+    plan = codec.read(Path(d.workdir) / "plan.json")
+    lines = [f"lab {d.name}: {plan.topology.name} ({d.topology}), up since "
+             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(d.up_since))}, pid {d.pid}",
+             f"  datapath: {d.datapath}; link delay: {d.delay or 'none asked'}; run folder: {d.workdir}"]
+    for sp in plan.sites:
+        lines.append(f"  site {sp.site.name} ({sp.site.approach}, {'+'.join(sp.site.triggers)}): controller log "
+                     f"{d.workdir}/controller-{sp.site.name}.log")
+        lines += [f"    {h.name}: " + ", ".join(f"{a} ({k})" for k, a in h.addresses.items()) for h in sp.hosts]
+    hosts = {h.name for sp in plan.sites for h in sp.hosts}
+    lines += [f"  {n.name} ({n.role}): {plan.address(n.name)}" for n in plan.nodes
+              if n.role != "switch" and n.name not in hosts and any(i.addrs for i in plan.intfs(n.name))]
+    return "\n".join(lines)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from multi6lab.lab import detached
+
+    found = detached.labs()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(d) for d in found.values()], indent=1))
+        return 0
+    if not found:
+        print("no lab is up; 'multi6lab up -d TOPOLOGY' starts one")
+        return 0
+    print(f"{'NAME':<16} {'PID':>7}  {'UP SINCE':<19}  TOPOLOGY")
+    for d in found.values():
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.up_since))
+        print(f"{d.name:<16} {d.pid:>7}  {since:<19}  {d.topology}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from multi6lab.lab import detached
+
+    d = detached.find(args.name)
+    print(json.dumps(dataclasses.asdict(d), indent=1) if args.json else inspect_text(d))
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from multi6lab.lab import detached
+
+    d = detached.find(args.name)
+    argv = [a for a in args.argv if a != "--"] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise detached.LabError("exec: give the command after the node, e.g. 'multi6lab exec LAB h1 -- ip -6 a'")
+    return subprocess.run(detached.node_argv(d, args.node, argv), check=False).returncode
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    from multi6lab.lab import detached
+
+    d = detached.find(args.name)
+    rec = detached.fault(d, args.spec, say)
+    say(f"fault over; recorded in {Path(d.workdir) / 'faults.jsonl'} ({len(rec['actions'])} actions)")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from multi6lab.lab import detached
+
+    d = detached.find(args.name)
+    took = detached.down(d)
+    say(f"lab {d.name} is down ({took:.1f} s); its results stay in {d.workdir}")
     return 0
 
 
@@ -386,7 +476,27 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     u.add_argument("--workdir", help="where the controller's log and events go (default results/up-<time>)")
     u.add_argument("-c", "--command", action="append", metavar="NODE:CMD",
                    help="run CMD on NODE instead of opening the CLI (repeatable)")
+    u.add_argument("-d", "--detach", action="store_true", help="keep the lab up in the background, under a name "
+                                                                "('ls', 'inspect', 'exec', 'fault', 'down' find it)")
+    u.add_argument("--name", help="the detached lab's name (default: the topology's)")
+    u.add_argument("--hold", metavar="NAME", help=argparse.SUPPRESS)  # the background process of -d
     add_servers(u)
+    ls = add("ls", cmd_ls, "the labs kept up with 'up -d'")
+    ls.add_argument("--json", action="store_true", help="as one JSON list")
+    ins = add("inspect", cmd_inspect, "a detached lab: its topology, datapath, run folder, each node's addresses")
+    ins.add_argument("name", metavar="LAB")
+    ins.add_argument("--json", action="store_true", help="its descriptor as JSON (each node's shell pid)")
+    ex = add("exec", cmd_exec, "run a command in a node of a detached lab (root)")
+    ex.add_argument("name", metavar="LAB")
+    ex.add_argument("node", metavar="NODE")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    fa = add("fault", cmd_fault, "break a detached lab by hand, as a scenario would, for the fault's duration, "
+                                 "then restore it; recorded in its run folder (root)")
+    fa.add_argument("name", metavar="LAB")
+    fa.add_argument("spec", metavar="FAULT", help="a scenario's fault entry, e.g. "
+                    "'{kind: blackhole, exit: exa, direction: both, duration: 2}'")
+    dn = add("down", cmd_down, "tear a detached lab down; its results stay (root)")
+    dn.add_argument("name", metavar="LAB")
     c = add("clean", cmd_clean, "remove what crashed or interrupted runs left behind (root)")
     c.add_argument("--all", action="store_true", help="also end runs whose owner process is still alive")
     g = add("generate", cmd_generate, "write a topology of N multihomed sites on M ISPs (deterministic from --seed)")

@@ -180,3 +180,37 @@ def test_teardown_stops_every_frr_daemon_and_removes_its_state(tmp_path: Path) -
     assert leftovers(plan, daemons) == []
     assert not state.exists() and run_id not in {r.run_id for r in records()}
     assert "%ADJCHANGE" in (tmp_path / "frr" / "exa" / "bgpd.log").read_text()  # logs kept with the results
+
+
+def test_a_detached_lab_outlives_its_shell_takes_a_fault_by_hand_and_goes_down_leaving_nothing(
+        tmp_path: Path) -> None:
+    """containerlab's life cycle: 'up -d' returns with the lab up, 'ls' and 'inspect' find it by name, 'exec'
+    runs in a node, 'fault' breaks it as a scenario would and records it, 'down' removes what it recorded."""
+    import json
+
+    m6 = [PY, "-m", "multi6lab.cli"]
+
+    def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([*m6, *argv], capture_output=True, text=True, timeout=timeout, check=False)
+        assert r.returncode == 0, f"multi6lab {' '.join(argv)}: {r.stdout[-2000:]} {r.stderr[-2000:]}"
+        return r
+
+    work = tmp_path / "lab"
+    up = run("up", "-d", "--name", "office", str(topology("figure1")), "--workdir", str(work), timeout=300)
+    assert "lab office: figure1" in up.stdout and "h1: " in up.stdout
+    try:
+        assert "office" in run("ls").stdout
+        desc = json.loads(run("inspect", "office", "--json").stdout)
+        holder = desc["pid"]
+        assert Path(f"/proc/{holder}").exists() and os.getsid(holder) != os.getsid(0)  # a session of its own
+        ping = run("exec", "office", "h1", "--", "ping", "-6", "-c1", "-W2", R)
+        assert " 0% packet loss" in ping.stdout
+        run("fault", "office", "{kind: blackhole, exit: exa, direction: both, duration: 0.5}")
+        (rec,) = [json.loads(line) for line in (work / "faults.jsonl").read_text().splitlines()]
+        assert rec["lab"] == "office" and len(rec["actions"]) == 2 and rec["actions"][1]["at"] >= 0.5
+        plan = build(loader.load(topology("figure1")))
+        pids = [p.pid for r in records() for p in r.procs]
+    finally:
+        run("down", "office", timeout=200)
+    assert leftovers(plan, [*pids, holder]) == []
+    assert "no lab is up" in run("ls").stdout

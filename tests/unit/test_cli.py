@@ -261,3 +261,28 @@ def test_compare_checks_the_machine_once_before_any_cell(tmp_path: Path, monkeyp
     assert err.count("\n") == 1 and err.startswith("multi6lab: ") and "Traceback" not in err
     assert "Open vSwitch is not running" in err or "Mininet is not importable" in err
     assert not out.exists()
+
+
+def test_a_detached_lab_is_found_by_name_and_a_stale_one_is_forgotten(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from multi6lab.lab import detached
+    from multi6lab.lab.runstate import start_time
+
+    monkeypatch.setattr(detached, "LABS", tmp_path)
+    me = detached.Descriptor("office", os.getpid(), start_time(os.getpid()), "/t.yaml", str(tmp_path), 0.0,
+                             {"h1": 4242, "sw": None})
+    me.save()
+    gone = detached.Descriptor("old", 999_999_999, 1, "/t.yaml", str(tmp_path), 0.0)
+    gone.save()
+    assert list(detached.labs()) == ["office"] and not (tmp_path / "old.json").exists()
+    assert detached.find("office") == me
+    assert detached.node_argv(me, "h1", ["ip", "-6", "a"]) == ["mnexec", "-a", "4242", "ip", "-6", "a"]
+    assert detached.node_argv(me, "sw", ["ovs-ofctl", "show", "sw"]) == ["ovs-ofctl", "show", "sw"]
+    with pytest.raises(detached.LabError, match="has no node 'h9'"):
+        detached.node_argv(me, "h9", ["true"])
+    with pytest.raises(detached.LabError, match=r"no lab called 'lab2' is up \(running: office\)"):
+        detached.find("lab2")
+    with pytest.raises(detached.LabError, match="use a lower-case letter"):
+        detached.check_name("Bad Name")
