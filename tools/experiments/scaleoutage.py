@@ -24,7 +24,7 @@ from typing import Any
 from multi6lab.experiments.recipe import Recipe, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
-from multi6lab.lab.runner import PROBE
+from multi6lab.lab.runner import PROBE, play, run_action
 from multi6lab.results import analysis
 from multi6lab.results import scaleoutage as results
 from multi6lab.scenarios import faults
@@ -32,7 +32,6 @@ from multi6lab.scenarios.model import IspOutage
 from multi6lab.topologies import generate, loader
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, SitePlan
-from multi6lab.traffic.probe import wait_until
 from multi6lab.vocabulary import Approach, Trigger
 
 CORRESPONDENT = generate.CORRESPONDENT
@@ -101,15 +100,12 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
                                                   "--rate", str(rate), "--duration", str(total),
                                                   "--start-at", f"{t0:.6f}", "--out", str(d / f"site{i}-send.csv")]))
     fault = faults.compile_fault(plan, sites[0], IspOutage(isp=isp, at=0.0, duration=fault_s), 0, fault_s)
-    down, up = fault.actions
-    origin = t0 + WARMUP_S + phase
-    wait_until(origin)
-    opened = time.monotonic()  # the outage window opens as the command starts (results.analysis)
-    lab.emulation.run(down.node, down.command)  # type: ignore[union-attr]
-    in_effect = time.monotonic()
-    wait_until(origin + fault_s)
-    restore = time.monotonic()
-    lab.emulation.run(up.node, up.command)  # type: ignore[union-attr]
+    try:  # the same engine as a scenario's trials: each action at its time, recorded
+        down, up = play(lab, list(fault.actions), t0 + WARMUP_S + phase, phase)
+    finally:
+        for a in fault.undo:
+            run_action(lab, a, check=False)
+    opened, in_effect, restore = down["start"], down["end"], up["start"]  # the window opens as the command starts
     for p in procs:
         p.wait(total + 10)
     period = 1.0 / rate

@@ -92,7 +92,7 @@ class Runner:
         listen = str(total + STARTUP_S + 1.0)
         mp = ["--mptcp"] if sc.approach_label == Approach.MPTCP else []  # the TCP probes speak MPTCP
         for a in (p for c in compiled for p in c.prepare):
-            self.run_action(lab, a)
+            run_action(lab, a)
         procs = []
         caps = self.start_pcaps(lab, d) if tr.pcap else []
         offset = realtime_offset()  # capture stamps are CLOCK_REALTIME
@@ -157,19 +157,10 @@ class Runner:
                 _sleep_until(origin + actions[0].at - FREEZE_LEAD_S)
                 lab.freeze_controllers(True)
                 frozen["stopped"] = time.monotonic()
-            for a in actions:
-                _sleep_until(origin + a.at)
-                t = time.monotonic()
-                self.run_action(lab, a)
-                done = time.monotonic()
-                # The fault takes effect inside the command: the midpoint is the reference (off by at most half
-                # the command's duration); the fault is certainly in effect from its end to the next start.
-                injected.append({"at": a.at, "phase_ms": round(phase * 1000, 3), "t": (t + done) / 2, "start": t,
-                                 "end": done,
-                                 "command_ms": round((done - t) * 1000, 3), "what": a.label})
+            injected = play(lab, actions, origin, phase)
         finally:
             for a in (u for c in compiled for u in c.undo):
-                self.run_action(lab, a, check=False)
+                run_action(lab, a, check=False)
             if sc.frozen:  # the freeze ends as SIGCONT leaves: a controller logs its backlog at once
                 frozen["continued"] = time.monotonic()
                 lab.freeze_controllers(False)
@@ -214,16 +205,6 @@ class Runner:
             raise EnvError(f"the results disk is full: {self.out} has {free / 2**20:.1f} MB free and trial {k} needs "
                            f"about {need / 2**20:.0f} MB; free some space or run with --out elsewhere (no summary "
                            "was written, so nothing of this run reads as a result)")
-
-    def run_action(self, lab: Lab, a: Action, check: bool = True) -> None:
-        if a.node is None:
-            r = subprocess.run(a.command, shell=True, capture_output=True, text=True, check=False)
-            if check and r.returncode:
-                raise EnvError(f"fault action '{a.command}' failed: {r.stderr.strip()}")
-        elif check:
-            lab.emulation.run(a.node, a.command)  # type: ignore[union-attr]
-        else:
-            lab.cmd(a.node, a.command)
 
     def start_probe_captures(self, lab: Lab, d: Path) -> list[subprocess.Popen[bytes]]:
         """tcpdump where each UDP probe stream leaves the network: at the receiving host's interface."""
@@ -419,6 +400,35 @@ def tcpdump(lab: Lab, node: str, intf: str, pcap: Path, bpf: str) -> subprocess.
                       stderr=err)
     wait_for(f"tcpdump on {node}'s {intf}", lambda: "listening on" in log.read_text(errors="replace"), 10)
     return p
+
+
+def run_action(lab: Lab, a: Action, check: bool = True) -> None:
+    """One fault action, in its node (or on the host); a failure raises unless ``check`` is off (an undo)."""
+    if a.node is None:
+        r = subprocess.run(a.command, shell=True, capture_output=True, text=True, check=False)
+        if check and r.returncode:
+            raise EnvError(f"fault action '{a.command}' failed: {r.stderr.strip()}")
+    elif check:
+        lab.emulation.run(a.node, a.command)  # type: ignore[union-attr]
+    else:
+        lab.cmd(a.node, a.command)
+
+
+def play(lab: Lab, actions: list[Action], origin: float, phase: float) -> list[dict[str, Any]]:
+    """The faults' timed actions, each at ``origin`` + its time: what every trial of every experiment injects
+    through, and the record the analysis reads its windows from (a fault opens when its command *starts*).
+
+    The fault takes effect inside the command: its midpoint is the reference (off by at most half the
+    command's duration); the fault is certainly in effect from its end to the next action's start."""
+    injected = []
+    for a in actions:
+        _sleep_until(origin + a.at)
+        t = time.monotonic()
+        run_action(lab, a)
+        done = time.monotonic()
+        injected.append({"at": a.at, "phase_ms": round(phase * 1000, 3), "t": (t + done) / 2, "start": t,
+                         "end": done, "command_ms": round((done - t) * 1000, 3), "what": a.label})
+    return injected
 
 
 def _sleep_until(t: float) -> None:
