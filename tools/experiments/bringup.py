@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.experiments import scaleoutage
-from multi6lab.experiments.recipe import Recipe, add_servers, say
+from multi6lab.experiments.recipe import Recipe, Ticker, add_servers, say
 from multi6lab.lab import resources
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.results import bringup as results
+from multi6lab.results.progress import Progress
 from multi6lab.topologies import loader
 from multi6lab.topologies.model import Topology
 from multi6lab.vocabulary import Approach, Event, Trigger
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
     rec = recipe.begin(args.seed)
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
+    tick = Ticker(Progress(len(topos) * args.repeats, time.monotonic()))
     for label, topo in topos.items():
         for k in range(1, args.repeats + 1):
             say(f"{label}: bring-up {k}/{args.repeats}")
@@ -98,10 +100,12 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
             except EnvError as exc:  # the machine's limit, found: the other sizes go on
                 failed[label] = str(exc)
                 say(f"{label}: {exc}")
+                tick.done += args.repeats - k  # its remaining bring-ups will not run
                 break
             rows.append({"label": label, **row})
             say(f"  ready in {row['up_s']} s, down in {row['down_s']} s, {row['memory_kb'] // 1024} MB held"
-                + (f", {row['hold_timeouts']} heartbeat timeouts in {args.hold:g} s held" if args.hold else ""))
+                + (f", {row['hold_timeouts']} heartbeat timeouts in {args.hold:g} s held" if args.hold else "")
+                + f" · {tick()}")
         stats = results.summarise(rows)
         rec.save(summary=stats, failed=failed, rows=rows)
     results.draw(rec.out / "bringup.png", stats, "lab bring-up: where the time goes")

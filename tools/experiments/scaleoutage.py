@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from multi6lab.experiments.recipe import Recipe, say
+from multi6lab.experiments.recipe import Recipe, Ticker, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.lab.runner import PROBE, play, run_action
 from multi6lab.results import analysis
 from multi6lab.results import scaleoutage as results
+from multi6lab.results.progress import Progress
 from multi6lab.scenarios import faults
 from multi6lab.scenarios.model import IspOutage
 from multi6lab.topologies import generate, loader
@@ -166,6 +167,7 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
     rows: list[dict[str, Any]] = []
     failed: dict[int, str] = {}  # N -> why its lab gave up (the machine's limit, found): the other Ns go on
     rng = random.Random(args.seed)
+    tick = Ticker(Progress(len(topos) * args.trials, time.monotonic()))
     for n, topo in topos.items():
         say(f"{n} sites on {label}: {args.trials} trials, ISP {topo.isps[0].name} down {args.fault_s} s each")
         try:
@@ -173,9 +175,11 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
                      contacts=contacts(topo)) as lab:
                 for k in range(1, args.trials + 1):
                     rows += trial(lab, n, k, rng, args.rate, args.fault_s, say)
+                    say(f"  {tick()}")
         except EnvError as exc:
             failed[n] = str(exc)
             say(f"{n} sites: {exc}")
+            tick.done = sum(args.trials for m in topos if m <= n)  # its remaining trials will not run
         stats = results.summarise(rows)  # saved after every N, so a later failure keeps the earlier ones
         rec.save(approach=label, summary=stats, failed=failed, rows=rows)
     results.draw(rec.out / "scale-outage.png", stats, f"ISP outage hitting N sites: {label}")
