@@ -22,8 +22,11 @@ every lookup crosses the emulated network and can be late, lost or cut off.
 * Cache: a record is used until the smallest TTL among its answers runs out, and is then looked up again.
   Until a new answer arrives the old one stays in use (RFC 8767's serve-stale): an edge keeps talking to a
   site whose locators it knew while the mapping service is unreachable.
-* Retransmission: a query or update unanswered after RETRY_S is sent again, the wait doubling up to
-  RETRY_MAX_S, forever; the controller sends each try through the next usable exit.
+* Retransmission: a query or update unanswered after its retransmission timeout is sent again, the wait
+  doubling per try up to RETRY_MAX_S (or twice the timeout, if longer), forever; the controller sends each try
+  through the next usable exit. The timeout follows the round trip to the server as RFC 6298 sets TCP's:
+  SRTT + 4 RTTVAR from the answers to queries sent once (Karn's rule), never below RETRY_S, and RETRY_S until
+  the first answer. So a lookup across a 300 ms path is not asked twice before its answer can arrive.
 """
 
 from __future__ import annotations
@@ -72,12 +75,44 @@ class Query:
     message: dns.message.Message
     sent: float
     first_sent: float
+    timeout: float  # this try's: the client's timeout when it was first sent, doubled per try
     tries: int = 1
     lookup: Lookup | None = None  # None: the registration update
 
     @property
     def due(self) -> float:
-        return self.sent + min(RETRY_S * 2.0 ** (self.tries - 1), RETRY_MAX_S)
+        return self.sent + self.timeout
+
+
+@dataclass
+class RoundTrip:
+    """The round trip to the mapping server, estimated as RFC 6298 estimates TCP's (gains 1/8 and 1/4), and the
+    retransmission timeout of a query's first try: SRTT + 4 RTTVAR, at least RETRY_S (RETRY_S before any answer).
+    A first try that times out backs the timeout off (doubled, up to RETRY_MAX_S) until an answer gives a sample
+    again (RFC 6298 5.5 and 5.7): with only Karn's rule, a path longer than RETRY_S would never be sampled."""
+
+    srtt: float | None = None
+    rttvar: float = 0.0
+    backoff: float = 1.0
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.backoff = 1.0
+
+    def timed_out(self) -> None:
+        self.backoff = min(self.backoff * 2, max(1.0, RETRY_MAX_S / self.base))
+
+    @property
+    def base(self) -> float:
+        return RETRY_S if self.srtt is None else max(RETRY_S, self.srtt + 4 * self.rttvar)
+
+    @property
+    def rto(self) -> float:
+        return self.base * self.backoff
 
 
 @dataclass(frozen=True)
@@ -101,6 +136,7 @@ class MappingClient:
         self.outbox: list[Outgoing] = []
         self.updating: tuple[tuple[str, str], ...] = ()  # the exits of the last update sent
         self.dropped = 0  # answers that matched nothing in flight or failed their signature
+        self.rtt = RoundTrip()
 
     # -- what the controller asks for ---------------------------------------------------------------
     def want(self, address: IPv6Address, now: float, tree: str = knot.IDENTITY_TREE) -> None:
@@ -146,8 +182,11 @@ class MappingClient:
                 self._ask(lookup, knot.address_name(address, lookup.tree), PTR, now)
         for q in self.pending.values():
             if q.due <= now:
+                if q.tries == 1:
+                    self.rtt.timed_out()
                 q.tries += 1
                 q.sent = now
+                q.timeout = min(2 * q.timeout, max(RETRY_MAX_S, 2 * self.rtt.base))
                 self.outbox.append(Outgoing(q.wire, q.tries))
                 events.append({"event": Event.MAPPING_RETRY, "t": now, "site": self.site, "tries": q.tries,
                                "question": _describe(q.message)})
@@ -175,6 +214,8 @@ class MappingClient:
             self.dropped += 1
             return []
         del self.pending[r.id]
+        if q.tries == 1:  # Karn: an answer to a query sent again could be the answer to any of its tries
+            self.rtt.sample(now - q.first_sent)
         rtt = round((now - q.first_sent) * 1000, 3)
         if q.lookup is None:
             return [self._registered(r, now, rtt, q.tries)]
@@ -264,7 +305,7 @@ class MappingClient:
     def _send(self, m: dns.message.Message, now: float, lookup: Lookup | None) -> None:
         m.id = self._fresh_id()  # a random id: an off-path forger must guess it (and cannot sign)
         wire = m.to_wire()
-        self.pending[m.id] = Query(wire, m, now, now, lookup=lookup)
+        self.pending[m.id] = Query(wire, m, now, now, self.rtt.rto, lookup=lookup)
         self.outbox.append(Outgoing(wire, 1))
 
     def _fresh_id(self) -> int:

@@ -82,8 +82,9 @@ class Server:
 class World:
     """Every id-loc site's client and the server, with messages in flight for DELAY each way."""
 
-    def __init__(self, plan: Plan, drop: Callable[[bytes], bool] = lambda w: False):
+    def __init__(self, plan: Plan, drop: Callable[[bytes], bool] = lambda w: False, delay: float = DELAY):
         self.plan = plan
+        self.delay = delay
         self.keys = knot.new_secrets(knot.mapped_sites(plan))
         self.server = Server(plan, self.keys)
         self.clients = {s: MappingClient(s, k, plan.topology.mapping.ttl_s,
@@ -108,14 +109,14 @@ class World:
                 for o in out:
                     self.tries.append(o.tries)
                     if not self.drop(o.wire):
-                        self.flight.append((self.t + DELAY, site, o.wire, True))
+                        self.flight.append((self.t + self.delay, site, o.wire, True))
             due = [f for f in self.flight if f[0] <= self.t]
             self.flight = [f for f in self.flight if f[0] > self.t]
             for _, site, wire, to_server in due:
                 if to_server:
                     answer = self.server.handle(wire)
                     if answer is not None:
-                        self.flight.append((self.t + DELAY, site, answer, False))
+                        self.flight.append((self.t + self.delay, site, answer, False))
                 else:
                     self.events += self.clients[site].received(wire, self.t)
 
@@ -355,3 +356,38 @@ def test_random_bytes_behind_a_query_s_id_are_dropped_and_counted() -> None:
     for _ in range(500):  # the id of a query in flight, then anything
         assert c.received(out[0].wire[:2] + rng.randbytes(rng.randrange(0, 300)), 0.1) == []
     assert c.dropped == 500 and c.pending  # the query still waits for its real answer
+
+
+def test_across_a_long_path_the_retry_waits_for_the_measured_round_trip_not_a_fixed_quarter_second() -> None:
+    """RFC 6298 for the mapping client: before any answer the first try waits RETRY_S (250 ms); across a 300 ms
+    round trip that first registration is sent twice, its timeout backs off, the next query's answer is a
+    sample, and from then on no query is sent before its answer could have come back."""
+    from multi6lab.controller.mapclient import RETRY_S
+
+    w = World(two_sites(), delay=0.15)
+    w.register_all()
+    w.run(0.7)
+    assert len(w.named(Event.MAPPING_REGISTERED)) == 2
+    assert {e["tries"] for e in w.named(Event.MAPPING_RETRY)} == {2}  # the registrations, once each
+    before = len(w.named(Event.MAPPING_RETRY))
+    c = w.clients["s1"]
+    assert c.rtt.srtt is None and c.rtt.rto == 2 * RETRY_S  # backed off: no answer was a sample (Karn)
+    c.want(host_of(w.plan, "s2"), w.t)
+    w.run(w.t + 2.5)
+    assert [e["site"] for e in w.named(Event.MAPPING_RESOLVED)] == ["s1"]
+    assert len(w.named(Event.MAPPING_RETRY)) == before  # the lookup's three round trips: never asked twice
+    assert c.rtt.srtt == pytest.approx(0.3, abs=0.002) and c.rtt.rto > 0.3
+
+
+def test_on_a_short_path_the_first_retry_stays_at_a_quarter_second() -> None:
+    from multi6lab.controller.mapclient import RETRY_S, RoundTrip
+
+    rt = RoundTrip()
+    for _ in range(20):
+        rt.sample(0.008)
+    assert rt.rto == RETRY_S  # a LAN's round trip does not shorten it below the floor
+    rt.timed_out()
+    rt.timed_out()
+    assert rt.rto == 4 * RETRY_S
+    rt.sample(0.008)
+    assert rt.rto == RETRY_S
