@@ -456,3 +456,25 @@ def test_a_row_may_freeze_the_controllers_and_its_cells_say_so(tmp_path: Path) -
                       "id-loc × link+heartbeat": False, "id-loc × link+heartbeat, controllers frozen": True}
     cell = next(c for c in cells if c.scenario.frozen)
     assert model.load(compare.write(cell, tmp_path)).frozen  # a cell written out reruns frozen too
+
+
+def test_the_headline_table_is_the_comparison_in_brief_with_round_trips_where_the_path_has_them() -> None:
+    from multi6lab.results import comparison
+
+    def cell(out: float | None, into: float | None, rtt: float, censored: tuple[str, ...] = ()) -> dict[str, object]:
+        def o(v: float | None) -> dict[str, object] | None:
+            return None if v is None else {"p50": v, "p95": v * 2, "censored": list(censored)}
+        return {"metrics": {"outbound": {"outage_ms": o(out)}, "inbound": {"outage_ms": o(into)},
+                            "tcp_sessions": {"survived": 3, "total": 4}, "rtt_ms": {"p50": rtt}}}
+
+    rows, faults = ["id-loc × link", "nptv6 × link"], ["no fault", "link down"]
+    cells = {("id-loc × link", "link down"): cell(150.0, 200.0, 100.0),
+             ("nptv6 × link", "link down"): cell(7.0, None, 1.2),
+             ("id-loc × link", "no fault"): cell(0.0, 0.0, 100.0)}
+    md = comparison.headline(rows, faults, cells)
+    assert md.splitlines()[0] == "| approach × trigger | link down |"  # nothing broke in 'no fault'
+    assert "| id-loc × link | out 150 / 300 (1.5 RTT)<br>in 200 / 400 (2.0 RTT)<br>TCP 3/4 |" in md
+    assert "| nptv6 × link | out 7 / 14<br>in —<br>TCP 3/4 |" in md  # a 1 ms path: no ratio worth giving
+    censored = comparison.headline(["id-loc × link"], ["link down"],
+                                   {("id-loc × link", "link down"): cell(1000.0, 9.0, 100.0, ("p50", "p95"))})
+    assert "out > 1 s / > 2 s<br>" in censored and "(10.0 RTT)" not in censored

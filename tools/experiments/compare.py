@@ -104,6 +104,7 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
         write_atomic(out / "comparison.json", json.dumps(comparison.as_json(rows, faults, cells, origin), indent=1))
     table = comparison.markdown(rows, faults, cells)
     (out / "comparison.md").write_text(table)
+    (out / "headline.md").write_text(comparison.headline(rows, faults, cells))  # the README's brief table
     comparison.chart(rows, faults, cells, out / "comparison.png")
     files = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()]
     write_atomic(out / "comparison.html", html.comparison_page(rows, faults, cells, origin, files))

@@ -88,6 +88,43 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
     return "\n".join(lines) + "\n"
 
 
+RATIO_FROM_MS = 10.0  # below this round trip an outage in round trips says more about the clock than the path
+
+
+def _brief(m: dict[str, Any], rtt: float | None) -> str:
+    """A direction's outage in a headline cell: p50 / p95 ms (censored percentiles as '> X'), or '—' when it
+    never recovered, and in round trips where the path has one worth counting."""
+    o = m["outage_ms"]
+    if o is None:
+        return "—"
+    text = f"{shown(o, 'p50', '.0f')} / {shown(o, 'p95', '.0f')}"
+    if rtt is not None and rtt >= RATIO_FROM_MS and "p50" not in o.get("censored", ()):
+        text += f" ({o['p50'] / rtt:.1f} RTT)"
+    return text
+
+
+def headline(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The comparison in brief, for the README: per cell the outage p50 / p95 (ms) out and in, and the TCP
+    sessions kept; at a round trip of 10 ms or more each p50 also in round trips."""
+    lines = ["| approach × trigger | " + " | ".join(f for f in faults if not f.startswith("no fault")) + " |"]
+    shown_faults = [f for f in faults if not f.startswith("no fault")]
+    lines.append("|---|" + "---|" * len(shown_faults))
+    for r in rows:
+        texts = []
+        for f in shown_faults:
+            s = cells.get((r, f))
+            if s is None or "error" in s:
+                texts.append("failed" if s is not None else "—")
+                continue
+            m = s["metrics"]
+            rtt = (m.get("rtt_ms") or {}).get("p50")
+            tcp = m.get("tcp_sessions")
+            texts.append(f"out {_brief(m['outbound'], rtt)}<br>in {_brief(m['inbound'], rtt)}"
+                         + (f"<br>TCP {tcp['survived']}/{tcp['total']}" if tcp else ""))
+        lines.append(f"| {r} | " + " | ".join(texts) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def as_json(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]],
             origin: dict[str, Any] | None = None) -> dict[str, Any]:
     """The comparison's data; ``origin``: its provenance (lab.provenance), as each cell's summary has its own."""
