@@ -295,6 +295,31 @@ def test_repair_steps_are_summarised_per_direction_and_written_per_trial() -> No
     assert "steps" not in aggregate([Trial(0, ok, ok, 5.0)])
 
 
+def test_the_pair_each_edge_settled_on_is_read_per_trial_and_counted_over_them() -> None:
+    """RFC 4177 6.3.2 on the asymmetric topologies: the report says which pair the exploration chose."""
+    from multi6lab.results import html
+    from multi6lab.results.analysis import StreamResult, Trial, aggregate, chosen_pairs
+    from multi6lab.vocabulary import Event
+
+    def sel(t: float, src: str, x: str, dst: str, y: str) -> dict[str, object]:
+        return {"event": Event.PAIR_SELECTED, "t": t, "src_site": src, "dst_site": dst, "exit": x, "dst_exit": y}
+
+    events = [sel(0.5, "s1", "s1ea", "s2", "s2ec"),  # before the fault: not this trial's choice
+              sel(1.2, "s1", "s1eb", "s2", "s2ec"), sel(1.3, "s1", "s1eb", "s2", "s2ed"),  # the last one counts
+              sel(1.25, "s2", "s2ec", "s1", "s1eb"), {"event": Event.PAIR_UP, "t": 1.4}]
+    assert chosen_pairs(events, 1.0, 3.0) == ["s1:s1eb→s2:s2ed", "s2:s2ec→s1:s1eb"]
+    assert chosen_pairs(events, 5.0, 6.0) == []
+    ok = StreamResult(1000, 990, 10, 10.0)
+    trials = [Trial(i, ok, ok, 5.0, pairs=p) for i, p in enumerate(
+        [["s1:s1eb→s2:s2ed"], ["s1:s1eb→s2:s2ed"], ["s1:s1eb→s2:s2ec"]])]
+    out = aggregate(trials)
+    assert out["pairs_chosen"] == {"s1:s1eb→s2:s2ed": 2, "s1:s1eb→s2:s2ec": 1}
+    assert trials[0].row()["pairs"] == "s1:s1eb→s2:s2ed" and "pairs_chosen" not in aggregate([Trial(0, ok, ok, 1.0)])
+    page = html.run_page({"scenario": "x", "approach": "id-loc", "trigger": "link", "trials": 3, "topology": "t",
+                          "metrics": {**out, "detection_ms": None}}, [], [])
+    assert "s1:s1eb→s2:s2ed (2), s1:s1eb→s2:s2ec (1)" in page
+
+
 @pytest.mark.parametrize(("n", "q", "bounds"), [
     (20, 0.5, (6, 15)),  # the textbook interval for a median of 20
     (20, 0.95, (17, None)),  # too few trials to bound p95 from above

@@ -295,6 +295,7 @@ class Runner:
                                                      any(isinstance(c.fault, LossBurst) for c in compiled)),
             exploration_ms=analysis.exploration_ms(events, injected[0]["start"], t_end),
             steps=self.repair_steps(lab, events, t_fault, t_end), clients=fresh, cross_check=cross,
+            pairs=analysis.chosen_pairs(events, injected[0]["start"], t_end),
             lookups=analysis.lookups(events, t0, t_end), clock_offset_s=offset, fault_epoch_s=opened + offset,
             witness=seen_by_witness)
         timeline = {}

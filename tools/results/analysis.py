@@ -223,6 +223,16 @@ def exploration_ms(events: Iterable[EventRecord], t_start: float, t_end: float) 
     return max(times, default=None)
 
 
+def chosen_pairs(events: Iterable[EventRecord], t_start: float, t_end: float) -> list[str]:
+    """The locator pair each id-loc edge settled on toward each far site in the window (its last selection),
+    as ``site:exit→site:exit``: which of the alternatives the exploration chose (RFC 4177 6.3.2)."""
+    last: dict[tuple[str, str], str] = {}
+    for e in sorted((e for e in events if e.get("event") == Event.PAIR_SELECTED and t_start <= e["t"] <= t_end),
+                    key=lambda e: e["t"]):
+        last[(e["src_site"], e["dst_site"])] = f"{e['src_site']}:{e['exit']}→{e['dst_site']}:{e['dst_exit']}"
+    return [last[k] for k in sorted(last)]
+
+
 @dataclass(frozen=True)
 class Steps:
     """Where one direction's repair went (id-loc): see the module's definitions. None where it did not happen."""
@@ -444,6 +454,7 @@ class Trial:
     false_rehomings: int = 0
     exploration_ms: float | None = None
     steps: dict[str, Steps] = field(default_factory=dict)  # id-loc: "outbound"/"inbound" -> its repair
+    pairs: list[str] = field(default_factory=list)  # id-loc: the pairs the edges settled on (chosen_pairs)
     clients: Clients = field(default_factory=Clients)
     cross_check: dict[str, float | None] = field(default_factory=dict)  # direction -> |probe - capture| outage
     lookups: Lookups = field(default_factory=Lookups)
@@ -474,6 +485,7 @@ class Trial:
             "tcp_total": len(self.tcp), "tcp_max_stall_ms": num(max((t.stall_ms or 0 for t in self.tcp), default=None)),
             "new_session_ms": num(self.new_session_ms), "new_session_reason": self.new_session_reason or "",
             "false_rehomings": self.false_rehomings, "exploration_ms": num(self.exploration_ms),
+            "pairs": ";".join(self.pairs),
             **{f"{d}_capture_disagreement_ms": num(self.cross_check.get(d)) for d in ("outbound", "inbound")},
             "clients_in_fault": self.clients.started, "clients_within_1s": self.clients.within_1s,
             "clients_within_3s": self.clients.within_3s,
@@ -543,6 +555,9 @@ def aggregate(trials: Sequence[Trial]) -> dict[str, Any]:
                             "stall_ms": summary([s.stall_ms for s in survivors]),
                             "goodput_during_fault": summary([s.goodput for s in sessions], digits=3)}
                            if sessions else None)
+    chosen = Counter(p for t in trials for p in t.pairs)
+    if chosen:  # id-loc: which pair the exploration chose, over the trials (RFC 4177 6.3.2)
+        out["pairs_chosen"] = dict(chosen.most_common())
     out["new_session_ms"] = summary([t.new_session_ms for t in trials], [t.new_session_reason for t in trials],
                                     above=[t.new_session_above_ms for t in trials])
     if out["new_session_ms"] is None and any(t.new_session_reason for t in trials):

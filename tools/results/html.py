@@ -104,11 +104,14 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
              _table(["metric", "p50 [95 % interval]", "p95 [95 % interval]", "max", "no value"],
                     _metric_rows(m)),
              "<p class='note'>Intervals from order statistics; '—' for a bound means too few trials for it. "
-             "Definitions: README, 'Scenarios and results'.</p>"]
+             "Definitions: docs/scenarios.md.</p>"]
     tcp, clients = m.get("tcp_sessions"), m.get("new_clients")
     if tcp:
         parts.append(f"<p>TCP sessions: {tcp['survived']} of {tcp['total']} survived, {tcp.get('reset', 0)} reset, "
                      f"{tcp.get('resumed_before_restore', 0)} resumed before the restore.</p>")
+    if pairs := m.get("pairs_chosen"):
+        parts.append("<p>Locator pairs the edges settled on after the fault, over the trials: "
+                     + ", ".join(f"{escape(p)} ({n})" for p, n in pairs.items()) + ".</p>")
     if clients:
         parts.append(f"<p>Fresh clients started during the fault: {clients['started_in_fault']}; connected within "
                      f"1 s: {clients['within_1s']:.0%}, within 3 s: {clients['within_3s']:.0%}.</p>")
@@ -191,7 +194,7 @@ def comparison_page(rows: Sequence[str], faults: Sequence[str], cells: Mapping[t
     parts = [*head, _table(["approach × trigger", *faults], body),
              "<p class='note'>Each cell: outage p50 / p95 in ms per direction with the p95's 95 % interval, TCP "
              "sessions kept, new-session recovery, and for id-loc each direction's repair (detection + decision "
-             "+ installation). A cell opens its own report. Definitions: README, 'Scenarios and results'.</p>"]
+             "+ installation). A cell opens its own report. Definitions: docs/scenarios.md.</p>"]
     chart = "comparison.svg" if "comparison.svg" in have else "comparison.png" if "comparison.png" in have else None
     if chart:
         parts.append(f"<h2>Outage p95 per direction</h2><p><img src='{chart}' alt='comparison chart'></p>")
