@@ -42,6 +42,7 @@ from multi6lab.controller.policy import (
 from multi6lab.controller.transport import RetransmitWatch
 from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
+from multi6lab.topologies.npt import Untranslatable
 from multi6lab.topologies.plan import Brief, SitePlan
 from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Event, Trigger
 
@@ -50,6 +51,7 @@ ECHO_ID = 0x6D36  # the heartbeat echoes' identifier; what proves a reply is the
 ECHO_TOKEN = 16  # bytes from secrets in each heartbeat echo, which its reply must return
 ICMP_ERRORS_PER_SECOND = 100
 POLICY_CACHE = 256
+MAX_TRANSLATED = 1024  # exact translations a per-address site keeps (the oldest goes first): its exits' rules
 RA_VALID = 1800
 
 HeldRule = tuple[int, tuple[tuple[str, Any], ...]]  # (priority, match) of a rule read back from a switch
@@ -139,6 +141,9 @@ class Core:
         # The router's neighbour discovery, for translated addresses the plan does not list.
         self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
                           for name, pol in self.sites.items() if pol.translators}
+        # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold.
+        self.translated: dict[str, dict[IPv6Address, int]] = {name: {} for name, pol in self.sites.items()
+                                                               if pol.per_address}  # address -> its group slot
         # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
         self.transport = {name: RetransmitWatch() for name, pol in self.sites.items()
                           if Trigger.TRANSPORT in pol.plan.site.triggers}
@@ -263,7 +268,9 @@ class Core:
         plain = {site: frozenset(c.plain) for site, c in self.contacts.items()}
         upgraded = {site: frozenset(c.upgraded) for site, c in self.contacts.items()}
         slots = {(site, far): i for site, edge in self.edges.items() for far, i in edge.slots.items()}
+        translated = {site: frozenset(t.items()) for site, t in self.translated.items()}
         key = (frozenset(usable.items()), frozenset(pairs.items()), frozenset(slots.items()),
+               frozenset(translated.items()),
                frozenset((k, frozenset(v)) for k, v in avoid.items()), frozenset(records.items()),
                frozenset((k, frozenset(v.items())) for k, v in learned.items()), frozenset(far.items()),
                frozenset(plain.items()), frozenset(upgraded.items()))
@@ -271,7 +278,7 @@ class Core:
             if len(self.policies) >= POLICY_CACHE:  # icmp holds name destinations: keep the cache bounded
                 self.policies.clear()
             self.policies[key] = desired(self.brief, usable, pairs, avoid, self.own, records, learned, far, plain,
-                                         upgraded, slots)
+                                         upgraded, slots, self.translated)
         return self.policies[key]
 
     # -- port status (link trigger) -------------------------------------------------------------------------
@@ -349,6 +356,8 @@ class Core:
             self.counters["dropped_packet_in"] += 1
         elif role == "fabric" and own is not None and any(pkt.dst in s for s in own.subnets):
             self._resolve(dpid, sp, pkt, data, now)  # one of the site's own addresses, not resolved yet
+        elif role != "fabric" and sp.site.name in self.translated:
+            self._translate(dpid, sp, role, in_port, pkt, data, now)
         elif contacts is not None and (role == "fabric" or in_port == sp.exit(role).inside_port):
             self._contact(sp, contacts.toward(pkt.dst, Held(data, dpid, in_port, now),
                                               self.edges[sp.site.name].records, now), now)
@@ -359,6 +368,37 @@ class Core:
             self._stale_source(dpid, sp, in_port, pkt, data, now)
         else:
             self.counters["dropped_packet_in"] += 1
+
+    def _translate(self, dpid: int, sp: SitePlan, role: str, in_port: int, pkt: packets.Parsed, data: bytes,
+                   now: float) -> None:
+        """nptv6 beyond /48: an address whose exits have no translation yet, met leaving (its identity) or
+        arriving (its locator through this exit). Its exact translations go to every exit, the oldest beyond
+        MAX_TRANSLATED giving way, and the packet goes back through the exit's table, now translated."""
+        pol, e = self.sites[sp.site.name], sp.exit(role)
+        assert pkt.src is not None and pkt.dst is not None
+        try:
+            if in_port == e.inside_port and any(pkt.src in s for s in pol.subnets()):
+                ident = pkt.src
+            elif in_port == e.outside_port and any(pkt.dst in pol.locator_subnet(s, e.name) for s in pol.subnets()):
+                ident = pol.translators[e.name].to_inside(pkt.dst)
+            else:
+                self.counters["dropped_packet_in"] += 1
+                return
+            for tr in pol.translators.values():  # every exit will hold its translation: each must exist
+                tr.to_outside(ident)
+        except Untranslatable:  # RFC 6296 3.6: an identifier of 0xFFFF words only has no translation
+            self.counters["untranslatable"] += 1
+            return
+        known = self.translated[sp.site.name]
+        if ident not in known:
+            if len(known) >= MAX_TRANSLATED:
+                del known[next(iter(known))]  # the oldest gives way, and its slot
+            taken = set(known.values())
+            known[ident] = next(i for i in range(MAX_TRANSLATED + 1) if i not in taken)
+            self._push("translation", now)
+            self.log(Event.TRANSLATION_LEARNED, site=sp.site.name, address=str(ident), exit=role,
+                     translated=len(known))
+        self.out.append(Release(dpid, in_port, data))
 
     def _segment(self, sp: SitePlan, watch: RetransmitWatch, tcp: packets.Tcp, now: float) -> None:
         """transport trigger: a TCP flow that keeps repeating a segment keeps its destination away from the

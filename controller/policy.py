@@ -269,10 +269,18 @@ class SitePolicy:
         """The identity /64s the site router advertises (nptv6, id-loc), subnet 0 first."""
         return [p for k, p in self.plan.prefixes.items() if k.startswith("identity")] if self.translators else []
 
+    @property
+    def per_address(self) -> bool:
+        """RFC 6296 section 3.5: an identity longer than /48 is translated by adjusting a word of each address's
+        interface identifier, which no masked set-field can do; its exits translate address by address."""
+        identity = self.plan.site.identity
+        return bool(self.translators) and identity is not None and identity.prefixlen > 48
+
     def locator_subnet(self, subnet: IPv6Network, exit_name: str) -> IPv6Network:
-        """The /64 that identity /64 ``subnet`` becomes through ``exit_name`` (RFC 6296 with a /48 or shorter
-        prefix adjusts only the subnet word, so the whole /64 maps to one /64)."""
-        return IPv6Network((self.translators[exit_name].to_outside(subnet.network_address), 64))
+        """The /64 that identity /64 ``subnet`` becomes through ``exit_name``. With a /48 or shorter prefix RFC
+        6296 adjusts only the subnet word, so the whole /64 maps to one /64, address for address; a longer one
+        keeps the /64 too, but moves each address within it (``per_address``)."""
+        return IPv6Network((self.translators[exit_name].to_outside(subnet.network_address), 64), strict=False)
 
     def sends_from(self, exit_name: str) -> list[IPv6Network]:
         """The prefixes the site's packets carry as source through ``exit_name``: each identity /64's locator
@@ -313,7 +321,8 @@ def desired(plan: Sites, alive: Mapping[str, bool], pairs: Pairs | None = None,
             neighbours: Neighbours | None = None, far_subnets: FarSubnets | None = None,
             plain: Mapping[str, Collection[IPv6Network]] | None = None,
             upgraded: Mapping[str, Collection[IPv6Network]] | None = None,
-            far_index: Mapping[tuple[str, str], int] | None = None) -> RuleSet:
+            far_index: Mapping[tuple[str, str], int] | None = None,
+            translated: Mapping[str, Mapping[IPv6Address, int]] | None = None) -> RuleSet:
     """Every rule and group for the switches of ``sites`` (default: every site), given which exits are usable
     (missing = usable), between id-loc sites which directed locator pair is active (missing = the most
     preferred), which destinations the icmp trigger says to keep away from which exit, what each id-loc
@@ -369,6 +378,10 @@ def desired(plan: Sites, alive: Mapping[str, bool], pairs: Pairs | None = None,
             r, g = _exit_rules(pol, e)
             rules |= set(r)
             groups |= set(g)
+            if pol.per_address:
+                r, g = _address_rules(pol, e, (translated or {}).get(sp.site.name, {}))
+                rules |= set(r)
+                groups |= set(g)
         if sp.site.exit_policy == ExitPolicy.LOAD_SHARE and pol.translators and live:
             weights = {e.name: e.weight for e in sp.site.exits}
             groups.add(Group(sp.fabric_dpid, 1, "select",
@@ -513,12 +526,49 @@ def _exit_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     return rules + r, groups + g
 
 
+def address_group_id(slot: int, exit_index: int) -> int:
+    """A translated address's fast-failover group: above id-loc's (0x10000 on) and every host's and subnet's."""
+    return 0x800000 + slot * 16 + exit_index + 1
+
+
+def _address_rules(pol: SitePolicy, e: ExitPlan, translated: Mapping[IPv6Address, int]
+                   ) -> tuple[list[Rule], list[Group]]:
+    """``per_address``: each address beyond the plan's hosts that the controller translated (it met the
+    address's first packet, either way; by the slot it gave it), to and from its locator through exit ``e``,
+    exactly, and with the link trigger through a fast-failover group as the plan's hosts are. Inbound, the
+    fabric finds the host (``_router_rules``)."""
+    sp = pol.plan
+    tr = pol.translators[e.name]
+    out = (SetField("eth_src", e.mac), SetField("eth_dst", e.isp_mac), DEC_TTL, Output(e.outside_port))
+    rules, groups = [], []
+    for ident, slot in sorted(translated.items()):
+        loc = str(tr.to_outside(ident))
+        rewrite = (SetField("ipv6_src", loc), *out)
+        first, group = _failover(sp, e, address_group_id(slot, sp.exits.index(e)), rewrite)
+        groups += [group] if group else []
+        rules += [Rule(e.dpid, P_FORWARD, ipv6(in_port=e.inside_port, eth_dst=sp.gateway_mac, ipv6_src=str(ident)),
+                       first),
+                  Rule(e.dpid, P_HANDOFF, ipv6(in_port=e.inside_port, eth_dst=e.mac, ipv6_src=str(ident)), rewrite),
+                  Rule(e.dpid, P_FORWARD, ipv6(in_port=e.outside_port, ipv6_dst=loc),
+                       (SetField("ipv6_dst", str(ident)), SetField("eth_src", e.mac),
+                        SetField("eth_dst", sp.gateway_mac), DEC_TTL, Output(e.inside_port)))]
+    return rules, groups
+
+
 def _subnet_rules(pol: SitePolicy, e: ExitPlan) -> tuple[list[Rule], list[Group]]:
     """RFC 6296 proper: each identity /64 to and from its locator /64 through exit ``e``, whatever the address
-    in it, beneath the plan's per-host rules. Inbound, the fabric finds the host (``_router_rules``)."""
+    in it, beneath the plan's per-host rules. Inbound, the fabric finds the host (``_router_rules``). Where the
+    exits translate ``per_address``, an address without rules goes to the controller either way instead."""
     sp = pol.plan
     rules: list[Rule] = []
     groups: list[Group] = []
+    if pol.per_address:
+        for s in pol.subnets():
+            rules += [Rule(e.dpid, prio, ipv6(in_port=e.inside_port, eth_dst=dst, ipv6_src=net(s)), (TO_CONTROLLER,))
+                      for prio, dst in ((P_SUBNET, sp.gateway_mac), (P_HANDOFF_SUBNET, e.mac))]
+            rules.append(Rule(e.dpid, P_SUBNET, ipv6(in_port=e.outside_port,
+                                                     ipv6_dst=net(pol.locator_subnet(s, e.name))), (TO_CONTROLLER,)))
+        return rules, groups
     for si, s in enumerate(pol.subnets()):
         loc = pol.locator_subnet(s, e.name)
         rewrite, (first, group) = _leaving(pol, e, si, s)

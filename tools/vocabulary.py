@@ -130,6 +130,7 @@ class Event(Name):
     NEIGHBOUR_SOLICIT = "neighbour_solicit"  # nptv6: a packet for an address the plan does not list; asked who has it
     NEIGHBOUR_LEARNED = "neighbour_learned"  # ... a host answered: the fabric delivers to it from now on
     NEIGHBOUR_FAILED = "neighbour_failed"  # ... nobody answered; its held packets were dropped
+    TRANSLATION_LEARNED = "translation_learned"  # nptv6 beyond /48: an address's exact translation installed
     CONTACT_RELEASED = "contact_released"  # id-loc: packets held until a lookup placed them went on (waited_ms)
     # mobility (the agents in hosts, the home agent and correspondents, not the controller):
     MOBILITY_START = "mobility_start"  # an agent started, with its role and settings

@@ -452,11 +452,12 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
         out.append((path, f"approach '{s.approach}' needs an 'identity' prefix"))
     if s.identity and s.identity.prefixlen > 64:
         out.append(((*path, "identity"), f"identity prefix {s.identity} must be /64 or shorter"))
-    elif translating and s.identity and s.identity.prefixlen > 48:
+    elif s.approach.profile.edges_map and s.identity and s.identity.prefixlen > 48:
         # RFC 6296 puts its checksum adjustment in the subnet word for /48 or shorter, so each /64 maps to one
-        # /64 and one rule translates every address in it; longer prefixes adjust the interface identifier.
-        out.append(((*path, "identity"), f"identity prefix {s.identity} must be /48 or shorter for '{s.approach}' "
-                                         "(exits translate whole /64s, RFC 6296 section 3.2)"))
+        # /64 and one rule translates every address in it; longer prefixes adjust the interface identifier,
+        # which nptv6's exits do address by address and the id-loc edges' pair rules do not (yet).
+        out.append(((*path, "identity"), f"identity prefix {s.identity} must be /48 or shorter for "
+                                         f"'{s.approach}' (its edges map whole /64s; nptv6 takes /49 to /64)"))
     if s.approach.profile.bgp and s.pi is None:
         out.append((path, "approach 'routing' needs a provider-independent 'pi' prefix"))
     if s.pi and s.pi.prefixlen > 64:

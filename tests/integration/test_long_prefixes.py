@@ -1,0 +1,54 @@
+"""nptv6 with a /56 identity and /56 delegations (RFC 6296 section 3.5): the exits translate address by address.
+The plan's host works from the start; an address it adds while the lab runs (a temporary address, RFC 8981)
+works from its first packet, which waits at the controller for its translation instead of being lost; the
+answers find it; and the demo's fault moves it to the other ISP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from multi6lab.lab.lifecycle import Lab
+from multi6lab.topologies import loader
+from multi6lab.vocabulary import Event
+from tests.integration.helpers import PY, topology, udp_exchange
+
+pytestmark = pytest.mark.integration
+R = "3fff:ff:100::2"
+NEW = "fd00:5::7e:abcd:1"  # an address the plan does not list, in the /56's first /64
+
+
+def test_an_address_added_while_the_lab_runs_is_translated_from_its_first_packet(tmp_path: Path) -> None:
+    from ipaddress import IPv6Address, IPv6Network
+
+    from multi6lab.topologies.npt import Translator
+
+    with Lab(loader.load(topology("figure1-pd56")), tmp_path) as lab:
+        (h1,) = lab.plan.sites[0].hosts
+        got = udp_exchange(lab, "h1", "r", R, count=20)
+        assert len(got) == 20 and {g["source"] for g in got} == {str(h1.locators["exa"])}
+        lab.cmd("h1", f"ip -6 addr add {NEW}/64 dev h1-eth0 nodad")
+        got = udp_exchange(lab, "h1", "r", R, count=50, src=NEW)
+        expected = Translator(IPv6Network("fd00:5::/56"), IPv6Network("3fff:a:5::/56")).to_outside(IPv6Address(NEW))
+        assert len(got) == 50 and {g["source"] for g in got} == {str(expected)}  # the first one was held, not lost
+        learned = [e for e in lab.events() if e["event"] == Event.TRANSLATION_LEARNED]
+        assert [e["address"] for e in learned] == [NEW]
+        back = udp_exchange(lab, "r", "h1", str(expected), count=20, port=5002)
+        assert len(back) == 20  # the answers, to its locator, are translated back and find the host
+
+
+def test_the_demo_s_fault_on_a_56_moves_the_site_to_the_other_isp(tmp_path: Path) -> None:
+    scenario = tmp_path / "pd56.yaml"
+    scenario.write_text(f"name: pd56\ntopology: {topology('figure1-pd56')}\ntrials: 1\n"
+                        "faults:\n  - {kind: link_down, exit: exa, end: isp, at: 0.0, duration: 1.0}\n")
+    r = subprocess.run([PY, "-m", "multi6lab.cli", "run", str(scenario), "--out", str(tmp_path / "run"), "--json"],
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (trial,) = csv.DictReader((tmp_path / "run" / "trials.csv").read_text().splitlines())
+    assert trial["outbound_outage_ms"] and float(trial["outbound_outage_ms"]) < 1000, trial
+    (summary,) = json.loads(r.stdout)
+    assert summary["topology"] == "figure1-pd56"

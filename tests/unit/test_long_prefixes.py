@@ -1,0 +1,160 @@
+"""nptv6 with identities and delegations longer than /48 (RFC 6296 section 3.5): what a site gets from DHCPv6
+prefix delegation (/56, /60, /64). Each address is translated by adjusting a word of its interface identifier,
+so the exits hold an exact translation per address: the plan's hosts from the start, any other address once
+its first packet, either way, has reached the controller. Checked against an independent computation of
+RFC 6296's mapping, and by walking packets through the rules the controller's core installs."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address as A
+from ipaddress import IPv6Network as N
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+from multi6lab.controller.core import Core, Install, Log, Release
+from multi6lab.controller.policy import RuleSet
+from multi6lab.topologies import loader
+from multi6lab.topologies.plan import Plan, build
+from multi6lab.topologies.yamlsrc import InputError
+from multi6lab.vocabulary import Event
+from tests.unit.fakenet import FakeNet
+
+ROOT = Path(__file__).resolve().parents[2]
+R = "3fff:ff:100::2"
+
+
+def rfc6296(addr: str, inside: str, outside: str) -> A:
+    """RFC 6296's mapping, computed apart from the project's translator: replace the prefix, then add to one
+    16-bit word the one's-complement difference of the two prefixes' sums, so the address's sum (and every
+    checksum over it) is unchanged. The word is the subnet word (bits 48-63) up to /48, else the first word of
+    the interface identifier that is not 0xFFFF; 0xFFFF results are written 0."""
+    i, o = N(inside), N(outside)
+    host = int(A(addr)) & ((1 << (128 - i.prefixlen)) - 1)
+    words = [(int(o.network_address) | host) >> (112 - 16 * k) & 0xFFFF for k in range(8)]
+
+    def csum(n: N) -> int:
+        total = sum(int(n.network_address) >> (112 - 16 * k) & 0xFFFF for k in range(8))
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        return total
+
+    delta = (csum(i) + (~csum(o) & 0xFFFF)) % 0xFFFF
+    k = 3 if i.prefixlen <= 48 else next(k for k in range(4, 8) if words[k] != 0xFFFF)
+    value = (words[k] + delta) % 0xFFFF
+    words[k] = 0 if value == 0xFFFF else value
+    return A(sum(w << (112 - 16 * k) for k, w in enumerate(words)))
+
+
+def site(length: int) -> Plan:
+    """RFC 4177 Figure 1, its identity and both delegations ``length`` bits long."""
+    text = (ROOT / "topologies" / "figure1.yaml").read_text()
+    text = (text.replace('"fd00:5::/48"', f'"fd00:5::/{length}"')
+            .replace('"3fff:a:5::/48"', f'"3fff:a:5::/{length}"').replace('"3fff:b:5::/48"', f'"3fff:b:5::/{length}"'))
+    return build(loader.loads(text))
+
+
+def up(core: Core, p: Plan) -> None:
+    for n in p.switches:
+        if n.dpid is not None and core.switch_connected(n.dpid):
+            core.flows_held(n.dpid, [], False, 0.0)
+            core.groups_held(n.dpid, [], False, 0.0)
+    core.take()
+
+
+def held(core: Core) -> RuleSet:
+    return RuleSet(frozenset(r for rs in core.installed.values() for r in rs.rules),
+                   frozenset(g for rs in core.installed.values() for g in rs.groups))
+
+
+@pytest.mark.parametrize("length", [56, 60, 64])
+def test_a_long_identity_loads_and_each_host_s_locator_is_rfc_6296_s(length: int) -> None:
+    p = site(length)
+    sp = p.sites[0]
+    (h1,) = sp.hosts
+    for e in sp.exits:
+        assert h1.locators[e.name] == rfc6296(str(h1.identity), str(sp.site.identity), str(e.delegation))
+    # ... and the plan's host leaves through the primary exit rewritten to exactly that, from the start.
+    core = Core(p.brief({"site"}), None, 0.0, {})
+    up(core, p)
+    out = FakeNet(p, held(core)).send("h1", str(h1.identity), R)
+    assert out.kind == "delivered" and out.node == "ispa" and A(out.pkt["ipv6_src"]) == h1.locators["exa"]
+
+
+@pytest.mark.parametrize(("addr", "word"), [("fd00:5::ffff:0:0:1", 5), ("fd00:5::abcd:0:0:1", 4)])
+def test_the_adjusted_word_is_the_first_interface_identifier_word_that_is_not_0xffff(addr: str, word: int) -> None:
+    from multi6lab.topologies.npt import Translator
+
+    mapped = Translator(N("fd00:5::/56"), N("3fff:a:5::/56")).to_outside(A(addr))
+    assert mapped == rfc6296(addr, "fd00:5::/56", "3fff:a:5::/56")
+    unchanged = [k for k in range(4, 8) if k != word]
+    assert all(mapped.packed[2 * k:2 * k + 2] == A(addr).packed[2 * k:2 * k + 2] for k in unchanged)
+
+
+def test_an_address_the_plan_does_not_list_is_translated_once_its_first_packet_reached_the_controller() -> None:
+    p = site(56)
+    sp, new = p.sites[0], "fd00:5::beef"
+    core = Core(p.brief({"site"}), None, 0.0, {})
+    up(core, p)
+    first = FakeNet(p, held(core)).send("h1", new, R)
+    assert first.kind == "controller" and first.where == "exa"  # no rule could move its interface identifier
+    exa = sp.exit("exa")
+    frame = bytes(Ether(src=sp.gateway_mac, dst=sp.gateway_mac) / IPv6(src=new, dst=R))
+    core.packet_in(exa.dpid, exa.inside_port, frame, 1.0)
+    out = core.take()
+    assert [o.cause for o in out if isinstance(o, Install)] == ["translation"] * len(sp.exits)
+    assert [o for o in out if isinstance(o, Release)] == [Release(exa.dpid, exa.inside_port, frame)]
+    assert [o.fields["address"] for o in out if isinstance(o, Log) and o.event == Event.TRANSLATION_LEARNED] == [new]
+    again = FakeNet(p, held(core)).send("h1", new, R)
+    assert again.kind == "delivered" and A(again.pkt["ipv6_src"]) == rfc6296(new, "fd00:5::/56", "3fff:a:5::/56")
+    # The answer, to that locator, is translated back and handed to the fabric, which finds the host.
+    back = FakeNet(p, held(core)).inject("exa", exa.outside_port, ipv6_src=R, ipv6_dst=again.pkt["ipv6_src"],
+                                         eth_dst=exa.mac)
+    assert back.pkt["ipv6_dst"] == new and back.path[:2] == ["exa", "sw"]
+    # Through the other exit too, after a failover: every exit holds the address's translation.
+    down = FakeNet(p, held(core), down={("exa", exa.outside_port)}).send("h1", new, R)
+    assert down.node == "ispb" and A(down.pkt["ipv6_src"]) == rfc6296(new, "fd00:5::/56", "3fff:b:5::/56")
+
+
+def test_a_first_packet_arriving_for_an_unknown_locator_is_translated_back_and_learned() -> None:
+    p = site(60)
+    sp = p.sites[0]
+    exb = sp.exit("exb")
+    loc = rfc6296("fd00:5::77", "fd00:5::/60", "3fff:b:5::/60")
+    frame = bytes(Ether(src=exb.isp_mac, dst=exb.mac) / IPv6(src=R, dst=str(loc)))
+    core = Core(p.brief({"site"}), None, 0.0, {})
+    up(core, p)
+    assert FakeNet(p, held(core)).inject("exb", exb.outside_port, ipv6_src=R, ipv6_dst=str(loc),
+                                         eth_dst=exb.mac).kind == "controller"
+    core.packet_in(exb.dpid, exb.outside_port, frame, 2.0)
+    assert A("fd00:5::77") in core.translated["site"]
+    back = FakeNet(p, held(core)).inject("exb", exb.outside_port, ipv6_src=R, ipv6_dst=str(loc), eth_dst=exb.mac)
+    assert back.pkt["ipv6_dst"] == "fd00:5::77"
+
+
+def test_an_identifier_of_0xffff_words_only_has_no_translation_and_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multi6lab.controller import core as core_module
+
+    p = site(64)
+    sp = p.sites[0]
+    exa = sp.exit("exa")
+    core = Core(p.brief({"site"}), None, 0.0, {})
+    up(core, p)
+    bad = bytes(Ether() / IPv6(src="fd00:5::ffff:ffff:ffff:ffff", dst=R))
+    core.packet_in(exa.dpid, exa.inside_port, bad, 3.0)
+    assert core.take() == [] and core.counters["untranslatable"] == 1
+    monkeypatch.setattr(core_module, "MAX_TRANSLATED", 2)
+    for k in range(1, 4):
+        core.packet_in(exa.dpid, exa.inside_port, bytes(Ether() / IPv6(src=f"fd00:5::{k}", dst=R)), 3.0 + k)
+    assert list(core.translated["site"]) == [A("fd00:5::2"), A("fd00:5::3")]  # the oldest gave way
+
+
+def test_id_loc_still_needs_a_48_and_every_site_still_needs_a_64_or_shorter() -> None:
+    text = (ROOT / "topologies" / "two-sites.yaml").read_text().replace("approach: nptv6", "approach: id-loc")
+    text = text.replace('identity: "fd00:1::/48"', 'identity: "fd00:1::/56"')
+    with pytest.raises(InputError, match=r"must be /48 or shorter for 'id-loc' .*nptv6 takes /49 to /64"):
+        loader.loads(text)
+    with pytest.raises(InputError, match="must be /64 or shorter"):
+        site(65)
