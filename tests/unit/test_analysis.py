@@ -432,6 +432,12 @@ def test_probe_arrivals_are_read_back_from_a_capture(tmp_path: Path) -> None:
     got = probe_arrivals(tmp_path / "p.pcap", 5001, realtime_offset=1_700_000_000.0 - 100.0)
     assert [a.seq for a in got] == [0, 1, 2, 3, 4, 5] and got[1].t_sent == pytest.approx(50.001)
     assert got[0].t_recv == pytest.approx(100.25, abs=1e-6)
+    from scapy.utils import PcapNgWriter
+
+    with PcapNgWriter(str(tmp_path / "p.pcapng")) as ng:  # as Wireshark saves it
+        for f in frames:
+            ng.write(f)
+    assert probe_arrivals(tmp_path / "p.pcapng", 5001, 1_700_000_000.0 - 100.0) == got
     (tmp_path / "bad.pcap").write_bytes(b"\0" * 40)
     with pytest.raises(ValueError, match="not a pcap"):
         probe_arrivals(tmp_path / "bad.pcap", 5001, 0.0)

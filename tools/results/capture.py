@@ -2,20 +2,23 @@
 
 The receiving probe stamps each datagram through its socket; tcpdump stamps it through a packet tap on the
 same interface. Recomputing a direction's outage from the capture and comparing it with the probe's says how
-far the figure depends on the probe's own timing. Only classic pcap files of Ethernet frames are read (what
-``tcpdump -w`` writes, with microsecond or nanosecond stamps); the probes' payload carries their sequence
-number and send time (``traffic.probe.HEADER``). A probe may arrive inside one IPv6-in-IPv6 header (a mobile
-node's tunnel: mobility's home agent or route optimisation).
+far the figure depends on the probe's own timing. Captures of Ethernet frames are read with scapy's raw reader:
+classic pcap (what ``tcpdump -w`` writes, with microsecond or nanosecond stamps) or pcapng (what Wireshark
+saves); the probes' payload carries their sequence number and send time (``traffic.probe.HEADER``). A probe
+may arrive inside one IPv6-in-IPv6 header (a mobile node's tunnel: mobility's home agent or route optimisation).
 """
 
 from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
+
+from scapy.error import Scapy_Exception
+from scapy.utils import RawPcapReader
 
 from multi6lab.results.analysis import Arrival
 
-MAGIC_US, MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
 ETH, IP6, UDP = 14, 40, 8  # header lengths: Ethernet, IPv6 without extension headers, UDP
 NEXT_HEADER = 6  # its offset in the IPv6 header
 UDP_PROTO, IPV6_PROTO = 17, 41
@@ -40,28 +43,28 @@ def _udp_payload(frame: bytes, port: int) -> int | None:
     return ip + IP6 + UDP if struct.unpack_from("!H", frame, ip + IP6 + 2)[0] == port else None
 
 
+def _stamp(reader: Any, meta: Any) -> float:
+    """A record's capture time in seconds: pcapng's 64-bit count of ``tsresol`` units, or pcap's seconds and
+    micro- (or nano-) seconds."""
+    if hasattr(meta, "tsresol"):
+        return float(((meta.tshigh << 32) | meta.tslow) / meta.tsresol)
+    return float(meta.sec + meta.usec * (1e-9 if getattr(reader, "nano", False) else 1e-6))
+
+
 def probe_arrivals(path: Path, port: int, realtime_offset: float) -> list[Arrival]:
     """The probe datagrams to UDP ``port`` in the capture at ``path``, stamped on the monotonic clock
     (capture time minus ``realtime_offset``, CLOCK_REALTIME minus CLOCK_MONOTONIC when the trial began)."""
-    data = path.read_bytes()
-    if len(data) < 24:
-        return []
-    for order in ("<", ">"):
-        magic = struct.unpack_from(order + "I", data)[0]
-        if magic in (MAGIC_US, MAGIC_NS):
-            break
-    else:
-        raise ValueError(f"{path}: not a pcap file")
-    scale = 1e-9 if magic == MAGIC_NS else 1e-6
-    record = struct.Struct(order + "IIII")
+    if path.stat().st_size == 0:
+        return []  # a capture that never got a packet, or was stopped before writing its header
+    try:
+        reader = RawPcapReader(str(path))
+    except Scapy_Exception:
+        raise ValueError(f"{path}: not a pcap or pcapng file") from None
     out = []
-    at = 24
-    while at + record.size <= len(data):
-        sec, frac, caplen, _ = record.unpack_from(data, at)
-        frame = data[at + record.size: at + record.size + caplen]
-        at += record.size + caplen
-        payload = _udp_payload(frame, port)
-        if payload is not None:
-            seq, sent = PROBE_HEADER.unpack_from(frame, payload)
-            out.append(Arrival(seq, sent, sec + frac * scale - realtime_offset))
+    with reader:
+        for frame, meta in reader:
+            payload = _udp_payload(frame, port)
+            if payload is not None:
+                seq, sent = PROBE_HEADER.unpack_from(frame, payload)
+                out.append(Arrival(seq, sent, _stamp(reader, meta) - realtime_offset))
     return out
