@@ -35,7 +35,7 @@ DAY_S = 86_400
 
 @dataclass(frozen=True)
 class Inputs:
-    base_table: int = 201_000  # IPv6 DFZ entries at the end of 2023 (calibration, see the README)
+    base_table: int = 201_000  # IPv6 DFZ entries at the end of 2023 (calibration: docs/experiments/scale-model.md)
     base_updates_per_day: int = 100_000  # IPv6 BGP updates a day seen by one DFZ router, 2023 (same source)
     pi_prefixes: int = 1  # prefixes a PI-multihomed site announces (1: its /48; more with traffic engineering)
     failovers_per_site_day: float = 0.1  # exit failures a site sees a day (assumption)
