@@ -20,7 +20,7 @@ TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 SERVERS_ARG := $(if $(SERVERS),--servers $(SERVERS))
 
 .PHONY: setup venv demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
-        first-contact upgrade selection scale-outage triangle bringup frr-scale delay-accuracy
+        first-contact upgrade selection scale-outage triangle bringup frr-scale delay-accuracy new-addresses
 
 setup:
 	@bash tools/setup.sh
@@ -114,6 +114,10 @@ scale-outage: setup
 # How closely delayed links keep their delay: 5, 25 and 50 ms, 1 kHz probes alone and beside TCP (about a minute).
 delay-accuracy: setup
 	$(M6) delay-accuracy
+
+# nptv6 beyond /48 (figure1-pd56): a new address's first packet, the rate of new addresses, rules per address.
+new-addresses: setup
+	$(M6) new-addresses
 
 # 500 failovers in one lab (about half an hour): resources after each, first and last 100 outages compared.
 soak: setup

@@ -52,3 +52,17 @@ def test_the_demo_s_fault_on_a_56_moves_the_site_to_the_other_isp(tmp_path: Path
     assert trial["outbound_outage_ms"] and float(trial["outbound_outage_ms"]) < 1000, trial
     (summary,) = json.loads(r.stdout)
     assert summary["topology"] == "figure1-pd56"
+
+
+def test_the_new_address_benchmark_times_first_packets_and_bursts(tmp_path: Path) -> None:
+    """``multi6lab new-addresses`` in a reduced form: every probe address's first echo is answered (held, not
+    lost) and takes longer than its second, and a burst is taken in at a measured rate."""
+    r = subprocess.run([PY, "-m", "multi6lab.cli", "new-addresses", "--active", "5,30", "--probes", "3",
+                        "--burst", "10", "--out", str(tmp_path / "na")], capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = json.loads((tmp_path / "na" / "new-addresses.json").read_text())
+    assert [s["active"] for s in out["summary"]] == [5, 30]
+    for row in out["rows"]:
+        assert row["first_ms"] is not None and row["first_ms"] >= row["next_ms"] > 0, row
+        assert row["rate_per_s"] and row["rules_per_address"] >= 3  # out, hand-off and in, on each exit

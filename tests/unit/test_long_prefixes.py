@@ -158,3 +158,31 @@ def test_id_loc_still_needs_a_48_and_every_site_still_needs_a_64_or_shorter() ->
         loader.loads(text)
     with pytest.raises(InputError, match="must be /64 or shorter"):
         site(65)
+
+
+def test_the_new_address_benchmark_reads_waits_rates_and_rules_per_size() -> None:
+    from multi6lab.results import newaddresses as r
+
+    events = [{"event": Event.TRANSLATION_LEARNED, "site": "site", "t": t} for t in (1.0, 2.0, 2.5, 3.0)]
+    events.append({"event": Event.TRANSLATION_LEARNED, "site": "other", "t": 2.6})
+    assert r.learned_times(events, "site", 2.0) == [2.0, 2.5, 3.0] and r.rate([2.0, 2.5, 3.0]) == 2.0
+    assert r.rate([1.0]) is None
+    rows = [{"active": n, "first_ms": 3.0 + k, "next_ms": 1.0, "rate_per_s": 500.0, "rules_per_address": 3.0}
+            for n in (10, 100) for k in range(6)]
+    rows.append({"active": 100, "first_ms": None, "next_ms": None, "rate_per_s": 500.0, "rules_per_address": 3.0})
+    ten, hundred = r.summarise(rows)
+    assert ten["active"] == 10 and ten["first_extra_ms"]["p50"] == pytest.approx(4.5) and ten["probes"] == 6
+    assert hundred["first_extra_ms"]["not_recovered"] == 1  # a probe that got no echo is counted, not dropped
+    table = r.markdown([ten, hundred])
+    assert "| 10 | " in table and "| 500.0 | 3.0 |" in table
+
+
+def test_the_new_address_benchmark_refuses_a_site_that_translates_whole_64s(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]
+                                                                             ) -> None:
+    from multi6lab.cli import main
+
+    assert main(["new-addresses", "--topology", str(ROOT / "topologies" / "figure1.yaml"),
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "must run nptv6 with an identity longer than /48" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

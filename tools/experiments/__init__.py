@@ -44,6 +44,8 @@ EXPERIMENTS = (
                                             "beside a TCP bulk flow; exit 1 if one misses 1 ms (root)"),
     Card("triangle", "triangle", "mobility: links and round trips through the home agent, with route "
                                  "optimisation, and plain IPv6 (root)"),
+    Card("new-addresses", "newaddresses", "nptv6 beyond /48: a new address's first-packet wait, the rate of new "
+                                          "addresses the controller takes in, and rules per address (root)"),
     Card("scale-outage", "scaleoutage", "an ISP outage that hits N sites at once: each site's outage against N, "
                                         "on generated topologies (root)"),
 )

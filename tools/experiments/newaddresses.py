@@ -1,0 +1,131 @@
+"""``multi6lab new-addresses``: what a new address costs a site whose exits translate address by address (nptv6
+with an identity longer than /48, RFC 6296 section 3.5; docs/topologies.md).
+
+One lab of a topology whose first site is such a site (default: figure1-pd56.yaml). For each number N of
+addresses already translated (default 10, 100 and 1,000), its host first takes on addresses until N have their
+translations (one datagram from each, to the remote's discard port); then a burst of fresh addresses each sends
+one datagram at once, and the controller's ``translation_learned`` events say how many it installed a second
+and the first exit's flow table how many rules each added; then, one at a time after a seeded pause, fresh
+addresses each send two echoes to the remote: the first waits for its translation, the second does not, and the
+difference is the first packet's extra wait. The controller keeps 1,024 translations a site (the oldest give
+way), so the largest N runs at that cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from ipaddress import IPv6Network
+from typing import Any
+
+from multi6lab.experiments.recipe import Recipe, numbers, say, shipped
+from multi6lab.lab.emulation import EnvError
+from multi6lab.lab.lifecycle import READY_TIMEOUT, RTT, Lab, wait_for
+from multi6lab.results import newaddresses as results
+from multi6lab.topologies import loader
+
+PAUSE_S = (0.05, 0.25)  # the seeded pause before each probe address's echoes
+SEND_ONE = ("import socket, sys\n"
+            "for a in open(sys.argv[1]).read().split():\n"
+            "    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+            "    s.bind((a, 0))\n"
+            "    s.sendto(b'x', (sys.argv[2], 9))\n"
+            "    s.close()\n")
+
+
+class Host:
+    """The measured site's host, the addresses it takes on, and the remote they talk to."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        sp = lab.plan.sites[0]
+        self.site, self.name, self.exit = sp.site.name, sp.hosts[0].name, sp.exits[0].name
+        self.dev = lab.plan.intfs(self.name)[0].name
+        assert sp.site.identity is not None
+        self.subnet = next(sp.site.identity.subnets(new_prefix=64))
+        self.remote = str(lab.plan.address(lab.plan.topology.remotes[0].name))
+        self.made = 0
+
+    def fresh(self, n: int) -> list[str]:
+        """``n`` addresses of the site's first /64 the host has not had, added to its interface."""
+        base = int(self.subnet.network_address) + (0xA << 48)
+        addrs = [str(IPv6Network((base + self.made + k + 1, 128)).network_address) for k in range(n)]
+        self.made += n
+        batch = self.lab.workdir / f"addresses-{self.made}.batch"
+        batch.write_text("".join(f"address add {a}/64 dev {self.dev} nodad\n" for a in addrs))
+        self.lab.cmd(self.name, f"ip -6 -batch {batch}")
+        return addrs
+
+    def send_from(self, addrs: list[str]) -> None:
+        """One datagram from each address to the remote, as fast as one process sends them."""
+        listing = self.lab.workdir / f"send-{self.made}.txt"
+        listing.write_text("\n".join(addrs))
+        script = self.lab.workdir / "send_one.py"
+        script.write_text(SEND_ONE)
+        self.lab.cmd(self.name, f"{sys.executable} {script} {listing} {self.remote}")
+
+    def learned(self, since: float) -> list[float]:
+        return results.learned_times(self.lab.events(), self.site, since)
+
+    def rules(self) -> int:
+        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", self.exit], capture_output=True,
+                             text=True, check=False).stdout
+        return sum(1 for line in out.splitlines() if "cookie=" in line)
+
+
+def measure(lab: Lab, sizes: list[int], probes: int, burst: int, seed: int,
+            say: Callable[[str], None]) -> list[dict[str, Any]]:
+    h, rng, rows = Host(lab), random.Random(seed), []
+    for n in sizes:
+        t0 = time.monotonic()
+        h.send_from(h.fresh(max(0, n - h.made)))
+        wait_for(f"{n} translations", lambda t0=t0, n=n: len(h.learned(0.0)) >= n, READY_TIMEOUT * 4)
+        before, t1 = h.rules(), time.monotonic()
+        h.send_from(h.fresh(burst))
+        wait_for(f"a burst of {burst} translations", lambda t1=t1: len(h.learned(t1)) >= burst, READY_TIMEOUT * 4)
+        per_s, per_address = results.rate(h.learned(t1)), round((h.rules() - before) / burst, 2)
+        say(f"{n} translated: a burst of {burst} took {per_s} a second, {per_address} rules each")
+        for _ in range(probes):
+            (a,) = h.fresh(1)
+            time.sleep(rng.uniform(*PAUSE_S))  # a seeded pause: no probe lines up with the controller's loops
+            rtts = [float(m) for m in RTT.findall(lab.cmd(h.name, f"ping -6 -n -c2 -i 0.2 -W2 -I {a} {h.remote}"))]
+            rows.append({"active": n, "first_ms": rtts[0] if len(rtts) == 2 else None,
+                         "next_ms": rtts[-1] if rtts else None, "rate_per_s": per_s, "rules_per_address": per_address})
+    return rows
+
+
+def options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topology", type=shipped, default="topologies/figure1-pd56.yaml",
+                   help="its first site translates per address: nptv6 with an identity longer than /48 "
+                        "(default topologies/figure1-pd56.yaml)")
+    p.add_argument("--active", default="10,100,1000", help="addresses already translated, comma-separated "
+                                                         "(default 10,100,1000)")
+    p.add_argument("--probes", type=int, default=20, help="fresh addresses timed one by one at each size "
+                                                          "(default 20)")
+    p.add_argument("--burst", type=int, default=200, help="fresh addresses sending at once at each size "
+                                                          "(default 200)")
+    p.add_argument("--seed", type=int, default=1, help="the pauses before each probe (default 1)")
+    p.add_argument("--out", help="results directory (default results/new-addresses-<time>)")
+
+
+def run(args: argparse.Namespace, recipe: Recipe) -> int:
+    sizes = sorted(set(numbers(args.active, int, "--active", "counts separated by commas, e.g. 10,100,1000")))
+    if sizes[0] < 0 or args.probes < 1 or args.burst < 2:
+        raise EnvError("--active must be 0 or more, --probes 1 or more and --burst 2 or more")
+    topo = loader.load(args.topology)
+    first = topo.sites[0]
+    if not (first.approach.profile.translates and not first.approach.profile.edges_map and first.identity
+            and first.identity.prefixlen > 48):
+        raise EnvError(f"{args.topology}: its first site must run nptv6 with an identity longer than /48 "
+                       "(topologies/figure1-pd56.yaml has one)")
+    rec = recipe.begin(args.seed)
+    with Lab(topo, rec.out, progress=say) as lab:
+        rows = measure(lab, sizes, args.probes, args.burst, args.seed, say)
+    stats = results.summarise(rows)
+    rec.save(topology=topo.name, summary=stats, rows=rows)
+    rec.publish(results.markdown(stats))
+    return 0
