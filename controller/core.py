@@ -395,6 +395,9 @@ class Core:
                 del known[next(iter(known))]  # the oldest gives way, and its slot
             taken = set(known.values())
             known[ident] = next(i for i in range(MAX_TRANSLATED + 1) if i not in taken)
+            # States before this one do not recur (translations only accumulate): caching them would hold a
+            # thousand addresses' rule sets each, for nothing.
+            self.policies.clear()
             self._push("translation", now)
             self.log(Event.TRANSLATION_LEARNED, site=sp.site.name, address=str(ident), exit=role,
                      translated=len(known))
