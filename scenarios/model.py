@@ -256,6 +256,19 @@ class Scenario:
         return f"{label}, controllers frozen" if self.frozen else label
 
     @property
+    def detection_bound_ms(self) -> float | None:
+        """How long a silent failure may go unnoticed by the site's triggers: BFD's (or else BGP's hold time) for
+        routing, the heartbeats' (or id-loc's pair probes') interval x multiplier, or None where no trigger
+        watches for silence (link, icmp and transport triggers fire on an event, not a timeout)."""
+        site = self.effective.site(self.site)
+        if site.approach.profile.bgp:
+            bfd = site.bgp.bfd
+            return float(bfd.interval_ms * bfd.multiplier) if bfd else float(site.bgp.hold_s * 1000)
+        if Trigger.HEARTBEAT in site.triggers or site.approach.profile.edges_map:
+            return site.heartbeat.interval_ms * site.heartbeat.multiplier
+        return None
+
+    @property
     def approach_label(self) -> Approach:
         return self.effective.site(self.site).approach
 

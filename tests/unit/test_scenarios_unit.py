@@ -15,7 +15,7 @@ from multi6lab.topologies import loader
 from multi6lab.topologies.model import Bgp
 from multi6lab.topologies.plan import Plan, SitePlan, build
 from multi6lab.topologies.yamlsrc import InputError
-from multi6lab.vocabulary import Approach
+from multi6lab.vocabulary import Approach, Trigger
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted([*(ROOT / "scenarios").glob("*.yaml"), *(ROOT / "scenarios" / "benchmarks").glob("*.yaml")])
@@ -468,13 +468,25 @@ def test_the_headline_table_is_the_comparison_in_brief_with_round_trips_where_th
                             "tcp_sessions": {"survived": 3, "total": 4}, "rtt_ms": {"p50": rtt}}}
 
     rows, faults = ["id-loc × link", "nptv6 × link"], ["no fault", "link down"]
-    cells = {("id-loc × link", "link down"): cell(150.0, 200.0, 100.0),
+    cells = {("id-loc × link", "link down"): {**cell(150.0, 200.0, 100.0), "detection_bound_ms": 50.0},
              ("nptv6 × link", "link down"): cell(7.0, None, 1.2),
              ("id-loc × link", "no fault"): cell(0.0, 0.0, 100.0)}
     md = comparison.headline(rows, faults, cells)
     assert md.splitlines()[0] == "| approach × trigger | link down |"  # nothing broke in 'no fault'
-    assert "| id-loc × link | out 150 / 300 (1.5 RTT)<br>in 200 / 400 (2.0 RTT)<br>TCP 3/4 |" in md
+    assert ("| id-loc × link | out 150 / 300 (3.0× bound, 1.5 RTT)<br>in 200 / 400 (4.0× bound, 2.0 RTT)<br>"
+            "TCP 3/4 |") in md
     assert "| nptv6 × link | out 7 / 14<br>in —<br>TCP 3/4 |" in md  # a 1 ms path: no ratio worth giving
     censored = comparison.headline(["id-loc × link"], ["link down"],
                                    {("id-loc × link", "link down"): cell(1000.0, 9.0, 100.0, ("p50", "p95"))})
     assert "out > 1 s / > 2 s<br>" in censored and "(10.0 RTT)" not in censored
+
+
+def test_a_scenario_s_detection_bound_is_the_slowest_timeout_its_triggers_wait_for_silence() -> None:
+    from multi6lab.scenarios.model import Overrides
+
+    sc = model.load(ROOT / "scenarios" / "blackhole-heartbeat.yaml")
+    site = sc.effective.site(sc.site)
+    assert sc.detection_bound_ms == site.heartbeat.interval_ms * site.heartbeat.multiplier
+    link_only = dataclasses.replace(sc, effective=Overrides(triggers=(Trigger.LINK,)).apply(sc.topology, sc.site))
+    assert link_only.detection_bound_ms is None  # the link trigger fires on an event, not a timeout
+    assert model.load(ROOT / "scenarios" / "routing-bfd-blackhole.yaml").detection_bound_ms == 30.0

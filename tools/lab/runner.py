@@ -336,7 +336,8 @@ class Runner:
                          + (f" · {self.tick()}" if self.tick else ""))
         summary = {
             "scenario": sc.name, "topology": sc.topology.name, "approach": sc.approach_label,
-            "trigger": sc.trigger_label, "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
+            "trigger": sc.trigger_label, "detection_bound_ms": sc.detection_bound_ms,
+            "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
             "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
             "command": f"multi6lab run {sc.source} --trials {len(trials)}" + (
                 f" --servers {self.servers} --cluster-links {self.cluster_links}" if self.servers > 1 else ""),

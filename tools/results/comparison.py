@@ -91,21 +91,26 @@ def markdown(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
 RATIO_FROM_MS = 10.0  # below this round trip an outage in round trips says more about the clock than the path
 
 
-def _brief(m: dict[str, Any], rtt: float | None) -> str:
+def _brief(m: dict[str, Any], rtt: float | None, bound: float | None) -> str:
     """A direction's outage in a headline cell: p50 / p95 ms (censored percentiles as '> X'), or '—' when it
-    never recovered, and in round trips where the path has one worth counting."""
+    never recovered; its p50 also as a multiple of the row's detection bound, and in round trips where the path
+    has one worth counting."""
     o = m["outage_ms"]
     if o is None:
         return "—"
     text = f"{shown(o, 'p50', '.0f')} / {shown(o, 'p95', '.0f')}"
-    if rtt is not None and rtt >= RATIO_FROM_MS and "p50" not in o.get("censored", ()):
-        text += f" ({o['p50'] / rtt:.1f} RTT)"
-    return text
+    if "p50" in o.get("censored", ()):
+        return text
+    ratios = [f"{o['p50'] / bound:.1f}× bound"] if bound else []
+    ratios += [f"{o['p50'] / rtt:.1f} RTT"] if rtt is not None and rtt >= RATIO_FROM_MS else []
+    return text + (f" ({', '.join(ratios)})" if ratios else "")
 
 
 def headline(rows: list[str], faults: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> str:
     """The comparison in brief, for the README: per cell the outage p50 / p95 (ms) out and in, and the TCP
-    sessions kept; at a round trip of 10 ms or more each p50 also in round trips."""
+    sessions kept; each p50 also as a multiple of the row's detection bound (how long its triggers may take to
+    notice a silent failure, ``Scenario.detection_bound_ms``), and at a round trip of 10 ms or more in round
+    trips."""
     lines = ["| approach × trigger | " + " | ".join(f for f in faults if not f.startswith("no fault")) + " |"]
     shown_faults = [f for f in faults if not f.startswith("no fault")]
     lines.append("|---|" + "---|" * len(shown_faults))
@@ -116,10 +121,10 @@ def headline(rows: list[str], faults: list[str], cells: dict[tuple[str, str], di
             if s is None or "error" in s:
                 texts.append("failed" if s is not None else "—")
                 continue
-            m = s["metrics"]
+            m, bound = s["metrics"], s.get("detection_bound_ms")
             rtt = (m.get("rtt_ms") or {}).get("p50")
             tcp = m.get("tcp_sessions")
-            texts.append(f"out {_brief(m['outbound'], rtt)}<br>in {_brief(m['inbound'], rtt)}"
+            texts.append(f"out {_brief(m['outbound'], rtt, bound)}<br>in {_brief(m['inbound'], rtt, bound)}"
                          + (f"<br>TCP {tcp['survived']}/{tcp['total']}" if tcp else ""))
         lines.append(f"| {r} | " + " | ".join(texts) + " |")
     return "\n".join(lines) + "\n"
