@@ -99,8 +99,8 @@ def _brief(m: dict[str, Any], rtt: float | None, bound: float | None) -> str:
     if o is None:
         return "—"
     text = f"{shown(o, 'p50', '.0f')} / {shown(o, 'p95', '.0f')}"
-    if "p50" in o.get("censored", ()):
-        return text
+    if "p50" in o.get("censored", ()) or not o["p50"]:
+        return text  # a censored p50 is no multiple of anything, and nothing lost is no multiple worth giving
     ratios = [f"{o['p50'] / bound:.1f}× bound"] if bound else []
     ratios += [f"{o['p50'] / rtt:.1f} RTT"] if rtt is not None and rtt >= RATIO_FROM_MS else []
     return text + (f" ({', '.join(ratios)})" if ratios else "")
