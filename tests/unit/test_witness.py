@@ -97,3 +97,6 @@ def test_the_witness_is_summarised_per_direction_and_shown_in_its_cell() -> None
     cell = {"metrics": m}
     text = comparison.cell_text(cell)
     assert "witness Δ max out 22.0 ms" in text and "out differs > 2 ms in 1 trials: the outbound stream" in text
+    neither = analysis.aggregate([trial(1, 7.0, 6.5)])  # a direction no instrument saw recover: no difference
+    neither["inbound"]["witness"] = {**neither["outbound"]["witness"], "difference_max_ms": None}
+    assert comparison.cell_text({"metrics": neither}).endswith("witness Δ max out 0.5 ms")

@@ -56,7 +56,9 @@ def cell_text(s: dict[str, Any]) -> str:
                                                        for d, c in flagged.items()))
     seen = {short[d]: w for d in short if (w := m[d].get("witness"))}
     if seen:  # the independent instrument (results.witness): how far it read this cell from the probes
-        parts.append("witness Δ max " + ", ".join(f"{d} {w['difference_max_ms']} ms" for d, w in seen.items()))
+        deltas = [f"{d} {w['difference_max_ms']} ms" for d, w in seen.items() if w["difference_max_ms"] is not None]
+        if deltas:  # a direction neither instrument saw recover has no difference to give
+            parts.append("witness Δ max " + ", ".join(deltas))
         for d, w in seen.items():
             if w["over_2ms"]:
                 parts.append(f"{d} differs > 2 ms in {w['over_2ms']} trials: {w['explanation']}")
