@@ -77,24 +77,37 @@ class Host:
         return sum(1 for line in out.splitlines() if "cookie=" in line)
 
 
-def measure(lab: Lab, sizes: list[int], probes: int, burst: int, seed: int,
-            say: Callable[[str], None]) -> list[dict[str, Any]]:
+def measure(lab: Lab, sizes: list[int], probes: int, burst: int, seed: int, say: Callable[[str], None],
+            failed: dict[int, str]) -> list[dict[str, Any]]:
+    """The rows of every size reached; a size the controller cannot reach in time is noted in ``failed`` (why)
+    and ends the sweep, the sizes before it kept."""
     h, rng, rows = Host(lab), random.Random(seed), []
     for n in sizes:
-        t0 = time.monotonic()
-        h.send_from(h.fresh(max(0, n - h.made)))
-        wait_for(f"{n} translations", lambda t0=t0, n=n: len(h.learned(0.0)) >= n, READY_TIMEOUT * 4)
-        before, t1 = h.rules(), time.monotonic()
-        h.send_from(h.fresh(burst))
-        wait_for(f"a burst of {burst} translations", lambda t1=t1: len(h.learned(t1)) >= burst, READY_TIMEOUT * 4)
-        per_s, per_address = results.rate(h.learned(t1)), round((h.rules() - before) / burst, 2)
-        say(f"{n} translated: a burst of {burst} took {per_s} a second, {per_address} rules each")
-        for _ in range(probes):
-            (a,) = h.fresh(1)
-            time.sleep(rng.uniform(*PAUSE_S))  # a seeded pause: no probe lines up with the controller's loops
-            rtts = [float(m) for m in RTT.findall(lab.cmd(h.name, f"ping -6 -n -c2 -i 0.2 -W2 -I {a} {h.remote}"))]
-            rows.append({"active": n, "first_ms": rtts[0] if len(rtts) == 2 else None,
-                         "next_ms": rtts[-1] if rtts else None, "rate_per_s": per_s, "rules_per_address": per_address})
+        try:
+            rows += _size(lab, h, n, probes, burst, rng, say)
+        except EnvError as exc:  # the machine's (or the controller's) limit, found
+            failed[n] = str(exc)
+            say(f"{n} translated: {exc}")
+            break
+    return rows
+
+
+def _size(lab: Lab, h: Host, n: int, probes: int, burst: int, rng: random.Random,
+          say: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows = []
+    h.send_from(h.fresh(max(0, n - h.made)))
+    wait_for(f"{n} translations", lambda: len(h.learned(0.0)) >= n, READY_TIMEOUT * 4)
+    before, t1 = h.rules(), time.monotonic()
+    h.send_from(h.fresh(burst))
+    wait_for(f"a burst of {burst} translations", lambda: len(h.learned(t1)) >= burst, READY_TIMEOUT * 4)
+    per_s, per_address = results.rate(h.learned(t1)), round((h.rules() - before) / burst, 2)
+    say(f"{n} translated: a burst of {burst} took {per_s} a second, {per_address} rules each")
+    for _ in range(probes):
+        (a,) = h.fresh(1)
+        time.sleep(rng.uniform(*PAUSE_S))  # a seeded pause: no probe lines up with the controller's loops
+        rtts = [float(m) for m in RTT.findall(lab.cmd(h.name, f"ping -6 -n -c2 -i 0.2 -W2 -I {a} {h.remote}"))]
+        rows.append({"active": n, "first_ms": rtts[0] if len(rtts) == 2 else None,
+                     "next_ms": rtts[-1] if rtts else None, "rate_per_s": per_s, "rules_per_address": per_address})
     return rows
 
 
@@ -123,9 +136,11 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
         raise EnvError(f"{args.topology}: its first site must run nptv6 with an identity longer than /48 "
                        "(topologies/figure1-pd56.yaml has one)")
     rec = recipe.begin(args.seed)
+    failed: dict[int, str] = {}
     with Lab(topo, rec.out, progress=say) as lab:
-        rows = measure(lab, sizes, args.probes, args.burst, args.seed, say)
+        rows = measure(lab, sizes, args.probes, args.burst, args.seed, say, failed)
     stats = results.summarise(rows)
-    rec.save(topology=topo.name, summary=stats, rows=rows)
-    rec.publish(results.markdown(stats))
-    return 0
+    rec.save(topology=topo.name, summary=stats, failed=failed, rows=rows)
+    rec.publish(results.markdown(stats) + "".join(f"\n{n:,} translated: not reached ({why})\n"
+                                                   for n, why in failed.items()))
+    return 1 if failed else 0
