@@ -15,7 +15,6 @@ Only the outbound direction is measured: under nptv6 the inbound one does not re
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 from multi6lab.experiments.recipe import Recipe, Ticker, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
-from multi6lab.lab.runner import PROBE, play, run_action
+from multi6lab.lab.runner import PROBE, arrivals, inject, prepare
 from multi6lab.results import analysis
 from multi6lab.results import scaleoutage as results
 from multi6lab.results.progress import Progress
@@ -89,6 +88,8 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
     phase = rng.uniform(0.0, PHASE_S)
     total = WARMUP_S + phase + fault_s + AFTER_S
     start = max(0.5, START_S_PER_SITE * n)  # every sender must be streaming before the warm-up begins
+    fault = faults.compile_fault(plan, sites[0], IspOutage(isp=isp, at=0.0, duration=fault_s), 0, fault_s)
+    prepare(lab, [fault])
     procs = []
     for i, _ in enumerate(sites):
         procs.append(lab.popen(remote, [*PROBE, "recv", "--port", str(BASE_PORT + i), "--duration",
@@ -100,21 +101,14 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
         procs.append(lab.popen(sp.hosts[0].name, [*PROBE, "send", "--dst", dst, "--port", str(BASE_PORT + i),
                                                   "--rate", str(rate), "--duration", str(total),
                                                   "--start-at", f"{t0:.6f}", "--out", str(d / f"site{i}-send.csv")]))
-    fault = faults.compile_fault(plan, sites[0], IspOutage(isp=isp, at=0.0, duration=fault_s), 0, fault_s)
-    try:  # the same engine as a scenario's trials: each action at its time, recorded
-        down, up = play(lab, list(fault.actions), t0 + WARMUP_S + phase, phase)
-    finally:
-        for a in fault.undo:
-            run_action(lab, a, check=False)
+    down, up = inject(lab, [fault], t0 + WARMUP_S + phase, phase)  # the scenarios' engine: timed, recorded, undone
     opened, in_effect, restore = down["start"], down["end"], up["start"]  # the window opens as the command starts
     for p in procs:
         p.wait(total + 10)
     period = 1.0 / rate
     rows = []
     for i, sp in enumerate(sites):
-        with open(d / f"site{i}.csv") as f:
-            arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
-                   for r in csv.DictReader(f)]
+        arr = arrivals(d / f"site{i}.csv")
         s = analysis.stream(arr, int(total * rate), period, opened, restore, t0 + total)
         usual, back = results.transits(arr, in_effect, s.gap if s.outage_ms is not None else None)
         rows.append({"n": n, "trial": k, "site": sp.site.name, "outage_ms": s.outage_ms, "reason": s.reason,

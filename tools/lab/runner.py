@@ -91,8 +91,7 @@ class Runner:
         h, r = sc.host, sc.remote
         listen = str(total + STARTUP_S + 1.0)
         mp = ["--mptcp"] if sc.approach_label == Approach.MPTCP else []  # the TCP probes speak MPTCP
-        for a in (p for c in compiled for p in c.prepare):
-            run_action(lab, a)
+        prepare(lab, compiled)
         procs = []
         caps = self.start_pcaps(lab, d) if tr.pcap else []
         offset = realtime_offset()  # capture stamps are CLOCK_REALTIME
@@ -149,18 +148,16 @@ class Runner:
             procs.append(lab.popen(r, ["iperf3", "-s", "-1", "-p", "5201"], stdout=subprocess.DEVNULL))
             procs.append(lab.popen(h, ["iperf3", "-c", r_addr, "-p", "5201", "-u", "-b", f"{tr.iperf3_mbit}M",
                                        "-t", str(int(total + 1))], stdout=subprocess.DEVNULL))
-        injected: list[dict[str, Any]] = []
         frozen: dict[str, float] = {}  # when the controllers were stopped and continued (monotonic)
-        actions = sorted(a for c in compiled for a in c.actions)
+
+        def freeze(first: float) -> None:  # from just before the first fault: only the switches' own rules act
+            _sleep_until(first - FREEZE_LEAD_S)
+            lab.freeze_controllers(True)
+            frozen["stopped"] = time.monotonic()
+
         try:
-            if sc.frozen:  # from just before the first fault: only the switches' own rules act
-                _sleep_until(origin + actions[0].at - FREEZE_LEAD_S)
-                lab.freeze_controllers(True)
-                frozen["stopped"] = time.monotonic()
-            injected = play(lab, actions, origin, phase)
+            injected = inject(lab, compiled, origin, phase, freeze if sc.frozen else None)
         finally:
-            for a in (u for c in compiled for u in c.undo):
-                run_action(lab, a, check=False)
             if sc.frozen:  # the freeze ends as SIGCONT leaves: a controller logs its backlog at once
                 frozen["continued"] = time.monotonic()
                 lab.freeze_controllers(False)
@@ -256,9 +253,8 @@ class Runner:
         sent = int(total * sc.traffic.udp_rate)
         streams = {}
         for name in ("outbound", "inbound"):
-            arr = [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
-                   for r in read_rows(d / f"{name}.csv")]
-            streams[name] = analysis.stream(arr, sent, period, opened, restore_start, t_end, sc.traffic.recovery_k)
+            streams[name] = analysis.stream(arrivals(d / f"{name}.csv"), sent, period, opened, restore_start,
+                                            t_end, sc.traffic.recovery_k)
         cross = {}
         for name, port in (("outbound", UDP_OUT), ("inbound", UDP_IN)):
             pcap = d / f"{name}-probes.pcap"
@@ -384,6 +380,12 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def arrivals(path: Path) -> list[analysis.Arrival]:
+    """A probe receiver's log (``probe recv --out``), as the analysis reads a stream."""
+    return [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
+            for r in read_rows(path)]
+
+
 def finish(p: subprocess.Popen[bytes], timeout: float) -> None:
     """Wait for a probe to end by itself; one still running after ``timeout`` is stopped."""
     try:
@@ -414,6 +416,28 @@ def run_action(lab: Lab, a: Action, check: bool = True) -> None:
         lab.emulation.run(a.node, a.command)  # type: ignore[union-attr]
     else:
         lab.cmd(a.node, a.command)
+
+
+def prepare(lab: Lab, compiled: list[Compiled]) -> None:
+    """What the faults set up before a trial's probes start (an empty nftables table), so that setting it up
+    later cannot disturb the measured stream."""
+    for a in (p for c in compiled for p in c.prepare):
+        run_action(lab, a)
+
+
+def inject(lab: Lab, compiled: list[Compiled], origin: float, phase: float,
+           before: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
+    """The one fault engine every experiment's trial goes through (after :func:`prepare`): the faults'
+    actions at ``origin`` + their times (:func:`play`), and their undo whatever happens. ``before`` is called
+    with the first action's time before it is due (a scenario's frozen controllers are stopped there)."""
+    actions = sorted(a for c in compiled for a in c.actions)
+    try:
+        if before is not None:
+            before(origin + actions[0].at)
+        return play(lab, actions, origin, phase)
+    finally:
+        for a in (u for c in compiled for u in c.undo):
+            run_action(lab, a, check=False)
 
 
 def play(lab: Lab, actions: list[Action], origin: float, phase: float) -> list[dict[str, Any]]:
