@@ -129,9 +129,16 @@ def delay_rule(intf: str, way: str, queue: int) -> str:
     return f"ip6tables -w -t mangle -A {chain} {flag} {q(intf)} -j NFQUEUE --queue-num {int(queue)}"
 
 
-def netem_probe(intf: str) -> str:
-    """Succeeds only where the kernel has the netem qdisc (adds and removes a zero delay)."""
-    return f"tc qdisc add dev {q(intf)} root handle 999: netem delay 0ms && tc qdisc del dev {q(intf)} root handle 999:"
+NETEM_PROBE = "m6lnetem"  # the veth pair a netem probe makes for itself, in the node it asks about
+
+
+def netem_probe() -> str:
+    """Succeeds only where the kernel has the netem qdisc: a zero delay added on a veth made and removed for the
+    question. Not on a lab interface: one with a bandwidth already has a root qdisc (tbf), so adding another
+    fails on a kernel that has netem (found in the Mininet VM, where the lab then fell back to its delay line)."""
+    return (f"ip link add name {NETEM_PROBE} type veth peer name {NETEM_PROBE}p && "
+            f"{{ tc qdisc add dev {NETEM_PROBE} root netem delay 0ms; ok=$?; ip link del {NETEM_PROBE}; "
+            "[ $ok -eq 0 ]; }")
 
 
 def addresses(dev: str) -> str:

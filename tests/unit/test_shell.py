@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from ipaddress import IPv6Address as A
 from ipaddress import IPv6Interface, IPv6Network
+from pathlib import Path
+
+import pytest
 
 from multi6lab.topologies import shell
 from multi6lab.topologies.plan import NodeConfig, Route, SourceFilter
@@ -63,3 +67,17 @@ def test_a_first_contact_pings_until_one_echo_is_answered_within_a_deadline() ->
     words = shlex.split(shell.reach(IPv6Address("fd00:2::6d:ff:fe00:900")))
     assert words[:2] == ["timeout", str(shell.RESOLVE_DEADLINE_S)] and words[2:4] == ["sh", "-c"]
     assert words[4] == "until ping -6 -q -n -c1 -W1 fd00:2::6d:ff:fe00:900 >/dev/null; do sleep 0.1; done"
+
+
+@pytest.mark.parametrize("tc_status,answer", [(0, 0), (2, 1)])
+def test_the_netem_probe_asks_on_a_veth_of_its_own_and_removes_it_either_way(tmp_path: Path, tc_status: int,
+                                                                              answer: int) -> None:
+    """A lab interface may already have a root qdisc (a bandwidth's tbf): the probe never touches one."""
+    log = tmp_path / "calls"
+    for prog, status in (("ip", 0), ("tc", tc_status)):
+        (tmp_path / prog).write_text(f'#!/bin/sh\necho "{prog} $*" >> {log}\nexit {status}\n')
+        (tmp_path / prog).chmod(0o755)
+    r = subprocess.run(["sh", "-c", shell.netem_probe()], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=False)
+    assert (r.returncode != 0) == bool(answer)
+    assert log.read_text().splitlines() == ["ip link add name m6lnetem type veth peer name m6lnetemp",
+                                            "tc qdisc add dev m6lnetem root netem delay 0ms", "ip link del m6lnetem"]

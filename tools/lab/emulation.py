@@ -67,6 +67,11 @@ def datapath() -> str:
     return "kernel" if Path("/sys/module/openvswitch").exists() else "user"
 
 
+def datapath_label() -> str:
+    """The datapath as results name it, OVS's own word in brackets: 'kernel (system)' or 'userspace (netdev)'."""
+    return "kernel (system)" if datapath() == "kernel" else "userspace (netdev)"
+
+
 def require_emulator(what: str) -> None:
     require_root(what)
     try:
@@ -301,7 +306,7 @@ class Emulation:
         impaired = [lp for lp in self.plan.links if lp.delay_ms or lp.jitter_ms or lp.loss_pct]
         if not impaired:
             return
-        if self._netem_available(*self._any_router_or_host_end(impaired[0])):
+        if self._netem_available(self._any_router_or_host_end(impaired[0])):
             for lp in impaired:
                 spec = shell.netem_spec(lp.delay_ms, lp.jitter_ms, lp.loss_pct)
                 for i in (lp.a, lp.b):
@@ -319,9 +324,10 @@ class Emulation:
             self.start_delay_lines(held)
             self.delay = "delay line (NFQUEUE verdict daemon)"
 
-    def _any_router_or_host_end(self, lp: LinkPlan) -> tuple[str | None, str]:
+    def _any_router_or_host_end(self, lp: LinkPlan) -> str | None:
+        """A node at one end of ``lp`` that is not a switch (None: both are; such ends share the host's kernel)."""
         ends = [i for i in (lp.a, lp.b) if self.role[i.node] != "switch"]
-        return (ends[0].node, ends[0].name) if ends else (None, lp.a.name)
+        return ends[0].node if ends else None
 
     def _loss_only(self, lp: LinkPlan) -> None:
         ends = [i for i in (lp.a, lp.b) if self.role[i.node] != "switch"]
@@ -369,8 +375,8 @@ class Emulation:
         else:
             self.run(node, cmd)
 
-    def _netem_available(self, node: str | None, intf: str) -> bool:
-        test = shell.netem_probe(intf)
+    def _netem_available(self, node: str | None) -> bool:
+        test = shell.netem_probe()
         if node is None:
             return subprocess.run(test, shell=True, capture_output=True, check=False).returncode == 0
         out = self.net[node].cmd(f"{test} >/dev/null 2>&1; echo __rc=$?")
