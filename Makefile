@@ -19,7 +19,7 @@ TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS))
 # SERVERS=n spreads each lab over n servers (this machine and n-1 emulated ones; docs/cluster.md).
 SERVERS_ARG := $(if $(SERVERS),--servers $(SERVERS))
 
-.PHONY: setup venv demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
+.PHONY: vm vm-test vm-smoke vm-shell setup venv demo test unit integration test-repeat lint validate draw clean scenario scenarios report compare soak \
         first-contact upgrade selection scale-outage triangle bringup frr-scale delay-accuracy new-addresses
 
 setup:
@@ -118,6 +118,23 @@ delay-accuracy: setup
 # nptv6 beyond /48 (figure1-pd56): a new address's first packet, the rate of new addresses, rules per address.
 new-addresses: setup
 	$(M6) new-addresses
+
+# The Mininet VM (docs/vm.md): a Debian guest with the kernel datapath, netem and SRv6, built from Debian packages
+# (cached; rebuilt when its inputs change), booted under qemu (KVM where a KVM guest runs, TCG otherwise).
+vm:
+	@bash tools/vm/build.sh
+
+# In the guest: the demo (TRIALS, default 2) on the kernel datapath and the full-kernel integration tests; results
+# and the tests' report come back to results/vm-test-<time>/; the exit status is the guest's.
+vm-test: vm setup
+	$(M6) vm test --trials $(or $(TRIALS),2)
+
+# What CI runs: boot, the demo on the kernel datapath (one trial).
+vm-smoke: vm setup
+	$(M6) vm smoke --trials $(or $(TRIALS),1)
+
+vm-shell: vm setup
+	$(M6) vm shell
 
 # 500 failovers in one lab (about half an hour): resources after each, first and last 100 outages compared.
 soak: setup

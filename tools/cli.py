@@ -223,6 +223,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vm(args: argparse.Namespace) -> int:
+    from multi6lab.vm import boot
+
+    return boot.run(args)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from multi6lab.topologies import generate
     from multi6lab.vocabulary import Trigger
@@ -499,6 +505,12 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     dn.add_argument("name", metavar="LAB")
     c = add("clean", cmd_clean, "remove what crashed or interrupted runs left behind (root)")
     c.add_argument("--all", action="store_true", help="also end runs whose owner process is still alive")
+    vm = add("vm", cmd_vm, "boot the Mininet VM (built by 'make vm': Debian's kernel, so the kernel datapath, netem "
+                           "and SRv6) and run the demo and the full-kernel tests in it, or a shell (root)")
+    if "vm" in wanted:
+        from multi6lab.vm import boot
+
+        boot.options(vm)
     g = add("generate", cmd_generate, "write a topology of N multihomed sites on M ISPs (deterministic from --seed)")
     g.add_argument("--sites", type=int, required=True, help="number of sites")
     g.add_argument("--isps", type=int, required=True, help="number of ISPs")

@@ -2,10 +2,13 @@
 # Idempotent set-up for multi6lab: Debian packages, the .venv, Open vSwitch running.
 # Called by every Make target that needs the emulator; safe to run again and again.
 # 'setup.sh --venv' makes only the .venv (no root): what 'make unit' and 'make lint' need.
+# 'setup.sh --install' installs everything but starts nothing: how the VM image is made (tools/vm/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv_only=false
+install_only=false
 [ "${1:-}" = --venv ] && venv_only=true
+[ "${1:-}" = --install ] && install_only=true
 
 if ! $venv_only && [ "$(id -u)" -ne 0 ]; then
   echo "multi6lab: setup needs root (it installs packages and starts Open vSwitch); run it as 'sudo make setup'." >&2
@@ -68,6 +71,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 $venv_only && exit 0
+$install_only && { echo "== installed (nothing started)"; exit 0; }
 
 # Open vSwitch: use the running service if there is one, otherwise start it ourselves (no systemd here).
 if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
@@ -76,5 +80,5 @@ if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
 fi
 # The kernel datapath is used only where the module exists; the emulator checks /sys/module/openvswitch.
 modprobe -q openvswitch 2>/dev/null || true
-if [ -d /sys/module/openvswitch ]; then dp=kernel; else dp="userspace (netdev)"; fi
+if [ -d /sys/module/openvswitch ]; then dp="kernel (system)"; else dp="userspace (netdev)"; fi
 echo "== ready: Open vSwitch $(ovs-vsctl --version | head -1 | awk '{print $NF}'), datapath: $dp"

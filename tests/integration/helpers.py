@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from multi6lab.lab.lifecycle import Lab
+from multi6lab.lab.lifecycle import Lab, slowness
+from multi6lab.lab.runner import start_lead
 from multi6lab.topologies import loader, shell
 from multi6lab.topologies.plan import Plan
 from multi6lab.traffic.probe import RECORD_SIZE
@@ -55,8 +56,9 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int =
     tag = f"{sender}-{receiver}-{port}-{time.monotonic_ns()}"
     rout, sout = wd / f"recv-{tag}.csv", wd / f"send-{tag}.csv"
     duration = count / rate
+    # The receiver outlasts the sender's own start-up, which a slow CPU stretches to seconds (a TCG guest).
     r = lab.popen(receiver, [*PROBE, "recv", "--port", str(port),
-                             "--duration", str(listen or duration + 1.0), "--out", str(rout)])
+                             "--duration", str(listen or lead(lab, sender) + duration + 1.0), "--out", str(rout)])
     lab.wait_bound(receiver, port)
     argv = [*PROBE, "send", "--dst", dst, "--port", str(port), "--rate", str(rate),
             "--duration", str(duration), "--out", str(sout)]
@@ -69,6 +71,16 @@ def udp_exchange(lab: Lab, sender: str, receiver: str, dst: str, *, count: int =
     r.wait(duration + 15)
     with open(rout) as f:
         return list(csv.DictReader(f))
+
+
+_LEADS: dict[Path, float] = {}
+
+
+def lead(lab: Lab, node: str) -> float:
+    """How long a probe takes to start in this lab, doubled (the runner's ``start_lead``), timed once per lab."""
+    if lab.workdir not in _LEADS:
+        _LEADS[lab.workdir] = start_lead(lab, node)
+    return _LEADS[lab.workdir]
 
 
 def netem_available() -> bool:
@@ -141,6 +153,7 @@ def leftovers(plan: Plan, pids: list[int]) -> list[str]:
 
 
 def wait_until(cond: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    timeout *= slowness()  # a bound on a hang, stretched on an emulated CPU as the lab's own are
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:

@@ -35,6 +35,7 @@ def rtts(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"time=([\d.]+) ms", text)]
 
 
+@pytest.mark.full_kernel  # netem's branch where the kernel has it: 'make vm-test'
 def test_a_25_ms_link_measures_25_ms_each_way_and_the_lab_leaves_no_delay_line_behind(tmp_path: Path) -> None:
     with Lab(loader.load(with_delay(tmp_path, "delay_ms: 25")), tmp_path) as lab:
         assert lab.emulation is not None and lab.record is not None
@@ -55,6 +56,7 @@ def test_a_25_ms_link_measures_25_ms_each_way_and_the_lab_leaves_no_delay_line_b
     assert leftovers(plan, daemons) == []
 
 
+@pytest.mark.full_kernel  # netem's branch where the kernel has it: 'make vm-test'
 def test_jitter_spreads_the_delay_as_asked(tmp_path: Path) -> None:
     with Lab(loader.load(with_delay(tmp_path, "delay_ms: 20, jitter_ms: 5")), tmp_path) as lab:
         got = udp_exchange(lab, "h1", "r", R, count=1000, rate=1000)

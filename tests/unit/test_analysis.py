@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from multi6lab.results import analysis as A
+from multi6lab.vm.qemu import substrate
 
 P = 0.001  # 1 kHz
 
@@ -370,6 +371,9 @@ def test_provenance_parsers_and_the_line_a_report_prints() -> None:
             "FRR 8.4.4, Knot 3.2.6, os-ken 4.2.2, dnspython 2.6.1, scapy 2.5.0, Python 3.11.2; 2 x AMD EPYC, "
             "load 0.1 0.2 0.3 at the start; seed 7; "
             "`multi6lab run scenarios/demo.yaml`") in markdown([summary])
+    origin["substrate"] = substrate("console=ttyS0 multi6lab.accel=tcg")  # a guest's numbers say so on their line
+    assert "2 x AMD EPYC in a qemu TCG guest (emulated CPU, about 14x slower: timings not comparable with a " \
+           "host's), load" in markdown([summary])
 
 
 def test_provenance_reads_every_fact_or_says_null() -> None:
@@ -377,11 +381,12 @@ def test_provenance_reads_every_fact_or_says_null() -> None:
 
     p = provenance.collect(seed=3)
     assert set(p) == {"commit", "dirty", "kernel", "ovs", "datapath", "frr", "knot", "os_ken", "dnspython", "scapy",
-                      "python", "cpu", "cpus", "load_before", "seed", "command"}
+                      "python", "cpu", "cpus", "load_before", "seed", "command", "substrate"}
     assert p["dnspython"] and p["scapy"] and (p["knot"] is None or p["knot"].count(".") == 2)
     assert p["commit"] is None or len(p["commit"]) == 40  # a checkout says which commit it is
     assert p["dirty"] in (None, True, False) and p["seed"] == 3 and p["cpus"] >= 1 and len(p["load_before"]) == 3
-    assert p["python"].count(".") == 2 and p["datapath"] in ("kernel", "userspace (netdev)")
+    assert p["python"].count(".") == 2 and p["datapath"] in ("kernel (system)", "userspace (netdev)")
+    assert p["substrate"] == "host" or p["substrate"].startswith("qemu ")
 
 
 def test_a_healthy_stream_reads_zero_and_its_spacing_is_the_resolution() -> None:

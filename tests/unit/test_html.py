@@ -59,6 +59,14 @@ def test_a_run_page_links_what_exists_and_shows_intervals() -> None:
     assert "2026-12-07 14:00:03.250000" in text and "1796652003.250000" in text and "frame.time_epoch >= E" in text
 
 
+def test_a_run_from_a_tcg_guest_says_so_before_its_numbers() -> None:
+    s = summary()
+    assert "Measured in a" not in html.run_page(s, [], [])  # a host's run: nothing to warn of
+    s["provenance"] = {"commit": "abc", "seed": 1, "substrate": "qemu TCG guest (emulated CPU)"}
+    page = html.run_page(s, [], [])
+    assert page.index("Measured in a qemu TCG guest (emulated CPU).") < page.index("<h2>Summary</h2>")
+
+
 def test_a_censored_statistic_reads_more_than_the_fault() -> None:
     s = summary()
     s["metrics"]["outbound"]["outage_ms"] = {"p50": 6.8, "p95": 1990.0, "max": 1990.0,  # type: ignore[index]

@@ -23,7 +23,7 @@ from typing import Any
 from multi6lab.experiments.recipe import Recipe, Ticker, say
 from multi6lab.lab.emulation import EnvError
 from multi6lab.lab.lifecycle import Lab
-from multi6lab.lab.runner import PROBE, arrivals, inject, prepare
+from multi6lab.lab.runner import PROBE, arrivals, inject, prepare, start_lead
 from multi6lab.results import analysis
 from multi6lab.results import scaleoutage as results
 from multi6lab.results.progress import Progress
@@ -76,8 +76,9 @@ def target(plan: Plan) -> tuple[str, str]:
 
 
 def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: float,
-          say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """One trial: every site's outbound outage (ms, or None with the reason)."""
+          say: Callable[[str], None], lead: float = 0.5) -> list[dict[str, Any]]:
+    """One trial: every site's outbound outage (ms, or None with the reason); ``lead``: how long one sender
+    takes to start here, at least (:func:`multi6lab.lab.runner.start_lead`)."""
     plan = lab.plan
     remote, dst = target(plan)
     sites = hit(plan)
@@ -87,7 +88,7 @@ def trial(lab: Lab, n: int, k: int, rng: random.Random, rate: float, fault_s: fl
     lab.wait_steady()
     phase = rng.uniform(0.0, PHASE_S)
     total = WARMUP_S + phase + fault_s + AFTER_S
-    start = max(0.5, START_S_PER_SITE * n)  # every sender must be streaming before the warm-up begins
+    start = max(lead, START_S_PER_SITE * n)  # every sender must be streaming before the warm-up begins
     fault = faults.compile_fault(plan, sites[0], IspOutage(isp=isp, at=0.0, duration=fault_s), 0, fault_s)
     prepare(lab, [fault])
     procs = []
@@ -167,8 +168,9 @@ def run(args: argparse.Namespace, recipe: Recipe) -> int:
         try:
             with Lab(topo, rec.out / f"n{n}", progress=say, sites_per_controller=args.sites_per_controller,
                      contacts=contacts(topo)) as lab:
+                lead = start_lead(lab, target(lab.plan)[0])
                 for k in range(1, args.trials + 1):
-                    rows += trial(lab, n, k, rng, args.rate, args.fault_s, say)
+                    rows += trial(lab, n, k, rng, args.rate, args.fault_s, say, lead)
                     say(f"  {tick()}")
         except EnvError as exc:
             failed[n] = str(exc)

@@ -14,6 +14,7 @@ daemons first, then the network, then whatever the record still lists.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from multi6lab.topologies import cluster as layout
 from multi6lab.topologies import codec, frr, knot, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
+from multi6lab.vm.qemu import slowdown
 from multi6lab.vocabulary import Event, Trigger
 
 READY_TIMEOUT = 30.0
@@ -46,8 +48,19 @@ RTT = re.compile(r"time=([0-9.]+) ms")  # an echo reply's round trip, as ping pr
 QUIET_S = 0.5  # steady: no path or locator-pair change for this long
 
 
+@functools.cache
+def slowness() -> float:
+    """How much slower this machine is than the hosts the bounds below were set on (a TCG guest: vm.qemu)."""
+    try:
+        return slowdown(Path("/proc/cmdline").read_text())
+    except OSError:
+        return 1.0
+
+
 def wait_for(what: str, cond: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
-    """Poll ``cond`` until true; raise EnvError naming ``what`` after ``timeout`` seconds."""
+    """Poll ``cond`` until true; raise EnvError naming ``what`` after ``timeout`` seconds (stretched by
+    :func:`slowness` on an emulated CPU)."""
+    timeout *= slowness()
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -64,7 +77,9 @@ def _none_missing(want: set[str], have: set[str], saying: str) -> str | None:
 
 
 def wait_settled(what: str, problem: Callable[[], str | None], timeout: float, interval: float = 0.2) -> None:
-    """Poll ``problem`` until it finds none; after ``timeout`` seconds raise EnvError naming the last one."""
+    """Poll ``problem`` until it finds none; after ``timeout`` seconds (stretched as :func:`wait_for`'s) raise
+    EnvError naming the last one."""
+    timeout *= slowness()
     deadline = time.monotonic() + timeout
     while (found := problem()) is not None:
         if time.monotonic() > deadline:

@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from multi6lab.lab.emulation import datapath
+from multi6lab.lab.emulation import datapath_label
 from multi6lab.topologies.frr import FRR_BIN
+from multi6lab.vm.qemu import substrate
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: tools/lab/provenance.py
 
@@ -33,6 +34,13 @@ def first_version(text: str) -> str | None:
 def cpu_model(cpuinfo: str) -> str | None:
     found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     return found.group(1).strip() if found else None
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def _output(argv: list[str], cwd: Path | None = None) -> str | None:
@@ -54,16 +62,14 @@ def collect(seed: int | None = None) -> dict[str, Any]:
     """The provenance block of summary.json and comparison.json."""
     commit = _output(["git", "rev-parse", "HEAD"], ROOT)
     status = _output(["git", "status", "--porcelain"], ROOT) if commit else None
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
+    cpuinfo = _read("/proc/cpuinfo")
     return {
         "commit": commit.strip() if commit else None,
         "dirty": bool(status.strip()) if status is not None else None,
         "kernel": platform.release(),
         "ovs": first_version(_output(["ovs-vsctl", "--version"]) or ""),
-        "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)",
+        "datapath": datapath_label(),
+        "substrate": substrate(_read("/proc/cmdline")),
         "frr": first_version(_output([str(FRR_BIN / "zebra"), "--version"]) or ""),
         "os_ken": _package("os-ken"),
         "knot": first_version(_output(["knotd", "--version"]) or ""),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from multi6lab.lab import provenance, resources
-from multi6lab.lab.emulation import EnvError, datapath, terminate_as_interrupt
+from multi6lab.lab.emulation import EnvError, datapath_label, terminate_as_interrupt
 from multi6lab.lab.lifecycle import Lab, wait_for
 from multi6lab.results import analysis, capture, html, plots, report, soak, witness
 from multi6lab.results.report import write_atomic
@@ -37,7 +37,7 @@ UDP_OUT, UDP_IN, TCP_BASE, NEW_PORT = 5001, 5002, 5100, 5004
 STARTUP_S = 1.0  # receivers listen this much longer than the trial at most (their bound)
 LATE_S = 0.3  # the UDP receivers stop this long after the senders' last probe: a later one counts as lost
 FREEZE_LEAD_S = 0.05  # frozen controllers: stopped this long before the first fault (long done by then)
-SENDER_START_S = 0.5  # senders wait for this common start time (--start-at); a late one starts at once
+SENDER_START_S = 0.5  # senders wait for a common start this far ahead at least (--start-at; see start_lead)
 MIN_FREE_MB = 20  # the least free space a trial starts with (its logs and plot take a few MB)
 
 
@@ -49,6 +49,7 @@ class Runner:
         how the links between them are carried."""
         self.sc, self.out, self.say, self.tick, self.servers = sc, out, progress, tick, servers
         self.cluster_links = cluster_links
+        self.lead = SENDER_START_S  # how far ahead of now the senders' common start is set (start_lead)
 
     # -- addresses ----------------------------------------------------------------------------------------
     def remote_address(self, lab: Lab) -> str:
@@ -89,7 +90,7 @@ class Runner:
         total = sc.warmup_s + sc.phase_span_s + sc.record_s
         r_addr, targets = self.remote_address(lab), self.site_targets(lab)
         h, r = sc.host, sc.remote
-        listen = str(total + STARTUP_S + 1.0)
+        listen = str(self.lead + total + STARTUP_S + 1.0)
         mp = ["--mptcp"] if sc.approach_label == Approach.MPTCP else []  # the TCP probes speak MPTCP
         prepare(lab, compiled)
         procs = []
@@ -108,8 +109,8 @@ class Runner:
                                    "--out", str(d / "inbound.csv")])]
         # The fresh clients' server lives until the last client has given up; it is stopped once they are done.
         new_server = lab.popen(h, [*PROBE, "tcp-server", "--port", str(NEW_PORT), "--duration",
-                                   str(total + STARTUP_S + 1.0 + tr.give_up_s), "--out", str(d / "new-server.csv"),
-                                   *mp])
+                                   str(self.lead + total + STARTUP_S + 1.0 + tr.give_up_s), "--out",
+                                   str(d / "new-server.csv"), *mp])
         # One session each: a server stops when its client has closed and every record is in.
         servers = [lab.popen(r, [*PROBE, "tcp-server", "--port", str(TCP_BASE + i), "--sessions", "1",
                                  "--duration", listen, "--out", str(d / f"tcp{i}-server.csv"), *mp])
@@ -118,7 +119,7 @@ class Runner:
         for node, port, proto in [(r, UDP_OUT, "udp"), (h, UDP_IN, "udp"), (h, NEW_PORT, "tcp"),
                                   *((r, TCP_BASE + i, "tcp") for i in range(tr.tcp_sessions))]:
             lab.wait_bound(node, port, proto)
-        t0 = time.monotonic() + SENDER_START_S
+        t0 = time.monotonic() + self.lead
         origin = t0 + sc.warmup_s + phase
         common = ["--duration", str(total), "--start-at", f"{t0:.6f}"]
         rate = str(tr.udp_rate)
@@ -131,7 +132,7 @@ class Runner:
         if tr.witness:
             for node, dst, port in ((h, r_addr, witness.OUT_PORT), (r, targets[0], witness.IN_PORT)):
                 procs.append(lab.popen(node, [*WITNESS, "send", "--dst", dst, "--port", str(port), "--rate", rate,
-                                              "--duration", str(total + SENDER_START_S)]))
+                                              "--duration", str(total + self.lead)]))
         tcp_clients = [lab.popen(h, [*PROBE, "tcp-client", "--dst", r_addr, "--port", str(TCP_BASE + i),
                                      "--interval", str(tr.tcp_interval_ms / 1000), "--out",
                                      str(d / f"tcp{i}-client.csv"), *common, *mp])
@@ -316,6 +317,9 @@ class Runner:
             sp = next(s for s in lab.plan.sites if s.site.name == sc.site)
             origin["delay"] = lab.emulation.delay if lab.emulation is not None else None  # netem, or the lab's own
             compiled = [compile_fault(lab.plan, sp, f, i, sc.record_s) for i, f in enumerate(sc.faults)]
+            self.lead = start_lead(lab, sc.host)
+            if self.lead > SENDER_START_S:
+                self.say(f"a probe takes {self.lead / 2:.1f} s to start here: senders start {self.lead:.1f} s ahead")
             for k in range(1, sc.trials + 1):
                 self.say(f"trial {k}/{sc.trials}: {', '.join(c.fault.describe() for c in compiled)}")
                 trial, tl = self.trial(lab, k, compiled)
@@ -334,10 +338,11 @@ class Runner:
             "scenario": sc.name, "topology": sc.topology.name, "approach": sc.approach_label,
             "trigger": sc.trigger_label, "detection_bound_ms": sc.detection_bound_ms,
             "fault": "; ".join(f.describe() for f in sc.faults), "trials": len(trials),
-            "datapath": "kernel" if datapath() == "kernel" else "userspace (netdev)", "started": started,
+            "datapath": datapath_label(), "started": started,
             "command": f"multi6lab run {sc.source} --trials {len(trials)}" + (
                 f" --servers {self.servers} --cluster-links {self.cluster_links}" if self.servers > 1 else ""),
-            "servers": self.servers, **({"cluster_links": self.cluster_links} if self.servers > 1 else {}),
+            "sender_lead_s": round(self.lead, 3), "servers": self.servers,
+            **({"cluster_links": self.cluster_links} if self.servers > 1 else {}),
             "metrics": analysis.aggregate(trials), "provenance": origin,
             "resources": soak.verdict(samples, {"outbound": [t.outbound.outage_ms for t in trials],
                                                 "inbound": [t.inbound.outage_ms for t in trials]}),
@@ -384,6 +389,19 @@ def arrivals(path: Path) -> list[analysis.Arrival]:
     """A probe receiver's log (``probe recv --out``), as the analysis reads a stream."""
     return [analysis.Arrival(int(r["seq"]), float(r["t_sent"]), float(r["t_recv"]), r["source"])
             for r in read_rows(path)]
+
+
+def start_lead(lab: Lab, node: str) -> float:
+    """How far ahead the senders' common start (``--start-at``) is set: a probe's own start-up in ``node``,
+    timed three times, the slowest doubled, and SENDER_START_S at least. On a host that is the floor; where
+    Python itself starts slowly (an emulated CPU: a TCG guest took about 3 s) a fixed lead would let the
+    faults begin before the first probe is sent."""
+    slowest = 0.0
+    for _ in range(3):
+        t = time.monotonic()
+        lab.popen(node, [*PROBE, "--help"], stdout=subprocess.DEVNULL).wait(120)
+        slowest = max(slowest, time.monotonic() - t)
+    return max(SENDER_START_S, 2 * slowest)
 
 
 def finish(p: subprocess.Popen[bytes], timeout: float) -> None:

@@ -100,6 +100,7 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
              f"<p>{escape(summary.get('fault', ''))}; {_num(summary['trials'])} trials on "
              f"{escape(summary['topology'])} ({escape(summary.get('datapath', ''))}){_rtt(m)}. Reproduce: "
              f"<code>{escape(summary.get('command', ''))}</code></p>",
+             _substrate(summary),
              "<h2>Summary</h2>",
              _table(["metric", "p50 [95 % interval]", "p95 [95 % interval]", "max", "no value"],
                     _metric_rows(m)),
@@ -154,6 +155,12 @@ def run_page(summary: Mapping[str, Any], trials: Sequence[Mapping[str, Any]], fi
                                                                         for k, v in p.items()]))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _substrate(summary: Mapping[str, Any]) -> str:
+    """A run measured in a qemu guest says so where its numbers begin; one on a host says nothing here."""
+    where = (summary.get("provenance") or {}).get("substrate", "host")
+    return "" if where == "host" else f"<p class='note'><strong>Measured in a {escape(where)}.</strong></p>"
 
 
 def _rtt(m: Mapping[str, Any]) -> str:

@@ -45,8 +45,14 @@ def origin(summary: dict[str, Any]) -> str:
     return (f"{summary['scenario']}: commit {commit}; Linux {p['kernel']}, Open vSwitch {p['ovs']} "
             f"{p['datapath']}, FRR {p['frr']}, Knot {p.get('knot')}, os-ken {p['os_ken']}, dnspython "
             f"{p.get('dnspython')}, scapy {p.get('scapy')}, Python {p['python']}; {p['cpus']} x "
-            f"{p['cpu']}, load {' '.join(map(str, p['load_before']))} at the start; seed {p['seed']}; "
+            f"{p['cpu']}{_guest(p)}, load {' '.join(map(str, p['load_before']))} at the start; seed {p['seed']}; "
             f"`{p['command']}`")
+
+
+def _guest(p: dict[str, Any]) -> str:
+    """Where the run was: nothing on a host, the qemu guest and its accelerator otherwise."""
+    where = p.get("substrate", "host")
+    return "" if where == "host" else f" in a {where}"
 
 
 def markdown(summaries: list[dict[str, Any]]) -> str:
