@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from multi6lab.lab.lifecycle import Lab
+from multi6lab.lab.lifecycle import Lab, slowness
 from multi6lab.topologies import loader
 from tests.integration.helpers import (
     lab_with_approach,
@@ -47,12 +47,15 @@ def test_a_25_ms_link_measures_25_ms_each_way_and_the_lab_leaves_no_delay_line_b
         # One way the probes' own clock: kernel stamps at both ends, one monotonic clock for every namespace.
         got = udp_exchange(lab, "h1", "r", R, count=500, rate=500)
         plan = lab.plan
-    assert len(times) == 100 and min(times) >= 50.0 and statistics.median(times) <= 51.0, times
+    # The path's own transit, above the delay, is the CPU's: stretched on an emulated one (a TCG guest's ping
+    # read 51.2-52.1 ms) as the lab's bounds are; never early anywhere.
+    k = slowness()
+    assert len(times) == 100 and min(times) >= 50.0 and statistics.median(times) <= 50.0 + 1.0 * k, times
     one_way = sorted((float(g["t_recv"]) - float(g["t_sent"])) * 1000 for g in got)
     # Never early; at 25 ms give or take the path's own transit for nine probes in ten. (Its p99, which the
     # machine's hiccups under the whole suite can stretch, is the benchmark's business: make delay-accuracy.)
-    assert len(one_way) == 500 and one_way[0] >= 25.0 and statistics.median(one_way) <= 25.5, one_way[-5:]
-    assert one_way[int(0.9 * 500)] <= 26.0, one_way[-50:]
+    assert len(one_way) == 500 and one_way[0] >= 25.0 and statistics.median(one_way) <= 25.0 + 0.5 * k, one_way[-5:]
+    assert one_way[int(0.9 * 500)] <= 25.0 + 1.0 * k, one_way[-50:]
     assert leftovers(plan, daemons) == []
 
 

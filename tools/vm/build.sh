@@ -7,7 +7,7 @@
 #                   script, setup.sh and the pinned requirements.
 #   build/vm/disk.img  that tree plus the checkout's files as they are now (/opt/multi6lab) and the guest's init
 #                   (tools/vm/init.sh as /sbin/multi6lab-init), as an ext4 image
-#                   made by mkfs.ext4 -d (no loop mount): keyed on the tree and the checkout's content.
+#                   made by mkfs.ext4 -d (no loop mount): keyed on the tree, the commit and the checkout's content.
 # Every mount is made inside a private mount namespace (unshare -m), so none outlives the build, even a failed one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -81,7 +81,8 @@ fi
 
 install -m 0755 tools/vm/init.sh "$ROOT/sbin/multi6lab-init"
 sync_project
-disk_key=$( { echo "$base_key"; git ls-files -co --exclude-standard -z | sort -z | xargs -0 sha256sum 2>/dev/null; } |
+disk_key=$( { echo "$base_key"; git rev-parse HEAD 2>/dev/null;  # the commit a guest's results will name
+              git ls-files -co --exclude-standard -z | sort -z | xargs -0 sha256sum 2>/dev/null; } |
             sha256sum | cut -c1-16)
 if [ "$(cat "$OUT/disk.key" 2>/dev/null)" != "$disk_key" ] || [ ! -e "$OUT/disk.img" ]; then
   say "making the disk image from the tree (mkfs.ext4 -d)"
