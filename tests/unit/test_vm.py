@@ -41,7 +41,7 @@ def test_an_unknown_accelerator_or_job_is_refused(kw: dict[str, str], said: str)
 
 def test_the_job_runs_every_step_keeps_the_first_failure_and_copies_the_results(tmp_path: Path) -> None:
     project, share = tmp_path / "project", tmp_path / "share"
-    (project / "results").mkdir(parents=True)
+    project.mkdir()  # its results folder is the job's to make
     share.mkdir()
     steps = [["sh", "-c", "echo one > results/a"], ["sh", "-c", "exit 3"], ["false"],
              ["sh", "-c", "echo \"it's run\" > results/b"]]

@@ -60,8 +60,9 @@ GUEST_SHARE = "/mnt/host"  # where the guest mounts the host's share
 
 def job_script(steps: list[list[str]], collect: str, project: str = GUEST_PROJECT, share: str = GUEST_SHARE) -> str:
     """The share's job.sh: each step in ``project``, every one run even after a failure (the results of the
-    others are still wanted), ``collect`` copied onto ``share`` at the end; its status is the first failure's."""
-    lines = ["#!/bin/bash", f"cd {shlex.quote(project)}", "status=0"]
+    others are still wanted), ``collect`` (made first, so a step may write into it) copied onto ``share`` at the
+    end; its status is the first failure's."""
+    lines = ["#!/bin/bash", f"cd {shlex.quote(project)}", f"mkdir -p {shlex.quote(collect)}", "status=0"]
     for argv in steps:
         cmd = shlex.join(argv)
         said, failed = shlex.quote(f"== vm job: {cmd}"), shlex.quote(f"== vm job: failed ({cmd}), exit ")
