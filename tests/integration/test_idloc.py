@@ -67,8 +67,12 @@ def test_edges_learn_whom_they_talk_to_from_packets_and_fall_back_to_plain_ipv6(
     s1's edge hold h1's echo until the lookup of h2's identity answered, and s2's edge look up the locator the
     echo came from. A plain host (the mapping server's node runs no id-loc) is found out the same way, and is
     talked to with plain IPv6 on the site's locators."""
-    first = events(lab, "contact_released")
-    assert {e["site"] for e in first} == {"s1", "s2"} and all(0 < e["waited_ms"] < 3000 for e in first)
+    released = events(lab, "contact_released")
+    # Each edge's first packet waited for its lookup; a later one that finds the contact resolved (seen: a second
+    # release 2.5 ms after the first, in two runs of the suite) goes at once.
+    first = [next(e for e in released if e["site"] == site) for site in ("s1", "s2")]
+    assert {e["site"] for e in released} == {"s1", "s2"} and all(0 < e["waited_ms"] < 3000 for e in first)
+    assert all(0 <= e["waited_ms"] < 3000 for e in released)
     assert {(e["site"], e["tree"]) for e in events(lab, "mapping_resolved")} >= {("s1", "id"), ("s2", "loc")}
     s1 = lab.plan.sites[0]
     h1_via_a = str(s1.hosts[0].locators["s1ea"])
