@@ -68,11 +68,16 @@ def test_edges_learn_whom_they_talk_to_from_packets_and_fall_back_to_plain_ipv6(
     echo came from. A plain host (the mapping server's node runs no id-loc) is found out the same way, and is
     talked to with plain IPv6 on the site's locators."""
     released = events(lab, "contact_released")
-    # Each edge's first packet waited for its lookup; a later one that finds the contact resolved (seen: a second
-    # release 2.5 ms after the first, in two runs of the suite) goes at once.
-    first = [next(e for e in released if e["site"] == site) for site in ("s1", "s2")]
-    assert {e["site"] for e in released} == {"s1", "s2"} and all(0 < e["waited_ms"] < 3000 for e in first)
-    assert all(0 <= e["waited_ms"] < 3000 for e in released)
+    assert {e["site"] for e in released} == {"s1", "s2"} and all(0 <= e["waited_ms"] < 3000 for e in released)
+    # s1's edge knew nobody: h1's first echo waited for the lookup of h2's identity.
+    s1_first = next(e for e in released if e["site"] == "s1")
+    assert s1_first["waited_ms"] > 0
+    # s2's edge learnt s1 by looking up a locator: the echo's source, or s1's first pair probe, which s1 sends
+    # as it releases the echo and which may bring the record before the echo arrives (seen in CI: the echo then
+    # goes on at once, 0 ms). Either way the answer came before s2 let anything of s1's through.
+    s2_first = next(e for e in released if e["site"] == "s2")
+    learnt = [e for e in events(lab, "mapping_resolved") if e["site"] == "s2" and e["tree"] == "loc"]
+    assert learnt and learnt[0]["t"] <= s2_first["t"]
     assert {(e["site"], e["tree"]) for e in events(lab, "mapping_resolved")} >= {("s1", "id"), ("s2", "loc")}
     s1 = lab.plan.sites[0]
     h1_via_a = str(s1.hosts[0].locators["s1ea"])
