@@ -30,7 +30,7 @@ from multi6lab.controller.compat import (
     ofproto_v1_3,
     set_ev_cls,
 )
-from multi6lab.controller.core import Core, Decision, Install, Log, PacketOut, Release
+from multi6lab.controller.core import Core, Decision, FlushLater, Install, Log, PacketOut, Release
 from multi6lab.controller.policy import (
     COOKIE,
     OFPP_CONTROLLER,
@@ -56,6 +56,10 @@ SETTINGS: dict[str, Any] = {"brief": None, "sites": None, "events": None, "ra_in
 
 class EventHeartbeatTick(event.EventBase):  # type: ignore[misc]
     """Judge heartbeats in the app's own event queue, after every reply that arrived before it."""
+
+
+class EventFlush(event.EventBase):  # type: ignore[misc]
+    """The core's flush, queued behind every packet-in already read from the switches: a burst is one batch."""
 
 
 class SiteExitController(BaseApp):  # type: ignore[misc]
@@ -95,6 +99,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         for o in outputs:
             if isinstance(o, Log):
                 self.log(o.event, **o.fields)
+                continue
+            if isinstance(o, FlushLater):
+                self.send_event(self.name, EventFlush())
                 continue
             dp = self.datapaths.get(o.dpid)
             if dp is None:
@@ -280,6 +287,10 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
             if deadline is not None and time.monotonic() >= deadline:
                 judged = deadline
                 self.send_event(self.name, EventHeartbeatTick())
+
+    @set_ev_cls(EventFlush)
+    def on_flush(self, ev: EventFlush) -> None:
+        self._run(self.core.flush, time.monotonic())
 
     @set_ev_cls(EventHeartbeatTick)
     def on_heartbeat_tick(self, ev: EventHeartbeatTick) -> None:

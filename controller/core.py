@@ -101,7 +101,15 @@ class Release:
     data: bytes
 
 
-Decision = Log | Install | PacketOut | Release  # what the core hands the shell
+@dataclass(frozen=True)
+class FlushLater:
+    """Call :meth:`Core.flush` once the events already queued have been handled. The translations a burst of
+    new addresses asks for then leave in one push: each push computes the whole policy, so one per address
+    made a burst cost O(N) each (RFC 6296 3.5's per-address rules, issue 32's measurement)."""
+
+
+FLUSH_LATER = FlushLater()
+Decision = Log | Install | PacketOut | Release | FlushLater  # what the core hands the shell
 
 
 @dataclass
@@ -142,6 +150,7 @@ class Core:
         self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
                           for name, pol in self.sites.items() if pol.translators}
         # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold.
+        self.unflushed: list[Release] = []  # packets whose translations wait for the next flush
         self.translated: dict[str, dict[IPv6Address, int]] = {name: {} for name, pol in self.sites.items()
                                                                if pol.per_address}  # address -> its group slot
         # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
@@ -372,8 +381,9 @@ class Core:
     def _translate(self, dpid: int, sp: SitePlan, role: str, in_port: int, pkt: packets.Parsed, data: bytes,
                    now: float) -> None:
         """nptv6 beyond /48: an address whose exits have no translation yet, met leaving (its identity) or
-        arriving (its locator through this exit). Its exact translations go to every exit, the oldest beyond
-        MAX_TRANSLATED giving way, and the packet goes back through the exit's table, now translated."""
+        arriving (its locator through this exit). Its exact translations go to every exit at the next
+        :meth:`flush` (with every other address learnt by then), the oldest beyond MAX_TRANSLATED giving way,
+        and the packet goes back through the exit's table after them, now translated."""
         pol, e = self.sites[sp.site.name], sp.exit(role)
         assert pkt.src is not None and pkt.dst is not None
         try:
@@ -398,10 +408,23 @@ class Core:
             # States before this one do not recur (translations only accumulate): caching them would hold a
             # thousand addresses' rule sets each, for nothing.
             self.policies.clear()
-            self._push("translation", now)
             self.log(Event.TRANSLATION_LEARNED, site=sp.site.name, address=str(ident), exit=role,
                      translated=len(known))
-        self.out.append(Release(dpid, in_port, data))
+        elif not self.unflushed:  # known and pushed: its rules were on their way when it came up
+            self.out.append(Release(dpid, in_port, data))
+            return
+        if not self.unflushed:
+            self.out.append(FLUSH_LATER)
+        self.unflushed.append(Release(dpid, in_port, data))
+
+    def flush(self, now: float) -> None:
+        """The translations learnt since the last flush go to the exits in one push; then their packets go back
+        through their switches' tables (after the rules, on the same connection)."""
+        if not self.unflushed:
+            return
+        self._push("translation", now)
+        self.out += self.unflushed
+        self.unflushed = []
 
     def _segment(self, sp: SitePlan, watch: RetransmitWatch, tcp: packets.Tcp, now: float) -> None:
         """transport trigger: a TCP flow that keeps repeating a segment keeps its destination away from the

@@ -14,7 +14,7 @@ import pytest
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from multi6lab.controller.core import Core, Install, Log, Release
+from multi6lab.controller.core import FLUSH_LATER, Core, Install, Log, Release
 from multi6lab.controller.policy import RuleSet
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import Plan, build
@@ -103,6 +103,8 @@ def test_an_address_the_plan_does_not_list_is_translated_once_its_first_packet_r
     exa = sp.exit("exa")
     frame = bytes(Ether(src=sp.gateway_mac, dst=sp.gateway_mac) / IPv6(src=new, dst=R))
     core.packet_in(exa.dpid, exa.inside_port, frame, 1.0)
+    assert FLUSH_LATER in core.out and not [o for o in core.out if isinstance(o, Install | Release)]
+    core.flush(1.001)
     out = core.take()
     assert [o.cause for o in out if isinstance(o, Install)] == ["translation"] * len(sp.exits)
     assert [o for o in out if isinstance(o, Release)] == [Release(exa.dpid, exa.inside_port, frame)]
@@ -118,6 +120,34 @@ def test_an_address_the_plan_does_not_list_is_translated_once_its_first_packet_r
     assert down.node == "ispb" and A(down.pkt["ipv6_src"]) == rfc6296(new, "fd00:5::/56", "3fff:b:5::/56")
 
 
+def test_a_burst_of_new_addresses_is_one_push_and_every_packet_goes_back_after_it() -> None:
+    """Each push computes the whole policy: a burst read from the switches before the flush is one batch, and
+    no packet of it goes back before the rules that translate it."""
+    p = site(56)
+    sp = p.sites[0]
+    exa = sp.exit("exa")
+    core = Core(p.brief({"site"}), None, 0.0, {})
+    up(core, p)
+    frames = [bytes(Ether(src=sp.gateway_mac, dst=sp.gateway_mac) / IPv6(src=f"fd00:5::{i:x}", dst=R))
+              for i in range(0x100, 0x120)]
+    for i, frame in enumerate(frames + frames[:1]):  # the first again: known, but its rules not out yet
+        core.packet_in(exa.dpid, exa.inside_port, frame, 1.0 + i / 1000)
+    asked = core.take()
+    assert asked.count(FLUSH_LATER) == 1 and not [o for o in asked if isinstance(o, Install | Release)]
+    core.flush(1.1)
+    out = core.take()
+    installs = [i for i, o in enumerate(out) if isinstance(o, Install)]
+    releases = [i for i, o in enumerate(out) if isinstance(o, Release)]
+    assert len(installs) == len(sp.exits) and {o.push for o in out if isinstance(o, Install)} == {core.pushes}
+    assert max(installs) < min(releases) and [out[i].data for i in releases] == frames + frames[:1]
+    for i in range(0x100, 0x120):
+        assert FakeNet(p, held(core)).send("h1", f"fd00:5::{i:x}", R).kind == "delivered"
+    core.flush(1.2)  # nothing learnt since: no push
+    assert core.take() == []
+    core.packet_in(exa.dpid, exa.inside_port, frames[3], 1.3)  # known and pushed: back at once
+    assert core.take() == [Release(exa.dpid, exa.inside_port, frames[3])]
+
+
 def test_a_first_packet_arriving_for_an_unknown_locator_is_translated_back_and_learned() -> None:
     p = site(60)
     sp = p.sites[0]
@@ -129,6 +159,7 @@ def test_a_first_packet_arriving_for_an_unknown_locator_is_translated_back_and_l
     assert FakeNet(p, held(core)).inject("exb", exb.outside_port, ipv6_src=R, ipv6_dst=str(loc),
                                          eth_dst=exb.mac).kind == "controller"
     core.packet_in(exb.dpid, exb.outside_port, frame, 2.0)
+    core.flush(2.001)
     assert A("fd00:5::77") in core.translated["site"]
     back = FakeNet(p, held(core)).inject("exb", exb.outside_port, ipv6_src=R, ipv6_dst=str(loc), eth_dst=exb.mac)
     assert back.pkt["ipv6_dst"] == "fd00:5::77"
