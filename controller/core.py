@@ -151,6 +151,8 @@ class Core:
                           for name, pol in self.sites.items() if pol.translators}
         # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold.
         self.unflushed: list[Release] = []  # packets whose translations wait for the next flush
+        self.learnt: list[tuple[float, Log]] = []  # their translation_learned lines (and when each was met),
+        # written once the push has left
         self.translated: dict[str, dict[IPv6Address, int]] = {name: {} for name, pol in self.sites.items()
                                                                if pol.per_address}  # address -> its group slot
         # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
@@ -408,8 +410,8 @@ class Core:
             # States before this one do not recur (translations only accumulate): caching them would hold a
             # thousand addresses' rule sets each, for nothing.
             self.policies.clear()
-            self.log(Event.TRANSLATION_LEARNED, site=sp.site.name, address=str(ident), exit=role,
-                     translated=len(known))
+            self.learnt.append((now, Log(Event.TRANSLATION_LEARNED, {"site": sp.site.name, "address": str(ident),
+                                                                     "exit": role, "translated": len(known)})))
         elif not self.unflushed:  # known and pushed: its rules were on their way when it came up
             self.out.append(Release(dpid, in_port, data))
             return
@@ -423,8 +425,10 @@ class Core:
         if not self.unflushed:
             return
         self._push("translation", now)
-        self.out += self.unflushed
-        self.unflushed = []
+        for met, line in self.learnt:
+            line.fields.update(batch=len(self.learnt), waited_ms=round((now - met) * 1000, 3))
+        self.out += [line for _, line in self.learnt] + self.unflushed
+        self.unflushed, self.learnt = [], []
 
     def _segment(self, sp: SitePlan, watch: RetransmitWatch, tcp: packets.Tcp, now: float) -> None:
         """transport trigger: a TCP flow that keeps repeating a segment keeps its destination away from the

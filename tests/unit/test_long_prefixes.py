@@ -140,6 +140,11 @@ def test_a_burst_of_new_addresses_is_one_push_and_every_packet_goes_back_after_i
     releases = [i for i, o in enumerate(out) if isinstance(o, Release)]
     assert len(installs) == len(sp.exits) and {o.push for o in out if isinstance(o, Install)} == {core.pushes}
     assert max(installs) < min(releases) and [out[i].data for i in releases] == frames + frames[:1]
+    # Each address is written down as learnt once its rules have left, with the size of its batch.
+    learnt = [o.fields for o in out if isinstance(o, Log) and o.event == Event.TRANSLATION_LEARNED]
+    assert [f["address"] for f in learnt] == [f"fd00:5::{i:x}" for i in range(0x100, 0x120)]
+    assert {f["batch"] for f in learnt} == {len(frames)} and not [o for o in asked if isinstance(o, Log)]
+    assert learnt[0]["waited_ms"] == 100.0 and learnt[-1]["waited_ms"] == 69.0  # met at 1.000 and 1.031
     for i in range(0x100, 0x120):
         assert FakeNet(p, held(core)).send("h1", f"fd00:5::{i:x}", R).kind == "delivered"
     core.flush(1.2)  # nothing learnt since: no push
@@ -194,10 +199,13 @@ def test_id_loc_still_needs_a_48_and_every_site_still_needs_a_64_or_shorter() ->
 def test_the_new_address_benchmark_reads_waits_rates_and_rules_per_size() -> None:
     from multi6lab.results import newaddresses as r
 
-    events = [{"event": Event.TRANSLATION_LEARNED, "site": "site", "t": t} for t in (1.0, 2.0, 2.5, 3.0)]
+    events = [{"event": Event.TRANSLATION_LEARNED, "site": "site", "t": t, "waited_ms": w}
+              for t, w in ((1.0, 5.0), (2.0, 500.0), (2.5, 250.0), (3.0, 0.0))]
     events.append({"event": Event.TRANSLATION_LEARNED, "site": "other", "t": 2.6})
-    assert r.learned_times(events, "site", 2.0) == [2.0, 2.5, 3.0] and r.rate([2.0, 2.5, 3.0]) == 2.0
-    assert r.rate([1.0]) is None
+    learned = r.learned_times(events, "site", 2.0)
+    assert learned == [(1.5, 2.0), (2.25, 2.5), (3.0, 3.0)]
+    assert r.rate(learned) == 2.0  # 3 installed from 1.5 s to 3 s
+    assert r.rate([(1.0, 1.0)]) is None and r.rate([]) is None
     rows = [{"active": n, "first_ms": 3.0 + k, "next_ms": 1.0, "rate_per_s": 500.0, "rules_per_address": 3.0}
             for n in (10, 100) for k in range(6)]
     rows.append({"active": 100, "first_ms": None, "next_ms": None, "rate_per_s": 500.0, "rules_per_address": 3.0})

@@ -11,17 +11,22 @@ from multi6lab.results.analysis import summary, with_interval
 from multi6lab.vocabulary import Event
 
 
-def learned_times(events: Iterable[Mapping[str, Any]], site: str, since: float) -> list[float]:
-    """When the site's controller installed each address's translation at or after ``since``, in order."""
-    return sorted(e["t"] for e in events if e["event"] == Event.TRANSLATION_LEARNED and e["site"] == site
-                  and e["t"] >= since)
+def learned_times(events: Iterable[Mapping[str, Any]], site: str, since: float) -> list[tuple[float, float]]:
+    """Each address whose translation the site's controller installed at or after ``since``: when its first
+    packet reached the controller and when its rules left (the controller batches a burst into one push, and
+    says how long each waited), in order of the latter."""
+    return sorted(((e["t"] - e.get("waited_ms", 0.0) / 1000, e["t"]) for e in events
+                   if e["event"] == Event.TRANSLATION_LEARNED and e["site"] == site and e["t"] >= since),
+                  key=lambda x: x[1])
 
 
-def rate(times: Sequence[float]) -> float | None:
-    """Translations a second over a burst: how many were installed after the first, over the time they took."""
-    if len(times) < 2 or times[-1] <= times[0]:
+def rate(learned: Sequence[tuple[float, float]]) -> float | None:
+    """New addresses a second over a burst: how many were installed, over the time from the first one's
+    packet reaching the controller to the last one's rules leaving it."""
+    if not learned:
         return None
-    return round((len(times) - 1) / (times[-1] - times[0]), 1)
+    span = max(t for _, t in learned) - min(met for met, _ in learned)
+    return round(len(learned) / span, 1) if span > 0 else None
 
 
 def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
