@@ -427,7 +427,8 @@ class Core:
         self._push("translation", now)
         for met, line in self.learnt:
             line.fields.update(batch=len(self.learnt), waited_ms=round((now - met) * 1000, 3))
-        self.out += [line for _, line in self.learnt] + self.unflushed
+        self.out += [line for _, line in self.learnt]
+        self.out += self.unflushed
         self.unflushed, self.learnt = [], []
 
     def _segment(self, sp: SitePlan, watch: RetransmitWatch, tcp: packets.Tcp, now: float) -> None:
