@@ -58,6 +58,10 @@ class Descriptor:
     def alive(self) -> bool:
         return self.started is not None and start_time(self.pid) == self.started
 
+    def node_command(self, node: str, command: str, check: bool) -> None:
+        """A fault action in ``node`` (:func:`multi6lab.lab.runner.run_action`)."""
+        run_in(self, node, command, check)
+
     def save(self) -> None:
         LABS.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
@@ -170,6 +174,7 @@ def run_in(d: Descriptor, node: str, command: str, check: bool = True) -> subpro
 def fault(d: Descriptor, spec: str, say: Callable[[str], None]) -> dict[str, Any]:
     """Apply the fault ``spec`` (a scenario's fault entry, as YAML) to the lab now, wait its duration and restore
     it (also on Ctrl-C); the record of it, also appended to the run's ``faults.jsonl``."""
+    from multi6lab.lab.runner import inject, prepare
     from multi6lab.scenarios import model
     from multi6lab.scenarios.faults import compile_fault
     from multi6lab.topologies import codec, yamlsrc
@@ -180,32 +185,11 @@ def fault(d: Descriptor, spec: str, say: Callable[[str], None]) -> dict[str, Any
     sp = next(s for s in plan.sites if s.site.name == sc.site)
     (f,) = sc.faults
     c = compile_fault(plan, sp, f, 0, sc.record_s)
-    rec: dict[str, Any] = {"fault": spec, "lab": d.name, "actions": []}
-    t0 = time.monotonic()
-    try:
-        for a in c.prepare:
-            _act(d, a.node, a.command)
-        for a in c.actions:
-            time.sleep(max(0.0, t0 + a.at - time.monotonic()))  # the fault's own schedule, as a user asked
-            say(f"+{a.at:.3f} s {a.label or a.command}")
-            rec["actions"].append({"at": round(time.monotonic() - t0, 4), "node": a.node, "command": a.command,
-                                   "t": time.time()})
-            _act(d, a.node, a.command)
-    finally:
-        for a in c.undo:
-            _act(d, a.node, a.command, check=False)
+    prepare(d, [c])
+    rec = {"fault": spec, "lab": d.name, "t": time.time(), "actions": inject(d, [c], time.monotonic(), 0.0, say=say)}
     with open(Path(d.workdir) / "faults.jsonl", "a") as log:
         log.write(json.dumps(rec) + "\n")
     return rec
-
-
-def _act(d: Descriptor, node: str | None, command: str, check: bool = True) -> None:
-    if node is None:
-        r = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
-        if check and r.returncode:
-            raise LabError(f"'{command}' failed (exit {r.returncode}): {r.stderr.strip()}")
-    else:
-        run_in(d, node, command, check)
 
 
 def python() -> list[str]:

@@ -584,6 +584,14 @@ class Lab:
     def cmd(self, node: str, command: str) -> str:
         return str(self.node(node).cmd(command))
 
+    def node_command(self, node: str, command: str, check: bool) -> None:
+        """A fault action in ``node`` (:func:`multi6lab.lab.runner.run_action`); a failure raises unless
+        ``check`` is off (an undo)."""
+        if check:
+            self.emulation.run(node, command)  # type: ignore[union-attr]
+        else:
+            self.cmd(node, command)
+
     def ping_ms(self, node: str, address: str, count: int = 1) -> float | None:
         """The median round trip (ms) of ``count`` echoes 20 ms apart from ``node``, or None if none was answered
         within 3 s."""

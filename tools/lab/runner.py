@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from multi6lab.lab import provenance, resources
 from multi6lab.lab.emulation import EnvError, datapath_label, terminate_as_interrupt
@@ -424,51 +424,62 @@ def tcpdump(lab: Lab, node: str, intf: str, pcap: Path, bpf: str) -> subprocess.
     return p
 
 
-def run_action(lab: Lab, a: Action, check: bool = True) -> None:
+class Actor(Protocol):
+    """Where a fault's actions in a node run: a :class:`Lab` of this process, or a detached lab reached by its
+    nodes' pids (:class:`multi6lab.lab.detached.Descriptor`)."""
+
+    def node_command(self, node: str, command: str, check: bool) -> None: ...
+
+
+def run_action(actor: Actor, a: Action, check: bool = True) -> None:
     """One fault action, in its node (or on the host); a failure raises unless ``check`` is off (an undo)."""
     if a.node is None:
         r = subprocess.run(a.command, shell=True, capture_output=True, text=True, check=False)
         if check and r.returncode:
             raise EnvError(f"fault action '{a.command}' failed: {r.stderr.strip()}")
-    elif check:
-        lab.emulation.run(a.node, a.command)  # type: ignore[union-attr]
     else:
-        lab.cmd(a.node, a.command)
+        actor.node_command(a.node, a.command, check)
 
 
-def prepare(lab: Lab, compiled: list[Compiled]) -> None:
+def prepare(actor: Actor, compiled: list[Compiled]) -> None:
     """What the faults set up before a trial's probes start (an empty nftables table), so that setting it up
     later cannot disturb the measured stream."""
     for a in (p for c in compiled for p in c.prepare):
-        run_action(lab, a)
+        run_action(actor, a)
 
 
-def inject(lab: Lab, compiled: list[Compiled], origin: float, phase: float,
-           before: Callable[[float], None] | None = None) -> list[dict[str, Any]]:
-    """The one fault engine every experiment's trial goes through (after :func:`prepare`): the faults'
-    actions at ``origin`` + their times (:func:`play`), and their undo whatever happens. ``before`` is called
-    with the first action's time before it is due (a scenario's frozen controllers are stopped there)."""
+def inject(actor: Actor, compiled: list[Compiled], origin: float, phase: float,
+           before: Callable[[float], None] | None = None,
+           say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The one fault engine every experiment's trial, and a fault made by hand in a detached lab, go through
+    (after :func:`prepare`): the faults' actions at ``origin`` + their times (:func:`play`), and their undo
+    whatever happens. ``before`` is called with the first action's time before it is due (a scenario's frozen
+    controllers are stopped there)."""
     actions = sorted(a for c in compiled for a in c.actions)
     try:
         if before is not None:
             before(origin + actions[0].at)
-        return play(lab, actions, origin, phase)
+        return play(actor, actions, origin, phase, say)
     finally:
         for a in (u for c in compiled for u in c.undo):
-            run_action(lab, a, check=False)
+            run_action(actor, a, check=False)
 
 
-def play(lab: Lab, actions: list[Action], origin: float, phase: float) -> list[dict[str, Any]]:
-    """The faults' timed actions, each at ``origin`` + its time: what every trial of every experiment injects
-    through, and the record the analysis reads its windows from (a fault opens when its command *starts*).
+def play(actor: Actor, actions: list[Action], origin: float, phase: float,
+         say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The faults' timed actions, each at ``origin`` + its time (said as it starts, where ``say`` is given):
+    what every trial of every experiment injects through, and the record the analysis reads its windows from
+    (a fault opens when its command *starts*).
 
     The fault takes effect inside the command: its midpoint is the reference (off by at most half the
     command's duration); the fault is certainly in effect from its end to the next action's start."""
     injected = []
     for a in actions:
         _sleep_until(origin + a.at)
+        if say is not None:
+            say(f"+{a.at:.3f} s {a.label or a.command}")
         t = time.monotonic()
-        run_action(lab, a)
+        run_action(actor, a)
         done = time.monotonic()
         injected.append({"at": a.at, "phase_ms": round(phase * 1000, 3), "t": (t + done) / 2, "start": t,
                          "end": done, "command_ms": round((done - t) * 1000, 3), "what": a.label})
