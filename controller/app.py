@@ -30,7 +30,7 @@ from multi6lab.controller.compat import (
     ofproto_v1_3,
     set_ev_cls,
 )
-from multi6lab.controller.core import Core, Decision, FlushLater, Install, Log, PacketOut, Release
+from multi6lab.controller.core import Core, CountRequest, Decision, FlushLater, Install, Log, PacketOut, Release
 from multi6lab.controller.policy import (
     COOKIE,
     OFPP_CONTROLLER,
@@ -73,9 +73,12 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         self.core = Core(brief, SETTINGS["sites"], time.monotonic(), SETTINGS["mapping_keys"])
         self.datapaths: dict[int, Any] = {}
         self.barriers: dict[int, tuple[float, int]] = {}  # xid -> (sent, push)
+        self.count_requests: set[int] = set()  # xids of the flow-stats requests that ask for packet counts
         self._do(self.core.take())
         hub.spawn(self._heartbeat_loop)
         hub.spawn(self._ra_loop)
+        if (every := self.core.poll_interval()) is not None:
+            hub.spawn(self._poll_loop, every)
 
     # -- the core's outputs, encoded ------------------------------------------------------------------------
     def log(self, event: str, **fields: Any) -> None:
@@ -105,6 +108,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 continue
             dp = self.datapaths.get(o.dpid)
             if dp is None:
+                continue
+            if isinstance(o, CountRequest):
+                self._count_request(dp)
                 continue
             if isinstance(o, Install):
                 self._install(dp, o)
@@ -219,12 +225,26 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
         for port in ev.msg.body:
             self._port_state(ev.msg.datapath, port)
 
+    def _count_request(self, dp: Any) -> None:
+        p, o = dp.ofproto_parser, dp.ofproto
+        req = p.OFPFlowStatsRequest(dp, 0, 0, o.OFPP_ANY, o.OFPG_ANY, COOKIE, 0xFFFFFFFFFFFFFFFF)
+        dp.set_xid(req)
+        self.count_requests.add(req.xid)
+        dp.send_msg(req)
+
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def on_flow_stats(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        held = [(s.priority, tuple(sorted(s.match.items()))) for s in ev.msg.body]
-        self._run(self.core.flows_held, dp.id, held, bool(ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE),
-                  time.monotonic())
+        """What a switch holds: read back when it connects (reconciliation), or counted (:meth:`_poll_loop`)."""
+        dp, msg = ev.msg.datapath, ev.msg
+        more = bool(msg.flags & dp.ofproto.OFPMPF_REPLY_MORE)
+        held = [(s.priority, tuple(sorted(s.match.items()))) for s in msg.body]
+        if msg.xid in self.count_requests:
+            if not more:
+                self.count_requests.discard(msg.xid)
+            self._run(self.core.counts, dp.id, list(zip(held, (s.packet_count for s in msg.body), strict=True)),
+                      more, time.monotonic())
+            return
+        self._run(self.core.flows_held, dp.id, held, more, time.monotonic())
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     def on_group_desc(self, ev: Any) -> None:
@@ -260,6 +280,15 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 self._run(self.core.advertise)
             except Exception as exc:  # a switch that went away mid-send
                 self.log(Event.RA_ERROR, error=str(exc))
+
+    def _poll_loop(self, every: float) -> None:
+        """The exits' packet counts, every quarter of the shortest translation idle time (the core's poll)."""
+        while True:
+            hub.sleep(every)
+            try:
+                self._run(self.core.poll, time.monotonic())
+            except Exception as exc:  # a switch that went away mid-send
+                self.log(Event.POLL_ERROR, error=str(exc))
 
     def _heartbeat_loop(self) -> None:
         """Probe every interval, and wake for every deadline (a silence, an icmp or transport hold ending);

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 from typing import Any
@@ -42,7 +42,7 @@ from multi6lab.controller.policy import (
 from multi6lab.controller.transport import RetransmitWatch
 from multi6lab.topologies import knot
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
-from multi6lab.topologies.npt import Untranslatable
+from multi6lab.topologies.npt import Translator, Untranslatable
 from multi6lab.topologies.plan import Brief, SitePlan
 from multi6lab.vocabulary import RULE_CHANGING_EVENTS, Event, Trigger
 
@@ -109,7 +109,18 @@ class FlushLater:
 
 
 FLUSH_LATER = FlushLater()
-Decision = Log | Install | PacketOut | Release | FlushLater  # what the core hands the shell
+
+
+@dataclass(frozen=True)
+class CountRequest:
+    """Ask switch ``dpid`` for its rules' packet counts; :meth:`Core.counts` takes the answer. How the controller
+    tells that a learnt address stopped sending: an idle timeout on the switch would also expire the backup
+    exit's rules, which carry nothing until the primary fails."""
+
+    dpid: int
+
+
+Decision = Log | Install | PacketOut | Release | FlushLater | CountRequest  # what the core hands the shell
 
 
 @dataclass
@@ -151,6 +162,8 @@ class Core:
                           for name, pol in self.sites.items() if pol.translators}
         # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold.
         self.unflushed: list[Release] = []  # packets whose translations wait for the next flush
+        self.active: dict[str, dict[IPv6Address, float]] = {}  # site -> learnt address -> its last sign of use
+        self.seen: dict[str, dict[IPv6Address, dict[tuple[int, HeldRule], int]]] = {}  # ... -> rule -> packets
         self.learnt: list[tuple[float, Log]] = []  # their translation_learned lines (and when each was met),
         # written once the push has left
         self.translated: dict[str, dict[IPv6Address, int]] = {name: {} for name, pol in self.sites.items()
@@ -404,7 +417,8 @@ class Core:
         known = self.translated[sp.site.name]
         if ident not in known:
             if len(known) >= MAX_TRANSLATED:
-                del known[next(iter(known))]  # the oldest gives way, and its slot
+                self._forget(sp.site.name, next(iter(known)))  # the oldest gives way, and its slot
+            self.active.setdefault(sp.site.name, {})[ident] = now
             taken = set(known.values())
             known[ident] = next(i for i in range(MAX_TRANSLATED + 1) if i not in taken)
             # States before this one do not recur (translations only accumulate): caching them would hold a
@@ -418,6 +432,50 @@ class Core:
         if not self.unflushed:
             self.out.append(FLUSH_LATER)
         self.unflushed.append(Release(dpid, in_port, data))
+
+    def _forget(self, site: str, ident: IPv6Address) -> None:
+        del self.translated[site][ident]
+        self.active.get(site, {}).pop(ident, None)
+        self.seen.get(site, {}).pop(ident, None)
+
+    def poll_interval(self) -> float | None:
+        """How often the shell calls :meth:`poll`: a quarter of the shortest ``translation_idle_s`` of the sites
+        whose exits translate address by address; None where there is none."""
+        idle = [self.sites[site].plan.site.translation_idle for site in self.translated]
+        return min(idle) / 4 if idle else None
+
+    def poll(self, now: float) -> None:
+        """Ask each exit of a site that has learnt translations for its rules' packet counts."""
+        for site, known in self.translated.items():
+            if known:
+                self.out += [CountRequest(e.dpid) for e in self.sites[site].plan.exits if e.dpid in self.installed]
+
+    def counts(self, dpid: int, rows: Iterable[tuple[HeldRule, int]], more: bool, now: float) -> None:
+        """Part of an exit's answer to a :class:`CountRequest`: each rule with its packet count. A learnt address
+        whose rules (either way, at this exit) counted a packet since the last answer is in use now; once the
+        whole answer is in, an address unused for its site's ``translation_idle_s`` is forgotten and its rules
+        leave every exit (a later packet of it is learnt again)."""
+        where = self.where(dpid)
+        if where is None or where[0].site.name not in self.translated or where[1] == "fabric":
+            return
+        sp, role = where
+        site, tr = sp.site.name, self.sites[sp.site.name].translators[role]
+        known, active, seen = self.translated[site], self.active.setdefault(site, {}), self.seen.setdefault(site, {})
+        for rule, count in rows:
+            ident = _learnt(dict(rule[1]), tr, known)
+            if ident is not None and seen.setdefault(ident, {}).get((dpid, rule), 0) != count:
+                seen[ident][(dpid, rule)] = count
+                active[ident] = now
+        if more:
+            return
+        idle = sp.site.translation_idle
+        gone = [(a, now - active.get(a, now)) for a in known if now - active.get(a, now) >= idle]
+        for a, unused in gone:
+            self._forget(site, a)
+            self.log(Event.TRANSLATION_EXPIRED, site=site, address=str(a), unused_s=round(unused, 3))
+        if gone:
+            self.counters["translations_expired"] += len(gone)
+            self._push("idle", now)
 
     def flush(self, now: float) -> None:
         """The translations learnt since the last flush go to the exits in one push; then their packets go back
@@ -682,4 +740,20 @@ class Core:
 
     def name(self, dpid: int) -> str:
         return next((name for name, d in self.brief.switches if d == dpid), f"dpid {dpid}")
+
+
+def _learnt(match: dict[str, Any], tr: Translator, known: Mapping[IPv6Address, int]) -> IPv6Address | None:
+    """The learnt address an exit's rule translates (by its exact source leaving, or its locator arriving)."""
+    for field_name, inward in (("ipv6_src", False), ("ipv6_dst", True)):
+        value = match.get(field_name)
+        if not isinstance(value, str):
+            continue  # a masked match: a subnet's rule
+        try:
+            a = IPv6Address(value)
+            ident = tr.to_inside(a) if inward else a
+        except (ValueError, Untranslatable):
+            continue
+        if ident in known:
+            return ident
+    return None
 

@@ -120,6 +120,7 @@ class Event(Name):
     COUNTERS = "counters"
     RA_ERROR = "ra_error"
     HEARTBEAT_ERROR = "heartbeat_error"
+    POLL_ERROR = "poll_error"  # asking an exit for its packet counts failed (it went away mid-send)
     SESSION_DOWN = "session_down"  # routing: an exit's BGP session went down (from bgpd's log)
     SESSION_UP = "session_up"
     MAPPING_REGISTERED = "mapping_registered"  # id-loc: the mapping service accepted the site's locators
@@ -131,6 +132,7 @@ class Event(Name):
     NEIGHBOUR_LEARNED = "neighbour_learned"  # ... a host answered: the fabric delivers to it from now on
     NEIGHBOUR_FAILED = "neighbour_failed"  # ... nobody answered; its held packets were dropped
     TRANSLATION_LEARNED = "translation_learned"  # nptv6 beyond /48: an address's exact translation installed
+    TRANSLATION_EXPIRED = "translation_expired"  # ... and removed after its site's translation_idle_s unused
     CONTACT_RELEASED = "contact_released"  # id-loc: packets held until a lookup placed them went on (waited_ms)
     # mobility (the agents in hosts, the home agent and correspondents, not the controller):
     MOBILITY_START = "mobility_start"  # an agent started, with its role and settings

@@ -295,7 +295,8 @@ class _Semantics:
             fabric=v["fabric"], exits=tuple(sorted(exits, key=lambda e: e.preference)), hosts=tuple(v["hosts"]),
             identity=identity, pi=pi, asn=int(v.get("asn", SITE_ASN_BASE + position)),
             bgp=Bgp.from_dict(v.get("bgp") or {}), subnets=int(v.get("subnets", 1)),
-            mobility=mobility(v.get("mobility") or {}))
+            mobility=mobility(v.get("mobility") or {}),
+            translation_idle_s=float(v["translation_idle_s"]) if "translation_idle_s" in v else None)
 
     def link(self, i: int, v: dict[str, Any]) -> Link | None:
         path: PathKey = ("links", i)
@@ -458,6 +459,10 @@ def site_problems(s: Site, isps: Mapping[str, Isp]) -> list[tuple[PathKey, str]]
         # which nptv6's exits do address by address and the id-loc edges' pair rules do not (yet).
         out.append(((*path, "identity"), f"identity prefix {s.identity} must be /48 or shorter for "
                                          f"'{s.approach}' (its edges map whole /64s; nptv6 takes /49 to /64)"))
+    if s.translation_idle_s is not None and not (s.approach == Approach.NPTV6 and s.identity
+                                                 and s.identity.prefixlen > 48):
+        out.append(((*path, "translation_idle_s"), "translation_idle_s is for nptv6 sites whose identity is longer "
+                                                   "than /48 (their exits translate address by address)"))
     if s.approach.profile.bgp and s.pi is None:
         out.append((path, "approach 'routing' needs a provider-independent 'pi' prefix"))
     if s.pi and s.pi.prefixlen > 64:

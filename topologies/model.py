@@ -120,6 +120,9 @@ class Mobility:
     binding_lifetime_s: int = 420
 
 
+TRANSLATION_IDLE_S = 300.0
+
+
 @dataclass(frozen=True)
 class Site:
     name: str
@@ -136,6 +139,13 @@ class Site:
     bgp: Bgp = Bgp()
     subnets: int = 1  # nptv6, id-loc: the /64s of the identity prefix advertised to hosts (subnets 0..n-1)
     mobility: Mobility = Mobility()
+    # nptv6 beyond /48: a translation the controller learnt goes after this long without a packet through any
+    # exit (a rotated temporary address's, RFC 8981); a packet of it later is learnt again, not lost.
+    translation_idle_s: float | None = None  # None: TRANSLATION_IDLE_S
+
+    @property
+    def translation_idle(self) -> float:
+        return TRANSLATION_IDLE_S if self.translation_idle_s is None else self.translation_idle_s
 
     def exit(self, name: str) -> Exit:
         return next(e for e in self.exits if e.name == name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from multi6lab.lab.lifecycle import Lab
 from multi6lab.topologies import loader
 from multi6lab.vocabulary import Event
-from tests.integration.helpers import PY, topology, udp_exchange
+from tests.integration.helpers import PY, events, ovs_flows, topology, udp_exchange, wait_until
 
 pytestmark = pytest.mark.integration
 R = "3fff:ff:100::2"
@@ -39,6 +40,32 @@ def test_an_address_added_while_the_lab_runs_is_translated_from_its_first_packet
         assert [e["address"] for e in learned] == [NEW]
         back = udp_exchange(lab, "r", "h1", str(expected), count=20, port=5002)
         assert len(back) == 20  # the answers, to its locator, are translated back and find the host
+
+
+def test_an_address_that_stops_sending_loses_its_translation_and_one_in_use_keeps_it(tmp_path: Path) -> None:
+    """translation_idle_s: 2. A temporary address that went quiet (RFC 8981 rotates them) gives its rules back
+    to the exits; one that keeps sending keeps them; the quiet one's next packet is learnt again, not lost."""
+    idle = "    fabric: sw\n    translation_idle_s: 2\n"
+    text = topology("figure1-pd56").read_text().replace("    fabric: sw\n", idle)
+    busy, quiet = "fd00:5::7e:b", "fd00:5::7e:c"
+    with Lab(loader.loads(text, str(topology("figure1-pd56"))), tmp_path) as lab:
+        lab.cmd("h1", f"ip -6 addr add {busy}/64 dev h1-eth0 nodad; ip -6 addr add {quiet}/64 dev h1-eth0 nodad")
+        t0 = time.monotonic()
+        assert " 0% packet loss" in lab.cmd("h1", f"ping -6 -n -c1 -W2 -I {quiet} {R}")
+        talking = lab.popen("h1", ["ping", "-6", "-n", "-c", "60", "-i", "0.2", "-W", "2", "-I", busy, R],
+                            stdout=subprocess.PIPE)
+        try:
+            wait_until(lambda: events(lab, "translation_expired", t0), 8, "the quiet address's translation to expire")
+            assert talking.poll() is None  # still talking while the other expired
+            assert {e["address"] for e in events(lab, "translation_expired", t0)} == {quiet}
+            flows = ovs_flows("exa")
+            assert [f for f in flows if busy in f] and not [f for f in flows if quiet in f]
+        finally:
+            talking.terminate()
+            talking.wait()
+        t1 = time.monotonic()
+        assert " 0% packet loss" in lab.cmd("h1", f"ping -6 -n -c2 -W2 -I {quiet} {R}")  # learnt again
+        assert [e["address"] for e in events(lab, Event.TRANSLATION_LEARNED, t1)] == [quiet]
 
 
 def test_the_demo_s_fault_on_a_56_moves_the_site_to_the_other_isp(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from multi6lab.controller.core import FLUSH_LATER, Core, Install, Log, Release
+from multi6lab.controller.core import FLUSH_LATER, Core, CountRequest, Install, Log, Release
 from multi6lab.controller.policy import RuleSet
 from multi6lab.topologies import loader
 from multi6lab.topologies.plan import Plan, build
@@ -151,6 +151,52 @@ def test_a_burst_of_new_addresses_is_one_push_and_every_packet_goes_back_after_i
     assert core.take() == []
     core.packet_in(exa.dpid, exa.inside_port, frames[3], 1.3)  # known and pushed: back at once
     assert core.take() == [Release(exa.dpid, exa.inside_port, frames[3])]
+
+
+def test_a_learnt_address_unused_for_its_idle_time_is_forgotten_and_one_in_use_is_kept() -> None:
+    """The exits' packet counts say which learnt address is still used (a rotated temporary address is not);
+    the backup exit's rules, which count nothing while the primary works, keep nobody's alive or dead."""
+    p = site(56)
+    sp = p.sites[0]
+    exa, exb = sp.exit("exa"), sp.exit("exb")
+    core = Core(p.brief({"site"}), None, 0.0, {})
+    up(core, p)
+    assert core.poll_interval() == 75.0  # a quarter of the default 300 s
+    busy, quiet = "fd00:5::b", "fd00:5::c"
+    for a in (busy, quiet):
+        core.packet_in(exa.dpid, exa.inside_port, bytes(Ether(src=sp.gateway_mac, dst=sp.gateway_mac)
+                                                        / IPv6(src=a, dst=R)), 1.0)
+    core.flush(1.0)
+    core.take()
+    core.poll(10.0)
+    assert core.take() == [CountRequest(exa.dpid), CountRequest(exb.dpid)]
+
+    def answer(t: float, busy_packets: int, more: bool = False) -> list[str]:
+        for e in (exa, exb):
+            rows = [((r.priority, r.match), busy_packets if e is exa and ("ipv6_src", busy) in r.match else 0)
+                    for r in core.installed[e.dpid].rules]
+            core.counts(e.dpid, rows, more, t)
+        return [o.fields["address"] for o in core.take() if isinstance(o, Log) and o.event == "translation_expired"]
+
+    assert answer(100.0, 5) == []  # busy counted a packet; quiet unused for 99 s of 300
+    assert answer(302.0, 5, more=True) == []  # a partial answer decides nothing
+    assert answer(302.0, 5) == [quiet] and core.counters["translations_expired"] == 1
+    assert FakeNet(p, held(core)).send("h1", quiet, R).kind == "controller"  # its rules left: learnt again later
+    assert FakeNet(p, held(core)).send("h1", busy, R).kind == "delivered"
+    assert answer(350.0, 9) == [] and answer(640.0, 9) == []  # used at 350: 290 s unused is not yet 300
+    assert answer(651.0, 9) == [busy]
+
+
+def test_translation_idle_s_is_read_for_a_site_translating_per_address_and_refused_where_it_means_nothing() -> None:
+    text = (ROOT / "topologies" / "figure1.yaml").read_text().replace("    fabric: sw\n",
+                                                                      "    fabric: sw\n    translation_idle_s: 30\n")
+    with pytest.raises(InputError) as e:
+        loader.loads(text)  # a /48: its exits translate whole /64s, nothing is learnt
+    assert "translation_idle_s is for nptv6 sites whose identity is longer than /48" in str(e.value)
+    long = text.replace('"fd00:5::/48"', '"fd00:5::/56"').replace('"3fff:a:5::/48"', '"3fff:a:5::/56"') \
+        .replace('"3fff:b:5::/48"', '"3fff:b:5::/56"')
+    core = Core(build(loader.loads(long)).brief({"site"}), None, 0.0, {})
+    assert core.poll_interval() == 7.5
 
 
 def test_a_first_packet_arriving_for_an_unknown_locator_is_translated_back_and_learned() -> None:
