@@ -3,8 +3,9 @@
 #
 # Two layers, each rebuilt only when its inputs change:
 #   build/vm/root   a debootstrap tree with Debian's kernel, an initramfs that finds a virtio disk, and the
-#                   project's own 'tools/setup.sh --install' done inside (every package, the .venv): keyed on this
-#                   script, setup.sh and the pinned requirements.
+#                   project's own 'tools/setup.sh --install' done inside (every package, the .venv): keyed on the
+#                   functions that build it (build_tree and what it calls, not the rest of this script), the
+#                   suite, setup.sh and the pinned requirements.
 #   build/vm/disk.img  that tree plus the checkout's files as they are now (/opt/multi6lab) and the guest's init
 #                   (tools/vm/init.sh as /sbin/multi6lab-init), as an ext4 image
 #                   made by mkfs.ext4 -d (no loop mount): keyed on the tree, the commit and the checkout's content.
@@ -33,7 +34,6 @@ if [ -n "$need" ]; then
 fi
 
 started=$(date +%s)
-base_key=$(cat tools/vm/build.sh tools/setup.sh requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 
 in_root() {  # a command in the tree, with /proc, /sys and /dev mounted for it alone
   unshare -m --propagation private bash -euo pipefail -c '
@@ -50,7 +50,7 @@ sync_project() {  # the checkout as it is (its .git too, for the results' proven
     --exclude .pytest_cache --exclude .coverage "$PROJECT/" "$ROOT$GUEST_DIR/"
 }
 
-if [ "$(cat "$OUT/root.key" 2>/dev/null)" != "$base_key" ]; then
+build_tree() {
   say "building the guest's tree (debootstrap $SUITE from $MIRROR, Debian's kernel, then tools/setup.sh inside)"
   rm -rf "$ROOT" "$OUT/root.key" "$OUT/disk.img" "$OUT/disk.key"
   mkdir -p "$ROOT"
@@ -76,6 +76,14 @@ if [ "$(cat "$OUT/root.key" 2>/dev/null)" != "$base_key" ]; then
   say "running tools/setup.sh --install in the tree (the guest needs nothing from outside when it boots)"
   in_root bash "$GUEST_DIR/tools/setup.sh" --install > "$OUT/setup.log" 2>&1 || die "setup inside the tree failed; see $OUT/setup.log"
   in_root apt-get clean
+}
+
+# The tree's key: the text of the functions that build it (bash prints them without comments), so an edit to
+# the disk's part of this script does not rebuild it.
+base_key=$( { declare -f build_tree in_root sync_project; echo "$SUITE"; cat tools/setup.sh requirements.txt pyproject.toml; } |
+           sha256sum | cut -c1-16)
+if [ "$(cat "$OUT/root.key" 2>/dev/null)" != "$base_key" ]; then
+  build_tree
   echo "$base_key" > "$OUT/root.key"
 fi
 
