@@ -104,7 +104,9 @@ class SiteExitController(BaseApp):  # type: ignore[misc]
                 self.log(o.event, **o.fields)
                 continue
             if isinstance(o, FlushLater):
-                self.send_event(self.name, EventFlush())
+                # From a greenlet of its own: os-ken's event queue holds 128 events, and a handler that put
+                # into its own full queue (a burst of packet-ins fills it) would wait for itself forever.
+                hub.spawn(self.send_event, self.name, EventFlush())
                 continue
             dp = self.datapaths.get(o.dpid)
             if dp is None:

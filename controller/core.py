@@ -103,9 +103,9 @@ class Release:
 
 @dataclass(frozen=True)
 class FlushLater:
-    """Call :meth:`Core.flush` once the events already queued have been handled. The translations a burst of
-    new addresses asks for then leave in one push: each push computes the whole policy, so one per address
-    made a burst cost O(N) each (RFC 6296 3.5's per-address rules, issue 32's measurement)."""
+    """Call :meth:`Core.flush` once the events already queued have been handled. The translations and the
+    neighbours a burst of new addresses asks for then leave in one push: each push computes the whole policy,
+    so one per address made a burst cost O(N) each (RFC 6296 3.5's per-address rules, issue 32's measurement)."""
 
 
 FLUSH_LATER = FlushLater()
@@ -161,7 +161,9 @@ class Core:
         self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
                           for name, pol in self.sites.items() if pol.translators}
         # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold.
-        self.unflushed: list[Release] = []  # packets whose translations wait for the next flush
+        # What waits for the next flush's push: the causes, and the packets to put back after it.
+        self.flushing: set[str] = set()
+        self.unflushed: list[Release | PacketOut] = []
         self.active: dict[str, dict[IPv6Address, float]] = {}  # site -> learnt address -> its last sign of use
         self.seen: dict[str, dict[IPv6Address, dict[tuple[int, HeldRule], int]]] = {}  # ... -> rule -> packets
         self.learnt: list[tuple[float, Log]] = []  # their translation_learned lines (and when each was met),
@@ -426,12 +428,17 @@ class Core:
             self.policies.clear()
             self.learnt.append((now, Log(Event.TRANSLATION_LEARNED, {"site": sp.site.name, "address": str(ident),
                                                                      "exit": role, "translated": len(known)})))
-        elif not self.unflushed:  # known and pushed: its rules were on their way when it came up
+        elif "translation" not in self.flushing:  # known and pushed: its rules were on their way when it came up
             self.out.append(Release(dpid, in_port, data))
             return
-        if not self.unflushed:
+        self._after_flush("translation", [Release(dpid, in_port, data)])
+
+    def _after_flush(self, cause: str, then: list[Release | PacketOut]) -> None:
+        """Push for ``cause`` at the next :meth:`flush` (asked for once a batch), and send ``then`` after it."""
+        if not self.flushing:
             self.out.append(FLUSH_LATER)
-        self.unflushed.append(Release(dpid, in_port, data))
+        self.flushing.add(cause)
+        self.unflushed += then
 
     def _forget(self, site: str, ident: IPv6Address) -> None:
         del self.translated[site][ident]
@@ -478,16 +485,16 @@ class Core:
             self._push("idle", now)
 
     def flush(self, now: float) -> None:
-        """The translations learnt since the last flush go to the exits in one push; then their packets go back
-        through their switches' tables (after the rules, on the same connection)."""
-        if not self.unflushed:
+        """What was learnt since the last flush (translations, neighbours) goes to the switches in one push; then
+        the packets that waited for it go on (after the rules, on the same connection)."""
+        if not self.flushing:
             return
-        self._push("translation", now)
+        self._push("+".join(sorted(self.flushing)), now)
         for met, line in self.learnt:
             line.fields.update(batch=len(self.learnt), waited_ms=round((now - met) * 1000, 3))
         self.out += [line for _, line in self.learnt]
         self.out += self.unflushed
-        self.unflushed, self.learnt = [], []
+        self.flushing, self.unflushed, self.learnt = set(), [], []
 
     def _segment(self, sp: SitePlan, watch: RetransmitWatch, tcp: packets.Tcp, now: float) -> None:
         """transport trigger: a TCP flow that keeps repeating a segment keeps its destination away from the
@@ -634,11 +641,11 @@ class Core:
         if held is None:
             self.counters["unsolicited_na"] += 1
             return
-        self._push("neighbour", now)
         self.log(Event.NEIGHBOUR_LEARNED, site=sp.site.name, address=str(pkt.target), mac=pkt.eth_src, port=in_port,
                  held=len(held))
-        for data in held:
-            self.out.append(PacketOut(dpid, in_port, packets.readdressed(data, sp.gateway_mac, pkt.eth_src)))
+        # A burst of new addresses is a burst of answers too: their rules leave in one push.
+        self._after_flush("neighbour", [PacketOut(dpid, in_port, packets.readdressed(data, sp.gateway_mac, pkt.eth_src))
+                                        for data in held])
 
     def _stale_source(self, dpid: int, sp: SitePlan, in_port: int, pkt: packets.Parsed, data: bytes,
                       now: float) -> None:

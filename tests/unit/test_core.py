@@ -24,7 +24,7 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from multi6lab.controller import packets
-from multi6lab.controller.core import Core, Decision, Install, Log, PacketOut, Release
+from multi6lab.controller.core import FLUSH_LATER, Core, Decision, Install, Log, PacketOut, Release
 from multi6lab.controller.policy import Rule, RuleSet, apply
 from multi6lab.topologies import knot, loader
 from multi6lab.topologies.addressing import GATEWAY_LL, edge_address
@@ -370,6 +370,8 @@ def test_an_address_the_plan_does_not_list_is_solicited_learned_and_its_held_pac
     na = bytes(Ether(src=h1.mac, dst=sp.gateway_mac) / IPv6(src=str(new), dst=str(GATEWAY_LL), hlim=255)
                / ICMPv6ND_NA(tgt=str(new), S=1) / ICMPv6NDOptDstLLAddr(lladdr=h1.mac))
     core.packet_in(sp.fabric_dpid, h1.port, na, 8.01)
+    assert FLUSH_LATER in core.out and not [o for o in core.out if isinstance(o, Install | PacketOut)]
+    core.flush(8.011)  # with whatever else the queued events learnt
     out = core.take()
     assert [o.cause for o in out if isinstance(o, Install)] == ["neighbour"]
     (held,) = [o for o in out if isinstance(o, PacketOut)]

@@ -252,14 +252,14 @@ def test_the_new_address_benchmark_reads_waits_rates_and_rules_per_size() -> Non
     assert learned == [(1.5, 2.0), (2.25, 2.5), (3.0, 3.0)]
     assert r.rate(learned) == 2.0  # 3 installed from 1.5 s to 3 s
     assert r.rate([(1.0, 1.0)]) is None and r.rate([]) is None
-    rows = [{"active": n, "first_ms": 3.0 + k, "next_ms": 1.0, "rate_per_s": 500.0, "rules_per_address": 3.0}
-            for n in (10, 100) for k in range(6)]
+    rows = [{"active": n, "first_ms": 3.0 + k, "next_ms": 1.0, "rate_per_s": 500.0, "rules_per_address": 3.0,
+             "burst": 300, "taken": 260} for n in (10, 100) for k in range(6)]
     rows.append({"active": 100, "first_ms": None, "next_ms": None, "rate_per_s": 500.0, "rules_per_address": 3.0})
     ten, hundred = r.summarise(rows)
     assert ten["active"] == 10 and ten["first_extra_ms"]["p50"] == pytest.approx(4.5) and ten["probes"] == 6
     assert hundred["first_extra_ms"]["not_recovered"] == 1  # a probe that got no echo is counted, not dropped
     table = r.markdown([ten, hundred])
-    assert "| 10 | " in table and "| 500.0 | 3.0 |" in table
+    assert "| 10 | " in table and "| 260 of 300 | 500.0 | 3.0 |" in table
 
 
 def test_the_new_address_benchmark_refuses_a_site_that_translates_whole_64s(tmp_path: Path,

@@ -39,18 +39,20 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "first_extra_ms": summary([r["first_ms"] - r["next_ms"] if r["first_ms"] is not None
                                                and r["next_ms"] is not None else None for r in mine]),
                     "next_ms": summary([r["next_ms"] for r in mine]),
-                    "rate_per_s": mine[0].get("rate_per_s"), "rules_per_address": mine[0].get("rules_per_address")})
+                    "rate_per_s": mine[0].get("rate_per_s"), "rules_per_address": mine[0].get("rules_per_address"),
+                    "burst": mine[0].get("burst"), "taken": mine[0].get("taken")})
     return out
 
 
 def markdown(stats: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| addresses translated | first packet's extra wait p50 / p95 ms [95 % interval] | round trip after "
-             "it p50 ms | new addresses a second (burst) | rules per address (each exit) |",
-             "|---|---|---|---|---|"]
+             "it p50 ms | a burst: taken in of sent | new addresses a second (burst) | rules per address (each exit) |",
+             "|---|---|---|---|---|---|"]
     for s in stats:
         extra = s["first_extra_ms"]
+        taken = f"{s['taken']} of {s['burst']}" if s.get("burst") else "—"
         lines.append(f"| {s['active']:,} | " + (f"{with_interval(extra, 'p50')} / {with_interval(extra, 'p95')}"
                                                  if extra else "—")
-                     + f" | {s['next_ms']['p50'] if s['next_ms'] else '—'} | {s['rate_per_s'] or '—'} | "
+                     + f" | {s['next_ms']['p50'] if s['next_ms'] else '—'} | {taken} | {s['rate_per_s'] or '—'} | "
                      f"{s['rules_per_address'] or '—'} |")
     return "\n".join(lines) + "\n"
