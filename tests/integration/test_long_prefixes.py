@@ -68,6 +68,32 @@ def test_an_address_that_stops_sending_loses_its_translation_and_one_in_use_keep
         assert [e["address"] for e in events(lab, Event.TRANSLATION_LEARNED, t1)] == [quiet]
 
 
+def test_temporary_addresses_that_rotate_during_a_run_each_work_from_their_first_packet(tmp_path: Path) -> None:
+    """RFC 8981 with lifetimes short enough to rotate within seconds: the kernel makes a new temporary address
+    every few seconds and sends from the newest, and the exits learn each from its first packet, held and
+    not lost (a ping that runs across the rotations loses nothing)."""
+    import signal
+
+    with Lab(loader.load(topology("figure1-pd56")), tmp_path) as lab:
+        lab.cmd("h1", "sysctl -qw net.ipv6.conf.h1-eth0.max_desync_factor=1 net.ipv6.conf.h1-eth0.temp_prefered_lft=8"
+                      " net.ipv6.conf.h1-eth0.temp_valid_lft=30 net.ipv6.conf.h1-eth0.use_tempaddr=2")
+        pinging = lab.popen("h1", ["ping", "-6", "-n", "-i", "0.2", "-W", "2", R], stdout=subprocess.PIPE)
+        temporaries: set[str] = set()
+
+        def rotated() -> bool:
+            for link in json.loads(lab.cmd("h1", "ip -6 -j addr show dev h1-eth0 scope global temporary") or "[]"):
+                temporaries.update(a["local"] for a in link.get("addr_info", []) if "local" in a)
+            learned = {e["address"] for e in lab.events() if e["event"] == Event.TRANSLATION_LEARNED}
+            return len(temporaries & learned) >= 3
+
+        try:
+            wait_until(rotated, 40, "three temporary addresses, each translated")
+        finally:
+            pinging.send_signal(signal.SIGINT)
+            out = pinging.communicate(timeout=10)[0].decode()
+        assert " 0% packet loss" in out, out[-500:]
+
+
 def test_the_demo_s_fault_on_a_56_moves_the_site_to_the_other_isp(tmp_path: Path) -> None:
     scenario = tmp_path / "pd56.yaml"
     scenario.write_text(f"name: pd56\ntopology: {topology('figure1-pd56')}\ntrials: 1\n"
