@@ -41,7 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ``topology``, anything else is a topology."""
     from multi6lab.scenarios import compare
     from multi6lab.scenarios import model as scenario_model
-    from multi6lab.topologies import yamlsrc
+    from multi6lab.topologies import load, yamlsrc
 
     verdicts = []
     for f in args.files:
@@ -60,8 +60,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             else:
                 t = loader.from_source(src)
                 v = {"kind": "topology", "name": t.name, "sites": len(t.sites), "isps": len(t.isps),
-                     "nodes": len(t.kinds), "links": len(t.links)}
+                     "nodes": len(t.kinds), "links": len(t.links), "advice": load.advice(t, len(t.sites))}
                 said = f"{len(t.sites)} site(s), {len(t.isps)} ISP(s), {len(t.kinds)} nodes, {len(t.links)} links"
+                if v["advice"]:  # valid, but past what was measured to come up with one controller a site
+                    said += f"; note: {v['advice']}"
             verdicts.append({"file": f, "ok": True, **v})
             if not args.json:
                 print(f"ok: {f} ({said})")

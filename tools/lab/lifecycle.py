@@ -33,11 +33,11 @@ from typing import IO, Any
 from multi6lab.controller.policy import CT_ZONE
 from multi6lab.lab import mobility
 from multi6lab.lab.cluster import Cluster
-from multi6lab.lab.emulation import Emulation, EnvError, require_emulator, terminate_as_interrupt
+from multi6lab.lab.emulation import Emulation, EnvError, datapath, require_emulator, terminate_as_interrupt
 from multi6lab.lab.phases import Phases
 from multi6lab.lab.runstate import RunRecord, clean, records
 from multi6lab.topologies import cluster as layout
-from multi6lab.topologies import codec, frr, knot, shell
+from multi6lab.topologies import codec, frr, knot, load, shell
 from multi6lab.topologies.model import Topology
 from multi6lab.topologies.plan import Plan, build
 from multi6lab.vm.qemu import slowdown
@@ -281,9 +281,9 @@ class Lab:
             with phase("mobility agents start"):
                 self.start_mobility()
             with phase("ready"):
-                self.wait_ready()
+                self._past_envelope(self.wait_ready)
             with phase("steady"):
-                self.wait_steady()
+                self._past_envelope(self.wait_steady)
         except BaseException:
             self.write_phases()  # how far it came, and how long each step took
             self.stop()
@@ -293,6 +293,18 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _past_envelope(self, wait: Callable[[], None]) -> None:
+        """A bring-up that timed out says so, and, on the userspace datapath, whether the lab asks more than
+        was measured to come up and what to change (:func:`multi6lab.topologies.load.advice`)."""
+        try:
+            wait()
+        except EnvError as exc:
+            hint = load.advice(self.plan.topology, len(self.controllers)) \
+                if datapath() == "user" else None
+            if hint is None:
+                raise
+            raise EnvError(f"{exc}. This lab may be larger than this machine holds: {hint}") from None
 
     def key_path(self, site: str) -> Path | None:
         return self.workdir / "keys" / f"{site}.key" if site in self.mapping_keys else None
