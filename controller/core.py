@@ -160,16 +160,17 @@ class Core:
         # The router's neighbour discovery, for translated addresses the plan does not list.
         self.resolvers = {name: Resolver(tuple(pol.subnets()), {h.port for h in pol.plan.hosts})
                           for name, pol in self.sites.items() if pol.translators}
-        # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold.
         # What waits for the next flush's push: the causes, and the packets to put back after it.
         self.flushing: set[str] = set()
         self.unflushed: list[Release | PacketOut] = []
-        self.active: dict[str, dict[IPv6Address, float]] = {}  # site -> learnt address -> its last sign of use
-        self.seen: dict[str, dict[IPv6Address, dict[tuple[int, HeldRule], int]]] = {}  # ... -> rule -> packets
-        self.learnt: list[tuple[float, Log]] = []  # their translation_learned lines (and when each was met),
-        # written once the push has left
+        # nptv6 beyond /48 (RFC 6296 3.5): the addresses beyond the plan's whose translations the exits hold,
+        # the translation_learned lines waiting for the flush (and when each address was met), and each
+        # address's last sign of use with the packet counts that showed it.
         self.translated: dict[str, dict[IPv6Address, int]] = {name: {} for name, pol in self.sites.items()
                                                                if pol.per_address}  # address -> its group slot
+        self.learnt: list[tuple[float, Log]] = []
+        self.active: dict[str, dict[IPv6Address, float]] = {}
+        self.seen: dict[str, dict[IPv6Address, dict[tuple[int, HeldRule], int]]] = {}
         # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
         self.transport = {name: RetransmitWatch() for name, pol in self.sites.items()
                           if Trigger.TRANSPORT in pol.plan.site.triggers}
