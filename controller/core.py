@@ -169,8 +169,9 @@ class Core:
         self.translated: dict[str, dict[IPv6Address, int]] = {name: {} for name, pol in self.sites.items()
                                                                if pol.per_address}  # address -> its group slot
         self.learnt: list[tuple[float, Log]] = []
-        self.active: dict[str, dict[IPv6Address, float]] = {}
-        self.seen: dict[str, dict[IPv6Address, dict[tuple[int, HeldRule], int]]] = {}
+        self.active: dict[str, dict[IPv6Address, float]] = {name: {} for name in self.translated}
+        self.seen: dict[str, dict[IPv6Address, dict[tuple[int, HeldRule], int]]] = {
+            name: {} for name in self.translated}
         # The transport trigger's view of each site's outbound TCP flows (the fabric copies their segments).
         self.transport = {name: RetransmitWatch() for name, pol in self.sites.items()
                           if Trigger.TRANSPORT in pol.plan.site.triggers}
@@ -421,7 +422,7 @@ class Core:
         if ident not in known:
             if len(known) >= MAX_TRANSLATED:
                 self._forget(sp.site.name, next(iter(known)))  # the oldest gives way, and its slot
-            self.active.setdefault(sp.site.name, {})[ident] = now
+            self.active[sp.site.name][ident] = now
             taken = set(known.values())
             known[ident] = next(i for i in range(MAX_TRANSLATED + 1) if i not in taken)
             # States before this one do not recur (translations only accumulate): caching them would hold a
@@ -443,8 +444,8 @@ class Core:
 
     def _forget(self, site: str, ident: IPv6Address) -> None:
         del self.translated[site][ident]
-        self.active.get(site, {}).pop(ident, None)
-        self.seen.get(site, {}).pop(ident, None)
+        self.active[site].pop(ident, None)
+        self.seen[site].pop(ident, None)
 
     def poll_interval(self) -> float | None:
         """How often the shell calls :meth:`poll`: a quarter of the shortest ``translation_idle_s`` of the sites
@@ -468,7 +469,7 @@ class Core:
             return
         sp, role = where
         site, tr = sp.site.name, self.sites[sp.site.name].translators[role]
-        known, active, seen = self.translated[site], self.active.setdefault(site, {}), self.seen.setdefault(site, {})
+        known, active, seen = self.translated[site], self.active[site], self.seen[site]
         for rule, count in rows:
             ident = _learnt(dict(rule[1]), tr, known)
             if ident is not None and seen.setdefault(ident, {}).get((dpid, rule), 0) != count:

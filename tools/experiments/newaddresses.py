@@ -33,9 +33,9 @@ from multi6lab.topologies import loader
 from multi6lab.vocabulary import Event
 
 IDLE_S = 86400.0  # the sweep's sites keep what they learnt (the schema's largest translation_idle_s)
-PAUSE_S = (0.05, 0.25)
+PAUSE_S = (0.05, 0.25)  # the seeded pause before each probe address's echoes
 STALL_S = 3.0  # a burst is over once no translation has come for this long
-FILL_TRIES = 5  # the seeded pause before each probe address's echoes
+FILL_TRIES = 5  # datagrams from each address that is to be translated before a size is measured
 SEND_ONE = ("import socket, sys\n"
             "for a in open(sys.argv[1]).read().split():\n"
             "    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
