@@ -109,9 +109,9 @@ def test_the_demo_s_fault_on_a_56_moves_the_site_to_the_other_isp(tmp_path: Path
 
 def test_the_new_address_benchmark_times_first_packets_and_bursts(tmp_path: Path) -> None:
     """``multi6lab new-addresses`` in a reduced form: every probe address's first echo is answered (held, not
-    lost) and takes longer than its second, and a burst is taken in at a measured rate. The burst is larger
-    than the controller's event queue (128): a flush the controller once queued from inside a handler, into
-    that full queue, waited for itself."""
+    lost) and, across the probes, takes longer than its second; a burst is taken in at a measured rate. The
+    burst is larger than the controller's event queue (128): a flush the controller once queued from inside a
+    handler, into that full queue, waited for itself."""
     r = subprocess.run([PY, "-m", "multi6lab.cli", "new-addresses", "--active", "5,30", "--probes", "3",
                         "--burst", "300", "--out", str(tmp_path / "na")], capture_output=True, text=True,
                        timeout=300, check=False)
@@ -119,5 +119,9 @@ def test_the_new_address_benchmark_times_first_packets_and_bursts(tmp_path: Path
     out = json.loads((tmp_path / "na" / "new-addresses.json").read_text())
     assert [s["active"] for s in out["summary"]] == [5, 30]
     for row in out["rows"]:
-        assert row["first_ms"] is not None and row["first_ms"] >= row["next_ms"] > 0, row
+        assert row["first_ms"] is not None and row["next_ms"] > 0, row  # held, not lost
         assert row["rate_per_s"] and row["rules_per_address"] >= 3  # out, hand-off and in, on each exit
+    # The first echo waits for its translation; the second does not, but one may meet the switch busy with the
+    # burst's rules (seen once in make test: 136 ms, then 358 ms): across the probes, the first waits longer.
+    firsts, nexts = sorted(r["first_ms"] for r in out["rows"]), sorted(r["next_ms"] for r in out["rows"])
+    assert firsts[len(firsts) // 2] > nexts[len(nexts) // 2], out["rows"]
